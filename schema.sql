@@ -1,0 +1,73 @@
+-- authmd database schema.
+--
+-- Opening a database applies every step numbered above its PRAGMA user_version,
+-- each in its own transaction, and then sets user_version to that step. Steps
+-- are append-only: a released step is never edited; a change is a new step.
+--
+-- Conventions (portable to PostgreSQL later): text ids, integer Unix times in
+-- milliseconds (`_ms`), secrets only as SHA-256 hashes (`_hash`, 32-byte blobs),
+-- every lookup that grows with the number of rows served by an index.
+
+-- step 1
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    email       TEXT,                -- lower-cased, verified
+    name        TEXT,
+    created_ms  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX users_by_email ON users (email) WHERE email IS NOT NULL;
+
+CREATE TABLE registrations (
+    id                  TEXT PRIMARY KEY,
+    kind                TEXT NOT NULL
+                        CHECK (kind IN ('anonymous', 'agent_provider', 'email_verification')),
+    status              TEXT NOT NULL
+                        CHECK (status IN ('active', 'unclaimed', 'pending_claim', 'claimed',
+                                          'expired', 'rejected', 'locked', 'revoked')),
+    user_id             TEXT REFERENCES users (id),
+    claim_token_hash    BLOB UNIQUE,
+    requested_credential_type TEXT
+                        CHECK (requested_credential_type IN ('api_key', 'access_token')),
+    created_ms          INTEGER NOT NULL,
+    -- when an unclaimed registration stops working; NULL once claimed or for
+    -- registrations that never expire this way
+    expires_ms          INTEGER,
+    updated_ms          INTEGER NOT NULL
+);
+CREATE INDEX registrations_by_status ON registrations (status, created_ms);
+CREATE INDEX registrations_by_user ON registrations (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX registrations_by_expiry ON registrations (expires_ms) WHERE expires_ms IS NOT NULL;
+
+CREATE TABLE credentials (
+    id              TEXT PRIMARY KEY,
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    kind            TEXT NOT NULL CHECK (kind IN ('api_key', 'access_token')),
+    token_hash      BLOB NOT NULL UNIQUE,
+    scopes          TEXT NOT NULL,      -- space-separated
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER,            -- NULL for API keys
+    revoked_ms      INTEGER
+);
+CREATE INDEX credentials_by_registration ON credentials (registration_id);
+
+CREATE TABLE audit_events (
+    id                  INTEGER PRIMARY KEY,
+    at_ms               INTEGER NOT NULL,
+    event               TEXT NOT NULL,
+    registration_id     TEXT,
+    client_ip           TEXT,
+    iss                 TEXT,
+    sub                 TEXT,
+    agent_platform      TEXT,
+    agent_context_id    TEXT,
+    detail              TEXT NOT NULL DEFAULT '{}'   -- JSON object of the event's other fields
+);
+CREATE INDEX audit_events_by_time ON audit_events (at_ms);
+CREATE INDEX audit_events_by_event ON audit_events (event, at_ms);
+CREATE INDEX audit_events_by_registration ON audit_events (registration_id) WHERE registration_id IS NOT NULL;

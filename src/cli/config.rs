@@ -1,0 +1,91 @@
+//! `authmd config list | get KEY | set KEY VALUE`: the settings of
+//! DESIGN.md, stored in the database. A running server sees a change within
+//! 2 seconds. `set KEY ""` returns a key to its default.
+
+use lexopt::prelude::*;
+use serde_json::json;
+
+use super::{CliError, Context, print, print_lines};
+use crate::model::EventName;
+use crate::settings::{self, DEFS, Settings};
+use crate::store::{self, audit};
+use crate::time::{Clock, SystemClock};
+
+const USAGE: &str = "\
+usage: authmd [--db PATH] config list
+       authmd [--db PATH] config get KEY
+       authmd [--db PATH] config set KEY VALUE     (VALUE \"\" restores the default)
+";
+
+pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
+    let mut words = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return print(USAGE),
+            Value(word) => words.push(word.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["list"] => list(ctx),
+        ["get", key] => get(ctx, key),
+        ["set", key, value] => set(ctx, key, value),
+        _ => Err(CliError::usage(USAGE)),
+    }
+}
+
+fn list(ctx: &Context) -> Result<(), CliError> {
+    let stored = store::settings::load(&ctx.open_db()?)?;
+    let width = DEFS.iter().map(|d| d.key.len()).max().unwrap_or(0);
+    print_lines(DEFS.iter().map(|def| {
+        let value = match stored.get(def.key) {
+            Some(value) => settings::display(def.key, value),
+            None => format!("{} (default)", def.default.unwrap_or("unset")),
+        };
+        format!("{:width$}  {value}    # {}", def.key, def.doc)
+    }))
+}
+
+fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
+    let def = settings::def(key).ok_or_else(|| CliError::config(settings::normalize(key, "").unwrap_err()))?;
+    let stored = store::settings::load(&ctx.open_db()?)?;
+    let value = match stored.get(key) {
+        Some(value) => settings::display(key, value),
+        None => def.default.unwrap_or("").to_string(),
+    };
+    print(&format!("{value}\n"))
+}
+
+fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
+    let normalized = settings::normalize(key, value).map_err(CliError::config)?;
+    let mut conn = ctx.open_db()?;
+    let now_ms = SystemClock.now_ms();
+    // The whole resulting set is checked inside the transaction, so two
+    // concurrent `config set`s cannot combine into an inconsistent one.
+    let checked = store::write(&mut conn, |tx| {
+        let mut stored = store::settings::load(tx)?;
+        match &normalized {
+            Some(v) => stored.insert(key.to_string(), v.clone()),
+            None => stored.remove(key),
+        };
+        if let Err(why) = Settings::from_stored(&stored) {
+            return Ok(Err(why));
+        }
+        store::settings::put(tx, key, normalized.as_deref(), now_ms)?;
+        let shown = normalized.as_deref().map(|v| settings::display(key, v));
+        audit::record(
+            tx,
+            now_ms,
+            EventName::SettingChanged,
+            audit::NewEvent {
+                detail: json!({ "key": key, "value": shown }).as_object().cloned().unwrap_or_default(),
+                ..Default::default()
+            },
+        )?;
+        Ok(Ok(()))
+    })?;
+    checked.map_err(CliError::config)?;
+    let shown = normalized.map_or_else(|| "its default".to_string(), |v| settings::display(key, &v));
+    print(&format!("{key} set to {shown}\n"))
+}

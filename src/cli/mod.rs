@@ -1,0 +1,200 @@
+//! The command line (DESIGN.md "Command line"): global options, environment
+//! variables, and dispatch to one file per command. Each command file holds
+//! its usage text, its arguments and `run`.
+//!
+//! Exit statuses: 0 success, 1 failure, 2 usage error, 78 (EX_CONFIG) bad
+//! configuration, so a service manager stops restarting.
+
+mod audit;
+mod config;
+mod healthcheck;
+mod registrations;
+mod revoke;
+mod serve;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use lexopt::prelude::*;
+
+pub const EX_USAGE: u8 = 2;
+pub const EX_CONFIG: u8 = 78;
+
+const USAGE: &str = "\
+authmd: the service side of the auth.md agent-registration protocol
+
+usage: authmd [--db PATH] COMMAND [OPTIONS]
+
+commands:
+  serve                          run the server
+  healthcheck [--url URL]        exit 0 if the running server is ready
+  config list | get KEY | set KEY VALUE
+  registrations list [--status STATUS] [--json] [--limit N]
+  audit [--json] [--follow] [--since TIME] [--event NAME]
+  revoke (--registration ID | --all)
+
+global options:
+  --db PATH        the database file (env AUTHMD_DB, default ./authmd.db)
+  -h, --help       this text; `authmd COMMAND --help` for a command's own
+  -V, --version    print the version
+
+Any variable may be given as NAME_FILE instead, naming a file that holds the value.
+";
+
+#[derive(Debug)]
+pub struct CliError {
+    pub status: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError { status: EX_USAGE, message: message.into() }
+    }
+
+    pub fn config(message: impl Into<String>) -> CliError {
+        CliError { status: EX_CONFIG, message: message.into() }
+    }
+
+    pub fn failure(message: impl Into<String>) -> CliError {
+        CliError { status: 1, message: message.into() }
+    }
+
+    /// Quiet exit with a status (the command already said what it had to).
+    pub fn silent(status: u8) -> CliError {
+        CliError { status, message: String::new() }
+    }
+}
+
+impl From<lexopt::Error> for CliError {
+    fn from(err: lexopt::Error) -> CliError {
+        CliError::usage(format!("{err} (see --help)"))
+    }
+}
+
+impl From<crate::error::Error> for CliError {
+    fn from(err: crate::error::Error) -> CliError {
+        match err {
+            crate::error::Error::Internal(detail) => CliError::failure(detail),
+            other => CliError::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::OpenError> for CliError {
+    fn from(err: crate::store::OpenError) -> CliError {
+        CliError::config(err.0)
+    }
+}
+
+/// Environment variables authmd reads; each may also come as `<NAME>_FILE`.
+const KNOWN_VARIABLES: &[&str] = &["AUTHMD_DB", "AUTHMD_LISTEN", "AUTHMD_BASE_URL", "AUTHMD_WORKERS", "AUTHMD_LOG_FORMAT"];
+
+/// The `AUTHMD_*` environment, read once.
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("AUTHMD_"))
+            .collect();
+        Env { vars }
+    }
+
+    /// Variables that look like ours but are not: likely typos.
+    pub fn unknown(&self) -> Vec<&str> {
+        self.vars
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN_VARIABLES.contains(&k.strip_suffix("_FILE").unwrap_or(k)))
+            .collect()
+    }
+
+    /// `NAME`, or the contents of the file named by `NAME_FILE` (one trailing
+    /// newline dropped). Both at once is a configuration error.
+    pub fn get(&self, name: &str) -> Result<Option<String>, CliError> {
+        let file_var = format!("{name}_FILE");
+        match (self.vars.get(name), self.vars.get(&file_var)) {
+            (Some(_), Some(_)) => Err(CliError::config(format!("set {name} or {file_var}, not both"))),
+            (Some(value), None) => Ok(Some(value.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::config(format!("{file_var}: cannot read {path}: {e}")))?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_string()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// What every command gets.
+pub struct Context {
+    pub db: PathBuf,
+    pub env: Env,
+}
+
+impl Context {
+    pub fn open_db(&self) -> Result<rusqlite::Connection, CliError> {
+        Ok(crate::store::open(&self.db)?)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db
+    }
+}
+
+/// Runs the command line `args` (without the program name).
+pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
+    let env = Env::from_process();
+    for name in env.unknown() {
+        eprintln!("authmd: warning: ignoring unknown environment variable {name}");
+    }
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut db = env.get("AUTHMD_DB")?.map(PathBuf::from);
+    let command = loop {
+        match parser.next()? {
+            Some(Long("db")) => db = Some(parser.value()?.into()),
+            Some(Short('h') | Long("help")) => return print(USAGE),
+            Some(Short('V') | Long("version")) => return print(&format!("authmd {}\n", env!("CARGO_PKG_VERSION"))),
+            Some(Value(command)) => break command.string()?,
+            Some(other) => return Err(other.unexpected().into()),
+            None => return Err(CliError::usage(format!("a command is needed\n\n{USAGE}"))),
+        }
+    };
+    let ctx = Context { db: db.unwrap_or_else(|| PathBuf::from("./authmd.db")), env };
+    match command.as_str() {
+        "serve" => serve::run(&mut parser, &ctx),
+        "healthcheck" => healthcheck::run(&mut parser, &ctx),
+        "config" => config::run(&mut parser, &ctx),
+        "registrations" => registrations::run(&mut parser, &ctx),
+        "audit" => audit::run(&mut parser, &ctx),
+        "revoke" => revoke::run(&mut parser, &ctx),
+        other => Err(CliError::usage(format!("unknown command `{other}`\n\n{USAGE}"))),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`authmd audit | head`) is not an error.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::silent(0)),
+        Err(e) => Err(CliError::failure(format!("cannot write output: {e}"))),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Prints one line per item.
+pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliError> {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    print(&text)
+}

@@ -1,0 +1,128 @@
+//! The one error type of the request path, and the one place that knows how
+//! each error looks on the wire (SPEC.md section 10): [`Error::wire`].
+//!
+//! Variants carry the facts a person needs ("member `type` must be a string",
+//! "body is 70000 bytes, the limit is 65536") and never a secret: no
+//! credential, token, code or assertion is ever put in an `Error`.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum Error {
+    /// 400 `invalid_request`: a malformed request; the message names the member.
+    InvalidRequest(String),
+    /// 400 `unsupported_credential_type`.
+    UnsupportedCredentialType(String),
+    /// 400: the operator turned the anonymous flow off.
+    AnonymousNotEnabled,
+    /// 400: the operator turned verified-email registration off.
+    VerifiedEmailNotEnabled,
+    /// 400: ID-JAG registration is off altogether.
+    IssuerNotEnabled,
+    /// 401 `invalid_token` on the guarded API. `presented` says whether a token
+    /// came with the request (RFC 6750: only then does the challenge carry an error).
+    InvalidToken { presented: bool, reason: &'static str },
+    /// 403 `insufficient_scope`: a valid credential without `scope`.
+    InsufficientScope { scope: String },
+    /// 404 `not_found`.
+    NotFound,
+    /// 405 `method_not_allowed`; `allow` is the `Allow` header value.
+    MethodNotAllowed { allow: &'static str },
+    /// 413 `request_too_large`.
+    RequestTooLarge { limit_bytes: usize },
+    /// 415 `unsupported_media_type`; carries what was sent (sanitised).
+    UnsupportedMediaType(String),
+    /// 500 `server_error`: a bug or a broken database. The detail is logged
+    /// with the request id and never sent.
+    Internal(String),
+}
+
+impl Error {
+    /// `(HTTP status, SPEC.md error code)`: the only mapping there is.
+    pub fn wire(&self) -> (u16, &'static str) {
+        match self {
+            Error::InvalidRequest(_) => (400, "invalid_request"),
+            Error::UnsupportedCredentialType(_) => (400, "unsupported_credential_type"),
+            Error::AnonymousNotEnabled => (400, "anonymous_not_enabled"),
+            Error::VerifiedEmailNotEnabled => (400, "verified_email_not_enabled"),
+            Error::IssuerNotEnabled => (400, "issuer_not_enabled"),
+            Error::InvalidToken { .. } => (401, "invalid_token"),
+            Error::InsufficientScope { .. } => (403, "insufficient_scope"),
+            Error::NotFound => (404, "not_found"),
+            Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+            Error::RequestTooLarge { .. } => (413, "request_too_large"),
+            Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
+            Error::Internal(_) => (500, "server_error"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidRequest(why) => f.write_str(why),
+            Error::UnsupportedCredentialType(why) => f.write_str(why),
+            Error::AnonymousNotEnabled => f.write_str("anonymous registration is not enabled on this service"),
+            Error::VerifiedEmailNotEnabled => f.write_str("verified-email registration is not enabled on this service"),
+            Error::IssuerNotEnabled => f.write_str("ID-JAG registration is not enabled on this service"),
+            Error::InvalidToken { presented: false, .. } => {
+                f.write_str("this API needs a bearer credential: send Authorization: Bearer <credential>")
+            }
+            Error::InvalidToken { reason, .. } => write!(f, "the bearer credential is not valid: {reason}"),
+            Error::InsufficientScope { scope } => write!(f, "the credential lacks the scope `{scope}`"),
+            Error::NotFound => f.write_str("no such path"),
+            Error::MethodNotAllowed { allow } => write!(f, "this path answers only {allow}"),
+            Error::RequestTooLarge { limit_bytes } => {
+                write!(f, "the request body is larger than the limit of {limit_bytes} bytes")
+            }
+            Error::UnsupportedMediaType(sent) => {
+                write!(f, "the body must be application/json, not {sent}")
+            }
+            // The detail stays in the log; the wire gets only the request id.
+            Error::Internal(_) => f.write_str("internal error"),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Error {
+        Error::Internal(format!("database: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code an `Error` can produce must be one SPEC.md defines.
+    #[test]
+    fn every_variant_maps_to_a_spec_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/SPEC.md");
+        let spec = std::fs::read_to_string(path).expect("../shared/SPEC.md is readable");
+        let all = [
+            Error::InvalidRequest(String::new()),
+            Error::UnsupportedCredentialType(String::new()),
+            Error::AnonymousNotEnabled,
+            Error::VerifiedEmailNotEnabled,
+            Error::IssuerNotEnabled,
+            Error::InvalidToken { presented: true, reason: "" },
+            Error::InsufficientScope { scope: String::new() },
+            Error::NotFound,
+            Error::MethodNotAllowed { allow: "GET" },
+            Error::RequestTooLarge { limit_bytes: 1 },
+            Error::UnsupportedMediaType(String::new()),
+            Error::Internal(String::new()),
+        ];
+        for err in all {
+            let (status, code) = err.wire();
+            assert!(spec.contains(&format!("`{code}`")), "{code} is not in SPEC.md");
+            assert!((400..600).contains(&status));
+        }
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_message() {
+        let err = Error::Internal("database: disk I/O error at /secret/path".into());
+        assert_eq!(err.to_string(), "internal error");
+    }
+}

@@ -1,0 +1,165 @@
+//! Bearer authentication of the guarded API (SPEC.md section 7).
+//!
+//! A credential authenticates when: its checksum holds (checked before any
+//! database work), its hash is stored, it is neither revoked nor past its
+//! expiry, its registration is live, and, while the registration is
+//! unclaimed, the registration's TTL has not passed. The TTL is checked here,
+//! at authentication time, so an expired registration stops working at once
+//! even before the sweeper records it.
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::model::{CredentialType, RegistrationKind, Status, split_scopes};
+use crate::secrets;
+use crate::store::credentials;
+use crate::time::rfc3339;
+
+/// Who is calling: proof that a credential was checked.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub credential_id: String,
+    pub credential_type: CredentialType,
+    pub credential_expires_ms: Option<i64>,
+    pub issued_ms: i64,
+    pub scopes: Vec<String>,
+    pub registration_id: String,
+    pub registration_kind: RegistrationKind,
+    pub status: Status,
+    pub user_id: Option<String>,
+}
+
+impl Caller {
+    pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(Error::InsufficientScope { scope: scope.to_string() })
+        }
+    }
+
+    /// The built-in endpoint's answer: who the caller is.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "registration_id": self.registration_id,
+            "registration_type": self.registration_kind.as_wire(),
+            "status": self.status.as_str(),
+            "user_id": self.user_id,
+            "credential_type": self.credential_type.as_str(),
+            "credential_expires": self.credential_expires_ms.map(rfc3339),
+            "scopes": self.scopes,
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if any (RFC 6750
+/// 2.1; the scheme is case-insensitive). Another scheme counts as no token.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub fn authenticate(conn: &Connection, now_ms: i64, authorization: Option<&str>) -> Result<Caller, Error> {
+    let token = bearer_token(authorization).ok_or(Error::InvalidToken {
+        presented: false,
+        reason: "no bearer credential",
+    })?;
+    let invalid = |reason| Error::InvalidToken { presented: true, reason };
+    if !secrets::credential_checksum_ok(token) {
+        return Err(invalid("not a credential issued here (malformed or mistyped)"));
+    }
+    let found = credentials::by_hash(conn, &secrets::hash(token))?.ok_or(invalid("unknown credential"))?;
+    let registration = &found.registration;
+    if found.revoked_ms.is_some() || registration.status == Status::Revoked {
+        return Err(invalid("the credential was revoked"));
+    }
+    if found.expires_ms.is_some_and(|at| at <= now_ms) {
+        return Err(invalid("the credential expired"));
+    }
+    let unclaimed_past_ttl = matches!(registration.status, Status::Unclaimed | Status::PendingClaim)
+        && registration.expires_ms.is_some_and(|at| at <= now_ms);
+    if !registration.status.is_live() || unclaimed_past_ttl {
+        return Err(invalid("the registration is no longer active"));
+    }
+    Ok(Caller {
+        credential_id: found.id,
+        credential_type: found.kind,
+        credential_expires_ms: found.expires_ms,
+        issued_ms: found.created_ms,
+        scopes: split_scopes(&found.scopes),
+        registration_id: registration.id.clone(),
+        registration_kind: registration.kind,
+        status: registration.status,
+        user_id: registration.user_id.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::registration::{Request, register};
+    use crate::flows::{Config, Ctx};
+    use crate::settings::Settings;
+    use crate::store;
+
+    fn register_at(conn: &mut Connection, config: &Config, now_ms: i64) -> Value {
+        let mut ctx = Ctx { conn, config, now_ms, client_ip: Some("127.0.0.1") };
+        register(&mut ctx, Request::Anonymous { requested: CredentialType::ApiKey }).unwrap().0
+    }
+
+    fn reason(result: Result<Caller, Error>) -> &'static str {
+        match result {
+            Err(Error::InvalidToken { reason, .. }) => reason,
+            other => panic!("expected invalid_token, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_others_are_no_token() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
+    fn an_anonymous_key_works_until_its_registration_ttl() {
+        let (_dir, mut conn) = store::open_temp();
+        let mut settings = Settings::default();
+        settings.registration_ttl_secs = 60;
+        let config = Config::new("http://127.0.0.1:1", settings);
+        let t0 = 1_800_000_000_000;
+        let body = register_at(&mut conn, &config, t0);
+        let header = format!("Bearer {}", body["credential"].as_str().unwrap());
+
+        let caller = authenticate(&conn, t0 + 59_999, Some(&header)).unwrap();
+        assert_eq!(caller.scopes, ["api.read"]);
+        assert_eq!(caller.status, Status::Unclaimed);
+        assert!(caller.require_scope("api.read").is_ok());
+        assert!(matches!(caller.require_scope("api.write"), Err(Error::InsufficientScope { .. })));
+
+        assert_eq!(reason(authenticate(&conn, t0 + 60_000, Some(&header))), "the registration is no longer active");
+    }
+
+    #[test]
+    fn revoked_unknown_and_mistyped_keys_are_refused() {
+        let (_dir, mut conn) = store::open_temp();
+        let config = Config::new("http://127.0.0.1:1", Settings::default());
+        let t0 = 1_800_000_000_000;
+        let body = register_at(&mut conn, &config, t0);
+        let key = body["credential"].as_str().unwrap().to_string();
+
+        let unknown = secrets::new_credential("authmd_sk_");
+        assert_eq!(reason(authenticate(&conn, t0, Some(&format!("Bearer {unknown}")))), "unknown credential");
+        let mistyped = format!("{}x", &key[..key.len() - 1]);
+        assert!(reason(authenticate(&conn, t0, Some(&format!("Bearer {mistyped}")))).contains("malformed"));
+        assert!(matches!(authenticate(&conn, t0, None), Err(Error::InvalidToken { presented: false, .. })));
+
+        let id = body["registration_id"].as_str().unwrap();
+        store::write(&mut conn, |tx| store::registrations::revoke(tx, id, "operator", t0)).unwrap();
+        assert_eq!(reason(authenticate(&conn, t0, Some(&format!("Bearer {key}")))), "the credential was revoked");
+    }
+}

@@ -1,0 +1,83 @@
+//! Protocol logic: plain functions over a [`Ctx`] (database connection,
+//! settings, URLs, the instant of the request, the client's address). Flows
+//! never see a socket or format HTTP, and never write SQL: they call `store`.
+
+pub mod guard;
+pub mod registration;
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::settings::Settings;
+use crate::site::Site;
+
+/// One consistent view of the configuration: settings and the URLs built from them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub site: Site,
+}
+
+impl Config {
+    pub fn new(base_url: &str, settings: Settings) -> Config {
+        let site = Site::new(base_url, &settings);
+        Config { settings, site }
+    }
+
+    /// The flows this deployment offers: enabled by the operator and built in
+    /// this version. Discovery advertises exactly these.
+    pub fn available(&self) -> Available {
+        Available {
+            anonymous: self.settings.anonymous_enabled,
+            // ID-JAG verification and the claim ceremony (with verified-email
+            // registration, which needs it) are not built yet; until they are,
+            // they are neither advertised nor accepted.
+            id_jag: false,
+            verified_email: false,
+            claim: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Available {
+    pub anonymous: bool,
+    pub id_jag: bool,
+    pub verified_email: bool,
+    /// The claim endpoints (`/agent/auth/claim` and the ceremony).
+    pub claim: bool,
+}
+
+/// What every flow runs against.
+pub struct Ctx<'a> {
+    pub conn: &'a mut Connection,
+    pub config: &'a Config,
+    /// The instant of the request, from the server's clock.
+    pub now_ms: i64,
+    pub client_ip: Option<&'a str>,
+}
+
+/// Reads member `name` of a JSON object as a string: `400 invalid_request`
+/// naming the member when it is missing or of another JSON type.
+pub(crate) fn required_str<'v>(object: &'v Map<String, Value>, name: &str) -> Result<&'v str, Error> {
+    match object.get(name) {
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(Error::InvalidRequest(format!(
+            "member `{name}` must be a string, not {}",
+            json_type(other)
+        ))),
+        None => Err(Error::InvalidRequest(format!("missing member `{name}`"))),
+    }
+}
+
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

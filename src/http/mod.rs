@@ -1,0 +1,124 @@
+//! The HTTP edge: an owned [`Request`] value, a [`Response`] value, the one
+//! function that turns an [`Error`] into a response, and the router
+//! (`routes`). `server` is the only code that touches `tiny_http`.
+//!
+//! Nothing here decides protocol questions; it reads bodies and headers,
+//! calls a flow, and writes what the flow returned.
+
+pub mod routes;
+pub mod server;
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::flows::Config;
+
+/// Bodies of protocol requests are read up to this many bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Complete(Vec<u8>),
+    /// Over [`MAX_BODY_BYTES`]; only the declared or first bytes were seen.
+    TooLarge,
+    /// The connection broke while the body was read.
+    Unreadable,
+}
+
+/// One request, owned, with nothing left to read from a socket.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub method: String,
+    /// Without the query string.
+    pub path: String,
+    pub query: Option<String>,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// For the access log: the precise reason of a refusal.
+    pub reason: Option<String>,
+}
+
+pub const CACHE_PUBLIC: &str = "public, max-age=300";
+pub const NO_STORE: &str = "no-store";
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: value.to_string().into_bytes(),
+            reason: None,
+        }
+    }
+
+    pub fn text(status: u16, content_type: &str, body: String) -> Response {
+        Response { status, headers: vec![("Content-Type", content_type.into())], body: body.into_bytes(), reason: None }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The one translation of an error into a response: SPEC.md section 10's
+/// body, and the headers that belong with each kind of refusal.
+pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Response {
+    let (status, code) = err.wire();
+    let message = match err {
+        Error::Internal(_) => format!("internal error; request id {request_id}"),
+        _ => err.to_string(),
+    };
+    let body = json!({ "error": code, "message": message, "error_description": message });
+    let mut response = Response::json(status, &body).with_header("Cache-Control", NO_STORE);
+    let metadata = &config.site.resource_metadata_uri;
+    match err {
+        Error::InvalidToken { presented: false, .. } => {
+            response = response.with_header("WWW-Authenticate", format!("Bearer resource_metadata=\"{metadata}\""));
+        }
+        Error::InvalidToken { presented: true, .. } => {
+            response = response.with_header(
+                "WWW-Authenticate",
+                format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\""),
+            );
+        }
+        Error::InsufficientScope { scope } => {
+            // `scope` comes from validated settings: no quote can break out.
+            response = response.with_header(
+                "WWW-Authenticate",
+                format!("Bearer resource_metadata=\"{metadata}\", error=\"insufficient_scope\", scope=\"{scope}\""),
+            );
+        }
+        Error::MethodNotAllowed { allow } => response = response.with_header("Allow", *allow),
+        _ => {}
+    }
+    response.reason = match err {
+        Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
+        Error::Internal(detail) => Some(detail.clone()),
+        _ if status >= 400 => Some(code.to_string()),
+        _ => None,
+    };
+    response
+}

@@ -1,0 +1,275 @@
+//! The running server: `tiny_http` accepting connections, a bounded pool of
+//! worker threads (each with its own database connection) answering them,
+//! and a thread that reloads settings every second so `authmd config set`
+//! reaches a running server within 2 seconds.
+//!
+//! This is the only module that touches `tiny_http`: [`to_request`] turns its
+//! request into an owned [`Request`] (body read up to the cap), and
+//! [`respond`] writes a [`Response`] and the access-log line.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, routes};
+use crate::error::Error;
+use crate::flows::Config;
+use crate::settings::Settings;
+use crate::store::{self, OpenError};
+use crate::time::Clock;
+use crate::{log, secrets};
+
+const SETTINGS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+pub struct Options {
+    pub db_path: PathBuf,
+    pub listen: String,
+    /// `None`: `http://<bound address>`.
+    pub base_url: Option<String>,
+    pub workers: usize,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// State every worker shares.
+struct Shared {
+    config: RwLock<Arc<Config>>,
+    clock: Arc<dyn Clock>,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A server that is accepting requests; stop it with [`Running::shutdown`].
+pub struct Running {
+    pub base_url: String,
+    pub local_addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    /// Bad configuration: exit status 78.
+    Config(String),
+    Database(OpenError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(why) => f.write_str(why),
+            StartError::Database(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// Opens (creating and migrating) the database, binds, and starts the workers.
+pub fn start(options: Options) -> Result<Running, StartError> {
+    let conn = store::open(&options.db_path).map_err(StartError::Database)?;
+    let stored = store::settings::load(&conn).map_err(|e| StartError::Config(e.to_string()))?;
+    let settings = Settings::from_stored(&stored)
+        .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
+    drop(conn);
+
+    let server = tiny_http::Server::http(&options.listen)
+        .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", options.listen)))?;
+    let local_addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| StartError::Config(format!("{} is not an IP address", options.listen)))?;
+    let base_url = match options.base_url {
+        Some(url) => url,
+        None => format!("http://{local_addr}"),
+    };
+    let server = Arc::new(server);
+    let shared = Arc::new(Shared {
+        config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
+        clock: options.clock,
+        stopping: AtomicBool::new(false),
+    });
+
+    let mut threads = Vec::new();
+    for n in 0..options.workers.max(1) {
+        let conn = store::connect(&options.db_path).map_err(StartError::Database)?;
+        let (server, shared) = (server.clone(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .spawn(move || work(&server, &shared, conn))
+            .map_err(|e| StartError::Config(format!("cannot start worker threads: {e}")))?;
+        threads.push(thread);
+    }
+    let (db_path, reload_shared, reload_base) = (options.db_path.clone(), shared.clone(), base_url.clone());
+    threads.push(
+        std::thread::Builder::new()
+            .name("settings".into())
+            .spawn(move || reload_settings(&db_path, &reload_base, &reload_shared))
+            .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
+    );
+    Ok(Running { base_url, local_addr, server, shared, threads })
+}
+
+impl Running {
+    /// Stops accepting, lets workers finish what they hold and what is
+    /// queued, and returns once they have, or after `grace`.
+    pub fn shutdown(self, grace: Duration) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for _ in 0..self.threads.len() {
+            self.server.unblock();
+        }
+        let deadline = Instant::now() + grace;
+        for thread in self.threads {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                log::warn("a worker did not finish within the shutdown grace period");
+            }
+        }
+    }
+}
+
+fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connection) {
+    loop {
+        let next = if shared.stopping.load(Ordering::SeqCst) {
+            // Drain what was already accepted, then stop.
+            server.try_recv()
+        } else {
+            server.recv_timeout(POLL_EVERY)
+        };
+        match next {
+            Ok(Some(request)) => serve_one(shared, &mut conn, request),
+            Ok(None) if shared.stopping.load(Ordering::SeqCst) => return,
+            Ok(None) => {}
+            Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
+            Err(_) => {}
+        }
+    }
+}
+
+fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_http::Request) {
+    let started = Instant::now();
+    let request = to_request(&mut raw);
+    let config = shared.config();
+    let now_ms = shared.clock.now_ms();
+    let response = catch_unwind(AssertUnwindSafe(|| routes::handle(conn, &config, now_ms, &request)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error_response(&Error::Internal(format!("panic: {what}")), &config, &request.id)
+        });
+    respond(raw, &request, response, started);
+}
+
+/// The owned request value: body read up to [`MAX_BODY_BYTES`], client IP from the socket.
+fn to_request(raw: &mut tiny_http::Request) -> Request {
+    let (path, query) = match raw.url().split_once('?') {
+        Some((path, query)) => (path.to_string(), Some(query.to_string())),
+        None => (raw.url().to_string(), None),
+    };
+    let headers: Vec<(String, String)> = raw
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .collect();
+    let declared_too_large = raw.body_length().is_some_and(|len| len > MAX_BODY_BYTES);
+    let body = if declared_too_large {
+        Body::TooLarge
+    } else {
+        let mut bytes = Vec::new();
+        match raw.as_reader().take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut bytes) {
+            Ok(n) if n > MAX_BODY_BYTES => Body::TooLarge,
+            Ok(_) => Body::Complete(bytes),
+            Err(_) => Body::Unreadable,
+        }
+    };
+    Request {
+        id: secrets::new_request_id(),
+        method: raw.method().as_str().to_ascii_uppercase(),
+        path,
+        query,
+        headers,
+        body,
+        client_ip: raw.remote_addr().map(|a| a.ip()),
+    }
+}
+
+fn respond(raw: tiny_http::Request, request: &Request, response: Response, started: Instant) {
+    let status = response.status;
+    if status >= 500 {
+        log::error(response.reason.as_deref().unwrap_or("server error"), Some(&request.id));
+    }
+    let mut headers: Vec<tiny_http::Header> = response
+        .headers
+        .iter()
+        .filter_map(|(name, value)| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+        .collect();
+    headers.extend(tiny_http::Header::from_bytes("X-Request-Id", request.id.as_bytes()).ok());
+    if matches!(request.body, Body::TooLarge | Body::Unreadable) {
+        // The rest of the body was not read: do not try to reuse the connection.
+        headers.extend(tiny_http::Header::from_bytes("Connection", "close").ok());
+    }
+    // tiny_http sends no body for HEAD, but keeps the Content-Length of GET.
+    let length = response.body.len();
+    let reply = tiny_http::Response::new(tiny_http::StatusCode(status), headers, &response.body[..], Some(length), None);
+    let _ = raw.respond(reply);
+    let client_ip = request.client_ip.map(|ip| ip.to_string());
+    log::access(&log::Access {
+        request_id: &request.id,
+        method: &request.method,
+        path: &request.path,
+        status,
+        duration_us: started.elapsed().as_micros(),
+        client_ip: client_ip.as_deref(),
+        reason: response.reason.as_deref(),
+    });
+}
+
+fn reload_settings(db_path: &Path, base_url: &str, shared: &Shared) {
+    let mut conn = None;
+    let mut last_error = None;
+    let mut last_load = Instant::now();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL_EVERY);
+        if last_load.elapsed() < SETTINGS_RELOAD_EVERY {
+            continue;
+        }
+        last_load = Instant::now();
+        if conn.is_none() {
+            conn = store::connect(db_path).ok();
+        }
+        let Some(db) = &conn else { continue };
+        let loaded = store::settings::load(db)
+            .map_err(|e| e.to_string())
+            .and_then(|stored| Settings::from_stored(&stored));
+        match loaded {
+            Ok(settings) => {
+                last_error = None;
+                if shared.config().settings != settings {
+                    *shared.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Config::new(base_url, settings));
+                    log::info("settings reloaded");
+                }
+            }
+            Err(why) if last_error.as_ref() != Some(&why) => {
+                log::warn(&format!("keeping the previous settings: {why}"));
+                last_error = Some(why);
+            }
+            Err(_) => {}
+        }
+    }
+}

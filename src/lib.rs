@@ -1,0 +1,25 @@
+//! authmd: the service side of the auth.md agent-registration protocol, as one
+//! binary and one SQLite file. See README.md for what it does and how to run
+//! it, `../shared/SPEC.md` for the wire contract, and each module's header for
+//! what belongs in it.
+//!
+//! Layers, data flowing one way: `http` (tiny_http workers, routing, bodies,
+//! headers) calls `flows` (protocol logic, no sockets, the clock passed in),
+//! which call `store` (all SQL, typed functions per table). `error` maps every
+//! refusal to its wire code in one place.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod discovery;
+pub mod error;
+pub mod flows;
+pub mod http;
+pub mod log;
+pub mod model;
+pub mod secrets;
+pub mod settings;
+pub mod site;
+pub mod store;
+pub mod time;
+pub mod url;

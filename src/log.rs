@@ -1,0 +1,99 @@
+//! Lines on stderr: the access log (one line per request) and the server's
+//! own messages, as text or as one JSON object per line (`--log-format json`).
+//!
+//! Callers pass only facts that are safe to print: paths without query
+//! strings, ids, counts, reasons. No function here takes a secret.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+
+use crate::time::{Clock, SystemClock, rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Chooses the format for the life of the process (first call wins).
+pub fn init(format: Format) {
+    let _ = FORMAT.set(format);
+}
+
+fn format() -> Format {
+    *FORMAT.get().unwrap_or(&Format::Text)
+}
+
+fn emit(level: &str, message: &str, fields: Map<String, Value>) {
+    let now = rfc3339(SystemClock.now_ms());
+    let line = match format() {
+        Format::Json => {
+            let mut object = Map::new();
+            object.insert("time".into(), json!(now));
+            object.insert("level".into(), json!(level));
+            object.insert("msg".into(), json!(message));
+            object.extend(fields);
+            Value::Object(object).to_string()
+        }
+        Format::Text => {
+            let mut line = format!("{now} {level} {message}");
+            for (key, value) in fields {
+                match value {
+                    Value::String(text) if text.contains(' ') => line += &format!(" {key}={text:?}"),
+                    Value::String(text) => line += &format!(" {key}={text}"),
+                    other => line += &format!(" {key}={other}"),
+                }
+            }
+            line
+        }
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
+}
+
+pub fn info(message: &str) {
+    emit("info", message, Map::new());
+}
+
+pub fn warn(message: &str) {
+    emit("warn", message, Map::new());
+}
+
+pub fn error(message: &str, request_id: Option<&str>) {
+    let mut fields = Map::new();
+    if let Some(id) = request_id {
+        fields.insert("request_id".into(), json!(id));
+    }
+    emit("error", message, fields);
+}
+
+/// What the access log says of one request.
+pub struct Access<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    /// Without the query string, which may carry a token.
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_us: u128,
+    pub client_ip: Option<&'a str>,
+    /// The precise reason of a refusal, when there was one (never a secret).
+    pub reason: Option<&'a str>,
+}
+
+pub fn access(entry: &Access<'_>) {
+    let mut fields = Map::new();
+    fields.insert("request_id".into(), json!(entry.request_id));
+    fields.insert("method".into(), json!(entry.method));
+    fields.insert("path".into(), json!(entry.path));
+    fields.insert("status".into(), json!(entry.status));
+    fields.insert("duration_ms".into(), json!((entry.duration_us as f64 / 1000.0 * 1000.0).round() / 1000.0));
+    fields.insert("client_ip".into(), json!(entry.client_ip.unwrap_or("-")));
+    if let Some(reason) = entry.reason {
+        fields.insert("reason".into(), json!(reason));
+    }
+    emit("access", "request", fields);
+}

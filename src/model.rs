@@ -1,0 +1,191 @@
+//! The nouns of the protocol, shared by flows, store and commands, each with
+//! its one database spelling and its one wire spelling.
+
+use std::fmt;
+
+/// How a registration came to be (SPEC.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationKind {
+    Anonymous,
+    AgentProvider,
+    EmailVerification,
+}
+
+impl RegistrationKind {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            RegistrationKind::Anonymous => "anonymous",
+            RegistrationKind::AgentProvider => "agent_provider",
+            RegistrationKind::EmailVerification => "email_verification",
+        }
+    }
+
+    /// `registration_type` on the wire.
+    pub fn as_wire(self) -> &'static str {
+        match self {
+            RegistrationKind::Anonymous => "anonymous",
+            RegistrationKind::AgentProvider => "agent-provider",
+            RegistrationKind::EmailVerification => "email-verification",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<RegistrationKind> {
+        [RegistrationKind::Anonymous, RegistrationKind::AgentProvider, RegistrationKind::EmailVerification]
+            .into_iter()
+            .find(|k| k.as_db() == text)
+    }
+}
+
+/// Registration status, SPEC.md 5.7.
+///
+/// ```text
+///   anonymous:       unclaimed ──/claim──▶ pending_claim ──/complete──▶ claimed
+///                        │  ▲                  │   │
+///                        │  └──"wasn't me"─────┘   └──20 wrong codes──▶ locked
+///                        └──TTL──▶ expired
+///   verified email:  pending_claim ──/complete──▶ claimed   ("wasn't me" ▶ rejected)
+///   ID-JAG:          active
+///   any live status ──provider or operator──▶ revoked
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Unclaimed,
+    PendingClaim,
+    Claimed,
+    Expired,
+    Rejected,
+    Locked,
+    Revoked,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Active,
+        Status::Unclaimed,
+        Status::PendingClaim,
+        Status::Claimed,
+        Status::Expired,
+        Status::Rejected,
+        Status::Locked,
+        Status::Revoked,
+    ];
+
+    /// Statuses whose credentials may authenticate (and that can be revoked).
+    pub const LIVE: [Status; 4] = [Status::Active, Status::Unclaimed, Status::PendingClaim, Status::Claimed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Unclaimed => "unclaimed",
+            Status::PendingClaim => "pending_claim",
+            Status::Claimed => "claimed",
+            Status::Expired => "expired",
+            Status::Rejected => "rejected",
+            Status::Locked => "locked",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn is_live(self) -> bool {
+        Status::LIVE.contains(&self)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// SPEC.md section 7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialType {
+    ApiKey,
+    AccessToken,
+}
+
+impl CredentialType {
+    /// The same spelling on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialType::ApiKey => "api_key",
+            CredentialType::AccessToken => "access_token",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CredentialType> {
+        [CredentialType::ApiKey, CredentialType::AccessToken].into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// Audit event names, SPEC.md section 8 plus authmd's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventName {
+    RegistrationCreated,
+    CredentialIssued,
+    ClaimRequested,
+    OtpGenerated,
+    OtpFailed,
+    ClaimConfirmed,
+    ClaimRejected,
+    RegistrationExpired,
+    RegistrationRevoked,
+    ProviderAdded,
+    ProviderRemoved,
+    SettingChanged,
+    MailFailed,
+}
+
+impl EventName {
+    pub const ALL: [EventName; 13] = [
+        EventName::RegistrationCreated,
+        EventName::CredentialIssued,
+        EventName::ClaimRequested,
+        EventName::OtpGenerated,
+        EventName::OtpFailed,
+        EventName::ClaimConfirmed,
+        EventName::ClaimRejected,
+        EventName::RegistrationExpired,
+        EventName::RegistrationRevoked,
+        EventName::ProviderAdded,
+        EventName::ProviderRemoved,
+        EventName::SettingChanged,
+        EventName::MailFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventName::RegistrationCreated => "registration.created",
+            EventName::CredentialIssued => "credential.issued",
+            EventName::ClaimRequested => "claim.requested",
+            EventName::OtpGenerated => "otp.generated",
+            EventName::OtpFailed => "otp.failed",
+            EventName::ClaimConfirmed => "claim.confirmed",
+            EventName::ClaimRejected => "claim.rejected",
+            EventName::RegistrationExpired => "registration.expired",
+            EventName::RegistrationRevoked => "registration.revoked",
+            EventName::ProviderAdded => "provider.added",
+            EventName::ProviderRemoved => "provider.removed",
+            EventName::SettingChanged => "setting.changed",
+            EventName::MailFailed => "mail.failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventName> {
+        EventName::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+/// Space-separated scopes, the form they take in the database and in OAuth.
+pub fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+pub fn split_scopes(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}

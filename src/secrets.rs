@@ -1,0 +1,134 @@
+//! Secrets and identifiers: how they are made, checked and hashed.
+//!
+//! Credentials (SPEC.md section 7) are `<prefix><43 base62 chars><6 base62
+//! chars of checksum>`: 43 characters drawn uniformly from 62 carry 256 bits,
+//! the prefix lets secret scanners recognise them, and the checksum (the
+//! first bytes of a SHA-256 of everything before it) refuses a typo or a
+//! truncated paste without touching the database. The prefix is not needed to
+//! check the checksum, so keys minted under an older prefix keep working after
+//! the operator changes it.
+//!
+//! Secrets are stored only as [`hash`]es and looked up by hash, so no
+//! comparison of secret bytes ever happens in the database or here.
+
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const SECRET_CHARS: usize = 43; // 43 * log2(62) = 256.1 bits
+const CHECKSUM_CHARS: usize = 6;
+const ID_CHARS: usize = 22; // 131 bits: unguessable and collision-free in practice
+
+/// The prefix of claim tokens (SPEC.md 5.6).
+pub const CLAIM_TOKEN_PREFIX: &str = "clm_";
+
+/// SHA-256 of a secret, the only form in which a secret is stored.
+pub type SecretHash = [u8; 32];
+
+pub fn hash(secret: &str) -> SecretHash {
+    digest(&SHA256, secret.as_bytes())
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
+/// `count` characters drawn uniformly from the base62 alphabet by the system CSPRNG.
+fn random_base62(count: usize) -> String {
+    let rng = SystemRandom::new();
+    let mut out = String::with_capacity(count);
+    let mut buf = [0u8; 64];
+    while out.len() < count {
+        rng.fill(&mut buf).expect("the system CSPRNG is available");
+        // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
+        for &byte in buf.iter().filter(|&&b| b < 248) {
+            if out.len() == count {
+                break;
+            }
+            out.push(BASE62[usize::from(byte % 62)] as char);
+        }
+    }
+    out
+}
+
+fn checksum(body: &str) -> String {
+    let sum = digest(&SHA256, body.as_bytes());
+    let mut value = u64::from_be_bytes(sum.as_ref()[..8].try_into().expect("8 bytes"));
+    let mut chars = [0u8; CHECKSUM_CHARS];
+    for slot in chars.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8(chars.to_vec()).expect("base62 is ASCII")
+}
+
+/// A fresh credential (API key or access token) with the given prefix.
+pub fn new_credential(prefix: &str) -> String {
+    let body = format!("{prefix}{}", random_base62(SECRET_CHARS));
+    let sum = checksum(&body);
+    body + &sum
+}
+
+/// True when `token` has the shape of a credential authmd minted and its
+/// checksum holds. Cheap; no database.
+pub fn credential_checksum_ok(token: &str) -> bool {
+    if token.len() <= SECRET_CHARS + CHECKSUM_CHARS || !token.is_ascii() {
+        return false;
+    }
+    let (body, sum) = token.split_at(token.len() - CHECKSUM_CHARS);
+    checksum(body) == sum
+}
+
+/// A fresh claim token (`clm_` + 256 bits).
+pub fn new_claim_token() -> String {
+    format!("{CLAIM_TOKEN_PREFIX}{}", random_base62(SECRET_CHARS))
+}
+
+/// A fresh identifier such as `reg_...`; not a secret, but unguessable.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", random_base62(ID_CHARS))
+}
+
+/// A short identifier for one request, for correlating logs and 500s.
+pub fn new_request_id() -> String {
+    random_base62(12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_carry_prefix_entropy_and_a_valid_checksum() {
+        let key = new_credential("authmd_sk_");
+        assert!(key.starts_with("authmd_sk_"));
+        assert_eq!(key.len(), "authmd_sk_".len() + SECRET_CHARS + CHECKSUM_CHARS);
+        assert!(key.bytes().skip(10).all(|b| b.is_ascii_alphanumeric()));
+        assert!(credential_checksum_ok(&key));
+        assert_ne!(key, new_credential("authmd_sk_"));
+    }
+
+    #[test]
+    fn checksum_refuses_typos_and_truncation() {
+        let key = new_credential("authmd_at_");
+        let mut typo = key.clone().into_bytes();
+        typo[15] = if typo[15] == b'a' { b'b' } else { b'a' };
+        assert!(!credential_checksum_ok(&String::from_utf8(typo).unwrap()));
+        assert!(!credential_checksum_ok(&key[..key.len() - 1]));
+        assert!(!credential_checksum_ok(""));
+        assert!(!credential_checksum_ok("authmd_sk_é"));
+    }
+
+    #[test]
+    fn random_characters_cover_the_alphabet() {
+        let sample = random_base62(20_000);
+        for c in BASE62 {
+            assert!(sample.as_bytes().contains(c), "{} never drawn", *c as char);
+        }
+    }
+
+    #[test]
+    fn hash_is_sha256() {
+        let h = hash("abc");
+        assert_eq!(h[..4], [0xba, 0x78, 0x16, 0xbf]);
+    }
+}

@@ -1,0 +1,82 @@
+//! The URLs of one deployment, derived from the base URL and the settings:
+//! the single source of every absolute URL authmd writes (SPEC.md section 2:
+//! all URLs in discovery are absolute, built from the configured base URL).
+
+use crate::settings::Settings;
+use crate::url::HttpUrl;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The authorization server issuer: the base URL without a trailing slash.
+    pub issuer: String,
+    /// The protected resource (canonical API URL).
+    pub resource: String,
+    /// The path under which the guarded API lives, such as `/api/`.
+    pub resource_path: String,
+    /// RFC 9728 metadata at the path-suffixed location for `resource`; the
+    /// URL every 401 challenge points to.
+    pub resource_metadata_uri: String,
+    pub authorization_server_metadata_uri: String,
+    pub skill_uri: String,
+    pub register_uri: String,
+    pub claim_uri: String,
+    pub revocation_uri: String,
+}
+
+pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+impl Site {
+    /// `base_url` was checked at start (`HttpUrl`, no path); `settings` were checked on load.
+    pub fn new(base_url: &str, settings: &Settings) -> Site {
+        let issuer = base_url.trim_end_matches('/').to_string();
+        let resource = settings.resource.clone().unwrap_or_else(|| format!("{issuer}/api/"));
+        let resource_path = HttpUrl::parse(&resource).map(|u| u.path).unwrap_or_else(|_| "/api/".into());
+        Site {
+            resource_metadata_uri: format!("{issuer}{PRM_PATH}{resource_path}"),
+            authorization_server_metadata_uri: format!("{issuer}{AS_METADATA_PATH}"),
+            skill_uri: format!("{issuer}/auth.md"),
+            register_uri: format!("{issuer}/agent/auth"),
+            claim_uri: format!("{issuer}/agent/auth/claim"),
+            revocation_uri: format!("{issuer}/agent/auth/revoke"),
+            resource,
+            resource_path,
+            issuer,
+        }
+    }
+
+    /// Is `path` (no query) under the guarded API?
+    pub fn is_resource_path(&self, path: &str) -> bool {
+        let prefix = self.resource_path.trim_end_matches('/');
+        path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Is `path` one of the places the protected resource metadata is served?
+    pub fn is_resource_metadata_path(&self, path: &str) -> bool {
+        path == PRM_PATH
+            || path.strip_prefix(PRM_PATH).is_some_and(|rest| {
+                rest.trim_end_matches('/') == self.resource_path.trim_end_matches('/')
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_every_url_from_the_base() {
+        let site = Site::new("http://127.0.0.1:8080", &Settings::default());
+        assert_eq!(site.issuer, "http://127.0.0.1:8080");
+        assert_eq!(site.resource, "http://127.0.0.1:8080/api/");
+        assert_eq!(site.resource_metadata_uri, "http://127.0.0.1:8080/.well-known/oauth-protected-resource/api/");
+        assert_eq!(site.claim_uri, "http://127.0.0.1:8080/agent/auth/claim");
+        assert!(site.is_resource_path("/api/resource"));
+        assert!(site.is_resource_path("/api"));
+        assert!(!site.is_resource_path("/apix"));
+        assert!(site.is_resource_metadata_path("/.well-known/oauth-protected-resource"));
+        assert!(site.is_resource_metadata_path("/.well-known/oauth-protected-resource/api/"));
+        assert!(site.is_resource_metadata_path("/.well-known/oauth-protected-resource/api"));
+        assert!(!site.is_resource_metadata_path("/.well-known/oauth-protected-resource/other"));
+    }
+}

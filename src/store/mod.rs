@@ -1,0 +1,196 @@
+//! The database: opening, migrating, transactions. All SQL of authmd lives
+//! under this module, one file per table, as typed functions.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
+//! write survives power loss; `busy_timeout` lets the server, the sweeper and
+//! CLI commands share the file. Writers take the lock up front
+//! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
+//! with `SQLITE_BUSY`.
+
+pub mod audit;
+pub mod credentials;
+pub mod registrations;
+pub mod settings;
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::Error;
+
+const SCHEMA: &str = include_str!("../../schema.sql");
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a database could not be opened; said to the operator at start.
+#[derive(Debug)]
+pub struct OpenError(pub String);
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Opens (creating it if needed) and migrates the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    let mut conn = connect(path)?;
+    migrate(&mut conn).map_err(|e| OpenError(format!("{}: {e}", path.display())))?;
+    Ok(conn)
+}
+
+/// Opens an already migrated database: what each server worker does.
+pub fn connect(path: &Path) -> Result<Connection, OpenError> {
+    let fail = |e: rusqlite::Error| {
+        OpenError(format!("cannot open database {}: {}", path.display(), explain(&e)))
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(fail)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError(format!(
+            "cannot open database {}: it would not switch to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(fail)?;
+    Ok(conn)
+}
+
+fn explain(err: &rusqlite::Error) -> String {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => "the file is not an SQLite database (corrupt, or some other file)".into(),
+        Some(rusqlite::ErrorCode::ReadOnly) => "the file or its directory is read-only".into(),
+        Some(rusqlite::ErrorCode::CannotOpen) => "the file cannot be opened or created (does the directory exist, and is it writable?)".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// The numbered steps of `schema.sql`: `(n, sql)` in order.
+fn steps() -> Vec<(u32, &'static str)> {
+    let mut steps = Vec::new();
+    let mut rest = SCHEMA;
+    while let Some(start) = rest.find("-- step ") {
+        let after = &rest[start + "-- step ".len()..];
+        let line_end = after.find('\n').unwrap_or(after.len());
+        let number = after[..line_end].trim().parse().expect("schema.sql: `-- step N` needs a number");
+        let body_start = (line_end + 1).min(after.len());
+        let body_end = after[body_start..].find("-- step ").map_or(after.len(), |i| body_start + i);
+        steps.push((number, &after[body_start..body_end]));
+        rest = &after[body_end..];
+    }
+    steps
+}
+
+/// Applies the steps of `schema.sql` above the database's `user_version`.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let steps = steps();
+    let latest = steps.last().map_or(0, |s| s.0);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| explain(&e))?;
+    let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| explain(&e))?;
+    if current > latest {
+        return Err(format!(
+            "the database is at schema step {current}, newer than this authmd knows ({latest}); use a newer authmd"
+        ));
+    }
+    for (number, sql) in steps.into_iter().filter(|s| s.0 > current) {
+        tx.execute_batch(sql).map_err(|e| format!("schema step {number}: {e}"))?;
+        tx.pragma_update(None, "user_version", number).map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| explain(&e))
+}
+
+/// Runs `work` in one write transaction and commits it, or rolls back on error.
+pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&Transaction) -> Result<T, Error>) -> Result<T, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = work(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// `SELECT 1`: does the database answer?
+pub fn ping(conn: &Connection) -> Result<(), Error> {
+    conn.query_row("SELECT 1", [], |_| Ok(()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) fn open_temp() -> (tempfile_dir::TempDir, Connection) {
+    let dir = tempfile_dir::TempDir::new();
+    let conn = open(&dir.path().join("test.db")).expect("open temp database");
+    (dir, conn)
+}
+
+/// A temporary directory removed on drop, for unit tests (no extra crate).
+#[cfg(test)]
+pub(crate) mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir().join(format!("authmd-unit-{}", crate::secrets::new_request_id()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_steps_are_numbered_from_one_without_gaps() {
+        let numbers: Vec<u32> = steps().iter().map(|s| s.0).collect();
+        assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn open_migrates_once_and_sets_durable_pragmas() {
+        let (dir, conn) = open_temp();
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, steps().last().unwrap().0);
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        drop(conn);
+        // Opening again applies nothing and fails nothing.
+        open(&dir.path().join("test.db")).unwrap();
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let (dir, conn) = open_temp();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        let err = open(&dir.path().join("test.db")).unwrap_err();
+        assert!(err.0.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_with_a_clear_message() {
+        let dir = tempfile_dir::TempDir::new();
+        let path = dir.path().join("junk.db");
+        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        let err = open(&path).unwrap_err();
+        assert!(err.0.contains("not an SQLite database"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! The `registrations` table: one row per agent registration, its kind,
+//! status and (once known) its user.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::Error;
+use crate::model::{CredentialType, RegistrationKind, Status};
+use crate::secrets::SecretHash;
+
+pub struct NewRegistration<'a> {
+    pub id: &'a str,
+    pub kind: RegistrationKind,
+    pub status: Status,
+    pub user_id: Option<&'a str>,
+    pub claim_token_hash: Option<&'a SecretHash>,
+    pub requested_credential_type: Option<CredentialType>,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+}
+
+pub fn insert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO registrations
+           (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
+    )?
+    .execute(params![
+        reg.id,
+        reg.kind.as_db(),
+        reg.status.as_str(),
+        reg.user_id,
+        reg.claim_token_hash.map(|h| &h[..]),
+        reg.requested_credential_type.map(CredentialType::as_str),
+        reg.created_ms,
+        reg.expires_ms,
+    ])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub id: String,
+    pub kind: RegistrationKind,
+    pub status: Status,
+    pub user_id: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+const COLUMNS: &str = "id, kind, status, user_id, created_ms, expires_ms, updated_ms";
+
+pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
+    fn text_enum<T>(index: usize, value: Option<T>) -> rusqlite::Result<T> {
+        value.ok_or_else(|| rusqlite::Error::InvalidColumnType(index, "enum".into(), rusqlite::types::Type::Text))
+    }
+    let kind: String = row.get(first + 1)?;
+    let status: String = row.get(first + 2)?;
+    Ok(Registration {
+        id: row.get(first)?,
+        kind: text_enum(first + 1, RegistrationKind::from_db(&kind))?,
+        status: text_enum(first + 2, Status::parse(&status))?,
+        user_id: row.get(first + 3)?,
+        created_ms: row.get(first + 4)?,
+        expires_ms: row.get(first + 5)?,
+        updated_ms: row.get(first + 6)?,
+    })
+}
+
+pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], |r| from_row(r, 0)).optional()?)
+}
+
+/// Registrations, newest first, optionally of one status (served by the
+/// status index). `limit` bounds the answer.
+pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec<Registration>, Error> {
+    let rows = match status {
+        Some(status) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM registrations WHERE status = ?1 ORDER BY created_ms DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![status.as_str(), limit], |r| from_row(r, 0))?
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations ORDER BY rowid DESC LIMIT ?1"))?;
+            stmt.query_map([limit], |r| from_row(r, 0))?.collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(rows)
+}
+
+/// SQL for "one of the live statuses", written out so the status index serves it.
+fn live_statuses() -> String {
+    Status::LIVE.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// Revokes one registration and its credentials, recording
+/// `registration.revoked` by `by`. Returns false if it was not live.
+pub fn revoke(conn: &Connection, id: &str, by: &str, now_ms: i64) -> Result<bool, Error> {
+    let changed = conn
+        .prepare_cached(&format!(
+            "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?2
+             WHERE id = ?1 AND status IN ({})",
+            live_statuses()
+        ))?
+        .execute(params![id, now_ms])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    super::credentials::revoke_for_registration(conn, id, now_ms)?;
+    super::audit::record(
+        conn,
+        now_ms,
+        crate::model::EventName::RegistrationRevoked,
+        super::audit::NewEvent {
+            registration_id: Some(id),
+            detail: [("by".to_string(), by.into())].into_iter().collect(),
+            ..Default::default()
+        },
+    )?;
+    Ok(true)
+}
+
+/// Revokes every live registration and credential in three set-wide
+/// statements (one event per registration), so even a large database is
+/// shut off in one short transaction. Returns the number revoked.
+pub fn revoke_all(conn: &Connection, by: &str, now_ms: i64) -> Result<usize, Error> {
+    let live = live_statuses();
+    let detail = serde_json::json!({ "by": by }).to_string();
+    conn.execute(
+        &format!(
+            "INSERT INTO audit_events (at_ms, event, registration_id, detail)
+             SELECT ?1, 'registration.revoked', id, ?2 FROM registrations WHERE status IN ({live})"
+        ),
+        params![now_ms, detail],
+    )?;
+    conn.execute(
+        &format!(
+            "UPDATE credentials SET revoked_ms = ?1 WHERE revoked_ms IS NULL
+             AND registration_id IN (SELECT id FROM registrations WHERE status IN ({live}))"
+        ),
+        [now_ms],
+    )?;
+    let count = conn.execute(
+        &format!(
+            "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?1 WHERE status IN ({live})"
+        ),
+        [now_ms],
+    )?;
+    Ok(count)
+}

@@ -1,0 +1,206 @@
+//! Time as authmd sees it: a [`Clock`] passed into every flow, so each rule
+//! that depends on "now" can be tested at a chosen instant, and the one wire
+//! format of SPEC.md section 10 (RFC 3339 UTC with milliseconds).
+//!
+//! Instants are Unix milliseconds in an `i64` everywhere (database columns end
+//! in `_ms`). No calendar crate: the civil-date conversion below is Howard
+//! Hinnant's `days_from_civil` and its inverse, exact for the proleptic
+//! Gregorian calendar.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that stands still until told to move: for tests.
+#[derive(Debug, Default)]
+pub struct FixedClock(AtomicI64);
+
+impl FixedClock {
+    pub fn at(ms: i64) -> FixedClock {
+        FixedClock(AtomicI64::new(ms))
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `2026-05-04T13:00:00.000Z`
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let second_of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or an
+/// offset `+HH:MM` / `-HH:MM` (a bare date means midnight UTC).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = text.get(range)?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    if bytes.len() < 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let date_ms = days_from_civil(year, month, day) * 86_400_000;
+    if bytes.len() == 10 {
+        return Some(date_ms);
+    }
+    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes.len() < 16 || bytes[13] != b':' {
+        return None;
+    }
+    let (hour, minute) = (number(11..13)?, number(14..16)?);
+    let mut rest = 16;
+    let mut second = 0;
+    let mut millis = 0;
+    if bytes.get(rest) == Some(&b':') {
+        second = number(rest + 1..rest + 3)?;
+        rest += 3;
+        if bytes.get(rest) == Some(&b'.') {
+            let start = rest + 1;
+            let mut end = start;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            if end == start {
+                return None;
+            }
+            let fraction = &text[start..end.min(start + 3)];
+            millis = fraction.parse::<i64>().ok()? * 10_i64.pow(3 - fraction.len() as u32);
+            rest = end;
+        }
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let offset_secs = match &text[rest..] {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && zone.as_bytes()[3] == b':' => {
+            let sign = match zone.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = (number(rest + 1..rest + 3)?, number(rest + 4..rest + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    Some(date_ms + ((hour * 3600 + minute * 60 + second - offset_secs) * 1000) + millis)
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_777_899_600_123), "2026-05-04T13:00:00.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_common_forms() {
+        for ms in [0, 1_777_899_600_123, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        }
+        assert_eq!(parse_rfc3339("2026-05-04"), Some(1_777_852_800_000));
+        assert_eq!(parse_rfc3339("2026-05-04T13:00Z"), Some(1_777_899_600_000));
+        assert_eq!(parse_rfc3339("2026-05-04T15:00:00+02:00"), Some(1_777_899_600_000));
+        assert_eq!(parse_rfc3339("2026-05-04T13:00:00.5Z"), Some(1_777_899_600_500));
+    }
+
+    #[test]
+    fn refuses_nonsense() {
+        for bad in ["", "yesterday", "2026-02-30", "2026-13-01", "2026-05-04T25:00Z", "2026-05-04T13:00", "2026-05-04T13:00:00.Z", "-026-05-04"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fixed_clock_moves_only_when_told() {
+        let clock = FixedClock::at(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        clock.advance_secs(2);
+        assert_eq!(clock.now_ms(), 3_000);
+    }
+}
