@@ -72,15 +72,43 @@ pub fn authorization_server(config: &Config) -> Value {
 
 /// The error codes an agent may meet, for the table in `/auth.md`.
 const ERRORS: &[(&str, &str, &str)] = &[
-    ("400", "invalid_request", "the request is malformed; the message names the member"),
-    ("400", "unsupported_credential_type", "that credential type is not offered for this flow"),
+    (
+        "400",
+        "invalid_request",
+        "the request is malformed; the message names the member",
+    ),
+    (
+        "400",
+        "unsupported_credential_type",
+        "that credential type is not offered for this flow",
+    ),
     ("400", "anonymous_not_enabled", "anonymous registration is switched off"),
-    ("400", "verified_email_not_enabled", "verified-email registration is switched off"),
+    (
+        "400",
+        "verified_email_not_enabled",
+        "verified-email registration is switched off",
+    ),
     ("400", "issuer_not_enabled", "ID-JAG registration is switched off"),
-    ("400", "invalid_issuer / invalid_signature / expired / replay_detected / invalid_audience / invalid_client_id / missing_verified_email / invalid_scope / user_not_provisioned", "the ID-JAG was refused; get a fresh one from your provider"),
-    ("401", "invalid_token", "missing, unknown, expired or revoked credential: drop it and rediscover"),
-    ("403", "insufficient_scope", "the credential lacks the scope named in the challenge"),
-    ("401 / 409 / 410", "invalid_claim_token / claimed_or_in_flight / claim_expired / claim_superseded / claim_completed / previously_claimed / otp_invalid / otp_expired / otp_not_generated", "claim ceremony refusals"),
+    (
+        "400",
+        "invalid_issuer / invalid_signature / expired / replay_detected / invalid_audience / invalid_client_id / missing_verified_email / invalid_scope / user_not_provisioned",
+        "the ID-JAG was refused; get a fresh one from your provider",
+    ),
+    (
+        "401",
+        "invalid_token",
+        "missing, unknown, expired or revoked credential: drop it and rediscover",
+    ),
+    (
+        "403",
+        "insufficient_scope",
+        "the credential lacks the scope named in the challenge",
+    ),
+    (
+        "401 / 409 / 410",
+        "invalid_claim_token / claimed_or_in_flight / claim_expired / claim_superseded / claim_completed / previously_claimed / otp_invalid / otp_expired / otp_not_generated",
+        "claim ceremony refusals",
+    ),
     ("413", "request_too_large", "the body is over the size limit"),
     ("415", "unsupported_media_type", "send Content-Type: application/json"),
     ("429", "rate_limited", "wait the number of seconds in Retry-After"),
@@ -123,7 +151,8 @@ pub fn auth_md(config: &Config) -> String {
         );
     }
     if available.verified_email {
-        md += "- **Verified email**: give your user's email; they confirm with a code before any credential is issued.\n";
+        md +=
+            "- **Verified email**: give your user's email; they confirm with a code before any credential is issued.\n";
     }
     if !(available.anonymous || available.id_jag || available.verified_email) {
         md += "- No registration method is enabled on this service right now.\n";
@@ -172,7 +201,11 @@ pub fn auth_md(config: &Config) -> String {
     md += &format!(
         "## Revocation\n\nEvery credential can be revoked on its own, by the operator{}. \
          A `401` on a credential that used to work means it was revoked or expired: drop it and start again from step 1.\n\n",
-        if available.id_jag { format!(" or by your provider (`{}`)", site.revocation_uri) } else { String::new() }
+        if available.id_jag {
+            format!(" or by your provider (`{}`)", site.revocation_uri)
+        } else {
+            String::new()
+        }
     );
     md += "## Errors\n\nEvery error is JSON: `{\"error\": \"<code>\", \"message\": \"...\", \"error_description\": \"...\"}`.\n\n";
     md += "| status | error | meaning |\n|---|---|---|\n";
@@ -193,7 +226,11 @@ fn human_secs(secs: u64) -> String {
 }
 
 fn plural(n: u64, unit: &str) -> String {
-    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 #[cfg(test)]
@@ -206,7 +243,12 @@ mod tests {
         let config = Config::new("https://api.example.com", Settings::default());
         let prm = protected_resource(&config);
         let asm = authorization_server(&config);
-        for field in ["resource", "authorization_servers", "scopes_supported", "bearer_methods_supported"] {
+        for field in [
+            "resource",
+            "authorization_servers",
+            "scopes_supported",
+            "bearer_methods_supported",
+        ] {
             assert_eq!(prm[field], asm[field], "{field}");
         }
         assert_eq!(asm["issuer"], "https://api.example.com");
@@ -216,8 +258,10 @@ mod tests {
 
     #[test]
     fn a_disabled_flow_leaves_the_documents() {
-        let mut settings = Settings::default();
-        settings.anonymous_enabled = false;
+        let settings = Settings {
+            anonymous_enabled: false,
+            ..Settings::default()
+        };
         let config = Config::new("https://api.example.com", settings);
         let asm = authorization_server(&config);
         assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
@@ -227,9 +271,11 @@ mod tests {
 
     #[test]
     fn auth_md_uses_this_deployments_urls_and_scopes() {
-        let mut settings = Settings::default();
-        settings.resource_name = "Hobby Notes".into();
-        settings.registration_ttl_secs = 7200;
+        let settings = Settings {
+            resource_name: "Hobby Notes".into(),
+            registration_ttl_secs: 7200,
+            ..Settings::default()
+        };
         let md = auth_md(&Config::new("https://notes.example", settings));
         assert!(md.starts_with("# Agent access to Hobby Notes"));
         assert!(md.contains("POST https://notes.example/agent/auth"));

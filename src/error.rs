@@ -105,7 +105,10 @@ mod tests {
             Error::AnonymousNotEnabled,
             Error::VerifiedEmailNotEnabled,
             Error::IssuerNotEnabled,
-            Error::InvalidToken { presented: true, reason: "" },
+            Error::InvalidToken {
+                presented: true,
+                reason: "",
+            },
             Error::InsufficientScope { scope: String::new() },
             Error::NotFound,
             Error::MethodNotAllowed { allow: "GET" },

@@ -90,7 +90,10 @@ pub fn access(entry: &Access<'_>) {
     fields.insert("method".into(), json!(entry.method));
     fields.insert("path".into(), json!(entry.path));
     fields.insert("status".into(), json!(entry.status));
-    fields.insert("duration_ms".into(), json!((entry.duration_us as f64 / 1000.0 * 1000.0).round() / 1000.0));
+    fields.insert(
+        "duration_ms".into(),
+        json!((entry.duration_us as f64 / 1000.0 * 1000.0).round() / 1000.0),
+    );
     fields.insert("client_ip".into(), json!(entry.client_ip.unwrap_or("-")));
     if let Some(reason) = entry.reason {
         fields.insert("reason".into(), json!(reason));

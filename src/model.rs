@@ -30,9 +30,13 @@ impl RegistrationKind {
     }
 
     pub fn from_db(text: &str) -> Option<RegistrationKind> {
-        [RegistrationKind::Anonymous, RegistrationKind::AgentProvider, RegistrationKind::EmailVerification]
-            .into_iter()
-            .find(|k| k.as_db() == text)
+        [
+            RegistrationKind::Anonymous,
+            RegistrationKind::AgentProvider,
+            RegistrationKind::EmailVerification,
+        ]
+        .into_iter()
+        .find(|k| k.as_db() == text)
     }
 }
 
@@ -119,7 +123,9 @@ impl CredentialType {
     }
 
     pub fn parse(text: &str) -> Option<CredentialType> {
-        [CredentialType::ApiKey, CredentialType::AccessToken].into_iter().find(|t| t.as_str() == text)
+        [CredentialType::ApiKey, CredentialType::AccessToken]
+            .into_iter()
+            .find(|t| t.as_str() == text)
     }
 }
 

@@ -16,9 +16,14 @@ pub enum Kind {
     /// An RFC 5322 mailbox such as `authmd <no-reply@example.com>`.
     Mailbox,
     /// An absolute http(s) URL; with `optional`, may be unset.
-    Url { optional: bool },
+    Url {
+        optional: bool,
+    },
     Bool,
-    Number { min: u64, max: u64 },
+    Number {
+        min: u64,
+        max: u64,
+    },
     /// Space-separated scope names.
     Scopes,
     /// One scope name.
@@ -39,50 +44,251 @@ pub struct Def {
     pub doc: &'static str,
 }
 
-const SECS: Kind = Kind::Number { min: 1, max: 10 * 365 * 86_400 };
+const SECS: Kind = Kind::Number {
+    min: 1,
+    max: 10 * 365 * 86_400,
+};
 const COUNT: Kind = Kind::Number { min: 1, max: 1_000_000 };
-const LIMIT: Kind = Kind::Number { min: 0, max: 1_000_000_000 };
+const LIMIT: Kind = Kind::Number {
+    min: 0,
+    max: 1_000_000_000,
+};
 
 pub const DEFS: &[Def] = &[
-    Def { key: "resource_name", kind: Kind::Text, default: Some("API"), doc: "name of the API, shown to agents and users" },
-    Def { key: "resource_logo_uri", kind: Kind::Url { optional: true }, default: None, doc: "logo URL for the protected resource metadata" },
-    Def { key: "resource", kind: Kind::Url { optional: true }, default: None, doc: "canonical API URL; unset: <base-url>/api/" },
-    Def { key: "scopes_supported", kind: Kind::Scopes, default: Some("api.read api.write"), doc: "every scope this API knows" },
-    Def { key: "pre_claim_scopes", kind: Kind::Scopes, default: Some("api.read"), doc: "scopes of an unclaimed anonymous key" },
-    Def { key: "post_claim_scopes", kind: Kind::Scopes, default: Some("api.read api.write"), doc: "scopes after the user claims" },
-    Def { key: "id_jag_scopes", kind: Kind::Scopes, default: None, doc: "scopes granted to ID-JAG credentials; unset: scopes_supported" },
-    Def { key: "read_scope", kind: Kind::Scope, default: Some("api.read"), doc: "scope needed for GET, HEAD and OPTIONS on the API" },
-    Def { key: "write_scope", kind: Kind::Scope, default: Some("api.write"), doc: "scope needed for other methods on the API" },
-    Def { key: "access_token_ttl_secs", kind: SECS, default: Some("3600"), doc: "lifetime of access tokens" },
-    Def { key: "registration_ttl_secs", kind: SECS, default: Some("86400"), doc: "how long an unclaimed registration lives" },
-    Def { key: "claim_attempt_ttl_secs", kind: SECS, default: Some("600"), doc: "lifetime of a claim link" },
-    Def { key: "otp_ttl_secs", kind: SECS, default: Some("600"), doc: "lifetime of a one-time code" },
-    Def { key: "clock_skew_secs", kind: Kind::Number { min: 0, max: 3600 }, default: Some("60"), doc: "tolerated clock difference with providers" },
-    Def { key: "otp_max_failures", kind: COUNT, default: Some("5"), doc: "wrong codes before a code is burned" },
-    Def { key: "claim_max_failures", kind: COUNT, default: Some("20"), doc: "wrong codes before a registration is locked" },
-    Def { key: "anonymous_enabled", kind: Kind::Bool, default: Some("true"), doc: "allow anonymous registration" },
-    Def { key: "id_jag_enabled", kind: Kind::Bool, default: Some("true"), doc: "allow ID-JAG registration" },
-    Def { key: "verified_email_enabled", kind: Kind::Bool, default: Some("true"), doc: "allow verified-email registration" },
-    Def { key: "jit_provisioning", kind: Kind::Bool, default: Some("true"), doc: "create unknown users on first ID-JAG" },
-    Def { key: "api_key_prefix", kind: Kind::Prefix, default: Some("authmd_sk_"), doc: "prefix of new API keys" },
-    Def { key: "access_token_prefix", kind: Kind::Prefix, default: Some("authmd_at_"), doc: "prefix of new access tokens" },
-    Def { key: "max_assertion_lifetime_secs", kind: SECS, default: Some("3600"), doc: "longest exp - iat accepted in an ID-JAG" },
-    Def { key: "mail_from", kind: Kind::Mailbox, default: Some("authmd <no-reply@localhost>"), doc: "sender of claim emails" },
-    Def { key: "mail_max_attempts", kind: COUNT, default: Some("8"), doc: "delivery attempts before a message is abandoned" },
-    Def { key: "mail_retry_base_secs", kind: SECS, default: Some("5"), doc: "first retry delay; doubles each time" },
-    Def { key: "gateway_max_body_bytes", kind: Kind::Number { min: 1, max: 1 << 30 }, default: Some("10485760"), doc: "largest request body the gateway forwards" },
-    Def { key: "upstream_timeout_secs", kind: Kind::Number { min: 1, max: 3600 }, default: Some("30"), doc: "gateway upstream timeout" },
-    Def { key: "rate_limit.anonymous.per_ip", kind: LIMIT, default: Some("5"), doc: "anonymous registrations per IP per window (0: no limit)" },
-    Def { key: "rate_limit.anonymous.global", kind: LIMIT, default: Some("100"), doc: "anonymous registrations per window" },
-    Def { key: "rate_limit.identity_assertion.per_ip", kind: LIMIT, default: Some("60"), doc: "ID-JAG requests per IP per window" },
-    Def { key: "rate_limit.identity_assertion.global", kind: LIMIT, default: Some("1000"), doc: "ID-JAG requests per window" },
-    Def { key: "rate_limit.verified_email.per_ip", kind: LIMIT, default: Some("5"), doc: "verified-email registrations per IP per window" },
-    Def { key: "rate_limit.verified_email.global", kind: LIMIT, default: Some("100"), doc: "verified-email registrations per window" },
-    Def { key: "rate_limit.claim.per_ip", kind: LIMIT, default: Some("30"), doc: "claim requests per IP per window" },
-    Def { key: "rate_limit.claim.global", kind: LIMIT, default: Some("1000"), doc: "claim requests per window" },
-    Def { key: "rate_limit.window_secs", kind: SECS, default: Some("3600"), doc: "length of the sliding rate-limit window" },
-    Def { key: "auth_md_path", kind: Kind::Path, default: None, doc: "serve this file as /auth.md; unset: render from settings" },
-    Def { key: "introspection_secret", kind: Kind::Secret, default: None, doc: "bearer secret for /oauth/introspect; unset: disabled" },
+    Def {
+        key: "resource_name",
+        kind: Kind::Text,
+        default: Some("API"),
+        doc: "name of the API, shown to agents and users",
+    },
+    Def {
+        key: "resource_logo_uri",
+        kind: Kind::Url { optional: true },
+        default: None,
+        doc: "logo URL for the protected resource metadata",
+    },
+    Def {
+        key: "resource",
+        kind: Kind::Url { optional: true },
+        default: None,
+        doc: "canonical API URL; unset: <base-url>/api/",
+    },
+    Def {
+        key: "scopes_supported",
+        kind: Kind::Scopes,
+        default: Some("api.read api.write"),
+        doc: "every scope this API knows",
+    },
+    Def {
+        key: "pre_claim_scopes",
+        kind: Kind::Scopes,
+        default: Some("api.read"),
+        doc: "scopes of an unclaimed anonymous key",
+    },
+    Def {
+        key: "post_claim_scopes",
+        kind: Kind::Scopes,
+        default: Some("api.read api.write"),
+        doc: "scopes after the user claims",
+    },
+    Def {
+        key: "id_jag_scopes",
+        kind: Kind::Scopes,
+        default: None,
+        doc: "scopes granted to ID-JAG credentials; unset: scopes_supported",
+    },
+    Def {
+        key: "read_scope",
+        kind: Kind::Scope,
+        default: Some("api.read"),
+        doc: "scope needed for GET, HEAD and OPTIONS on the API",
+    },
+    Def {
+        key: "write_scope",
+        kind: Kind::Scope,
+        default: Some("api.write"),
+        doc: "scope needed for other methods on the API",
+    },
+    Def {
+        key: "access_token_ttl_secs",
+        kind: SECS,
+        default: Some("3600"),
+        doc: "lifetime of access tokens",
+    },
+    Def {
+        key: "registration_ttl_secs",
+        kind: SECS,
+        default: Some("86400"),
+        doc: "how long an unclaimed registration lives",
+    },
+    Def {
+        key: "claim_attempt_ttl_secs",
+        kind: SECS,
+        default: Some("600"),
+        doc: "lifetime of a claim link",
+    },
+    Def {
+        key: "otp_ttl_secs",
+        kind: SECS,
+        default: Some("600"),
+        doc: "lifetime of a one-time code",
+    },
+    Def {
+        key: "clock_skew_secs",
+        kind: Kind::Number { min: 0, max: 3600 },
+        default: Some("60"),
+        doc: "tolerated clock difference with providers",
+    },
+    Def {
+        key: "otp_max_failures",
+        kind: COUNT,
+        default: Some("5"),
+        doc: "wrong codes before a code is burned",
+    },
+    Def {
+        key: "claim_max_failures",
+        kind: COUNT,
+        default: Some("20"),
+        doc: "wrong codes before a registration is locked",
+    },
+    Def {
+        key: "anonymous_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "allow anonymous registration",
+    },
+    Def {
+        key: "id_jag_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "allow ID-JAG registration",
+    },
+    Def {
+        key: "verified_email_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "allow verified-email registration",
+    },
+    Def {
+        key: "jit_provisioning",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "create unknown users on first ID-JAG",
+    },
+    Def {
+        key: "api_key_prefix",
+        kind: Kind::Prefix,
+        default: Some("authmd_sk_"),
+        doc: "prefix of new API keys",
+    },
+    Def {
+        key: "access_token_prefix",
+        kind: Kind::Prefix,
+        default: Some("authmd_at_"),
+        doc: "prefix of new access tokens",
+    },
+    Def {
+        key: "max_assertion_lifetime_secs",
+        kind: SECS,
+        default: Some("3600"),
+        doc: "longest exp - iat accepted in an ID-JAG",
+    },
+    Def {
+        key: "mail_from",
+        kind: Kind::Mailbox,
+        default: Some("authmd <no-reply@localhost>"),
+        doc: "sender of claim emails",
+    },
+    Def {
+        key: "mail_max_attempts",
+        kind: COUNT,
+        default: Some("8"),
+        doc: "delivery attempts before a message is abandoned",
+    },
+    Def {
+        key: "mail_retry_base_secs",
+        kind: SECS,
+        default: Some("5"),
+        doc: "first retry delay; doubles each time",
+    },
+    Def {
+        key: "gateway_max_body_bytes",
+        kind: Kind::Number { min: 1, max: 1 << 30 },
+        default: Some("10485760"),
+        doc: "largest request body the gateway forwards",
+    },
+    Def {
+        key: "upstream_timeout_secs",
+        kind: Kind::Number { min: 1, max: 3600 },
+        default: Some("30"),
+        doc: "gateway upstream timeout",
+    },
+    Def {
+        key: "rate_limit.anonymous.per_ip",
+        kind: LIMIT,
+        default: Some("5"),
+        doc: "anonymous registrations per IP per window (0: no limit)",
+    },
+    Def {
+        key: "rate_limit.anonymous.global",
+        kind: LIMIT,
+        default: Some("100"),
+        doc: "anonymous registrations per window",
+    },
+    Def {
+        key: "rate_limit.identity_assertion.per_ip",
+        kind: LIMIT,
+        default: Some("60"),
+        doc: "ID-JAG requests per IP per window",
+    },
+    Def {
+        key: "rate_limit.identity_assertion.global",
+        kind: LIMIT,
+        default: Some("1000"),
+        doc: "ID-JAG requests per window",
+    },
+    Def {
+        key: "rate_limit.verified_email.per_ip",
+        kind: LIMIT,
+        default: Some("5"),
+        doc: "verified-email registrations per IP per window",
+    },
+    Def {
+        key: "rate_limit.verified_email.global",
+        kind: LIMIT,
+        default: Some("100"),
+        doc: "verified-email registrations per window",
+    },
+    Def {
+        key: "rate_limit.claim.per_ip",
+        kind: LIMIT,
+        default: Some("30"),
+        doc: "claim requests per IP per window",
+    },
+    Def {
+        key: "rate_limit.claim.global",
+        kind: LIMIT,
+        default: Some("1000"),
+        doc: "claim requests per window",
+    },
+    Def {
+        key: "rate_limit.window_secs",
+        kind: SECS,
+        default: Some("3600"),
+        doc: "length of the sliding rate-limit window",
+    },
+    Def {
+        key: "auth_md_path",
+        kind: Kind::Path,
+        default: None,
+        doc: "serve this file as /auth.md; unset: render from settings",
+    },
+    Def {
+        key: "introspection_secret",
+        kind: Kind::Secret,
+        default: None,
+        doc: "bearer secret for /oauth/introspect; unset: disabled",
+    },
 ];
 
 pub fn def(key: &str) -> Option<&'static Def> {
@@ -146,7 +352,9 @@ pub fn normalize(key: &str, value: &str) -> Result<Option<String>, String> {
         }
         Kind::Prefix => {
             let ok = (2..=32).contains(&value.len())
-                && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 && value.bytes().any(|b| b.is_ascii_lowercase());
             if !ok {
                 return Err(bad("2 to 32 of a-z, 0-9 and _, such as `myapi_sk_`"));
@@ -174,9 +382,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn is_scope_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".:_/-".contains(&b))
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".:_/-".contains(&b))
 }
 
 /// How a stored value is shown by `config list` and `config get`.
@@ -263,9 +469,8 @@ impl Settings {
             }
         };
         let text = |key: &str| -> Result<String, String> { Ok(raw(key)?.unwrap_or_default()) };
-        let number = |key: &str| -> Result<u64, String> {
-            text(key)?.parse().map_err(|_| format!("`{key}` is not a number"))
-        };
+        let number =
+            |key: &str| -> Result<u64, String> { text(key)?.parse().map_err(|_| format!("`{key}` is not a number")) };
         let flag = |key: &str| -> Result<bool, String> { Ok(text(key)? == "true") };
         let scopes = |key: &str| -> Result<Vec<String>, String> {
             Ok(text(key)?.split_whitespace().map(str::to_string).collect())
@@ -354,12 +559,17 @@ impl Settings {
         if self.api_key_prefix.starts_with(&self.access_token_prefix)
             || self.access_token_prefix.starts_with(&self.api_key_prefix)
         {
-            return Err("`api_key_prefix` and `access_token_prefix` must differ, and neither may start with the other".into());
+            return Err(
+                "`api_key_prefix` and `access_token_prefix` must differ, and neither may start with the other".into(),
+            );
         }
         if let Some(resource) = &self.resource {
             let url = HttpUrl::parse(resource)?;
             if url.path == "/" || url.path.contains('?') {
-                return Err("`resource` must have a path such as /api/ and no query: the whole site cannot be the guarded API".into());
+                return Err(
+                    "`resource` must have a path such as /api/ and no query: the whole site cannot be the guarded API"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -389,7 +599,13 @@ mod tests {
         assert_eq!(s.id_jag_scopes, s.scopes_supported);
         assert_eq!(s.registration_ttl_secs, 86_400);
         assert_eq!(s.rate_limits.anonymous, Limit { per_ip: 5, global: 100 });
-        assert_eq!(s.rate_limits.claim, Limit { per_ip: 30, global: 1000 });
+        assert_eq!(
+            s.rate_limits.claim,
+            Limit {
+                per_ip: 30,
+                global: 1000
+            }
+        );
         assert_eq!(s.api_key_prefix, "authmd_sk_");
         assert!(s.anonymous_enabled && s.jit_provisioning);
         assert_eq!(s.introspection_secret_hash, None);
@@ -404,9 +620,17 @@ mod tests {
 
     #[test]
     fn ill_typed_values_say_what_is_valid() {
-        assert!(normalize("registration_ttl_secs", "soon").unwrap_err().contains("whole number from 1"));
+        assert!(
+            normalize("registration_ttl_secs", "soon")
+                .unwrap_err()
+                .contains("whole number from 1")
+        );
         assert!(normalize("registration_ttl_secs", "0").is_err());
-        assert!(normalize("anonymous_enabled", "maybe").unwrap_err().contains("true or false"));
+        assert!(
+            normalize("anonymous_enabled", "maybe")
+                .unwrap_err()
+                .contains("true or false")
+        );
         assert!(normalize("resource", "api.example.com").is_err());
         assert!(normalize("api_key_prefix", "Bad-Prefix").is_err());
         assert!(normalize("scopes_supported", "api.read a\"b").is_err());
@@ -421,7 +645,15 @@ mod tests {
         assert!(err.contains("post_claim_scopes"), "{err}");
         assert!(with(&[("pre_claim_scopes", "admin")]).is_err());
         assert!(with(&[("read_scope", "admin")]).is_err());
-        let s = with(&[("scopes_supported", "a b c"), ("id_jag_scopes", "c"), ("pre_claim_scopes", "a"), ("post_claim_scopes", "a b"), ("read_scope", "a"), ("write_scope", "b")]).unwrap();
+        let s = with(&[
+            ("scopes_supported", "a b c"),
+            ("id_jag_scopes", "c"),
+            ("pre_claim_scopes", "a"),
+            ("post_claim_scopes", "a b"),
+            ("read_scope", "a"),
+            ("write_scope", "b"),
+        ])
+        .unwrap();
         assert_eq!(s.id_jag_scopes, ["c"]);
     }
 
@@ -436,7 +668,9 @@ mod tests {
     fn secrets_are_stored_hashed() {
         let stored = normalize("introspection_secret", "correct horse battery").unwrap_err();
         assert!(stored.contains("without spaces"));
-        let stored = normalize("introspection_secret", "0123456789abcdefXYZ").unwrap().unwrap();
+        let stored = normalize("introspection_secret", "0123456789abcdefXYZ")
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.len(), 64);
         assert!(!stored.contains("0123456789abcdef"));
         assert_eq!(display("introspection_secret", &stored), "(set; stored hashed)");

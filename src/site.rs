@@ -31,7 +31,9 @@ impl Site {
     pub fn new(base_url: &str, settings: &Settings) -> Site {
         let issuer = base_url.trim_end_matches('/').to_string();
         let resource = settings.resource.clone().unwrap_or_else(|| format!("{issuer}/api/"));
-        let resource_path = HttpUrl::parse(&resource).map(|u| u.path).unwrap_or_else(|_| "/api/".into());
+        let resource_path = HttpUrl::parse(&resource)
+            .map(|u| u.path)
+            .unwrap_or_else(|_| "/api/".into());
         Site {
             resource_metadata_uri: format!("{issuer}{PRM_PATH}{resource_path}"),
             authorization_server_metadata_uri: format!("{issuer}{AS_METADATA_PATH}"),
@@ -54,9 +56,9 @@ impl Site {
     /// Is `path` one of the places the protected resource metadata is served?
     pub fn is_resource_metadata_path(&self, path: &str) -> bool {
         path == PRM_PATH
-            || path.strip_prefix(PRM_PATH).is_some_and(|rest| {
-                rest.trim_end_matches('/') == self.resource_path.trim_end_matches('/')
-            })
+            || path
+                .strip_prefix(PRM_PATH)
+                .is_some_and(|rest| rest.trim_end_matches('/') == self.resource_path.trim_end_matches('/'))
     }
 }
 
@@ -69,7 +71,10 @@ mod tests {
         let site = Site::new("http://127.0.0.1:8080", &Settings::default());
         assert_eq!(site.issuer, "http://127.0.0.1:8080");
         assert_eq!(site.resource, "http://127.0.0.1:8080/api/");
-        assert_eq!(site.resource_metadata_uri, "http://127.0.0.1:8080/.well-known/oauth-protected-resource/api/");
+        assert_eq!(
+            site.resource_metadata_uri,
+            "http://127.0.0.1:8080/.well-known/oauth-protected-resource/api/"
+        );
         assert_eq!(site.claim_uri, "http://127.0.0.1:8080/agent/auth/claim");
         assert!(site.is_resource_path("/api/resource"));
         assert!(site.is_resource_path("/api"));

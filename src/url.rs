@@ -21,9 +21,15 @@ impl HttpUrl {
         } else if let Some(rest) = text.strip_prefix("http://") {
             ("http", rest)
         } else {
-            return Err(format!("`{}` is not an absolute http:// or https:// URL", shorten(text)));
+            return Err(format!(
+                "`{}` is not an absolute http:// or https:// URL",
+                shorten(text)
+            ));
         };
-        if let Some(bad) = text.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '<' | '>' | '`')) {
+        if let Some(bad) = text
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '<' | '>' | '`'))
+        {
             return Err(format!("a URL may not contain {bad:?}"));
         }
         if text.contains('#') {
@@ -36,8 +42,16 @@ impl HttpUrl {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("`{}` has no usable host", shorten(text)));
         }
-        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-        Ok(HttpUrl { scheme, authority: authority.to_string(), path })
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(HttpUrl {
+            scheme,
+            authority: authority.to_string(),
+            path,
+        })
     }
 
     /// `scheme://authority`, no trailing slash.
@@ -66,7 +80,16 @@ mod tests {
 
     #[test]
     fn refuses_what_could_break_a_header_or_page() {
-        for bad in ["ftp://x/", "example.com", "http://", "http://a b/", "http://x/\"", "http://x/#f", "http://u@x/", "https://x/\r\n"] {
+        for bad in [
+            "ftp://x/",
+            "example.com",
+            "http://",
+            "http://a b/",
+            "http://x/\"",
+            "http://x/#f",
+            "http://u@x/",
+            "https://x/\r\n",
+        ] {
             assert!(HttpUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -44,14 +44,23 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         }
     }
     let conn = ctx.open_db()?;
-    let mut filter = Filter { event, since_ms, after_id: 0, limit: Some(PAGE) };
+    let mut filter = Filter {
+        event,
+        since_ms,
+        after_id: 0,
+        limit: Some(PAGE),
+    };
     loop {
         let events = audit::list(&conn, &filter)?;
         if let Some(last) = events.last() {
             filter.after_id = last.id;
         }
         let page_full = events.len() == PAGE as usize;
-        print_lines(events.iter().map(|e| if as_json { to_json(e).to_string() } else { to_text(e) }))?;
+        print_lines(
+            events
+                .iter()
+                .map(|e| if as_json { to_json(e).to_string() } else { to_text(e) }),
+        )?;
         if page_full {
             continue;
         }
@@ -111,7 +120,10 @@ fn to_json(e: &Event) -> Value {
 fn to_text(e: &Event) -> String {
     let mut line = format!("{}  {:<22}", rfc3339(e.at_ms), e.name);
     let Value::Object(fields) = to_json(e) else { return line };
-    for (key, value) in fields.iter().filter(|(k, _)| !matches!(k.as_str(), "id" | "time" | "event")) {
+    for (key, value) in fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "id" | "time" | "event"))
+    {
         match value {
             Value::String(text) => line += &format!(" {key}={text}"),
             other => line += &format!(" {key}={other}"),

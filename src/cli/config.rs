@@ -18,8 +18,14 @@ usage: authmd [--db PATH] config list
 ";
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
-    let mut words = Vec::new();
-    while let Some(arg) = parser.next()? {
+    let mut words: Vec<String> = Vec::new();
+    loop {
+        if words.len() == 2 && words[0] == "set" {
+            // The value is taken verbatim, even one that starts with `-`.
+            words.push(parser.value()?.string()?);
+            continue;
+        }
+        let Some(arg) = parser.next()? else { break };
         match arg {
             Short('h') | Long("help") => return print(USAGE),
             Value(word) => words.push(word.string()?),
@@ -59,6 +65,9 @@ fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
 
 fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
     let normalized = settings::normalize(key, value).map_err(CliError::config)?;
+    if settings::def(key).map(|d| d.kind) == Some(settings::Kind::Path) && !value.is_empty() {
+        std::fs::read_to_string(value).map_err(|e| CliError::config(format!("`{key}`: cannot read {value}: {e}")))?;
+    }
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now_ms();
     // The whole resulting set is checked inside the transaction, so two
@@ -79,7 +88,10 @@ fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
             now_ms,
             EventName::SettingChanged,
             audit::NewEvent {
-                detail: json!({ "key": key, "value": shown }).as_object().cloned().unwrap_or_default(),
+                detail: json!({ "key": key, "value": shown })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
                 ..Default::default()
             },
         )?;

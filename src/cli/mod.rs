@@ -51,20 +51,32 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(message: impl Into<String>) -> CliError {
-        CliError { status: EX_USAGE, message: message.into() }
+        CliError {
+            status: EX_USAGE,
+            message: message.into(),
+        }
     }
 
     pub fn config(message: impl Into<String>) -> CliError {
-        CliError { status: EX_CONFIG, message: message.into() }
+        CliError {
+            status: EX_CONFIG,
+            message: message.into(),
+        }
     }
 
     pub fn failure(message: impl Into<String>) -> CliError {
-        CliError { status: 1, message: message.into() }
+        CliError {
+            status: 1,
+            message: message.into(),
+        }
     }
 
     /// Quiet exit with a status (the command already said what it had to).
     pub fn silent(status: u8) -> CliError {
-        CliError { status, message: String::new() }
+        CliError {
+            status,
+            message: String::new(),
+        }
     }
 }
 
@@ -90,7 +102,13 @@ impl From<crate::store::OpenError> for CliError {
 }
 
 /// Environment variables authmd reads; each may also come as `<NAME>_FILE`.
-const KNOWN_VARIABLES: &[&str] = &["AUTHMD_DB", "AUTHMD_LISTEN", "AUTHMD_BASE_URL", "AUTHMD_WORKERS", "AUTHMD_LOG_FORMAT"];
+const KNOWN_VARIABLES: &[&str] = &[
+    "AUTHMD_DB",
+    "AUTHMD_LISTEN",
+    "AUTHMD_BASE_URL",
+    "AUTHMD_WORKERS",
+    "AUTHMD_LOG_FORMAT",
+];
 
 /// The `AUTHMD_*` environment, read once.
 pub struct Env {
@@ -167,7 +185,10 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
             None => return Err(CliError::usage(format!("a command is needed\n\n{USAGE}"))),
         }
     };
-    let ctx = Context { db: db.unwrap_or_else(|| PathBuf::from("./authmd.db")), env };
+    let ctx = Context {
+        db: db.unwrap_or_else(|| PathBuf::from("./authmd.db")),
+        env,
+    };
     match command.as_str() {
         "serve" => serve::run(&mut parser, &ctx),
         "healthcheck" => healthcheck::run(&mut parser, &ctx),

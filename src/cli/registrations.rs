@@ -25,9 +25,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("status") => {
                 let text = parser.value()?.string()?;
                 let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                status = Some(Status::parse(&text).ok_or_else(|| {
-                    CliError::usage(format!("unknown status `{text}`; valid: {}", all.join(", ")))
-                })?);
+                status =
+                    Some(Status::parse(&text).ok_or_else(|| {
+                        CliError::usage(format!("unknown status `{text}`; valid: {}", all.join(", ")))
+                    })?);
             }
             Long("json") => as_json = true,
             Long("limit") => limit = parser.value()?.parse()?,
@@ -42,7 +43,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     if as_json {
         return print_lines(rows.iter().map(|r| to_json(r).to_string()));
     }
-    let mut lines = vec![format!("{:<26} {:<18} {:<13} {:<26} {:<24} {}", "ID", "TYPE", "STATUS", "USER", "CREATED", "EXPIRES")];
+    let mut lines = vec![format!(
+        "{:<26} {:<18} {:<13} {:<26} {:<24} {}",
+        "ID", "TYPE", "STATUS", "USER", "CREATED", "EXPIRES"
+    )];
     lines.extend(rows.iter().map(|r| {
         format!(
             "{:<26} {:<18} {:<13} {:<26} {:<24} {}",

@@ -38,9 +38,14 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     match target {
         Target::Registration(id) => {
             let revoked = store::write(&mut conn, |tx| {
-                let Some(found) = registrations::by_id(tx, &id)? else { return Ok(Err(format!("no registration {id}"))) };
+                let Some(found) = registrations::by_id(tx, &id)? else {
+                    return Ok(Err(format!("no registration {id}")));
+                };
                 if !registrations::revoke(tx, &id, "operator", now_ms)? {
-                    return Ok(Err(format!("registration {id} is already {}; nothing to revoke", found.status)));
+                    return Ok(Err(format!(
+                        "registration {id} is already {}; nothing to revoke",
+                        found.status
+                    )));
                 }
                 Ok(Ok(()))
             })?;

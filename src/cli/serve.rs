@@ -48,13 +48,21 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         None => 16,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=1024).contains(&n) => n,
-            _ => return Err(CliError::config(format!("--workers must be a number from 1 to 1024, not `{text}`"))),
+            _ => {
+                return Err(CliError::config(format!(
+                    "--workers must be a number from 1 to 1024, not `{text}`"
+                )));
+            }
         },
     };
     log::init(match log_format.as_deref() {
         None | Some("text") => log::Format::Text,
         Some("json") => log::Format::Json,
-        Some(other) => return Err(CliError::config(format!("--log-format must be text or json, not `{other}`"))),
+        Some(other) => {
+            return Err(CliError::config(format!(
+                "--log-format must be text or json, not `{other}`"
+            )));
+        }
     });
     let base_url = base_url.map(|url| checked_base_url(&url)).transpose()?;
 
@@ -73,10 +81,17 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
     print(&format!("authmd listening on {}\n", running.base_url))?;
-    log::info(&format!("listening on {} with {workers} workers, database {}", running.local_addr, ctx.db.display()));
+    log::info(&format!(
+        "listening on {} with {workers} workers, database {}",
+        running.local_addr,
+        ctx.db.display()
+    ));
 
     let signal = signals.forever().next();
-    log::info(&format!("signal {} received: finishing in-flight requests", signal.unwrap_or_default()));
+    log::info(&format!(
+        "signal {} received: finishing in-flight requests",
+        signal.unwrap_or_default()
+    ));
     running.shutdown(SHUTDOWN_GRACE);
     log::info("stopped");
     Ok(())

@@ -35,7 +35,9 @@ impl Caller {
         if self.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
-            Err(Error::InsufficientScope { scope: scope.to_string() })
+            Err(Error::InsufficientScope {
+                scope: scope.to_string(),
+            })
         }
     }
 
@@ -66,7 +68,10 @@ pub fn authenticate(conn: &Connection, now_ms: i64, authorization: Option<&str>)
         presented: false,
         reason: "no bearer credential",
     })?;
-    let invalid = |reason| Error::InvalidToken { presented: true, reason };
+    let invalid = |reason| Error::InvalidToken {
+        presented: true,
+        reason,
+    };
     if !secrets::credential_checksum_ok(token) {
         return Err(invalid("not a credential issued here (malformed or mistyped)"));
     }
@@ -105,8 +110,20 @@ mod tests {
     use crate::store;
 
     fn register_at(conn: &mut Connection, config: &Config, now_ms: i64) -> Value {
-        let mut ctx = Ctx { conn, config, now_ms, client_ip: Some("127.0.0.1") };
-        register(&mut ctx, Request::Anonymous { requested: CredentialType::ApiKey }).unwrap().0
+        let mut ctx = Ctx {
+            conn,
+            config,
+            now_ms,
+            client_ip: Some("127.0.0.1"),
+        };
+        register(
+            &mut ctx,
+            Request::Anonymous {
+                requested: CredentialType::ApiKey,
+            },
+        )
+        .unwrap()
+        .0
     }
 
     fn reason(result: Result<Caller, Error>) -> &'static str {
@@ -128,8 +145,10 @@ mod tests {
     #[test]
     fn an_anonymous_key_works_until_its_registration_ttl() {
         let (_dir, mut conn) = store::open_temp();
-        let mut settings = Settings::default();
-        settings.registration_ttl_secs = 60;
+        let settings = Settings {
+            registration_ttl_secs: 60,
+            ..Settings::default()
+        };
         let config = Config::new("http://127.0.0.1:1", settings);
         let t0 = 1_800_000_000_000;
         let body = register_at(&mut conn, &config, t0);
@@ -139,9 +158,15 @@ mod tests {
         assert_eq!(caller.scopes, ["api.read"]);
         assert_eq!(caller.status, Status::Unclaimed);
         assert!(caller.require_scope("api.read").is_ok());
-        assert!(matches!(caller.require_scope("api.write"), Err(Error::InsufficientScope { .. })));
+        assert!(matches!(
+            caller.require_scope("api.write"),
+            Err(Error::InsufficientScope { .. })
+        ));
 
-        assert_eq!(reason(authenticate(&conn, t0 + 60_000, Some(&header))), "the registration is no longer active");
+        assert_eq!(
+            reason(authenticate(&conn, t0 + 60_000, Some(&header))),
+            "the registration is no longer active"
+        );
     }
 
     #[test]
@@ -153,13 +178,22 @@ mod tests {
         let key = body["credential"].as_str().unwrap().to_string();
 
         let unknown = secrets::new_credential("authmd_sk_");
-        assert_eq!(reason(authenticate(&conn, t0, Some(&format!("Bearer {unknown}")))), "unknown credential");
+        assert_eq!(
+            reason(authenticate(&conn, t0, Some(&format!("Bearer {unknown}")))),
+            "unknown credential"
+        );
         let mistyped = format!("{}x", &key[..key.len() - 1]);
         assert!(reason(authenticate(&conn, t0, Some(&format!("Bearer {mistyped}")))).contains("malformed"));
-        assert!(matches!(authenticate(&conn, t0, None), Err(Error::InvalidToken { presented: false, .. })));
+        assert!(matches!(
+            authenticate(&conn, t0, None),
+            Err(Error::InvalidToken { presented: false, .. })
+        ));
 
         let id = body["registration_id"].as_str().unwrap();
         store::write(&mut conn, |tx| store::registrations::revoke(tx, id, "operator", t0)).unwrap();
-        assert_eq!(reason(authenticate(&conn, t0, Some(&format!("Bearer {key}")))), "the credential was revoked");
+        assert_eq!(
+            reason(authenticate(&conn, t0, Some(&format!("Bearer {key}")))),
+            "the credential was revoked"
+        );
     }
 }

@@ -22,9 +22,17 @@ pub const VERIFIED_EMAIL_ASSERTION_TYPE: &str = "verified_email";
 /// A registration request whose shape has been checked.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    Anonymous { requested: CredentialType },
-    IdJag { assertion: String, requested: CredentialType },
-    VerifiedEmail { email: String, requested: CredentialType },
+    Anonymous {
+        requested: CredentialType,
+    },
+    IdJag {
+        assertion: String,
+        requested: CredentialType,
+    },
+    VerifiedEmail {
+        email: String,
+        requested: CredentialType,
+    },
 }
 
 impl Request {
@@ -33,7 +41,10 @@ impl Request {
     /// Members this document does not name are ignored.
     pub fn from_json(body: &Value) -> Result<Request, Error> {
         let object = body.as_object().ok_or_else(|| {
-            Error::InvalidRequest(format!("the body must be a JSON object, not {}", super::json_type(body)))
+            Error::InvalidRequest(format!(
+                "the body must be a JSON object, not {}",
+                super::json_type(body)
+            ))
         })?;
         let kind = required_str(object, "type")?;
         let requested_text = |object| required_str(object, "requested_credential_type");
@@ -53,7 +64,10 @@ impl Request {
                 let requested = credential_type(requested_text(object)?)?;
                 match assertion_type {
                     ID_JAG_ASSERTION_TYPE => Ok(Request::IdJag { assertion, requested }),
-                    VERIFIED_EMAIL_ASSERTION_TYPE => Ok(Request::VerifiedEmail { email: assertion, requested }),
+                    VERIFIED_EMAIL_ASSERTION_TYPE => Ok(Request::VerifiedEmail {
+                        email: assertion,
+                        requested,
+                    }),
                     _ => Err(Error::InvalidRequest(format!(
                         "unknown `assertion_type`; expected \"{ID_JAG_ASSERTION_TYPE}\" or \"{VERIFIED_EMAIL_ASSERTION_TYPE}\""
                     ))),
@@ -68,9 +82,7 @@ impl Request {
 
 fn credential_type(text: &str) -> Result<CredentialType, Error> {
     CredentialType::parse(text).ok_or_else(|| {
-        Error::UnsupportedCredentialType(
-            "`requested_credential_type` must be \"api_key\" or \"access_token\"".into(),
-        )
+        Error::UnsupportedCredentialType("`requested_credential_type` must be \"api_key\" or \"access_token\"".into())
     })
 }
 
@@ -133,8 +145,18 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
             detail: fields.as_object().cloned().unwrap_or_default(),
             ..Default::default()
         };
-        audit::record(tx, now_ms, EventName::RegistrationCreated, event(json!({"registration_type": "anonymous"})))?;
-        audit::record(tx, now_ms, EventName::CredentialIssued, event(json!({"credential_type": "api_key"})))?;
+        audit::record(
+            tx,
+            now_ms,
+            EventName::RegistrationCreated,
+            event(json!({"registration_type": "anonymous"})),
+        )?;
+        audit::record(
+            tx,
+            now_ms,
+            EventName::CredentialIssued,
+            event(json!({"credential_type": "api_key"})),
+        )?;
         Ok(())
     })?;
 
@@ -169,7 +191,9 @@ mod tests {
     fn shapes_are_dispatched_on_type() {
         assert_eq!(
             parse(r#"{"type":"anonymous","requested_credential_type":"api_key","extra":1}"#).unwrap(),
-            Request::Anonymous { requested: CredentialType::ApiKey }
+            Request::Anonymous {
+                requested: CredentialType::ApiKey
+            }
         );
         assert_eq!(
             parse(r#"{"type":"identity_assertion","assertion_type":"verified_email","assertion":"a@b.c","requested_credential_type":"access_token"}"#).unwrap(),
@@ -179,16 +203,28 @@ mod tests {
 
     #[test]
     fn bad_shapes_name_the_offending_member() {
-        assert_eq!(message("[]"), ("invalid_request", "the body must be a JSON object, not an array".into()));
+        assert_eq!(
+            message("[]"),
+            ("invalid_request", "the body must be a JSON object, not an array".into())
+        );
         assert_eq!(message("{}"), ("invalid_request", "missing member `type`".into()));
-        assert_eq!(message(r#"{"type":7}"#), ("invalid_request", "member `type` must be a string, not a number".into()));
+        assert_eq!(
+            message(r#"{"type":7}"#),
+            ("invalid_request", "member `type` must be a string, not a number".into())
+        );
         assert!(message(r#"{"type":"magic"}"#).1.contains("unknown `type`"));
         assert_eq!(
             message(r#"{"type":"anonymous"}"#),
             ("invalid_request", "missing member `requested_credential_type`".into())
         );
-        assert_eq!(message(r#"{"type":"anonymous","requested_credential_type":"access_token"}"#).0, "unsupported_credential_type");
-        assert_eq!(message(r#"{"type":"anonymous","requested_credential_type":"cookie"}"#).0, "unsupported_credential_type");
+        assert_eq!(
+            message(r#"{"type":"anonymous","requested_credential_type":"access_token"}"#).0,
+            "unsupported_credential_type"
+        );
+        assert_eq!(
+            message(r#"{"type":"anonymous","requested_credential_type":"cookie"}"#).0,
+            "unsupported_credential_type"
+        );
         assert!(message(r#"{"type":"identity_assertion","assertion_type":"saml","assertion":"x","requested_credential_type":"api_key"}"#).1.contains("assertion_type"));
     }
 }

@@ -70,7 +70,12 @@ impl Response {
     }
 
     pub fn text(status: u16, content_type: &str, body: String) -> Response {
-        Response { status, headers: vec![("Content-Type", content_type.into())], body: body.into_bytes(), reason: None }
+        Response {
+            status,
+            headers: vec![("Content-Type", content_type.into())],
+            body: body.into_bytes(),
+            reason: None,
+        }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
@@ -79,7 +84,10 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -76,7 +76,12 @@ fn route(conn: &mut Connection, config: &Config, now_ms: i64, req: &Request) -> 
             let body = json_body(req)?;
             let request = registration::Request::from_json(&body)?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = Ctx { conn, config, now_ms, client_ip: client_ip.as_deref() };
+            let mut ctx = Ctx {
+                conn,
+                config,
+                now_ms,
+                client_ip: client_ip.as_deref(),
+            };
             let Registered(answer) = registration::register(&mut ctx, request)?;
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
@@ -94,8 +99,9 @@ fn discovery_json(doc: &Value) -> Response {
 
 fn auth_md(config: &Config) -> Result<Response, Error> {
     let text = match &config.settings.auth_md_path {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::Internal(format!("auth_md_path {path}: {e}")))?,
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| Error::Internal(format!("auth_md_path {path}: {e}")))?
+        }
         None => discovery::auth_md(config),
     };
     Ok(Response::text(200, "text/markdown; charset=utf-8", text).with_header("Cache-Control", CACHE_PUBLIC))
@@ -109,21 +115,35 @@ fn json_body(req: &Request) -> Result<Value, Error> {
         let essence = content_type.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
             let shown: String = essence.chars().filter(|c| c.is_ascii_graphic()).take(80).collect();
-            return Err(Error::UnsupportedMediaType(if shown.is_empty() { "an empty type".into() } else { shown }));
+            return Err(Error::UnsupportedMediaType(if shown.is_empty() {
+                "an empty type".into()
+            } else {
+                shown
+            }));
         }
     }
     let bytes = match &req.body {
         Body::Complete(bytes) => bytes,
-        Body::TooLarge => return Err(Error::RequestTooLarge { limit_bytes: MAX_BODY_BYTES }),
+        Body::TooLarge => {
+            return Err(Error::RequestTooLarge {
+                limit_bytes: MAX_BODY_BYTES,
+            });
+        }
         Body::Unreadable => return Err(Error::InvalidRequest("the request body could not be read".into())),
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::InvalidRequest(format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
     if text.trim().is_empty() {
-        return Err(Error::InvalidRequest("the body is empty; expected a JSON object".into()));
+        return Err(Error::InvalidRequest(
+            "the body is empty; expected a JSON object".into(),
+        ));
     }
     serde_json::from_str(text).map_err(|e| {
-        Error::InvalidRequest(format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()))
+        Error::InvalidRequest(format!(
+            "the body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
@@ -155,7 +175,10 @@ mod tests {
     #[test]
     fn content_types_other_than_json_are_refused() {
         let (resp, body) = send(request("POST", "/agent/auth", &[("content-type", "text/plain")], b"{}"));
-        assert_eq!((resp.status, body["error"].as_str()), (415, Some("unsupported_media_type")));
+        assert_eq!(
+            (resp.status, body["error"].as_str()),
+            (415, Some("unsupported_media_type"))
+        );
         let (resp, _) = send(request(
             "POST",
             "/agent/auth",

@@ -116,7 +116,13 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .spawn(move || reload_settings(&db_path, &reload_base, &reload_shared))
             .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
     );
-    Ok(Running { base_url, local_addr, server, shared, threads })
+    Ok(Running {
+        base_url,
+        local_addr,
+        server,
+        shared,
+        threads,
+    })
 }
 
 impl Running {
@@ -164,8 +170,8 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
     let request = to_request(&mut raw);
     let config = shared.config();
     let now_ms = shared.clock.now_ms();
-    let response = catch_unwind(AssertUnwindSafe(|| routes::handle(conn, &config, now_ms, &request)))
-        .unwrap_or_else(|panic| {
+    let response =
+        catch_unwind(AssertUnwindSafe(|| routes::handle(conn, &config, now_ms, &request))).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -185,7 +191,12 @@ fn to_request(raw: &mut tiny_http::Request) -> Request {
     let headers: Vec<(String, String)> = raw
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     let declared_too_large = raw.body_length().is_some_and(|len| len > MAX_BODY_BYTES);
     let body = if declared_too_large {
@@ -226,7 +237,13 @@ fn respond(raw: tiny_http::Request, request: &Request, response: Response, start
     }
     // tiny_http sends no body for HEAD, but keeps the Content-Length of GET.
     let length = response.body.len();
-    let reply = tiny_http::Response::new(tiny_http::StatusCode(status), headers, &response.body[..], Some(length), None);
+    let reply = tiny_http::Response::new(
+        tiny_http::StatusCode(status),
+        headers,
+        &response.body[..],
+        Some(length),
+        None,
+    );
     let _ = raw.respond(reply);
     let client_ip = request.client_ip.map(|ip| ip.to_string());
     log::access(&log::Access {
@@ -261,7 +278,8 @@ fn reload_settings(db_path: &Path, base_url: &str, shared: &Shared) {
             Ok(settings) => {
                 last_error = None;
                 if shared.config().settings != settings {
-                    *shared.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Config::new(base_url, settings));
+                    *shared.config.write().unwrap_or_else(|e| e.into_inner()) =
+                        Arc::new(Config::new(base_url, settings));
                     log::info("settings reloaded");
                 }
             }

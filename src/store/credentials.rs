@@ -61,9 +61,8 @@ pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Er
             let kind: String = row.get(1)?;
             Ok(Found {
                 id: row.get(0)?,
-                kind: CredentialType::parse(&kind).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(1, "kind".into(), rusqlite::types::Type::Text)
-                })?,
+                kind: CredentialType::parse(&kind)
+                    .ok_or_else(|| rusqlite::Error::InvalidColumnType(1, "kind".into(), rusqlite::types::Type::Text))?,
                 scopes: row.get(2)?,
                 created_ms: row.get(3)?,
                 expires_ms: row.get(4)?,

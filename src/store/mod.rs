@@ -42,31 +42,36 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
 
 /// Opens an already migrated database: what each server worker does.
 pub fn connect(path: &Path) -> Result<Connection, OpenError> {
-    let fail = |e: rusqlite::Error| {
-        OpenError(format!("cannot open database {}: {}", path.display(), explain(&e)))
-    };
+    let fail = |e: rusqlite::Error| OpenError(format!("cannot open database {}: {}", path.display(), explain(&e)));
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(fail)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(fail)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError(format!(
             "cannot open database {}: it would not switch to WAL mode (got {mode})",
             path.display()
         )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(fail)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(fail)?;
     Ok(conn)
 }
 
 fn explain(err: &rusqlite::Error) -> String {
     match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => "the file is not an SQLite database (corrupt, or some other file)".into(),
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "the file is not an SQLite database (corrupt, or some other file)".into()
+        }
         Some(rusqlite::ErrorCode::ReadOnly) => "the file or its directory is read-only".into(),
-        Some(rusqlite::ErrorCode::CannotOpen) => "the file cannot be opened or created (does the directory exist, and is it writable?)".into(),
+        Some(rusqlite::ErrorCode::CannotOpen) => {
+            "the file cannot be opened or created (does the directory exist, and is it writable?)".into()
+        }
         _ => err.to_string(),
     }
 }
@@ -78,9 +83,14 @@ fn steps() -> Vec<(u32, &'static str)> {
     while let Some(start) = rest.find("-- step ") {
         let after = &rest[start + "-- step ".len()..];
         let line_end = after.find('\n').unwrap_or(after.len());
-        let number = after[..line_end].trim().parse().expect("schema.sql: `-- step N` needs a number");
+        let number = after[..line_end]
+            .trim()
+            .parse()
+            .expect("schema.sql: `-- step N` needs a number");
         let body_start = (line_end + 1).min(after.len());
-        let body_end = after[body_start..].find("-- step ").map_or(after.len(), |i| body_start + i);
+        let body_end = after[body_start..]
+            .find("-- step ")
+            .map_or(after.len(), |i| body_start + i);
         steps.push((number, &after[body_start..body_end]));
         rest = &after[body_end..];
     }
@@ -94,15 +104,19 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| explain(&e))?;
-    let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| explain(&e))?;
+    let current: u32 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| explain(&e))?;
     if current > latest {
         return Err(format!(
             "the database is at schema step {current}, newer than this authmd knows ({latest}); use a newer authmd"
         ));
     }
     for (number, sql) in steps.into_iter().filter(|s| s.0 > current) {
-        tx.execute_batch(sql).map_err(|e| format!("schema step {number}: {e}"))?;
-        tx.pragma_update(None, "user_version", number).map_err(|e| e.to_string())?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("schema step {number}: {e}"))?;
+        tx.pragma_update(None, "user_version", number)
+            .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| explain(&e))
 }

@@ -84,9 +84,11 @@ pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec
                 .collect::<Result<Vec<_>, _>>()?
         }
         None => {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations ORDER BY rowid DESC LIMIT ?1"))?;
-            stmt.query_map([limit], |r| from_row(r, 0))?.collect::<Result<Vec<_>, _>>()?
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM registrations ORDER BY rowid DESC LIMIT ?1"
+            ))?;
+            stmt.query_map([limit], |r| from_row(r, 0))?
+                .collect::<Result<Vec<_>, _>>()?
         }
     };
     Ok(rows)
@@ -94,7 +96,11 @@ pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec
 
 /// SQL for "one of the live statuses", written out so the status index serves it.
 fn live_statuses() -> String {
-    Status::LIVE.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+    Status::LIVE
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Revokes one registration and its credentials, recording

@@ -34,6 +34,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // authmd patch: says whether the previous request's unread body was
+    // drained (see EqualReader); if it was abandoned, the connection closes.
+    body_signal: Option<std::sync::mpsc::Receiver<IoResult<()>>>,
 }
 
 /// Error that can happen when reading a request.
@@ -65,6 +69,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            body_signal: None,
         }
     }
 
@@ -153,6 +158,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            &mut self.body_signal,
         )
         .map_err(|e| {
             use crate::request;
@@ -181,6 +187,14 @@ impl Iterator for ClientConnection {
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
+        }
+
+        // authmd patch: the previous body was abandoned mid-way; what follows
+        // on the socket is not a request.
+        if let Some(signal) = self.body_signal.take() {
+            if let Ok(Err(_)) = signal.recv() {
+                return None;
+            }
         }
 
         loop {

@@ -8,6 +8,9 @@ use std::sync::mpsc::{Receiver, Sender};
 /// If the limit is reached, it returns EOF. If the limit is not reached
 /// when the destructor is called, the remaining bytes will be read and
 /// thrown away.
+/// authmd patch: the most of an unread body drained to keep a connection.
+pub const DRAIN_LIMIT_BYTES: usize = 64 * 1024;
+
 pub struct EqualReader<R>
 where
     R: Read,
@@ -66,9 +69,17 @@ where
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
 
-        // authmd patch: drain through a fixed buffer. Upstream allocated
-        // `remaining_to_read` bytes at once, a size the client declares in
-        // Content-Length (tiny-http/tiny-http#290).
+        // authmd patch: drain through a fixed buffer, and at most
+        // DRAIN_LIMIT_BYTES. Upstream allocated `remaining_to_read` bytes at
+        // once, a size the client declares in Content-Length
+        // (tiny-http/tiny-http#290), and would wait for all of it. Past the
+        // limit the signal says so, and the connection is closed instead of
+        // being read further.
+        if remaining_to_read > DRAIN_LIMIT_BYTES {
+            let abandoned = std::io::Error::new(std::io::ErrorKind::Other, "unread request body abandoned");
+            self.last_read_signal.send(Err(abandoned)).ok();
+            return;
+        }
         let mut buf = [0u8; 8192];
         while remaining_to_read > 0 {
             let want = remaining_to_read.min(buf.len());

@@ -1,0 +1,201 @@
+//! SPEC.md 3.1 and 7, end to end against the real server: an agent
+//! discovers, registers anonymously, and calls the API with its key.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+#[test]
+fn the_anonymous_flow_end_to_end() {
+    let server = TestServer::start();
+    let base = server.base.clone();
+
+    // 1. The API refuses an unauthenticated call and says where to look.
+    let challenge = server.get("/api/resource");
+    challenge.assert_error(401, "invalid_token");
+    let expected_metadata = format!("{base}/.well-known/oauth-protected-resource/api/");
+    assert_eq!(
+        challenge.header("www-authenticate"),
+        Some(format!("Bearer resource_metadata=\"{expected_metadata}\"").as_str()),
+        "no error attribute when no token was presented"
+    );
+
+    // 2. Discovery leads to the registration endpoint.
+    let prm = server.get(expected_metadata.trim_start_matches(&base)).json();
+    let issuer = prm["authorization_servers"][0].as_str().unwrap().to_string();
+    let asm = server
+        .get(&format!(
+            "{}/.well-known/oauth-authorization-server",
+            issuer.trim_start_matches(&base)
+        ))
+        .json();
+    assert_eq!(asm["agent_auth"]["register_uri"], format!("{base}/agent/auth"));
+
+    // 3. Register.
+    let reply = server.post_json(
+        "/agent/auth",
+        r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let reg = reply.json();
+    let id = reg["registration_id"].as_str().unwrap();
+    assert!(id.starts_with("reg_"));
+    assert_eq!(reg["registration_type"], "anonymous");
+    assert_eq!(reg["credential_type"], "api_key");
+    assert_eq!(reg["credential_expires"], Value::Null);
+    assert_eq!(reg["scopes"], json!(["api.read"]));
+    assert_eq!(reg["post_claim_scopes"], json!(["api.read", "api.write"]));
+    assert_eq!(reg["claim_url"], format!("{base}/agent/auth/claim"));
+    let key = reg["credential"].as_str().unwrap();
+    assert!(key.starts_with("authmd_sk_") && key.len() >= 10 + 43);
+    let claim_token = reg["claim_token"].as_str().unwrap();
+    assert!(claim_token.starts_with("clm_") && claim_token.len() >= 4 + 22);
+    let expires = reg["claim_token_expires"].as_str().unwrap();
+    assert!(
+        expires.len() == 24 && expires.ends_with('Z') && expires.as_bytes()[19] == b'.',
+        "RFC 3339 with ms: {expires}"
+    );
+
+    // 4. The key works, with its scopes.
+    let me = server.get_with_token("/api/resource", key);
+    assert_eq!(me.status, 200, "{}", me.body);
+    let me = me.json();
+    assert_eq!(me["registration_id"], id);
+    assert_eq!(me["status"], "unclaimed");
+    assert_eq!(me["scopes"], json!(["api.read"]));
+    assert_eq!(me["credential_type"], "api_key");
+    assert_eq!(me["user_id"], Value::Null);
+    assert_eq!(server.get_with_token("/api/deeper/path?x=1", key).status, 200);
+
+    // 5. A bad token gets the challenge with error="invalid_token".
+    for bad in [
+        format!("{key}x"),
+        "authmd_sk_nonsense".to_string(),
+        format!("{}A", &key[..key.len() - 1]),
+    ] {
+        let reply = server.get_with_token("/api/resource", &bad);
+        reply.assert_error(401, "invalid_token");
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(format!("Bearer resource_metadata=\"{expected_metadata}\", error=\"invalid_token\"").as_str())
+        );
+        assert!(!reply.body.contains(&bad), "a refused token is not echoed");
+    }
+
+    // 6. The audit log has the event, and no secret reached it or the log.
+    let audit = server.cli_ok(&["audit", "--json", "--event", "registration.created"]);
+    let event: Value = serde_json::from_str(audit.lines().next().expect("one event")).unwrap();
+    assert_eq!(event["registration_id"], id);
+    assert_eq!(event["registration_type"], "anonymous");
+    assert_eq!(event["client_ip"], "127.0.0.1");
+    let everything = server.cli_ok(&["audit", "--json"]) + &server.stderr();
+    for secret in [key, claim_token] {
+        assert!(!everything.contains(secret), "a secret reached the audit log or stderr");
+    }
+    let db = std::fs::read(server.db()).unwrap();
+    let wal = std::fs::read(server.db().with_extension("db-wal")).unwrap_or_default();
+    for secret in [key, claim_token] {
+        let needle = secret.as_bytes();
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle),
+            "a secret is stored in plaintext"
+        );
+        assert!(
+            !wal.windows(needle.len()).any(|w| w == needle),
+            "a secret is stored in plaintext (WAL)"
+        );
+    }
+}
+
+#[test]
+fn a_key_without_the_read_scope_gets_403_insufficient_scope() {
+    let server = TestServer::start();
+    server.cli_ok(&["config", "set", "scopes_supported", "api.read api.write basic"]);
+    server.cli_ok(&["config", "set", "pre_claim_scopes", "basic"]);
+    assert!(
+        server.eventually(Duration::from_secs(3), || server.register_anonymous()["scopes"]
+            == json!(["basic"]))
+    );
+    let key = server.register_anonymous()["credential"].as_str().unwrap().to_string();
+    let reply = server.get_with_token("/api/resource", &key);
+    reply.assert_error(403, "insufficient_scope");
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope", scope="api.read""#),
+        "{challenge}"
+    );
+}
+
+#[test]
+fn restart_on_the_same_file_keeps_registrations_and_keys() {
+    let mut server = TestServer::start();
+    let reg = server.register_anonymous();
+    let key = reg["credential"].as_str().unwrap().to_string();
+    server.restart();
+    let me = server.get_with_token("/api/resource", &key);
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["registration_id"], reg["registration_id"]);
+    let listed = server.cli_ok(&["registrations", "list", "--json"]);
+    assert!(listed.contains(reg["registration_id"].as_str().unwrap()));
+}
+
+#[test]
+fn an_unclaimed_registration_stops_working_after_its_ttl() {
+    let server = TestServer::start();
+    server.cli_ok(&["config", "set", "registration_ttl_secs", "1"]);
+    assert!(server.eventually(Duration::from_secs(3), || {
+        server.get("/auth.md").body.contains("after 1 second")
+    }));
+    let reg = server.register_anonymous();
+    let key = reg["credential"].as_str().unwrap();
+    assert_eq!(server.get_with_token("/api/resource", key).status, 200);
+    std::thread::sleep(Duration::from_millis(1200));
+    server
+        .get_with_token("/api/resource", key)
+        .assert_error(401, "invalid_token");
+}
+
+#[test]
+fn operator_revocation_of_one_and_of_all() {
+    let server = TestServer::start();
+    let (a, b, c) = (
+        server.register_anonymous(),
+        server.register_anonymous(),
+        server.register_anonymous(),
+    );
+    let key = |reg: &Value| reg["credential"].as_str().unwrap().to_string();
+    let id = |reg: &Value| reg["registration_id"].as_str().unwrap().to_string();
+
+    let out = server.cli_ok(&["revoke", "--registration", &id(&a)]);
+    assert!(out.contains("revoked 1"), "{out}");
+    server
+        .get_with_token("/api/resource", &key(&a))
+        .assert_error(401, "invalid_token");
+    assert_eq!(server.get_with_token("/api/resource", &key(&b)).status, 200);
+    let again = server.cli(&["revoke", "--registration", &id(&a)]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already revoked"));
+    assert!(!server.cli(&["revoke", "--registration", "reg_nope"]).status.success());
+
+    let out = server.cli_ok(&["revoke", "--all"]);
+    assert!(out.contains("revoked 2 registrations"), "{out}");
+    for reg in [&b, &c] {
+        server
+            .get_with_token("/api/resource", &key(reg))
+            .assert_error(401, "invalid_token");
+    }
+    let events = server.cli_ok(&["audit", "--json", "--event", "registration.revoked"]);
+    let events: Vec<Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 3, "one event per registration revoked");
+    assert!(events.iter().all(|e| e["by"] == "operator"));
+    let revoked = server.cli_ok(&["registrations", "list", "--status", "revoked", "--json"]);
+    assert_eq!(revoked.lines().count(), 3);
+    assert_eq!(
+        server.cli_ok(&["registrations", "list", "--status", "unclaimed", "--json"]),
+        ""
+    );
+}

@@ -1,0 +1,299 @@
+//! The one integration-test helper: [`TestServer`] runs the real `authmd`
+//! binary on `127.0.0.1:0` against a real SQLite file in a temp dir, and
+//! prints the server's stderr when a test fails.
+
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    child: Option<Child>,
+    stderr: Arc<Mutex<String>>,
+    extra_env: Vec<(String, String)>,
+    extra_args: Vec<String>,
+}
+
+/// An HTTP answer, read fully.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// Asserts a SPEC.md section 10 error body with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status; body: {}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"], code, "error code; body: {}", self.body);
+        let message = body["message"].as_str().expect("message is a string");
+        assert!(!message.is_empty());
+        assert_eq!(body["error_description"], body["message"]);
+    }
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[], &[])
+    }
+
+    /// Starts with extra `serve` arguments and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = TestServer {
+            dir,
+            base: String::new(),
+            child: None,
+            stderr: Arc::new(Mutex::new(String::new())),
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        server.boot();
+        server
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("authmd.db")
+    }
+
+    fn boot(&mut self) {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--db")
+            .arg(self.db())
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+            .args(&self.extra_args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.extra_env.iter().cloned())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start authmd");
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = self.stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read the listening line");
+        self.child = Some(child);
+        let base = first
+            .trim()
+            .strip_prefix("authmd listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}; stderr:\n{}", self.stderr()));
+        self.base = base.to_string();
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Stops the server with SIGTERM and waits; returns its exit status and the time it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("server running");
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let status = child.wait().expect("wait");
+        (status, started.elapsed())
+    }
+
+    /// Waits for a server that was already sent a signal.
+    pub fn stop_after_signal(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("server running");
+        let started = Instant::now();
+        let status = child.wait().expect("wait");
+        (status, started.elapsed())
+    }
+
+    pub fn restart(&mut self) {
+        let (status, _) = self.stop();
+        assert!(
+            status.success(),
+            "server exited with {status}; stderr:\n{}",
+            self.stderr()
+        );
+        self.boot();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Runs `authmd --db <this db> ARGS`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.db(), args)
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "authmd {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        self.request("GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
+    }
+
+    pub fn post_json(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, &[("Content-Type", "application/json")], body.as_bytes())
+    }
+
+    /// One request over a fresh connection, written by hand so tests can send
+    /// exactly the bytes they mean (bad UTF-8, odd headers, lying lengths).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head += &format!("{name}: {value}\r\n");
+        }
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding"))
+        {
+            head += &format!("Content-Length: {}\r\n", body.len());
+        }
+        head += "\r\n";
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        self.raw(&bytes)
+    }
+
+    /// Sends raw bytes and reads the response until the server closes.
+    pub fn raw(&self, bytes: &[u8]) -> Reply {
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The server may answer (and close) before taking a whole oversized body.
+        let _ = stream.write_all(bytes);
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        parse_reply(&buf).unwrap_or_else(|| {
+            panic!(
+                "no HTTP reply to {:?}; stderr:\n{}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)]),
+                self.stderr()
+            )
+        })
+    }
+
+    /// Registers anonymously; returns the response body.
+    pub fn register_anonymous(&self) -> Value {
+        let reply = self.post_json(
+            "/agent/auth",
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    /// Polls `check` until it holds or `limit` passes.
+    pub fn eventually(&self, limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        check()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- authmd stderr ----\n{}", self.stderr());
+        }
+    }
+}
+
+pub fn cli(db: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("run authmd")
+}
+
+fn parse_reply(buf: &[u8]) -> Option<Reply> {
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Some(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+    out
+}
