@@ -206,3 +206,41 @@ mod tests {
         assert_eq!(body["message"], body["error_description"]);
     }
 }
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    /// A broken database is a 500 that names only the request id; the
+    /// detail goes to the log through `Response::reason`.
+    #[test]
+    fn a_database_failure_is_a_500_with_nothing_but_a_request_id() {
+        let (_dir, mut conn) = store::open_temp();
+        conn.execute_batch("DROP TABLE audit_events").unwrap();
+        let config = Config::new("http://127.0.0.1:1", Settings::default());
+        let req = Request {
+            id: "req123".into(),
+            method: "POST".into(),
+            path: "/agent/auth".into(),
+            query: None,
+            headers: vec![],
+            body: Body::Complete(br#"{"type":"anonymous","requested_credential_type":"api_key"}"#.to_vec()),
+            client_ip: None,
+        };
+        let response = handle(&mut conn, &config, 1_800_000_000_000, &req);
+        assert_eq!(response.status, 500);
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["error"], "server_error");
+        assert_eq!(body["message"], "internal error; request id req123");
+        assert!(
+            response.reason.unwrap().contains("audit_events"),
+            "the detail is kept for the log"
+        );
+        // The transaction rolled back: no half-made registration remains.
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM registrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+}

@@ -208,3 +208,36 @@ mod tests {
         assert!(err.0.contains("not an SQLite database"), "{err}");
     }
 }
+
+/// Every query on a request's path is served by an index: none may scan a
+/// table whose size grows with use.
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn hot_queries_use_indexes() {
+        let (_dir, conn) = open_temp();
+        for sql in [
+            "SELECT c.id FROM credentials c JOIN registrations r ON r.id = c.registration_id WHERE c.token_hash = x'00'",
+            "SELECT id FROM registrations WHERE id = 'reg_x'",
+            "SELECT id FROM registrations WHERE status = 'unclaimed' ORDER BY created_ms DESC LIMIT 10",
+            "SELECT id FROM registrations WHERE claim_token_hash = x'00'",
+            "UPDATE credentials SET revoked_ms = 1 WHERE registration_id = 'reg_x' AND revoked_ms IS NULL",
+            "SELECT id FROM audit_events WHERE id > 5 AND event = 'registration.created' ORDER BY id LIMIT 10",
+            "SELECT id FROM audit_events WHERE id > 5 ORDER BY id LIMIT 10",
+        ] {
+            let plan = plan(&conn, sql);
+            let scans_a_table = plan
+                .split("; ")
+                .any(|step| step.starts_with("SCAN") && !step.contains("USING"));
+            assert!(!scans_a_table, "{sql}\n  plan: {plan}");
+        }
+    }
+}
