@@ -71,3 +71,57 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_by_time ON audit_events (at_ms);
 CREATE INDEX audit_events_by_event ON audit_events (event, at_ms);
 CREATE INDEX audit_events_by_registration ON audit_events (registration_id) WHERE registration_id IS NOT NULL;
+
+-- step 2
+-- ID-JAG registration (SPEC.md sections 3.2, 4 and 6).
+ALTER TABLE users ADD COLUMN phone_number TEXT;     -- verified
+CREATE UNIQUE INDEX users_by_phone ON users (phone_number) WHERE phone_number IS NOT NULL;
+
+-- The trust list: agent providers whose ID-JAGs are accepted.
+CREATE TABLE providers (
+    issuer      TEXT PRIMARY KEY,
+    jwks_uri    TEXT,               -- NULL: <issuer>/.well-known/jwks.json
+    client_id   TEXT,               -- NULL: not pinned
+    name        TEXT,
+    created_ms  INTEGER NOT NULL
+);
+
+-- Fetched JWKS and Client ID Metadata Documents, so a restart does not
+-- refetch everything. Bodies are public documents.
+CREATE TABLE fetched_documents (
+    uri         TEXT PRIMARY KEY,
+    body        BLOB NOT NULL,
+    fetched_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+
+-- Replay protection: every (iss, jti) accepted, until the token could no
+-- longer be accepted anyway (exp + skew).
+CREATE TABLE seen_jtis (
+    iss         TEXT NOT NULL,
+    jti         TEXT NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE INDEX seen_jtis_by_expiry ON seen_jtis (expires_ms);
+
+-- A provider's user acting through agents: one registration per (iss, sub).
+CREATE TABLE delegations (
+    iss             TEXT NOT NULL,
+    sub             TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id),
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    created_ms      INTEGER NOT NULL,
+    PRIMARY KEY (iss, sub)
+);
+CREATE INDEX delegations_by_registration ON delegations (registration_id);
+CREATE INDEX delegations_by_user ON delegations (user_id);
+
+-- Provider revocations (SPEC.md 6): an ID-JAG for (iss, sub) issued at or
+-- before `revoked_iat` (the logout token's iat, on the provider's clock) is refused.
+CREATE TABLE provider_revocations (
+    iss         TEXT NOT NULL,
+    sub         TEXT NOT NULL,
+    revoked_iat INTEGER NOT NULL,
+    PRIMARY KEY (iss, sub)
+);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::flows::Config;
 use crate::flows::registration::{ID_JAG_ASSERTION_TYPE, VERIFIED_EMAIL_ASSERTION_TYPE};
 
-pub const REVOKED_EVENT: &str = "https://schemas.workos.com/events/agent/auth/identity/assertion/revoked";
+pub use crate::jose::REVOKED_EVENT;
 
 pub fn protected_resource(config: &Config) -> Value {
     let (settings, site) = (&config.settings, &config.site);
@@ -253,7 +253,15 @@ mod tests {
         }
         assert_eq!(asm["issuer"], "https://api.example.com");
         assert_eq!(asm["agent_auth"]["register_uri"], "https://api.example.com/agent/auth");
-        assert_eq!(asm["agent_auth"]["identity_types_supported"], json!(["anonymous"]));
+        assert_eq!(
+            asm["agent_auth"]["identity_types_supported"],
+            json!(["anonymous", "identity_assertion"])
+        );
+        assert_eq!(
+            asm["agent_auth"]["identity_assertion"]["assertion_types_supported"],
+            json!(["urn:ietf:params:oauth:token-type:id-jag"])
+        );
+        assert_eq!(asm["agent_auth"]["events_supported"], json!([REVOKED_EVENT]));
     }
 
     #[test]
@@ -264,9 +272,21 @@ mod tests {
         };
         let config = Config::new("https://api.example.com", settings);
         let asm = authorization_server(&config);
-        assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
+        assert_eq!(
+            asm["agent_auth"]["identity_types_supported"],
+            json!(["identity_assertion"])
+        );
         assert!(asm["agent_auth"].get("anonymous").is_none());
         assert!(!auth_md(&config).contains("\"type\":\"anonymous\""));
+        let settings = Settings {
+            anonymous_enabled: false,
+            id_jag_enabled: false,
+            ..Settings::default()
+        };
+        let asm = authorization_server(&Config::new("https://api.example.com", settings));
+        assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
+        assert!(asm["agent_auth"].get("identity_assertion").is_none());
+        assert_eq!(asm["agent_auth"]["events_supported"], json!([]));
     }
 
     #[test]

@@ -19,6 +19,23 @@ pub enum Error {
     VerifiedEmailNotEnabled,
     /// 400: ID-JAG registration is off altogether.
     IssuerNotEnabled,
+    /// 400: the JWS verifier refused the assertion; the precise reason is
+    /// kept for logs, [`crate::jose::Rejection::code`] folds it for the wire.
+    Assertion(crate::jose::Rejection),
+    /// 400 `invalid_issuer`: `iss` missing or not on the trust list.
+    InvalidIssuer(String),
+    /// 400 `invalid_signature`: the issuer's keys could not be fetched.
+    KeysUnavailable(String),
+    /// 400 `replay_detected`: this `(iss, jti)` was used before.
+    ReplayDetected,
+    /// 400 `invalid_client_id`.
+    InvalidClientId(String),
+    /// 400 `invalid_scope`: nothing left after narrowing.
+    InvalidScope(String),
+    /// 400 `user_not_provisioned`: no such user and JIT provisioning is off.
+    UserNotProvisioned,
+    /// 400 `expired`: the provider revoked the delegation after this assertion was issued.
+    AssertionRevoked,
     /// 401 `invalid_token` on the guarded API. `presented` says whether a token
     /// came with the request (RFC 6750: only then does the challenge carry an error).
     InvalidToken { presented: bool, reason: &'static str },
@@ -46,6 +63,14 @@ impl Error {
             Error::AnonymousNotEnabled => (400, "anonymous_not_enabled"),
             Error::VerifiedEmailNotEnabled => (400, "verified_email_not_enabled"),
             Error::IssuerNotEnabled => (400, "issuer_not_enabled"),
+            Error::Assertion(rejection) => (400, rejection.code()),
+            Error::InvalidIssuer(_) => (400, "invalid_issuer"),
+            Error::KeysUnavailable(_) => (400, "invalid_signature"),
+            Error::ReplayDetected => (400, "replay_detected"),
+            Error::InvalidClientId(_) => (400, "invalid_client_id"),
+            Error::InvalidScope(_) => (400, "invalid_scope"),
+            Error::UserNotProvisioned => (400, "user_not_provisioned"),
+            Error::AssertionRevoked => (400, "expired"),
             Error::InvalidToken { .. } => (401, "invalid_token"),
             Error::InsufficientScope { .. } => (403, "insufficient_scope"),
             Error::NotFound => (404, "not_found"),
@@ -65,6 +90,20 @@ impl fmt::Display for Error {
             Error::AnonymousNotEnabled => f.write_str("anonymous registration is not enabled on this service"),
             Error::VerifiedEmailNotEnabled => f.write_str("verified-email registration is not enabled on this service"),
             Error::IssuerNotEnabled => f.write_str("ID-JAG registration is not enabled on this service"),
+            Error::Assertion(rejection) => write!(f, "the assertion was refused: {rejection}"),
+            Error::InvalidIssuer(why) => f.write_str(why),
+            Error::KeysUnavailable(why) => f.write_str(why),
+            Error::ReplayDetected => {
+                f.write_str("this assertion was already used (same iss and jti); get a fresh one from your provider")
+            }
+            Error::InvalidClientId(why) => f.write_str(why),
+            Error::InvalidScope(why) => f.write_str(why),
+            Error::UserNotProvisioned => {
+                f.write_str("the asserted user has no account on this service and just-in-time provisioning is off")
+            }
+            Error::AssertionRevoked => f.write_str(
+                "the provider revoked this delegation after the assertion was issued; get a fresh assertion",
+            ),
             Error::InvalidToken { presented: false, .. } => {
                 f.write_str("this API needs a bearer credential: send Authorization: Bearer <credential>")
             }
@@ -105,6 +144,13 @@ mod tests {
             Error::AnonymousNotEnabled,
             Error::VerifiedEmailNotEnabled,
             Error::IssuerNotEnabled,
+            Error::InvalidIssuer(String::new()),
+            Error::KeysUnavailable(String::new()),
+            Error::ReplayDetected,
+            Error::InvalidClientId(String::new()),
+            Error::InvalidScope(String::new()),
+            Error::UserNotProvisioned,
+            Error::AssertionRevoked,
             Error::InvalidToken {
                 presented: true,
                 reason: "",

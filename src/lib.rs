@@ -11,10 +11,15 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod devprovider;
 pub mod discovery;
+pub mod email;
 pub mod error;
+pub mod fetch;
 pub mod flows;
 pub mod http;
+pub mod jose;
+pub mod keys;
 pub mod log;
 pub mod model;
 pub mod secrets;

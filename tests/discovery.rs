@@ -49,7 +49,22 @@ fn authorization_server_metadata_field_by_field_and_consistent_with_prm() {
     assert_eq!(agent_auth["register_uri"], format!("{base}/agent/auth"));
     assert_eq!(agent_auth["claim_uri"], format!("{base}/agent/auth/claim"));
     assert_eq!(agent_auth["revocation_uri"], format!("{base}/agent/auth/revoke"));
-    assert_eq!(agent_auth["identity_types_supported"], json!(["anonymous"]));
+    assert_eq!(
+        agent_auth["identity_types_supported"],
+        json!(["anonymous", "identity_assertion"])
+    );
+    assert_eq!(
+        agent_auth["identity_assertion"]["assertion_types_supported"],
+        json!(["urn:ietf:params:oauth:token-type:id-jag"])
+    );
+    assert_eq!(
+        agent_auth["identity_assertion"]["credential_types_supported"],
+        json!(["access_token", "api_key"])
+    );
+    assert_eq!(
+        agent_auth["events_supported"],
+        json!(["https://schemas.workos.com/events/agent/auth/identity/assertion/revoked"])
+    );
     assert_eq!(
         agent_auth["anonymous"]["credential_types_supported"],
         json!(["api_key"])
@@ -116,7 +131,7 @@ fn discovery_follows_settings_changed_while_running() {
     server.cli_ok(&["config", "set", "anonymous_enabled", "false"]);
     assert!(server.eventually(Duration::from_secs(3), || {
         server.get("/.well-known/oauth-authorization-server").json()["agent_auth"]["identity_types_supported"]
-            == json!([])
+            == json!(["identity_assertion"])
     }));
     assert!(!server.get("/auth.md").body.contains(r#""type":"anonymous""#));
     server

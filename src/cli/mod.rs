@@ -8,9 +8,11 @@
 mod audit;
 mod config;
 mod healthcheck;
+mod provider;
 mod registrations;
 mod revoke;
 mod serve;
+mod users;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -34,6 +36,9 @@ commands:
   registrations list [--status STATUS] [--json] [--limit N]
   audit [--json] [--follow] [--since TIME] [--event NAME]
   revoke (--registration ID | --all)
+  provider add ISSUER [--jwks-uri URL] [--client-id ID] [--name NAME]
+  provider list | provider remove ISSUER
+  users list | users add EMAIL [--name NAME]
 
 global options:
   --db PATH        the database file (env AUTHMD_DB, default ./authmd.db)
@@ -196,6 +201,8 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
         "registrations" => registrations::run(&mut parser, &ctx),
         "audit" => audit::run(&mut parser, &ctx),
         "revoke" => revoke::run(&mut parser, &ctx),
+        "provider" => provider::run(&mut parser, &ctx),
+        "users" => users::run(&mut parser, &ctx),
         other => Err(CliError::usage(format!("unknown command `{other}`\n\n{USAGE}"))),
     }
 }

@@ -41,7 +41,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
                 let Some(found) = registrations::by_id(tx, &id)? else {
                     return Ok(Err(format!("no registration {id}")));
                 };
-                if !registrations::revoke(tx, &id, "operator", now_ms)? {
+                if registrations::revoke(tx, &id, &registrations::RevokedBy::OPERATOR, now_ms)?.is_none() {
                     return Ok(Err(format!(
                         "registration {id} is already {}; nothing to revoke",
                         found.status

@@ -115,6 +115,7 @@ mod tests {
             config,
             now_ms,
             client_ip: Some("127.0.0.1"),
+            keys: &crate::keys::KeyCache::default(),
         };
         register(
             &mut ctx,
@@ -190,7 +191,10 @@ mod tests {
         ));
 
         let id = body["registration_id"].as_str().unwrap();
-        store::write(&mut conn, |tx| store::registrations::revoke(tx, id, "operator", t0)).unwrap();
+        store::write(&mut conn, |tx| {
+            store::registrations::revoke(tx, id, &store::registrations::RevokedBy::OPERATOR, t0)
+        })
+        .unwrap();
         assert_eq!(
             reason(authenticate(&conn, t0, Some(&format!("Bearer {key}")))),
             "the credential was revoked"

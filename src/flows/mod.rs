@@ -3,12 +3,14 @@
 //! never see a socket or format HTTP, and never write SQL: they call `store`.
 
 pub mod guard;
+pub mod id_jag;
 pub mod registration;
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::keys::KeyCache;
 use crate::settings::Settings;
 use crate::site::Site;
 
@@ -30,10 +32,10 @@ impl Config {
     pub fn available(&self) -> Available {
         Available {
             anonymous: self.settings.anonymous_enabled,
-            // ID-JAG verification and the claim ceremony (with verified-email
-            // registration, which needs it) are not built yet; until they are,
-            // they are neither advertised nor accepted.
-            id_jag: false,
+            id_jag: self.settings.id_jag_enabled,
+            // The claim ceremony (with verified-email registration, which
+            // needs it) is not built yet; until it is, it is neither
+            // advertised nor accepted.
             verified_email: false,
             claim: false,
         }
@@ -56,6 +58,8 @@ pub struct Ctx<'a> {
     /// The instant of the request, from the server's clock.
     pub now_ms: i64,
     pub client_ip: Option<&'a str>,
+    /// Provider keys and metadata documents.
+    pub keys: &'a KeyCache,
 }
 
 /// Reads member `name` of a JSON object as a string: `400 invalid_request`

@@ -5,7 +5,7 @@
 //! until it is claimed it stops working after `registration_ttl_secs`
 //! (`guard::authenticate` checks `expires_ms`).
 //!
-//! Not here: verifying ID-JAGs (`jose`), the claim ceremony, rate limits.
+//! ID-JAG registration is `id_jag`. Not here: the claim ceremony, rate limits.
 
 use serde_json::{Value, json};
 
@@ -96,7 +96,8 @@ pub fn register(ctx: &mut Ctx<'_>, request: Request) -> Result<Registered, Error
     match request {
         Request::Anonymous { .. } if !available.anonymous => Err(Error::AnonymousNotEnabled),
         Request::Anonymous { .. } => register_anonymous(ctx),
-        Request::IdJag { .. } => Err(Error::IssuerNotEnabled),
+        Request::IdJag { .. } if !available.id_jag => Err(Error::IssuerNotEnabled),
+        Request::IdJag { assertion, requested } => super::id_jag::register(ctx, ctx.keys, &assertion, requested),
         Request::VerifiedEmail { .. } => Err(Error::VerifiedEmailNotEnabled),
     }
 }

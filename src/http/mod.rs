@@ -125,7 +125,9 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
     response.reason = match err {
         Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
         Error::Internal(detail) => Some(detail.clone()),
-        _ if status >= 400 => Some(code.to_string()),
+        // Messages name fields and rules, never secrets: the precise reason
+        // (which JWS rule failed, say) is kept in the log.
+        _ if status >= 400 => Some(format!("{code}: {err}")),
         _ => None,
     };
     response

@@ -8,7 +8,8 @@ use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, err
 use crate::discovery;
 use crate::error::Error;
 use crate::flows::registration::{self, Registered};
-use crate::flows::{Config, Ctx, guard};
+use crate::flows::{Config, Ctx, guard, id_jag};
+use crate::keys::KeyCache;
 use crate::site::AS_METADATA_PATH;
 use crate::store;
 
@@ -21,6 +22,7 @@ enum Route {
     AuthorizationServerMetadata,
     AuthMd,
     Register,
+    ProviderRevoke,
     Api,
 }
 
@@ -32,6 +34,7 @@ impl Route {
             AS_METADATA_PATH => Route::AuthorizationServerMetadata,
             "/auth.md" => Route::AuthMd,
             "/agent/auth" => Route::Register,
+            "/agent/auth/revoke" => Route::ProviderRevoke,
             _ if config.site.is_resource_metadata_path(path) => Route::ResourceMetadata,
             _ if config.site.is_resource_path(path) => Route::Api,
             _ => return None,
@@ -40,23 +43,32 @@ impl Route {
 
     fn allow(self) -> &'static str {
         match self {
-            Route::Register => "POST",
+            Route::Register | Route::ProviderRevoke => "POST",
             _ => "GET, HEAD",
         }
     }
 }
 
-pub fn handle(conn: &mut Connection, config: &Config, now_ms: i64, req: &Request) -> Response {
-    let mut response = route(conn, config, now_ms, req).unwrap_or_else(|err| error_response(&err, config, &req.id));
+/// What a request is answered with, besides its own connection.
+pub struct Deps<'a> {
+    pub config: &'a Config,
+    pub keys: &'a KeyCache,
+    /// The instant of the request.
+    pub now_ms: i64,
+}
+
+pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
+    let mut response = route(conn, deps, req).unwrap_or_else(|err| error_response(&err, deps.config, &req.id));
     response.headers.push(("X-Content-Type-Options", "nosniff".into()));
     response
 }
 
-fn route(conn: &mut Connection, config: &Config, now_ms: i64, req: &Request) -> Result<Response, Error> {
+fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let (config, now_ms) = (deps.config, deps.now_ms);
     let route = Route::of(&req.path, config).ok_or(Error::NotFound)?;
     let reading = matches!(req.method.as_str(), "GET" | "HEAD");
     let allowed = match route {
-        Route::Register => req.method == "POST",
+        Route::Register | Route::ProviderRevoke => req.method == "POST",
         _ => reading,
     };
     if !allowed {
@@ -81,9 +93,23 @@ fn route(conn: &mut Connection, config: &Config, now_ms: i64, req: &Request) -> 
                 config,
                 now_ms,
                 client_ip: client_ip.as_deref(),
+                keys: deps.keys,
             };
             let Registered(answer) = registration::register(&mut ctx, request)?;
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
+        }
+        Route::ProviderRevoke => {
+            let token = logout_token_body(req)?;
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let mut ctx = Ctx {
+                conn,
+                config,
+                now_ms,
+                client_ip: client_ip.as_deref(),
+                keys: deps.keys,
+            };
+            let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)?;
+            Ok(Response::json(200, &json!({ "revoked": revoked })).with_header("Cache-Control", NO_STORE))
         }
         Route::Api => {
             let caller = guard::authenticate(conn, now_ms, req.header("authorization"))?;
@@ -107,6 +133,39 @@ fn auth_md(config: &Config) -> Result<Response, Error> {
     Ok(Response::text(200, "text/markdown; charset=utf-8", text).with_header("Cache-Control", CACHE_PUBLIC))
 }
 
+fn body_bytes(req: &Request) -> Result<&[u8], Error> {
+    match &req.body {
+        Body::Complete(bytes) => Ok(bytes),
+        Body::TooLarge => Err(Error::RequestTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        }),
+        Body::Unreadable => Err(Error::InvalidRequest("the request body could not be read".into())),
+    }
+}
+
+/// The body of `POST /agent/auth/revoke` (SPEC.md 6): a compact JWS sent
+/// as `application/logout+jwt`.
+fn logout_token_body(req: &Request) -> Result<String, Error> {
+    let essence = req
+        .header("content-type")
+        .map(|t| t.split(';').next().unwrap_or("").trim());
+    if !essence.is_some_and(|t| t.eq_ignore_ascii_case("application/logout+jwt")) {
+        let shown: String = essence
+            .unwrap_or("no type")
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(80)
+            .collect();
+        return Err(Error::UnsupportedMediaType(format!(
+            "{shown} (send application/logout+jwt)"
+        )));
+    }
+    let bytes = body_bytes(req)?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Error::InvalidRequest("the logout token is not valid UTF-8".into()))?;
+    Ok(text.trim().to_string())
+}
+
 /// The JSON body of a protocol request (SPEC.md section 3): a missing
 /// Content-Type is read as JSON, parameters such as `charset` are allowed,
 /// any other type is refused; the body must be UTF-8 and valid JSON.
@@ -122,15 +181,7 @@ fn json_body(req: &Request) -> Result<Value, Error> {
             }));
         }
     }
-    let bytes = match &req.body {
-        Body::Complete(bytes) => bytes,
-        Body::TooLarge => {
-            return Err(Error::RequestTooLarge {
-                limit_bytes: MAX_BODY_BYTES,
-            });
-        }
-        Body::Unreadable => return Err(Error::InvalidRequest("the request body could not be read".into())),
-    };
+    let bytes = body_bytes(req)?;
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::InvalidRequest(format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
     if text.trim().is_empty() {
@@ -167,7 +218,13 @@ mod tests {
     fn send(req: Request) -> (Response, Value) {
         let (_dir, mut conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
-        let response = handle(&mut conn, &config, 1_800_000_000_000, &req);
+        let keys = KeyCache::default();
+        let deps = Deps {
+            config: &config,
+            keys: &keys,
+            now_ms: 1_800_000_000_000,
+        };
+        let response = handle(&mut conn, &deps, &req);
         let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         (response, body)
     }
@@ -228,7 +285,13 @@ mod failure_tests {
             body: Body::Complete(br#"{"type":"anonymous","requested_credential_type":"api_key"}"#.to_vec()),
             client_ip: None,
         };
-        let response = handle(&mut conn, &config, 1_800_000_000_000, &req);
+        let keys = KeyCache::default();
+        let deps = Deps {
+            config: &config,
+            keys: &keys,
+            now_ms: 1_800_000_000_000,
+        };
+        let response = handle(&mut conn, &deps, &req);
         assert_eq!(response.status, 500);
         let body: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(body["error"], "server_error");

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, routes};
 use crate::error::Error;
 use crate::flows::Config;
+use crate::keys::KeyCache;
 use crate::settings::Settings;
 use crate::store::{self, OpenError};
 use crate::time::Clock;
@@ -39,6 +40,7 @@ pub struct Options {
 /// State every worker shares.
 struct Shared {
     config: RwLock<Arc<Config>>,
+    keys: KeyCache,
     clock: Arc<dyn Clock>,
     stopping: AtomicBool,
 }
@@ -95,6 +97,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let server = Arc::new(server);
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
+        keys: KeyCache::default(),
         clock: options.clock,
         stopping: AtomicBool::new(false),
     });
@@ -170,15 +173,25 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
     let request = to_request(&mut raw);
     let config = shared.config();
     let now_ms = shared.clock.now_ms();
-    let response =
-        catch_unwind(AssertUnwindSafe(|| routes::handle(conn, &config, now_ms, &request))).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            error_response(&Error::Internal(format!("panic: {what}")), &config, &request.id)
-        });
+    let response = catch_unwind(AssertUnwindSafe(|| {
+        routes::handle(
+            conn,
+            &routes::Deps {
+                config: &config,
+                keys: &shared.keys,
+                now_ms,
+            },
+            &request,
+        )
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error_response(&Error::Internal(format!("panic: {what}")), &config, &request.id)
+    });
     respond(raw, &request, response, started);
 }
 

@@ -9,8 +9,13 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod delegations;
+pub mod documents;
+pub mod providers;
 pub mod registrations;
+pub mod replay;
 pub mod settings;
+pub mod users;
 
 use std::fmt;
 use std::path::Path;

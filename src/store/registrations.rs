@@ -103,9 +103,29 @@ fn live_statuses() -> String {
         .join(", ")
 }
 
-/// Revokes one registration and its credentials, recording
-/// `registration.revoked` by `by`. Returns false if it was not live.
-pub fn revoke(conn: &Connection, id: &str, by: &str, now_ms: i64) -> Result<bool, Error> {
+/// Who revoked, for the `registration.revoked` event (SPEC.md 8).
+#[derive(Debug, Clone, Copy)]
+pub struct RevokedBy<'a> {
+    /// `provider` or `operator`.
+    pub by: &'a str,
+    pub iss: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+}
+
+impl RevokedBy<'_> {
+    pub const OPERATOR: RevokedBy<'static> = RevokedBy {
+        by: "operator",
+        iss: None,
+        sub: None,
+        client_ip: None,
+    };
+}
+
+/// Revokes one live registration and its credentials, recording
+/// `registration.revoked`. Returns the number of credentials revoked, or
+/// `None` if the registration was not live.
+pub fn revoke(conn: &Connection, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Result<Option<usize>, Error> {
     let changed = conn
         .prepare_cached(&format!(
             "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?2
@@ -114,20 +134,31 @@ pub fn revoke(conn: &Connection, id: &str, by: &str, now_ms: i64) -> Result<bool
         ))?
         .execute(params![id, now_ms])?;
     if changed == 0 {
-        return Ok(false);
+        return Ok(None);
     }
-    super::credentials::revoke_for_registration(conn, id, now_ms)?;
+    let credentials = super::credentials::revoke_for_registration(conn, id, now_ms)?;
+    let delegation = super::delegations::of_registration(conn, id)?;
+    let (iss, sub) = match (&who.iss, &delegation) {
+        (Some(_), _) | (_, None) => (who.iss, who.sub),
+        (None, Some((iss, sub))) => (Some(iss.as_str()), Some(sub.as_str())),
+    };
     super::audit::record(
         conn,
         now_ms,
         crate::model::EventName::RegistrationRevoked,
         super::audit::NewEvent {
             registration_id: Some(id),
-            detail: [("by".to_string(), by.into())].into_iter().collect(),
+            client_ip: who.client_ip,
+            iss,
+            sub,
+            detail: serde_json::json!({ "by": who.by, "credentials_revoked": credentials })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             ..Default::default()
         },
     )?;
-    Ok(true)
+    Ok(Some(credentials))
 }
 
 /// Revokes every live registration and credential in three set-wide
@@ -138,8 +169,10 @@ pub fn revoke_all(conn: &Connection, by: &str, now_ms: i64) -> Result<usize, Err
     let detail = serde_json::json!({ "by": by }).to_string();
     conn.execute(
         &format!(
-            "INSERT INTO audit_events (at_ms, event, registration_id, detail)
-             SELECT ?1, 'registration.revoked', id, ?2 FROM registrations WHERE status IN ({live})"
+            "INSERT INTO audit_events (at_ms, event, registration_id, iss, sub, detail)
+             SELECT ?1, 'registration.revoked', r.id, d.iss, d.sub, ?2
+             FROM registrations r LEFT JOIN delegations d ON d.registration_id = r.id
+             WHERE r.status IN ({live})"
         ),
         params![now_ms, detail],
     )?;

@@ -22,6 +22,9 @@ pub struct TestServer {
     stderr: Arc<Mutex<String>>,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
+    /// `127.0.0.1:0` at first; the bound address after, so a restart keeps
+    /// the URL (and with it the audience tokens were minted for).
+    listen: String,
 }
 
 /// An HTTP answer, read fully.
@@ -70,6 +73,7 @@ impl TestServer {
             stderr: Arc::new(Mutex::new(String::new())),
             extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            listen: "127.0.0.1:0".into(),
         };
         server.boot();
         server
@@ -84,7 +88,7 @@ impl TestServer {
         command
             .arg("--db")
             .arg(self.db())
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+            .args(["serve", "--listen", &self.listen, "--workers", "4"])
             .args(&self.extra_args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -109,6 +113,9 @@ impl TestServer {
             .strip_prefix("authmd listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}; stderr:\n{}", self.stderr()));
         self.base = base.to_string();
+        if let Some(addr) = base.strip_prefix("http://127.0.0.1:") {
+            self.listen = format!("127.0.0.1:{addr}");
+        }
     }
 
     /// Everything the server wrote to stderr so far.

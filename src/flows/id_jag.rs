@@ -1,0 +1,332 @@
+//! ID-JAG registration (SPEC.md 3.2, 4) and revocation by the provider (6).
+//!
+//! ```text
+//!  token ─▶ jose::parse (shape, header rules; nothing trusted yet)
+//!        ─▶ trust list: is `iss` a provider we trust?     (before any network)
+//!        ─▶ keys: the provider's JWKS (cached; one refetch on an unknown kid)
+//!        ─▶ jose::verify (signature, then claims)        ─▶ Verified
+//!        ─▶ client_id: pinned, equal to iss, or a metadata document
+//!        ─▶ one transaction: replay store, provider revocations, user
+//!           matching (4.4), registration per (iss, sub), credential, audit
+//! ```
+//!
+//! Only a [`Verified`] token reaches the transaction: the types make a
+//! skipped check a compile error. Not here: rate limits (`http`), the JOSE
+//! rules themselves (`jose`).
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::registration::Registered;
+use crate::error::Error;
+use crate::jose::{self, Claims, Policy, TokenKind, Verified};
+use crate::keys::{KeyCache, KeysError};
+use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::secrets;
+use crate::store::{self, audit, credentials, delegations, providers, registrations, replay, users};
+use crate::time::rfc3339;
+
+/// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
+pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
+
+pub fn register(
+    ctx: &mut Ctx<'_>,
+    keys: &KeyCache,
+    assertion: &str,
+    requested: CredentialType,
+) -> Result<Registered, Error> {
+    let verified = verify(ctx, keys, assertion, TokenKind::IdJag)?;
+    let claims = verified.claims();
+    let settings = &ctx.config.settings;
+    let scopes = granted_scopes(&settings.id_jag_scopes, claims.scope.as_deref())?;
+    let (now_ms, skew_secs) = (ctx.now_ms, settings.clock_skew_secs as i64);
+    let access_ttl_ms = settings.access_token_ttl_secs as i64 * 1000;
+    let (jit, prefix) = (
+        settings.jit_provisioning,
+        match requested {
+            CredentialType::ApiKey => settings.api_key_prefix.clone(),
+            CredentialType::AccessToken => settings.access_token_prefix.clone(),
+        },
+    );
+    let credential = secrets::new_credential(&prefix);
+    let credential_expires_ms = (requested == CredentialType::AccessToken).then_some(now_ms + access_ttl_ms);
+    let client_ip = ctx.client_ip;
+
+    let registration_id = store::write(ctx.conn, |tx| {
+        if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
+            return Err(Error::ReplayDetected);
+        }
+        if delegations::revoked_iat(tx, &claims.iss, &claims.sub)?.is_some_and(|revoked| claims.iat <= revoked) {
+            return Err(Error::AssertionRevoked);
+        }
+        let event = |detail: Value| audit::NewEvent {
+            client_ip,
+            iss: Some(&claims.iss),
+            sub: Some(&claims.sub),
+            agent_platform: claims.agent_platform.as_deref(),
+            agent_context_id: claims.agent_context_id.as_deref(),
+            detail: detail.as_object().cloned().unwrap_or_default(),
+            registration_id: None,
+        };
+        let existing = delegations::get(tx, &claims.iss, &claims.sub)?;
+        let live_registration = match &existing {
+            Some(d) => registrations::by_id(tx, &d.registration_id)?.filter(|r| r.status.is_live()),
+            None => None,
+        };
+        let registration_id = match live_registration {
+            Some(registration) => registration.id,
+            None => {
+                let user_id = match existing {
+                    Some(d) => d.user_id,
+                    None => match_user(tx, claims, jit, now_ms)?,
+                };
+                let id = secrets::new_id("reg_");
+                registrations::insert(
+                    tx,
+                    &registrations::NewRegistration {
+                        id: &id,
+                        kind: RegistrationKind::AgentProvider,
+                        status: Status::Active,
+                        user_id: Some(&user_id),
+                        claim_token_hash: None,
+                        requested_credential_type: Some(requested),
+                        created_ms: now_ms,
+                        expires_ms: None,
+                    },
+                )?;
+                let delegation = delegations::Delegation {
+                    iss: claims.iss.clone(),
+                    sub: claims.sub.clone(),
+                    user_id,
+                    registration_id: id.clone(),
+                };
+                delegations::put(tx, &delegation, now_ms)?;
+                let mut created = event(json!({ "registration_type": RegistrationKind::AgentProvider.as_wire() }));
+                created.registration_id = Some(&id);
+                audit::record(tx, now_ms, EventName::RegistrationCreated, created)?;
+                id
+            }
+        };
+        credentials::insert(
+            tx,
+            &credentials::NewCredential {
+                id: &secrets::new_id("cred_"),
+                registration_id: &registration_id,
+                kind: requested,
+                token_hash: &secrets::hash(&credential),
+                scopes: &join_scopes(&scopes),
+                created_ms: now_ms,
+                expires_ms: credential_expires_ms,
+            },
+        )?;
+        let mut issued = event(json!({ "credential_type": requested.as_str() }));
+        issued.registration_id = Some(&registration_id);
+        audit::record(tx, now_ms, EventName::CredentialIssued, issued)?;
+        Ok(registration_id)
+    })?;
+
+    Ok(Registered(json!({
+        "registration_id": registration_id,
+        "registration_type": RegistrationKind::AgentProvider.as_wire(),
+        "credential_type": requested.as_str(),
+        "credential": credential,
+        "credential_expires": credential_expires_ms.map(rfc3339),
+        "scopes": scopes,
+    })))
+}
+
+/// `POST /agent/auth/revoke`: a verified logout token revokes every live
+/// credential of its delegation `(iss, sub)`, whichever audience alias it
+/// named. Returns the number of credentials revoked.
+pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Result<usize, Error> {
+    let verified = verify(ctx, keys, token, TokenKind::Logout)?;
+    let claims = verified.claims();
+    let (now_ms, skew_secs) = (ctx.now_ms, ctx.config.settings.clock_skew_secs as i64);
+    let client_ip = ctx.client_ip;
+    store::write(ctx.conn, |tx| {
+        if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
+            return Err(Error::ReplayDetected);
+        }
+        delegations::mark_revoked(tx, &claims.iss, &claims.sub, claims.iat)?;
+        let Some(delegation) = delegations::get(tx, &claims.iss, &claims.sub)? else {
+            return Ok(0);
+        };
+        let by = registrations::RevokedBy {
+            by: "provider",
+            iss: Some(&claims.iss),
+            sub: Some(&claims.sub),
+            client_ip,
+        };
+        Ok(registrations::revoke(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0))
+    })
+}
+
+/// Parse, trust, keys, signature and claims: everything that can be
+/// checked before touching state.
+fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Result<Verified, Error> {
+    let settings = &ctx.config.settings;
+    let unverified = jose::parse(token, kind).map_err(Error::Assertion)?;
+    let issuer = unverified
+        .issuer()
+        .ok_or_else(|| Error::InvalidIssuer("the assertion has no `iss` claim".into()))?
+        .to_string();
+    let provider = providers::by_issuer(ctx.conn, &issuer)?.ok_or_else(|| {
+        Error::InvalidIssuer(format!(
+            "the issuer `{}` is not trusted by this service",
+            shorten(&issuer)
+        ))
+    })?;
+    let jwks_uri = provider.jwks_uri();
+    let unavailable = |err: KeysError| {
+        Error::KeysUnavailable(format!(
+            "the signing keys of `{issuer}` could not be fetched from {jwks_uri}: {err}"
+        ))
+    };
+    let policy = Policy {
+        audiences: vec![ctx.config.site.issuer.clone(), ctx.config.site.resource.clone()],
+        clock_skew_secs: settings.clock_skew_secs,
+        max_assertion_lifetime_secs: settings.max_assertion_lifetime_secs,
+        logout_lifetime_without_exp_secs: LOGOUT_LIFETIME_WITHOUT_EXP_SECS,
+    };
+    let now_secs = ctx.now_ms.div_euclid(1000);
+    let mut jwks = keys.jwks(ctx.conn, &jwks_uri, ctx.now_ms).map_err(unavailable)?;
+    if let Some(kid) = unverified.kid()
+        && !jwks.has_kid(kid)
+        && let Some(refetched) = keys
+            .refetch_for_unknown_kid(ctx.conn, &jwks_uri, ctx.now_ms)
+            .map_err(unavailable)?
+    {
+        jwks = refetched;
+    }
+    let verified = jose::verify(unverified, &jwks, &policy, now_secs).map_err(Error::Assertion)?;
+    if kind == TokenKind::IdJag {
+        check_client_id(ctx, keys, &provider, &jwks_uri, verified.claims())?;
+    }
+    Ok(verified)
+}
+
+/// SPEC.md 4.3: a pinned `client_id` must match; one equal to `iss` needs
+/// nothing more; any other must be a Client ID Metadata Document URL whose
+/// document names itself and the JWKS that verified the token. Fetched only
+/// after the signature verified.
+fn check_client_id(
+    ctx: &Ctx<'_>,
+    keys: &KeyCache,
+    provider: &providers::Provider,
+    jwks_uri: &str,
+    claims: &Claims,
+) -> Result<(), Error> {
+    let client_id = claims
+        .client_id
+        .as_deref()
+        .ok_or_else(|| Error::InvalidClientId("the assertion has no `client_id` claim".into()))?;
+    if let Some(pinned) = &provider.client_id {
+        if client_id != pinned {
+            return Err(Error::InvalidClientId(format!(
+                "`client_id` must be `{}` for this provider",
+                shorten(pinned)
+            )));
+        }
+        return Ok(());
+    }
+    if client_id == claims.iss {
+        return Ok(());
+    }
+    let refuse = |why: String| Error::InvalidClientId(format!("`client_id` {}: {why}", shorten(client_id)));
+    crate::fetch::check_url(client_id)
+        .map_err(|_| refuse("is neither the issuer nor an https Client ID Metadata Document URL".into()))?;
+    let doc = keys
+        .json_document(ctx.conn, client_id, ctx.now_ms)
+        .map_err(|e| refuse(format!("its metadata document could not be fetched ({e})")))?;
+    if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Err(refuse(
+            "its metadata document does not name itself as `client_id`".into(),
+        ));
+    }
+    if doc.get("jwks_uri").and_then(Value::as_str) != Some(jwks_uri) {
+        return Err(refuse(
+            "its metadata document's `jwks_uri` is not the one that verified the token".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `id_jag_scopes`, narrowed by the token's `scope` claim when it has one.
+fn granted_scopes(allowed: &[String], requested: Option<&str>) -> Result<Vec<String>, Error> {
+    let Some(requested) = requested else {
+        return Ok(allowed.to_vec());
+    };
+    let requested: Vec<&str> = requested.split_whitespace().collect();
+    let granted: Vec<String> = allowed
+        .iter()
+        .filter(|s| requested.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    if granted.is_empty() {
+        return Err(Error::InvalidScope(format!(
+            "none of the scopes in the `scope` claim are granted to ID-JAG credentials here ({})",
+            allowed.join(" ")
+        )));
+    }
+    Ok(granted)
+}
+
+/// SPEC.md 4.4 steps 2 to 4 (step 1, the delegation, is the caller's).
+fn match_user(tx: &rusqlite::Connection, claims: &Claims, jit: bool, now_ms: i64) -> Result<String, Error> {
+    let email = claims
+        .email
+        .as_deref()
+        .filter(|_| claims.email_verified)
+        .and_then(|e| crate::email::normalize(e).ok());
+    let phone = claims.phone_number.as_deref().filter(|_| claims.phone_number_verified);
+    if let Some(email) = &email
+        && let Some(user) = users::by_email(tx, email)?
+    {
+        return Ok(user.id);
+    }
+    if let Some(phone) = phone
+        && let Some(user) = users::by_phone(tx, phone)?
+    {
+        return Ok(user.id);
+    }
+    if !jit {
+        return Err(Error::UserNotProvisioned);
+    }
+    let user = users::User {
+        id: secrets::new_id("usr_"),
+        email,
+        phone_number: phone.map(str::to_string),
+        name: claims.name.clone(),
+        created_ms: now_ms,
+    };
+    users::insert(tx, &user)?;
+    Ok(user.id)
+}
+
+fn shorten(text: &str) -> String {
+    let short: String = text.chars().filter(|c| !c.is_control()).take(100).collect();
+    if short.len() < text.len() { short + "…" } else { short }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_claim_narrows_and_an_empty_result_is_refused() {
+        let allowed = vec!["api.read".to_string(), "api.write".to_string()];
+        assert_eq!(granted_scopes(&allowed, None).unwrap(), allowed);
+        assert_eq!(
+            granted_scopes(&allowed, Some("api.write other")).unwrap(),
+            ["api.write"]
+        );
+        assert!(matches!(
+            granted_scopes(&allowed, Some("admin")),
+            Err(Error::InvalidScope(_))
+        ));
+        assert!(matches!(
+            granted_scopes(&allowed, Some("")),
+            Err(Error::InvalidScope(_))
+        ));
+    }
+}

@@ -1,0 +1,72 @@
+//! The `delegations` and `provider_revocations` tables: which user and
+//! registration stand behind a provider's `(iss, sub)`, and what the provider
+//! has revoked (SPEC.md 3.2, 4.4, 6).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub iss: String,
+    pub sub: String,
+    pub user_id: String,
+    pub registration_id: String,
+}
+
+pub fn get(conn: &Connection, iss: &str, sub: &str) -> Result<Option<Delegation>, Error> {
+    let mut stmt =
+        conn.prepare_cached("SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2")?;
+    Ok(stmt
+        .query_row([iss, sub], |r| {
+            Ok(Delegation {
+                iss: r.get(0)?,
+                sub: r.get(1)?,
+                user_id: r.get(2)?,
+                registration_id: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Records the delegation, or points it at a new registration (after the
+/// previous one was revoked).
+pub fn put(conn: &Connection, delegation: &Delegation, now_ms: i64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO delegations (iss, sub, user_id, registration_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (iss, sub) DO UPDATE SET registration_id = excluded.registration_id",
+    )?
+    .execute(params![
+        delegation.iss,
+        delegation.sub,
+        delegation.user_id,
+        delegation.registration_id,
+        now_ms
+    ])?;
+    Ok(())
+}
+
+/// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
+pub fn of_registration(conn: &Connection, registration_id: &str) -> Result<Option<(String, String)>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT iss, sub FROM delegations WHERE registration_id = ?1")?;
+    Ok(stmt
+        .query_row([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// The iat (provider clock, seconds) at or before which ID-JAGs for `(iss, sub)` are refused.
+pub fn revoked_iat(conn: &Connection, iss: &str, sub: &str) -> Result<Option<i64>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT revoked_iat FROM provider_revocations WHERE iss = ?1 AND sub = ?2")?;
+    Ok(stmt.query_row([iss, sub], |r| r.get(0)).optional()?)
+}
+
+/// Raises the revocation mark of `(iss, sub)` to `iat` (never lowers it).
+pub fn mark_revoked(conn: &Connection, iss: &str, sub: &str, iat: i64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES (?1, ?2, ?3)
+         ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
+         WHERE provider_revocations.revoked_iat < excluded.revoked_iat",
+    )?
+    .execute(params![iss, sub, iat])?;
+    Ok(())
+}

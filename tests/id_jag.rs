@@ -1,0 +1,458 @@
+//! SPEC.md 3.2, 4 and 6 against the real server and a real provider serving
+//! its JWKS over HTTP on loopback (`authmd::devprovider`).
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use common::{Reply, TestServer};
+use serde_json::{Value, json};
+
+const RSA_PKCS8: &[u8] = include_bytes!("fixtures/rsa2048.pk8.der");
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A running authmd that trusts a running provider.
+struct World {
+    server: TestServer,
+    provider: JwksServer,
+    key: SigningKey,
+}
+
+impl World {
+    fn new() -> World {
+        World::with_key(SigningKey::generate(Alg::Es256, "k1"))
+    }
+
+    fn with_key(key: SigningKey) -> World {
+        let server = TestServer::start();
+        let provider = JwksServer::start("127.0.0.1:0").unwrap();
+        provider.publish(&[&key], "public, max-age=3600");
+        server.cli_ok(&["provider", "add", &provider.base_url, "--name", "Dev Provider"]);
+        World { server, provider, key }
+    }
+
+    fn issuer(&self) -> &str {
+        &self.provider.base_url
+    }
+
+    fn claims(&self, sub: &str) -> Value {
+        devprovider::id_jag_claims(self.issuer(), sub, &self.server.base, now_secs())
+    }
+
+    fn mint(&self, claims: &Value) -> String {
+        self.key.sign(&devprovider::id_jag_header(), claims)
+    }
+
+    fn register(&self, token: &str, credential_type: &str) -> Reply {
+        let body = json!({
+            "type": "identity_assertion",
+            "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+            "assertion": token,
+            "requested_credential_type": credential_type,
+        });
+        self.server.post_json("/agent/auth", &body.to_string())
+    }
+
+    fn register_ok(&self, sub: &str) -> Value {
+        let reply = self.register(&self.mint(&self.claims(sub)), "access_token");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    fn revoke(&self, sub: &str, iat: i64) -> Reply {
+        let claims = devprovider::logout_claims(self.issuer(), sub, &self.server.base, iat);
+        let token = self.key.sign(&devprovider::logout_header(), &claims);
+        self.server.request(
+            "POST",
+            "/agent/auth/revoke",
+            &[("Content-Type", "application/logout+jwt")],
+            token.as_bytes(),
+        )
+    }
+}
+
+fn bearer_ok(server: &TestServer, credential: &str) -> Value {
+    let reply = server.get_with_token("/api/resource", credential);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+#[test]
+fn every_algorithm_and_both_credential_types_register() {
+    let keys = [
+        SigningKey::generate(Alg::Es256, "es256"),
+        SigningKey::generate(Alg::Es384, "es384"),
+        SigningKey::generate(Alg::EdDsa, "eddsa"),
+        SigningKey::from_pkcs8(Alg::Rs256, "rs256", RSA_PKCS8).unwrap(),
+        SigningKey::from_pkcs8(Alg::Ps256, "ps256", RSA_PKCS8).unwrap(),
+    ];
+    let world = World::new();
+    world
+        .provider
+        .publish(&keys.iter().collect::<Vec<_>>(), "public, max-age=3600");
+    for (n, key) in keys.iter().enumerate() {
+        for credential_type in ["access_token", "api_key"] {
+            let claims =
+                devprovider::id_jag_claims(world.issuer(), &format!("user{n}"), &world.server.base, now_secs());
+            let token = key.sign(&devprovider::id_jag_header(), &claims);
+            let reply = world.register(&token, credential_type);
+            assert_eq!(
+                reply.status,
+                200,
+                "{} {credential_type}: {}",
+                key.alg.name(),
+                reply.body
+            );
+            assert_eq!(reply.header("cache-control"), Some("no-store"));
+            let body = reply.json();
+            assert_eq!(body["registration_type"], "agent-provider");
+            assert_eq!(body["credential_type"], credential_type);
+            assert_eq!(body["scopes"], json!(["api.read", "api.write"]));
+            assert!(body.get("refresh_token").is_none());
+            let credential = body["credential"].as_str().unwrap();
+            if credential_type == "access_token" {
+                assert!(credential.starts_with("authmd_at_"));
+                assert!(body["credential_expires"].as_str().unwrap().ends_with('Z'));
+            } else {
+                assert!(credential.starts_with("authmd_sk_"));
+                assert_eq!(body["credential_expires"], Value::Null);
+            }
+            let me = bearer_ok(&world.server, credential);
+            assert_eq!(me["registration_id"], body["registration_id"]);
+            assert_eq!(me["status"], "active");
+            assert!(me["user_id"].as_str().unwrap().starts_with("usr_"));
+        }
+    }
+}
+
+#[test]
+fn one_registration_and_user_per_delegation_and_audit_carries_the_provider_fields() {
+    let world = World::new();
+    let first = world.register_ok("alice");
+    let second = world.register_ok("alice");
+    assert_eq!(first["registration_id"], second["registration_id"]);
+    assert_ne!(first["credential"], second["credential"]);
+    let (a, b) = (
+        bearer_ok(&world.server, first["credential"].as_str().unwrap()),
+        bearer_ok(&world.server, second["credential"].as_str().unwrap()),
+    );
+    assert_eq!(a["user_id"], b["user_id"]);
+    let other = world.register_ok("bob");
+    assert_ne!(other["registration_id"], first["registration_id"]);
+
+    let audit = world.server.cli_ok(&["audit", "--json"]);
+    let events: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |name: &str, id: &Value| {
+        events
+            .iter()
+            .filter(|e| e["event"] == name && e["registration_id"] == *id)
+            .count()
+    };
+    assert_eq!(of("registration.created", &first["registration_id"]), 1);
+    assert_eq!(of("credential.issued", &first["registration_id"]), 2);
+    let created = events
+        .iter()
+        .find(|e| e["event"] == "registration.created" && e["registration_id"] == first["registration_id"])
+        .unwrap();
+    assert_eq!(created["iss"], world.issuer());
+    assert_eq!(created["sub"], "alice");
+    assert_eq!(created["agent_platform"], "authmd-devprovider");
+    assert_eq!(created["agent_context_id"], "ctx_dev");
+    assert_eq!(created["registration_type"], "agent-provider");
+    for secret in [&first["credential"], &second["credential"]] {
+        assert!(!audit.contains(secret.as_str().unwrap()));
+    }
+}
+
+#[test]
+fn a_verified_email_matches_an_existing_user_and_jit_off_refuses_strangers() {
+    let world = World::new();
+    let added = world
+        .server
+        .cli_ok(&["users", "add", "Carol@Example.com", "--name", "Carol"]);
+    let user_id = added.split_whitespace().next().unwrap().to_string();
+    let mut claims = world.claims("provider-user-77");
+    claims["email"] = json!("carol@EXAMPLE.com");
+    let reply = world.register(&world.mint(&claims), "api_key");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        bearer_ok(&world.server, reply.json()["credential"].as_str().unwrap())["user_id"],
+        user_id
+    );
+
+    world.server.cli_ok(&["config", "set", "jit_provisioning", "false"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    world
+        .register(&world.mint(&world.claims("stranger")), "api_key")
+        .assert_error(400, "user_not_provisioned");
+    // A known user still gets in with JIT off.
+    let mut claims = world.claims("provider-user-78");
+    claims["email"] = json!("carol@example.com");
+    assert_eq!(world.register(&world.mint(&claims), "api_key").status, 200);
+}
+
+#[test]
+fn key_rotation_is_picked_up_through_one_refetch() {
+    let world = World::new();
+    world.register_ok("alice");
+    let rotated = SigningKey::generate(Alg::Es256, "k2");
+    world.provider.publish(&[&world.key, &rotated], "public, max-age=86400");
+    let hits_before = world.provider.hits(devprovider::JWKS_PATH);
+    let token = rotated.sign(&devprovider::id_jag_header(), &world.claims("alice"));
+    let reply = world.register(&token, "access_token");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(world.provider.hits(devprovider::JWKS_PATH), hits_before + 1);
+    // An unknown kid again within 30 s does not refetch again.
+    let stranger = SigningKey::generate(Alg::Es256, "k3");
+    let token = stranger.sign(&devprovider::id_jag_header(), &world.claims("alice"));
+    world
+        .register(&token, "access_token")
+        .assert_error(400, "invalid_signature");
+    assert_eq!(world.provider.hits(devprovider::JWKS_PATH), hits_before + 1);
+}
+
+#[test]
+fn every_refusal_has_its_code() {
+    let world = World::new();
+    let base = world.server.base.clone();
+    let check = |claims: Value, code: &str| {
+        let reply = world.register(&world.mint(&claims), "access_token");
+        reply.assert_error(400, code);
+        reply
+    };
+    let mut c = world.claims("u");
+    c["iss"] = json!("https://stranger.example");
+    check(c, "invalid_issuer");
+    let mut c = world.claims("u");
+    c["aud"] = json!("https://someone-else.example");
+    check(c, "invalid_audience");
+    let mut c = world.claims("u");
+    c["aud"] = json!([base, "https://someone-else.example"]);
+    check(c, "invalid_audience");
+    let mut c = world.claims("u");
+    c["iat"] = json!(now_secs() - 1000);
+    c["exp"] = json!(now_secs() - 500);
+    check(c, "expired");
+    let mut c = world.claims("u");
+    c["email_verified"] = json!(false);
+    check(c, "missing_verified_email");
+    let mut c = world.claims("u");
+    c["scope"] = json!("admin");
+    check(c, "invalid_scope");
+    let mut c = world.claims("u");
+    c["client_id"] = json!("http://127.0.0.1:9/not-a-client");
+    check(c, "invalid_client_id");
+    let mut c = world.claims("u");
+    c["exp"] = json!("tomorrow");
+    check(c, "invalid_request");
+
+    // Signature and shape.
+    let token = world.mint(&world.claims("u"));
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    world
+        .register(std::str::from_utf8(&tampered).unwrap(), "access_token")
+        .assert_error(400, "invalid_signature");
+    let reply = world.register("not.a.jwt", "access_token");
+    reply.assert_error(400, "invalid_request");
+    let logout = world.key.sign(&devprovider::logout_header(), &world.claims("u"));
+    world
+        .register(&logout, "access_token")
+        .assert_error(400, "invalid_request");
+    world
+        .register(&token, "cookie")
+        .assert_error(400, "unsupported_credential_type");
+    let huge = format!("{}.{}.{}", "a".repeat(6000), "b".repeat(6000), "c".repeat(6000));
+    world
+        .register(&huge, "access_token")
+        .assert_error(400, "invalid_request");
+
+    // Replay.
+    assert_eq!(world.register(&token, "access_token").status, 200);
+    world
+        .register(&token, "access_token")
+        .assert_error(400, "replay_detected");
+
+    // No message ever echoes the token.
+    for reply in [
+        world.register(&token, "access_token"),
+        world.register(&logout, "access_token"),
+    ] {
+        assert!(!reply.body.contains(&token[20..60]) && !reply.body.contains(&logout[20..60]));
+    }
+    assert!(!world.server.stderr().contains(&token[..60]));
+
+    // ID-JAG disabled altogether.
+    world.server.cli_ok(&["config", "set", "id_jag_enabled", "false"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    world
+        .register(&world.mint(&world.claims("u")), "access_token")
+        .assert_error(400, "issuer_not_enabled");
+}
+
+#[test]
+fn twenty_parallel_submissions_of_one_token_give_exactly_one_success() {
+    let world = World::new();
+    world.register_ok("warmup"); // the JWKS is cached, so all 20 race on the replay store
+    let token = world.mint(&world.claims("racer"));
+    let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                scope.spawn(|| {
+                    let reply = world.register(&token, "access_token");
+                    (reply.status, reply.json()["error"].as_str().unwrap_or("").to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|(s, _)| *s == 200).count(), 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(s, e)| *s == 400 && e == "replay_detected"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn replay_protection_survives_a_restart() {
+    let mut world = World::new();
+    let token = world.mint(&world.claims("alice"));
+    assert_eq!(world.register(&token, "api_key").status, 200);
+    world.server.restart();
+    world.register(&token, "api_key").assert_error(400, "replay_detected");
+}
+
+#[test]
+fn a_provider_that_is_down_gives_invalid_signature_quickly() {
+    let server = TestServer::start();
+    let key = SigningKey::generate(Alg::Es256, "k1");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    server.cli_ok(&["provider", "add", &issuer]);
+    let claims = devprovider::id_jag_claims(&issuer, "alice", &server.base, now_secs());
+    let token = key.sign(&devprovider::id_jag_header(), &claims);
+    let started = Instant::now();
+    let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"api_key"});
+    let reply = server.post_json("/agent/auth", &body.to_string());
+    reply.assert_error(400, "invalid_signature");
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be fetched"),
+        "{}",
+        reply.body
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+    // Other requests are not held up meanwhile.
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn client_id_metadata_documents_match_or_refuse() {
+    let world = World::new();
+    let jwks_uri = format!("{}{}", world.issuer(), devprovider::JWKS_PATH);
+    let good = format!("{}/clients/good.json", world.issuer());
+    world.provider.put(
+        "/clients/good.json",
+        json!({ "client_id": good, "jwks_uri": jwks_uri }),
+        "max-age=600",
+    );
+    let wrong_keys = format!("{}/clients/wrong.json", world.issuer());
+    world.provider.put(
+        "/clients/wrong.json",
+        json!({ "client_id": wrong_keys, "jwks_uri": "https://elsewhere.example/jwks" }),
+        "max-age=600",
+    );
+    let wrong_name = format!("{}/clients/liar.json", world.issuer());
+    world.provider.put(
+        "/clients/liar.json",
+        json!({ "client_id": good, "jwks_uri": jwks_uri }),
+        "max-age=600",
+    );
+
+    let with_client = |client_id: &str| {
+        let mut claims = world.claims("alice");
+        claims["client_id"] = json!(client_id);
+        world.register(&world.mint(&claims), "api_key")
+    };
+    assert_eq!(with_client(&good).status, 200);
+    with_client(&wrong_keys).assert_error(400, "invalid_client_id");
+    with_client(&wrong_name).assert_error(400, "invalid_client_id");
+    with_client(&format!("{}/clients/missing.json", world.issuer())).assert_error(400, "invalid_client_id");
+
+    // A pinned client_id must match exactly.
+    world
+        .server
+        .cli_ok(&["provider", "add", world.issuer(), "--client-id", "agent-app-1"]);
+    assert_eq!(with_client("agent-app-1").status, 200);
+    with_client(world.issuer()).assert_error(400, "invalid_client_id");
+}
+
+#[test]
+fn provider_revocation_end_to_end() {
+    let world = World::new();
+    let alice1 = world.register_ok("alice");
+    let alice2 = world.register_ok("alice");
+    let bob = world.register_ok("bob");
+    let reply = world.revoke("alice", now_secs());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({ "revoked": 2 }));
+    for reg in [&alice1, &alice2] {
+        world
+            .server
+            .get_with_token("/api/resource", reg["credential"].as_str().unwrap())
+            .assert_error(401, "invalid_token");
+    }
+    bearer_ok(&world.server, bob["credential"].as_str().unwrap());
+
+    // An ID-JAG issued before the revocation is refused; a fresh one works.
+    let mut stale = world.claims("alice");
+    stale["iat"] = json!(now_secs() - 5);
+    world
+        .register(&world.mint(&stale), "access_token")
+        .assert_error(400, "expired");
+    let mut fresh = world.claims("alice");
+    fresh["iat"] = json!(now_secs() + 2);
+    let reply = world.register(&world.mint(&fresh), "access_token");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_ne!(
+        reply.json()["registration_id"],
+        alice1["registration_id"],
+        "a new registration after revocation"
+    );
+
+    let events = world
+        .server
+        .cli_ok(&["audit", "--json", "--event", "registration.revoked"]);
+    let event: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(event["by"], "provider");
+    assert_eq!(event["iss"], world.issuer());
+    assert_eq!(event["sub"], "alice");
+
+    // The same logout token twice is a replay; a wrong media type is 415; an ID-JAG is not a logout token.
+    let claims = devprovider::logout_claims(world.issuer(), "bob", &world.server.base, now_secs());
+    let token = world.key.sign(&devprovider::logout_header(), &claims);
+    let send = |token: &str, content_type: &str| {
+        world.server.request(
+            "POST",
+            "/agent/auth/revoke",
+            &[("Content-Type", content_type)],
+            token.as_bytes(),
+        )
+    };
+    assert_eq!(send(&token, "application/logout+jwt").status, 200);
+    send(&token, "application/logout+jwt").assert_error(400, "replay_detected");
+    send(&token, "application/json").assert_error(415, "unsupported_media_type");
+    send(&world.mint(&world.claims("bob")), "application/logout+jwt").assert_error(400, "invalid_request");
+}
