@@ -276,3 +276,150 @@ fn check_claims(claims: &Map<String, Value>, kind: TokenKind, policy: &Policy, n
         agent_context_id: optional_string(claims, "agent_context_id"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::devprovider::{self, Alg as SigningAlg, SigningKey};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn policy() -> Policy {
+        Policy {
+            audiences: vec!["https://svc.example".into(), "https://svc.example/api/".into()],
+            clock_skew_secs: 60,
+            max_assertion_lifetime_secs: 3600,
+            logout_lifetime_without_exp_secs: 300,
+        }
+    }
+
+    fn signed(key: &SigningKey, header: serde_json::Value, claims: serde_json::Value) -> String {
+        key.sign(&header, &claims)
+    }
+
+    fn check(key: &SigningKey, header: serde_json::Value, claims: serde_json::Value) -> Result<Verified, Rejection> {
+        let jwks = Jwks::parse(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes()).unwrap();
+        let token = signed(key, header, claims);
+        verify(parse(&token, TokenKind::IdJag)?, &jwks, &policy(), NOW)
+    }
+
+    fn claims() -> serde_json::Value {
+        devprovider::id_jag_claims("https://p.example", "alice", "https://svc.example", NOW)
+    }
+
+    #[test]
+    fn typ_is_explicit_case_insensitive_and_may_carry_application() {
+        let key = SigningKey::generate(SigningAlg::Es256, "k");
+        for typ in ["oauth-id-jag+jwt", "OAuth-ID-JAG+JWT", "application/oauth-id-jag+jwt"] {
+            assert!(check(&key, json!({ "typ": typ }), claims()).is_ok(), "{typ}");
+        }
+        for typ in [json!("JWT"), json!("logout+jwt"), json!(1), json!("application/jwt")] {
+            let err = check(&key, json!({ "typ": typ }), claims()).unwrap_err();
+            assert!(matches!(err, Rejection::TypMismatch { .. }), "{typ}: {err:?}");
+        }
+        assert_eq!(check(&key, json!({}), claims()).unwrap_err(), Rejection::TypMissing);
+    }
+
+    #[test]
+    fn every_forbidden_header_is_refused_even_when_the_signature_is_good() {
+        let key = SigningKey::generate(SigningAlg::Es256, "k");
+        for name in ["crit", "cty", "zip", "b64", "jwk", "jku", "x5u", "x5c"] {
+            let mut header = devprovider::id_jag_header();
+            header[name] = json!(if name == "crit" { json!(["exp"]) } else { json!("x") });
+            let err = check(&key, header, claims()).unwrap_err();
+            assert_eq!(err, Rejection::ForbiddenHeader(name));
+            assert_eq!(err.code(), "invalid_request");
+        }
+    }
+
+    #[test]
+    fn an_rsa_key_never_verifies_an_ecdsa_token_and_a_kid_is_never_guessed() {
+        let ec = SigningKey::generate(SigningAlg::Es256, "shared");
+        let mut rsa_jwk = ec.public_jwk();
+        rsa_jwk["kty"] = json!("RSA");
+        let jwks = Jwks::parse(json!({ "keys": [rsa_jwk] }).to_string().as_bytes()).unwrap();
+        let token = signed(&ec, devprovider::id_jag_header(), claims());
+        let err = verify(parse(&token, TokenKind::IdJag).unwrap(), &jwks, &policy(), NOW).unwrap_err();
+        assert_eq!(err.code(), "invalid_signature");
+
+        let other = SigningKey::generate(SigningAlg::Es256, "shared");
+        let jwks = Jwks::parse(
+            json!({ "keys": [ec.public_jwk(), other.public_jwk()] })
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let err = verify(parse(&token, TokenKind::IdJag).unwrap(), &jwks, &policy(), NOW).unwrap_err();
+        assert_eq!(err, Rejection::KidAmbiguous);
+    }
+
+    #[test]
+    fn time_rules_use_the_injected_clock_and_skew() {
+        let key = SigningKey::generate(SigningAlg::EdDsa, "k");
+        let header = devprovider::id_jag_header();
+        let with = |iat: i64, exp: i64| {
+            let mut c = claims();
+            c["iat"] = json!(iat);
+            c["exp"] = json!(exp);
+            check(&key, header.clone(), c)
+        };
+        assert!(with(NOW - 100, NOW - 59).is_ok(), "exp within skew");
+        assert_eq!(
+            with(NOW - 100, NOW - 61).unwrap_err(),
+            Rejection::ExpiredBy { secs: 61 }
+        );
+        assert!(with(NOW + 60, NOW + 300).is_ok(), "iat within skew");
+        assert_eq!(
+            with(NOW + 61, NOW + 300).unwrap_err(),
+            Rejection::IssuedInFuture { secs: 61 }
+        );
+        assert!(matches!(
+            with(NOW, NOW + 3601).unwrap_err(),
+            Rejection::LifetimeTooLong { .. }
+        ));
+        let mut c = claims();
+        c["nbf"] = json!(NOW + 120);
+        assert!(matches!(
+            check(&key, header.clone(), c).unwrap_err(),
+            Rejection::NotYetValid { .. }
+        ));
+        let mut c = claims();
+        c["iat"] = json!(-5);
+        assert_eq!(check(&key, header, c).unwrap_err(), Rejection::ClaimWrongType("iat"));
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_before_decoding() {
+        let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            parse(&huge, TokenKind::IdJag).unwrap_err(),
+            Rejection::TooLarge {
+                bytes: MAX_TOKEN_BYTES + 1
+            }
+        );
+    }
+
+    #[test]
+    fn logout_tokens_need_the_revoked_event_and_no_nonce() {
+        let key = SigningKey::generate(SigningAlg::Es256, "k");
+        let jwks = Jwks::parse(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes()).unwrap();
+        let run = |claims: serde_json::Value| {
+            let token = key.sign(&devprovider::logout_header(), &claims);
+            verify(parse(&token, TokenKind::Logout)?, &jwks, &policy(), NOW)
+        };
+        let good = devprovider::logout_claims("https://p.example", "alice", "https://svc.example/api", NOW);
+        let verified = run(good.clone()).unwrap();
+        assert_eq!(verified.claims().exp, NOW + 300, "no exp: iat + 300");
+        let mut c = good.clone();
+        c["nonce"] = json!("n");
+        assert_eq!(run(c).unwrap_err(), Rejection::LogoutNonce);
+        let mut c = good.clone();
+        c["events"] = json!({ REVOKED_EVENT: "yes" });
+        assert_eq!(run(c).unwrap_err(), Rejection::LogoutEventMissing);
+        let mut c = good;
+        c["iat"] = json!(NOW - 400);
+        assert!(matches!(run(c).unwrap_err(), Rejection::ExpiredBy { .. }));
+    }
+}
