@@ -122,7 +122,7 @@ fn to_text(e: &Event) -> String {
     let Value::Object(fields) = to_json(e) else { return line };
     for (key, value) in fields
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "id" | "time" | "event"))
+        .filter(|(k, v)| !matches!(k.as_str(), "id" | "time" | "event") && !v.is_null())
     {
         match value {
             Value::String(text) => line += &format!(" {key}={text}"),
