@@ -87,6 +87,9 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
+// authmd: this copy is built as a path dependency, whose warnings cargo shows;
+// upstream's unused items are left as they are.
+#![allow(unused_imports, dead_code)]
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]

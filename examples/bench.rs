@@ -1,0 +1,332 @@
+//! The benchmark tool: starts the release `authmd` on a fresh database,
+//! drives it over HTTP with N concurrent keep-alive clients for a fixed time,
+//! and reports requests per second, latency percentiles, errors and the
+//! server's peak RSS. Timing never decides a test; this is where it is
+//! measured. See BENCHMARKS.md for the commands and the figures.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example bench -- id-jag --clients 32 --seconds 10
+//! ```
+//!
+//! Scenarios: `anonymous` (POST /agent/auth), `id-jag` (ES256 ID-JAGs minted
+//! beforehand, a new user each; also reports the `jose` verifier alone, the
+//! ring ceiling), `authenticated` (GET /api/resource with an API key).
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use authmd::jose::{self, Jwks, Policy, TokenKind};
+use lexopt::prelude::*;
+use serde_json::{Value, json};
+
+struct Options {
+    scenario: String,
+    clients: usize,
+    seconds: u64,
+    binary: String,
+    workers: usize,
+}
+
+fn options() -> Result<Options, lexopt::Error> {
+    let mut parser = lexopt::Parser::from_env();
+    let mut o = Options {
+        scenario: String::new(),
+        clients: 32,
+        seconds: 10,
+        binary: "target/release/authmd".into(),
+        workers: 16,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("clients") => o.clients = parser.value()?.parse()?,
+            Long("seconds") => o.seconds = parser.value()?.parse()?,
+            Long("binary") => o.binary = parser.value()?.string()?,
+            Long("workers") => o.workers = parser.value()?.parse()?,
+            Value(s) if o.scenario.is_empty() => o.scenario = s.string()?,
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(o)
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    db: std::path::PathBuf,
+    binary: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(binary: &str, workers: usize) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("bench.db");
+        let cli = |args: &[&str]| {
+            let status = Command::new(binary)
+                .arg("--db")
+                .arg(&db)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .expect("run authmd");
+            assert!(status.success(), "authmd {args:?}");
+        };
+        // Rate limits off for the benchmark (recorded in BENCHMARKS.md).
+        for flow in ["anonymous", "identity_assertion", "verified_email", "claim"] {
+            for tier in ["per_ip", "global"] {
+                cli(&["config", "set", &format!("rate_limit.{flow}.{tier}"), "0"]);
+            }
+        }
+        let mut child = Command::new(binary)
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start authmd (build it first: cargo build --release)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line.trim().trim_start_matches("authmd listening on ").to_string();
+        Server {
+            child,
+            base,
+            db,
+            binary: binary.to_string(),
+            _dir: dir,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) {
+        let status = Command::new(&self.binary)
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Peak resident set size so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one client should send next; `None` when it has nothing left.
+type NextRequest<'a> = &'a (dyn Fn(usize) -> Option<(&'static str, String, Option<String>, Option<String>)> + Sync);
+
+struct Report {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+fn drive(base: &str, clients: usize, seconds: u64, next: NextRequest<'_>) -> Report {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let counter = AtomicUsize::new(0);
+    let results: Vec<(usize, Vec<u64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let counter = &counter;
+                scope.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .max_idle_connections_per_host(1)
+                        .build()
+                        .into();
+                    let (mut errors, mut latencies) = (0, Vec::new());
+                    while Instant::now() < deadline {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let Some((method, path, body, bearer)) = next(n) else {
+                            break;
+                        };
+                        let url = format!("{base}{path}");
+                        let t0 = Instant::now();
+                        let result = match (method, body) {
+                            ("POST", Some(body)) => agent
+                                .post(&url)
+                                .header("Content-Type", "application/json")
+                                .send(body.as_bytes()),
+                            _ => {
+                                let mut request = agent.get(&url);
+                                if let Some(token) = &bearer {
+                                    request = request.header("Authorization", &format!("Bearer {token}"));
+                                }
+                                request.call()
+                            }
+                        };
+                        let ok = match result {
+                            Ok(mut response) => {
+                                let _ = response.body_mut().read_to_vec();
+                                response.status() == 200
+                            }
+                            Err(_) => false,
+                        };
+                        latencies.push(t0.elapsed().as_micros() as u64);
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                    (errors, latencies)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    let errors = results.iter().map(|r| r.0).sum();
+    let mut latencies_us: Vec<u64> = results.into_iter().flat_map(|r| r.1).collect();
+    latencies_us.sort_unstable();
+    Report {
+        requests: latencies_us.len(),
+        errors,
+        elapsed,
+        latencies_us,
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn print_report(name: &str, report: &Report, server: &Server, clients: usize) {
+    let rps = report.requests as f64 / report.elapsed.as_secs_f64();
+    println!(
+        "{name}: {} requests in {:.1} s with {clients} clients: {rps:.0} req/s, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, errors {}, server peak RSS {:.1} MiB",
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        percentile(&report.latencies_us, 0.50),
+        percentile(&report.latencies_us, 0.95),
+        percentile(&report.latencies_us, 0.99),
+        report.errors,
+        server.peak_rss_kib() as f64 / 1024.0
+    );
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn register_body() -> String {
+    json!({"type":"anonymous","requested_credential_type":"api_key"}).to_string()
+}
+
+fn main() {
+    let o = options().unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::start(&o.binary, o.workers);
+    match o.scenario.as_str() {
+        "anonymous" => {
+            let body = register_body();
+            let report = drive(&server.base, o.clients, o.seconds, &|_| {
+                Some(("POST", "/agent/auth".into(), Some(body.clone()), None))
+            });
+            print_report("anonymous registration", &report, &server, o.clients);
+        }
+        "authenticated" => {
+            let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+            let reply: Value = agent
+                .post(&format!("{}/agent/auth", server.base))
+                .header("Content-Type", "application/json")
+                .send(register_body().as_bytes())
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .map(|text| serde_json::from_str(&text).unwrap())
+                .unwrap();
+            let key = reply["credential"].as_str().unwrap().to_string();
+            let report = drive(&server.base, o.clients, o.seconds, &|_| {
+                Some(("GET", "/api/resource".into(), None, Some(key.clone())))
+            });
+            print_report("authenticated GET /api/resource", &report, &server, o.clients);
+        }
+        "id-jag" => {
+            let provider = JwksServer::start("127.0.0.1:0").unwrap();
+            let key = SigningKey::generate(Alg::Es256, "bench");
+            provider.publish(&[&key], "public, max-age=86400");
+            server.cli(&["provider", "add", &provider.base_url]);
+            let count = (o.seconds as usize * 6000).max(1000);
+            let minting = Instant::now();
+            let tokens: Vec<String> = (0..count)
+                .map(|n| {
+                    let claims = devprovider::id_jag_claims(&provider.base_url, &format!("user-{n}"), &server.base, now_secs());
+                    let token = key.sign(&devprovider::id_jag_header(), &claims);
+                    json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"access_token"}).to_string()
+                })
+                .collect();
+            eprintln!(
+                "minted {count} ES256 ID-JAGs in {:.1} s",
+                minting.elapsed().as_secs_f64()
+            );
+
+            // The verifier alone, one thread: the ring ceiling per core.
+            let jwks = Jwks::parse(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes()).unwrap();
+            let policy = Policy {
+                audiences: vec![server.base.clone()],
+                clock_skew_secs: 60,
+                max_assertion_lifetime_secs: 3600,
+                logout_lifetime_without_exp_secs: 300,
+            };
+            let raw: Vec<String> = tokens
+                .iter()
+                .take(2000)
+                .map(|b| {
+                    serde_json::from_str::<Value>(b).unwrap()["assertion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            let t0 = Instant::now();
+            let mut verified = 0;
+            while t0.elapsed() < Duration::from_secs(2) {
+                for token in &raw {
+                    let unverified = jose::parse(token, TokenKind::IdJag).unwrap();
+                    jose::verify(unverified, &jwks, &policy, now_secs()).unwrap();
+                    verified += 1;
+                }
+            }
+            println!(
+                "jose alone: {:.0} ES256 parse+verify per second on one thread",
+                verified as f64 / t0.elapsed().as_secs_f64()
+            );
+
+            let report = drive(&server.base, o.clients, o.seconds, &|n| {
+                tokens
+                    .get(n)
+                    .map(|body| ("POST", "/agent/auth".to_string(), Some(body.clone()), None))
+            });
+            print_report(
+                "ID-JAG registration (ES256, new user each)",
+                &report,
+                &server,
+                o.clients,
+            );
+        }
+        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated"),
+    }
+}
