@@ -64,7 +64,10 @@ impl World {
     }
 
     fn revoke(&self, sub: &str, iat: i64) -> Reply {
-        let claims = devprovider::logout_claims(self.issuer(), sub, &self.server.base, iat);
+        // Addressed to the resource URL, the other name of this service: the
+        // delegation is revoked whichever alias the ID-JAGs used.
+        let resource = format!("{}/api/", self.server.base);
+        let claims = devprovider::logout_claims(self.issuer(), sub, &resource, iat);
         let token = self.key.sign(&devprovider::logout_header(), &claims);
         self.server.request(
             "POST",
