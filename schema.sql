@@ -125,3 +125,50 @@ CREATE TABLE provider_revocations (
     revoked_iat INTEGER NOT NULL,
     PRIMARY KEY (iss, sub)
 );
+
+-- step 3
+-- The claim ceremony (SPEC.md 3.3 and 5) and the mail outbox.
+ALTER TABLE registrations ADD COLUMN email TEXT;                 -- verified-email registrations: the address, lower-cased
+ALTER TABLE registrations ADD COLUMN claim_failures INTEGER NOT NULL DEFAULT 0;
+
+-- One emailed link. At most one is `open` per registration; a new one
+-- supersedes it. The code (OTP) lives on its attempt, as an HMAC under the
+-- database's own key, bound to the attempt.
+CREATE TABLE claim_attempts (
+    id              TEXT PRIMARY KEY,               -- claim_attempt_id (not secret)
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    email           TEXT NOT NULL,
+    token_hash      BLOB NOT NULL UNIQUE,           -- SHA-256 of the claim_attempt_token
+    status          TEXT NOT NULL CHECK (status IN ('open', 'superseded', 'cancelled', 'completed', 'closed')),
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NOT NULL,
+    otp_mac         BLOB,                           -- NULL: no live code
+    otp_expires_ms  INTEGER,
+    otp_failures    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX claim_attempts_open ON claim_attempts (registration_id) WHERE status = 'open';
+
+-- Mail waiting to be delivered. Bodies hold a live link: they are erased
+-- once the message is delivered or abandoned.
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body_text       TEXT,
+    body_html       TEXT,
+    registration_id TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    created_ms      INTEGER NOT NULL,
+    done_ms         INTEGER
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_ms) WHERE status = 'pending';
+
+-- Keys this database generates for itself (the OTP HMAC key).
+CREATE TABLE local_keys (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL
+);

@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             asm["agent_auth"]["identity_assertion"]["assertion_types_supported"],
-            json!(["urn:ietf:params:oauth:token-type:id-jag"])
+            json!(["urn:ietf:params:oauth:token-type:id-jag", "verified_email"])
         );
         assert_eq!(asm["agent_auth"]["events_supported"], json!([REVOKED_EVENT]));
     }
@@ -281,6 +281,7 @@ mod tests {
         let settings = Settings {
             anonymous_enabled: false,
             id_jag_enabled: false,
+            verified_email_enabled: false,
             ..Settings::default()
         };
         let asm = authorization_server(&Config::new("https://api.example.com", settings));
@@ -302,6 +303,10 @@ mod tests {
         assert!(md.contains("https://notes.example/.well-known/oauth-protected-resource/api/"));
         assert!(md.contains("2 hours"));
         assert!(md.contains("`rate_limited`"));
-        assert!(!md.contains("example.com"), "no placeholders");
+        assert!(!md.contains("example.com/"), "no placeholder URLs");
+        assert!(
+            md.contains("POST https://notes.example/agent/auth/claim"),
+            "the claim step"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod log;
+pub mod mail;
 pub mod model;
 pub mod secrets;
 pub mod settings;

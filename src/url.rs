@@ -64,6 +64,24 @@ fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
 }
 
+/// Decodes `%XX` escapes (for user names and passwords in `--mail` URLs).
+pub fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).ok_or("a % escape is cut short")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "a % escape is not hexadecimal")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "a % escape is not UTF-8".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

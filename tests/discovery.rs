@@ -55,7 +55,7 @@ fn authorization_server_metadata_field_by_field_and_consistent_with_prm() {
     );
     assert_eq!(
         agent_auth["identity_assertion"]["assertion_types_supported"],
-        json!(["urn:ietf:params:oauth:token-type:id-jag"])
+        json!(["urn:ietf:params:oauth:token-type:id-jag", "verified_email"])
     );
     assert_eq!(
         agent_auth["identity_assertion"]["credential_types_supported"],

@@ -8,6 +8,7 @@
 mod audit;
 mod config;
 mod healthcheck;
+mod mail;
 mod provider;
 mod registrations;
 mod revoke;
@@ -39,6 +40,7 @@ commands:
   provider add ISSUER [--jwks-uri URL] [--client-id ID] [--name NAME]
   provider list | provider remove ISSUER
   users list | users add EMAIL [--name NAME]
+  mail test EMAIL [--mail SPEC]  send a test message through the configured transport
 
 global options:
   --db PATH        the database file (env AUTHMD_DB, default ./authmd.db)
@@ -111,6 +113,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUTHMD_DB",
     "AUTHMD_LISTEN",
     "AUTHMD_BASE_URL",
+    "AUTHMD_MAIL",
     "AUTHMD_WORKERS",
     "AUTHMD_LOG_FORMAT",
 ];
@@ -202,6 +205,7 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
         "audit" => audit::run(&mut parser, &ctx),
         "revoke" => revoke::run(&mut parser, &ctx),
         "provider" => provider::run(&mut parser, &ctx),
+        "mail" => mail::run(&mut parser, &ctx),
         "users" => users::run(&mut parser, &ctx),
         other => Err(CliError::usage(format!("unknown command `{other}`\n\n{USAGE}"))),
     }

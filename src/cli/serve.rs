@@ -18,12 +18,19 @@ usage: authmd [--db PATH] serve [OPTIONS]
                          port 0 picks a free port)
   --base-url URL         public URL of this server (env AUTHMD_BASE_URL,
                          default http://<bound address>)
+  --mail SPEC            where claim emails go (env AUTHMD_MAIL or AUTHMD_MAIL_FILE):
+                         smtp://user:pass@host:port (STARTTLS when offered),
+                         smtps://user:pass@host:port (TLS), file:DIR (one .eml file
+                         per message), log; default file:./authmd-outbox
   --workers N            request worker threads (env AUTHMD_WORKERS, default 16)
   --log-format FORMAT    text or json (env AUTHMD_LOG_FORMAT, default text)
 
 Prints `authmd listening on <base-url>` once it accepts requests. SIGINT or
 SIGTERM: stop accepting, finish in-flight requests, exit 0.
 ";
+
+/// A first run needs no mail server: messages land as files.
+pub const DEFAULT_MAIL: &str = "file:./authmd-outbox";
 
 /// Container runtimes kill 10 s after SIGTERM; finish well before.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -34,12 +41,14 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut base_url = env.get("AUTHMD_BASE_URL")?;
     let mut workers = env.get("AUTHMD_WORKERS")?;
     let mut log_format = env.get("AUTHMD_LOG_FORMAT")?;
+    let mut mail = env.get("AUTHMD_MAIL")?;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("listen") => listen = Some(parser.value()?.string()?),
             Long("base-url") => base_url = Some(parser.value()?.string()?),
             Long("workers") => workers = Some(parser.value()?.string()?),
             Long("log-format") => log_format = Some(parser.value()?.string()?),
+            Long("mail") => mail = Some(parser.value()?.string()?),
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
         }
@@ -65,6 +74,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         }
     });
     let base_url = base_url.map(|url| checked_base_url(&url)).transpose()?;
+    let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
     let running = server::start(Options {
         db_path: ctx.db.clone(),
@@ -72,6 +82,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         base_url,
         workers,
         clock: Arc::new(SystemClock),
+        mail: mail.clone(),
     })
     .map_err(|err| match err {
         StartError::Config(why) => CliError::config(why),
@@ -82,9 +93,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
     print(&format!("authmd listening on {}\n", running.base_url))?;
     log::info(&format!(
-        "listening on {} with {workers} workers, database {}",
+        "listening on {} with {workers} workers, database {}, mail {}",
         running.local_addr,
-        ctx.db.display()
+        ctx.db.display(),
+        mail.describe()
     ));
 
     let signal = signals.forever().next();

@@ -90,6 +90,7 @@ pub fn register(
                         user_id: Some(&user_id),
                         claim_token_hash: None,
                         requested_credential_type: Some(requested),
+                        email: None,
                         created_ms: now_ms,
                         expires_ms: None,
                     },

@@ -2,6 +2,7 @@
 //! settings, URLs, the instant of the request, the client's address). Flows
 //! never see a socket or format HTTP, and never write SQL: they call `store`.
 
+pub mod claim;
 pub mod guard;
 pub mod id_jag;
 pub mod registration;
@@ -33,11 +34,8 @@ impl Config {
         Available {
             anonymous: self.settings.anonymous_enabled,
             id_jag: self.settings.id_jag_enabled,
-            // The claim ceremony (with verified-email registration, which
-            // needs it) is not built yet; until it is, it is neither
-            // advertised nor accepted.
-            verified_email: false,
-            claim: false,
+            verified_email: self.settings.verified_email_enabled,
+            claim: true,
         }
     }
 }
@@ -60,6 +58,17 @@ pub struct Ctx<'a> {
     pub client_ip: Option<&'a str>,
     /// Provider keys and metadata documents.
     pub keys: &'a KeyCache,
+    /// Tells the mail sender a message was committed to the outbox.
+    pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Ctx<'_> {
+    /// Wakes the mail sender; harmless when it is busy or absent.
+    pub fn poke_mail(&self) {
+        if let Some(wake) = self.mail_wake {
+            let _ = wake.try_send(());
+        }
+    }
 }
 
 /// Reads member `name` of a JSON object as a string: `400 invalid_request`

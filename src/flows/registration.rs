@@ -98,7 +98,8 @@ pub fn register(ctx: &mut Ctx<'_>, request: Request) -> Result<Registered, Error
         Request::Anonymous { .. } => register_anonymous(ctx),
         Request::IdJag { .. } if !available.id_jag => Err(Error::IssuerNotEnabled),
         Request::IdJag { assertion, requested } => super::id_jag::register(ctx, ctx.keys, &assertion, requested),
-        Request::VerifiedEmail { .. } => Err(Error::VerifiedEmailNotEnabled),
+        Request::VerifiedEmail { .. } if !available.verified_email => Err(Error::VerifiedEmailNotEnabled),
+        Request::VerifiedEmail { email, requested } => super::claim::register_verified_email(ctx, &email, requested),
     }
 }
 
@@ -124,6 +125,7 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
                 user_id: None,
                 claim_token_hash: Some(&secrets::hash(&claim_token)),
                 requested_credential_type: Some(CredentialType::ApiKey),
+                email: None,
                 created_ms: now_ms,
                 expires_ms: Some(expires_ms),
             },

@@ -5,6 +5,7 @@
 //! Nothing here decides protocol questions; it reads bodies and headers,
 //! calls a flow, and writes what the flow returned.
 
+pub mod pages;
 pub mod routes;
 pub mod server;
 

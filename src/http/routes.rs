@@ -8,10 +8,12 @@ use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, err
 use crate::discovery;
 use crate::error::Error;
 use crate::flows::registration::{self, Registered};
-use crate::flows::{Config, Ctx, guard, id_jag};
+use crate::flows::{Config, Ctx, claim, guard, id_jag, required_str};
+use crate::http::pages;
 use crate::keys::KeyCache;
 use crate::site::AS_METADATA_PATH;
 use crate::store;
+use crate::time::rfc3339;
 
 /// The places authmd answers, besides the guarded API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,11 @@ enum Route {
     AuthMd,
     Register,
     ProviderRevoke,
+    Claim,
+    ClaimView,
+    ClaimReject,
+    ClaimChallenge,
+    ClaimComplete,
     Api,
 }
 
@@ -35,6 +42,11 @@ impl Route {
             "/auth.md" => Route::AuthMd,
             "/agent/auth" => Route::Register,
             "/agent/auth/revoke" => Route::ProviderRevoke,
+            "/agent/auth/claim" => Route::Claim,
+            "/agent/auth/claim/view" => Route::ClaimView,
+            "/agent/auth/claim/reject" => Route::ClaimReject,
+            "/agent/auth/claim/attempt/challenge" => Route::ClaimChallenge,
+            "/agent/auth/claim/complete" => Route::ClaimComplete,
             _ if config.site.is_resource_metadata_path(path) => Route::ResourceMetadata,
             _ if config.site.is_resource_path(path) => Route::Api,
             _ => return None,
@@ -43,7 +55,13 @@ impl Route {
 
     fn allow(self) -> &'static str {
         match self {
-            Route::Register | Route::ProviderRevoke => "POST",
+            Route::Register
+            | Route::ProviderRevoke
+            | Route::Claim
+            | Route::ClaimReject
+            | Route::ClaimChallenge
+            | Route::ClaimComplete => "POST",
+            Route::ClaimView => "GET, HEAD, POST",
             _ => "GET, HEAD",
         }
     }
@@ -55,6 +73,20 @@ pub struct Deps<'a> {
     pub keys: &'a KeyCache,
     /// The instant of the request.
     pub now_ms: i64,
+    pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
+}
+
+impl<'a> Deps<'a> {
+    fn ctx<'c>(&'c self, conn: &'c mut Connection, client_ip: Option<&'c str>) -> Ctx<'c> {
+        Ctx {
+            conn,
+            config: self.config,
+            now_ms: self.now_ms,
+            client_ip,
+            keys: self.keys,
+            mail_wake: self.mail_wake,
+        }
+    }
 }
 
 pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
@@ -68,7 +100,13 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
     let route = Route::of(&req.path, config).ok_or(Error::NotFound)?;
     let reading = matches!(req.method.as_str(), "GET" | "HEAD");
     let allowed = match route {
-        Route::Register | Route::ProviderRevoke => req.method == "POST",
+        Route::ClaimView => reading || req.method == "POST",
+        Route::Register
+        | Route::ProviderRevoke
+        | Route::Claim
+        | Route::ClaimReject
+        | Route::ClaimChallenge
+        | Route::ClaimComplete => req.method == "POST",
         _ => reading,
     };
     if !allowed {
@@ -88,28 +126,82 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             let body = json_body(req)?;
             let request = registration::Request::from_json(&body)?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = Ctx {
-                conn,
-                config,
-                now_ms,
-                client_ip: client_ip.as_deref(),
-                keys: deps.keys,
-            };
+            let mut ctx = deps.ctx(conn, client_ip.as_deref());
             let Registered(answer) = registration::register(&mut ctx, request)?;
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ProviderRevoke => {
             let token = logout_token_body(req)?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = Ctx {
-                conn,
-                config,
-                now_ms,
-                client_ip: client_ip.as_deref(),
-                keys: deps.keys,
-            };
+            let mut ctx = deps.ctx(conn, client_ip.as_deref());
             let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)?;
             Ok(Response::json(200, &json!({ "revoked": revoked })).with_header("Cache-Control", NO_STORE))
+        }
+        Route::Claim => {
+            let body = json_body(req)?;
+            let object = json_object(&body)?;
+            let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let answer = claim::request(&mut deps.ctx(conn, client_ip.as_deref()), token, email)?;
+            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
+        }
+        Route::ClaimChallenge => {
+            let body = json_body(req)?;
+            let token = required_str(json_object(&body)?, "claim_attempt_token")?;
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let (code, expires_ms) = claim::mint_code(&mut deps.ctx(conn, client_ip.as_deref()), token)?;
+            let answer = json!({ "type": "otp", "challenge": code, "expires_at": rfc3339(expires_ms) });
+            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
+        }
+        Route::ClaimComplete => {
+            let body = json_body(req)?;
+            let object = json_object(&body)?;
+            let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let answer = claim::complete(&mut deps.ctx(conn, client_ip.as_deref()), token, otp)?;
+            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
+        }
+        Route::ClaimView if reading => {
+            let token = query_param(req, "token").unwrap_or_default();
+            let state = claim::view(&mut deps.ctx(conn, None), &token)?;
+            Ok(link_page(config, state, &token))
+        }
+        Route::ClaimView => {
+            let form = form_body(req)?;
+            let token = form_value(&form, "token");
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let mut ctx = deps.ctx(conn, client_ip.as_deref());
+            match claim::mint_code(&mut ctx, &token) {
+                Ok((code, expires_ms)) => Ok(pages::code(
+                    &config.settings.resource_name,
+                    &code,
+                    &human_time(expires_ms),
+                )),
+                Err(Error::ClaimSuperseded | Error::ClaimCompleted | Error::ClaimExpired(_)) => {
+                    let state = claim::view(&mut ctx, &token)?;
+                    Ok(link_page(config, state, &token))
+                }
+                Err(other) => Err(other),
+            }
+        }
+        Route::ClaimReject => {
+            let form = form_body(req)?;
+            let token = form_value(&form, "token");
+            let confirmed = form_value(&form, "confirm") == "yes";
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            let name = &config.settings.resource_name;
+            Ok(
+                match claim::reject(&mut deps.ctx(conn, client_ip.as_deref()), &token, confirmed)? {
+                    claim::Rejected::NeedsConfirmation => pages::confirm_reject(name, &token),
+                    claim::Rejected::Done => pages::notice(
+                        200,
+                        name,
+                        "Request cancelled",
+                        "The agent was not linked to you and this link no longer works. Nothing else is needed.",
+                    ),
+                    claim::Rejected::NotOpen(state) => link_page(config, state, &token),
+                },
+            )
         }
         Route::Api => {
             let caller = guard::authenticate(conn, now_ms, req.header("authorization"))?;
@@ -117,6 +209,106 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &caller.to_json()).with_header("Cache-Control", NO_STORE))
         }
     }
+}
+
+/// The page a claim link shows in each state (SPEC.md 5.3).
+fn link_page(config: &Config, state: claim::LinkState, token: &str) -> Response {
+    let name = &config.settings.resource_name;
+    match state {
+        claim::LinkState::Open { attempt, registration } => pages::claim(
+            &pages::ClaimDetails {
+                resource_name: name,
+                registration_id: &registration.id,
+                email: &attempt.email,
+                expires: &human_time(attempt.expires_ms),
+            },
+            token,
+        ),
+        claim::LinkState::Unknown => pages::notice(
+            404,
+            name,
+            "This link is not valid",
+            "Check that the whole link from the email was opened.",
+        ),
+        claim::LinkState::Superseded => pages::notice(
+            410,
+            name,
+            "This link was replaced",
+            "A newer email was sent for this request. Use the link in the most recent email.",
+        ),
+        claim::LinkState::Expired => pages::notice(
+            410,
+            name,
+            "This link expired",
+            "Ask your agent to start the confirmation again; it will send a new email.",
+        ),
+        claim::LinkState::Claimed => pages::notice(
+            200,
+            name,
+            "Already confirmed",
+            "This agent is already linked to your account. Nothing else is needed.",
+        ),
+        claim::LinkState::Cancelled => pages::notice(
+            200,
+            name,
+            "Request cancelled",
+            "This request was cancelled. The agent was not linked to you.",
+        ),
+    }
+}
+
+/// `2026-05-04 13:00 UTC`, for people.
+fn human_time(ms: i64) -> String {
+    let wire = rfc3339(ms);
+    format!("{} {} UTC", &wire[..10], &wire[11..16])
+}
+
+fn json_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Error> {
+    body.as_object().ok_or_else(|| {
+        Error::InvalidRequest(format!(
+            "the body must be a JSON object, not {}",
+            crate::flows::json_type(body)
+        ))
+    })
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    let query = req.query.as_deref()?;
+    form_pairs(query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// An `application/x-www-form-urlencoded` body, as the claim page's forms send.
+fn form_body(req: &Request) -> Result<Vec<(String, String)>, Error> {
+    let essence = req
+        .header("content-type")
+        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(Error::UnsupportedMediaType(format!(
+            "{} (this form takes application/x-www-form-urlencoded)",
+            essence.unwrap_or_else(|| "no type".into())
+        )));
+    }
+    let text =
+        std::str::from_utf8(body_bytes(req)?).map_err(|_| Error::InvalidRequest("the form is not UTF-8".into()))?;
+    Ok(form_pairs(text))
+}
+
+fn form_value(form: &[(String, String)], name: &str) -> String {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| crate::url::percent_decode(&s.replace('+', " ")).unwrap_or_default();
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 fn discovery_json(doc: &Value) -> Response {
@@ -223,6 +415,7 @@ mod tests {
             config: &config,
             keys: &keys,
             now_ms: 1_800_000_000_000,
+            mail_wake: None,
         };
         let response = handle(&mut conn, &deps, &req);
         let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
@@ -290,6 +483,7 @@ mod failure_tests {
             config: &config,
             keys: &keys,
             now_ms: 1_800_000_000_000,
+            mail_wake: None,
         };
         let response = handle(&mut conn, &deps, &req);
         assert_eq!(response.status, 500);

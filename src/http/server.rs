@@ -35,6 +35,8 @@ pub struct Options {
     pub base_url: Option<String>,
     pub workers: usize,
     pub clock: Arc<dyn Clock>,
+    /// Where the outbox is delivered.
+    pub mail: crate::mail::Transport,
 }
 
 /// State every worker shares.
@@ -42,7 +44,8 @@ struct Shared {
     config: RwLock<Arc<Config>>,
     keys: KeyCache,
     clock: Arc<dyn Clock>,
-    stopping: AtomicBool,
+    mail_wake: std::sync::mpsc::SyncSender<()>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -95,11 +98,13 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         None => format!("http://{local_addr}"),
     };
     let server = Arc::new(server);
+    let (mail_wake, wake) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
         keys: KeyCache::default(),
         clock: options.clock,
-        stopping: AtomicBool::new(false),
+        mail_wake,
+        stopping: Arc::new(AtomicBool::new(false)),
     });
 
     let mut threads = Vec::new();
@@ -112,6 +117,28 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .map_err(|e| StartError::Config(format!("cannot start worker threads: {e}")))?;
         threads.push(thread);
     }
+    let policy_shared = shared.clone();
+    let sender = crate::mail::Sender {
+        db: options.db_path.clone(),
+        transport: options.mail,
+        clock: shared.clock.clone(),
+        policy: Box::new(move || {
+            let settings = &policy_shared.config().settings;
+            crate::mail::Policy {
+                from: settings.mail_from.clone(),
+                max_attempts: settings.mail_max_attempts as i64,
+                retry_base_secs: settings.mail_retry_base_secs as i64,
+            }
+        }),
+        stopping: shared.stopping.clone(),
+        wake,
+    };
+    threads.push(
+        std::thread::Builder::new()
+            .name("mail".into())
+            .spawn(move || sender.run())
+            .map_err(|e| StartError::Config(format!("cannot start the mail thread: {e}")))?,
+    );
     let (db_path, reload_shared, reload_base) = (options.db_path.clone(), shared.clone(), base_url.clone());
     threads.push(
         std::thread::Builder::new()
@@ -180,6 +207,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
                 config: &config,
                 keys: &shared.keys,
                 now_ms,
+                mail_wake: Some(&shared.mail_wake),
             },
             &request,
         )

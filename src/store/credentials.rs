@@ -50,12 +50,12 @@ pub struct Found {
 /// The credential whose token hashes to `hash`: one unique-index probe and
 /// one primary-key join, whatever the size of the tables.
 pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.id, c.kind, c.scopes, c.created_ms, c.expires_ms, c.revoked_ms,
-                r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms
-         FROM credentials c JOIN registrations r ON r.id = c.registration_id
-         WHERE c.token_hash = ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT c.id, c.kind, c.scopes, c.created_ms, c.expires_ms, c.revoked_ms, {}
+             FROM credentials c JOIN registrations r ON r.id = c.registration_id
+             WHERE c.token_hash = ?1",
+        registrations::COLUMNS
+    ))?;
     let found = stmt
         .query_row([&hash[..]], |row| {
             let kind: String = row.get(1)?;
@@ -79,4 +79,12 @@ pub fn revoke_for_registration(conn: &Connection, registration_id: &str, now_ms:
     Ok(conn
         .prepare_cached("UPDATE credentials SET revoked_ms = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL")?
         .execute(params![registration_id, now_ms])?)
+}
+
+/// Sets the scopes of every live credential of a registration (an anonymous
+/// key raised to the post-claim scopes in place).
+pub fn set_scopes_for_registration(conn: &Connection, registration_id: &str, scopes: &str) -> Result<usize, Error> {
+    Ok(conn
+        .prepare_cached("UPDATE credentials SET scopes = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL")?
+        .execute(params![registration_id, scopes])?)
 }

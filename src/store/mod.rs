@@ -7,10 +7,13 @@
 //! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
 //! with `SQLITE_BUSY`.
 
+pub mod attempts;
 pub mod audit;
 pub mod credentials;
 pub mod delegations;
 pub mod documents;
+pub mod local_keys;
+pub mod outbox;
 pub mod providers;
 pub mod registrations;
 pub mod replay;

@@ -14,6 +14,8 @@ pub struct NewRegistration<'a> {
     pub user_id: Option<&'a str>,
     pub claim_token_hash: Option<&'a SecretHash>,
     pub requested_credential_type: Option<CredentialType>,
+    /// Verified-email registrations: the address (lower-cased).
+    pub email: Option<&'a str>,
     pub created_ms: i64,
     pub expires_ms: Option<i64>,
 }
@@ -21,8 +23,9 @@ pub struct NewRegistration<'a> {
 pub fn insert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO registrations
-           (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
+           (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms,
+            email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9)",
     )?
     .execute(params![
         reg.id,
@@ -33,6 +36,7 @@ pub fn insert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<(), Error>
         reg.requested_credential_type.map(CredentialType::as_str),
         reg.created_ms,
         reg.expires_ms,
+        reg.email,
     ])?;
     Ok(())
 }
@@ -46,9 +50,22 @@ pub struct Registration {
     pub created_ms: i64,
     pub expires_ms: Option<i64>,
     pub updated_ms: i64,
+    pub requested_credential_type: Option<CredentialType>,
+    pub email: Option<String>,
+    pub claim_failures: i64,
 }
 
-const COLUMNS: &str = "id, kind, status, user_id, created_ms, expires_ms, updated_ms";
+impl Registration {
+    /// Unclaimed (or pending) and past its TTL: as good as expired, even
+    /// before the sweeper records it.
+    pub fn lapsed(&self, now_ms: i64) -> bool {
+        matches!(self.status, Status::Unclaimed | Status::PendingClaim)
+            && self.expires_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// The columns [`from_row`] reads, in order, for a table aliased `r`.
+pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures";
 
 pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
     fn text_enum<T>(index: usize, value: Option<T>) -> rusqlite::Result<T> {
@@ -64,11 +81,47 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
         created_ms: row.get(first + 4)?,
         expires_ms: row.get(first + 5)?,
         updated_ms: row.get(first + 6)?,
+        requested_credential_type: row
+            .get::<_, Option<String>>(first + 7)?
+            .and_then(|t| CredentialType::parse(&t)),
+        email: row.get(first + 8)?,
+        claim_failures: row.get(first + 9)?,
     })
 }
 
+pub fn by_claim_token_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Registration>, Error> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM registrations r WHERE r.claim_token_hash = ?1"
+    ))?;
+    Ok(stmt.query_row([&hash[..]], |r| from_row(r, 0)).optional()?)
+}
+
+pub fn set_status(conn: &Connection, id: &str, status: Status, now_ms: i64) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE registrations SET status = ?2, updated_ms = ?3 WHERE id = ?1")?
+        .execute(params![id, status.as_str(), now_ms])?;
+    Ok(())
+}
+
+/// The claim completed: the registration belongs to `user_id` and no longer expires.
+pub fn mark_claimed(conn: &Connection, id: &str, user_id: &str, now_ms: i64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE registrations SET status = 'claimed', user_id = ?2, expires_ms = NULL, updated_ms = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, user_id, now_ms])?;
+    Ok(())
+}
+
+/// Counts one wrong code against the registration; returns the total.
+pub fn add_claim_failure(conn: &Connection, id: &str) -> Result<i64, Error> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE registrations SET claim_failures = claim_failures + 1 WHERE id = ?1 RETURNING claim_failures",
+        )?
+        .query_row([id], |r| r.get(0))?)
+}
+
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations WHERE id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations r WHERE r.id = ?1"))?;
     Ok(stmt.query_row([id], |r| from_row(r, 0)).optional()?)
 }
 
@@ -78,14 +131,14 @@ pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec
     let rows = match status {
         Some(status) => {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations WHERE status = ?1 ORDER BY created_ms DESC LIMIT ?2"
+                "SELECT {COLUMNS} FROM registrations r WHERE r.status = ?1 ORDER BY r.created_ms DESC LIMIT ?2"
             ))?;
             stmt.query_map(params![status.as_str(), limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?
         }
         None => {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations ORDER BY rowid DESC LIMIT ?1"
+                "SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"
             ))?;
             stmt.query_map([limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?

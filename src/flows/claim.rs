@@ -1,0 +1,475 @@
+//! The claim ceremony (SPEC.md 3.3 and 5): a person confirms ownership of
+//! a registration by opening an emailed link, pressing a button, and reading
+//! a six-digit code back to the agent.
+//!
+//! ```text
+//!  anonymous:      unclaimed ─/claim─▶ pending_claim ─/complete─▶ claimed
+//!                      ▲  "wasn't me" ──┘   │
+//!  verified email: pending_claim ───────────┤ (from registration)
+//!                  "wasn't me" ▶ rejected   └─ 20 wrong codes ▶ locked
+//! ```
+//!
+//! Each link is a claim attempt: at most one is open per registration, a new
+//! one supersedes it. A GET of the link mints nothing; the button (or the
+//! JSON challenge) mints a code and retires the previous one. Codes are
+//! stored as HMAC-SHA-256 under the database's own key, bound to their
+//! attempt, and checked in constant time inside the write transaction, so
+//! counters cannot be raced. Not here: page HTML (`http::pages`), delivery
+//! (`mail`).
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::registration::Registered;
+use crate::error::Error;
+use crate::mail;
+use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::secrets;
+use crate::store::attempts::{self, Attempt, AttemptStatus};
+use crate::store::registrations::{self, Registration};
+use crate::store::{self, audit, credentials, local_keys, outbox, users};
+use crate::time::rfc3339;
+
+const OTP_KEY: &str = "otp_hmac";
+
+/// A uniformly random code from 000000 to 999999.
+fn new_code() -> String {
+    let rng = SystemRandom::new();
+    loop {
+        let mut bytes = [0u8; 4];
+        rng.fill(&mut bytes).expect("the system CSPRNG is available");
+        let value = u32::from_be_bytes(bytes);
+        // 4_294_000_000 is the largest multiple of 10^6 below 2^32: no bias.
+        if value < 4_294_000_000 {
+            return format!("{:06}", value % 1_000_000);
+        }
+    }
+}
+
+fn otp_key(tx: &rusqlite::Connection, now_ms: i64) -> Result<hmac::Key, Error> {
+    let bytes = local_keys::get_or_create(tx, OTP_KEY, now_ms, || {
+        let mut key = vec![0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .expect("the system CSPRNG is available");
+        key
+    })?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+}
+
+fn otp_message(attempt_id: &str, code: &str) -> Vec<u8> {
+    format!("{attempt_id}:{code}").into_bytes()
+}
+
+fn event<'a>(registration_id: &'a str, client_ip: Option<&'a str>, detail: Value) -> audit::NewEvent<'a> {
+    audit::NewEvent {
+        registration_id: Some(registration_id),
+        client_ip,
+        detail: detail.as_object().cloned().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// Opens a claim attempt and queues its email; returns the attempt id.
+fn open_attempt(
+    tx: &rusqlite::Connection,
+    ctx_values: &Values<'_>,
+    registration_id: &str,
+    email: &str,
+) -> Result<(String, i64), Error> {
+    let attempt_id = secrets::new_id("att_");
+    let token = format!(
+        "cat_{}",
+        &secrets::new_claim_token()[secrets::CLAIM_TOKEN_PREFIX.len()..]
+    );
+    let expires_ms = ctx_values.now_ms + ctx_values.attempt_ttl_ms;
+    attempts::open(
+        tx,
+        &attempts::NewAttempt {
+            id: &attempt_id,
+            registration_id,
+            email,
+            token_hash: &secrets::hash(&token),
+            created_ms: ctx_values.now_ms,
+            expires_ms,
+        },
+    )?;
+    let link = format!("{}/agent/auth/claim/view?token={token}", ctx_values.issuer);
+    let (subject, text, html) = mail::claim_email(ctx_values.resource_name, &link, expires_ms, registration_id);
+    outbox::enqueue(
+        tx,
+        &outbox::NewMessage {
+            recipient: email,
+            subject: &subject,
+            body_text: &text,
+            body_html: &html,
+            registration_id: Some(registration_id),
+            created_ms: ctx_values.now_ms,
+        },
+    )?;
+    audit::record(
+        tx,
+        ctx_values.now_ms,
+        EventName::ClaimRequested,
+        event(registration_id, ctx_values.client_ip, json!({ "email": email })),
+    )?;
+    Ok((attempt_id, expires_ms))
+}
+
+/// What the transactions need from the context, copied out so the
+/// connection can be borrowed mutably.
+struct Values<'a> {
+    now_ms: i64,
+    attempt_ttl_ms: i64,
+    issuer: &'a str,
+    resource_name: &'a str,
+    client_ip: Option<&'a str>,
+}
+
+fn values<'a>(ctx: &Ctx<'a>) -> Values<'a> {
+    Values {
+        now_ms: ctx.now_ms,
+        attempt_ttl_ms: ctx.config.settings.claim_attempt_ttl_secs as i64 * 1000,
+        issuer: &ctx.config.site.issuer,
+        resource_name: &ctx.config.settings.resource_name,
+        client_ip: ctx.client_ip,
+    }
+}
+
+/// SPEC.md 3.3: a registration that gets nothing until the user confirms.
+pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: CredentialType) -> Result<Registered, Error> {
+    let email =
+        crate::email::normalize(email).map_err(|why| Error::InvalidRequest(why.replace("`email`", "`assertion`")))?;
+    let settings = &ctx.config.settings;
+    let expires_ms = ctx.now_ms + settings.registration_ttl_secs as i64 * 1000;
+    let registration_id = secrets::new_id("reg_");
+    let claim_token = secrets::new_claim_token();
+    let v = values(ctx);
+    store::write(ctx.conn, |tx| {
+        registrations::insert(
+            tx,
+            &registrations::NewRegistration {
+                id: &registration_id,
+                kind: RegistrationKind::EmailVerification,
+                status: Status::PendingClaim,
+                user_id: None,
+                claim_token_hash: Some(&secrets::hash(&claim_token)),
+                requested_credential_type: Some(requested),
+                email: Some(&email),
+                created_ms: v.now_ms,
+                expires_ms: Some(expires_ms),
+            },
+        )?;
+        let created = json!({ "registration_type": RegistrationKind::EmailVerification.as_wire() });
+        audit::record(
+            tx,
+            v.now_ms,
+            EventName::RegistrationCreated,
+            event(&registration_id, v.client_ip, created),
+        )?;
+        open_attempt(tx, &v, &registration_id, &email)
+    })?;
+    ctx.poke_mail();
+    Ok(Registered(json!({
+        "registration_id": registration_id,
+        "registration_type": RegistrationKind::EmailVerification.as_wire(),
+        "claim_url": ctx.config.site.claim_uri,
+        "claim_token": claim_token,
+        "claim_token_expires": rfc3339(expires_ms),
+        "post_claim_scopes": ctx.config.settings.post_claim_scopes,
+    })))
+}
+
+/// Refuses registrations that can no longer be claimed.
+fn claimable(registration: &Registration, now_ms: i64) -> Result<(), Error> {
+    match registration.status {
+        Status::Claimed => Err(Error::ClaimedOrInFlight("this registration was already claimed")),
+        Status::Active => Err(Error::ClaimedOrInFlight("agent-provider registrations are not claimed")),
+        Status::Expired | Status::Rejected | Status::Locked | Status::Revoked => {
+            Err(Error::ClaimExpired("this registration can no longer be claimed"))
+        }
+        _ if registration.lapsed(now_ms) => Err(Error::ClaimExpired("this registration expired unclaimed")),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /agent/auth/claim` (SPEC.md 5.1).
+pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Value, Error> {
+    let v = values(ctx);
+    let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
+    let token_hash = secrets::hash(claim_token);
+    let (registration_id, attempt_id, expires_ms, created) = store::write(ctx.conn, |tx| {
+        let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
+        claimable(&registration, v.now_ms)?;
+        if registration.kind == RegistrationKind::EmailVerification && registration.email.as_deref() != Some(&email) {
+            return Err(Error::ClaimedOrInFlight(
+                "this registration is waiting for another email address",
+            ));
+        }
+        if let Some(open) = attempts::open_of(tx, &registration.id)?
+            && open.email == email
+            && open.expires_ms > v.now_ms
+        {
+            // The same request again while its link is live: same attempt, no second email.
+            return Ok((registration.id, open.id, open.expires_ms, false));
+        }
+        let (attempt_id, expires_ms) = open_attempt(tx, &v, &registration.id, &email)?;
+        registrations::set_status(tx, &registration.id, Status::PendingClaim, v.now_ms)?;
+        Ok((registration.id, attempt_id, expires_ms, true))
+    })?;
+    if created {
+        ctx.poke_mail();
+    }
+    Ok(json!({
+        "registration_id": registration_id,
+        "claim_attempt_id": attempt_id,
+        "status": "initiated",
+        "expires_at": rfc3339(expires_ms),
+    }))
+}
+
+/// Where a claim link stands, for the page it opens.
+pub enum LinkState {
+    Unknown,
+    Superseded,
+    Expired,
+    Claimed,
+    Cancelled,
+    Open {
+        attempt: Box<Attempt>,
+        registration: Box<Registration>,
+    },
+}
+
+fn link_state(tx: &rusqlite::Connection, token: &str, now_ms: i64) -> Result<LinkState, Error> {
+    let Some(attempt) = attempts::by_token_hash(tx, &secrets::hash(token))? else {
+        return Ok(LinkState::Unknown);
+    };
+    let registration = registrations::by_id(tx, &attempt.registration_id)?
+        .ok_or_else(|| Error::Internal("a claim attempt without its registration".into()))?;
+    Ok(match attempt.status {
+        AttemptStatus::Superseded => LinkState::Superseded,
+        AttemptStatus::Cancelled => LinkState::Cancelled,
+        AttemptStatus::Completed => LinkState::Claimed,
+        _ if registration.status == Status::Claimed => LinkState::Claimed,
+        AttemptStatus::Closed => LinkState::Expired,
+        AttemptStatus::Open if attempt.expires_ms <= now_ms || claimable(&registration, now_ms).is_err() => {
+            LinkState::Expired
+        }
+        AttemptStatus::Open => LinkState::Open {
+            attempt: Box::new(attempt),
+            registration: Box::new(registration),
+        },
+    })
+}
+
+/// `GET /agent/auth/claim/view`: reads only; never mints or consumes.
+pub fn view(ctx: &mut Ctx<'_>, token: &str) -> Result<LinkState, Error> {
+    link_state(ctx.conn, token, ctx.now_ms)
+}
+
+/// A fresh code for an open link (the button, or the JSON challenge of
+/// SPEC.md 5.4); the previous code stops working.
+pub fn mint_code(ctx: &mut Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
+    let v = values(ctx);
+    let otp_ttl_ms = ctx.config.settings.otp_ttl_secs as i64 * 1000;
+    store::write(ctx.conn, |tx| {
+        let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
+            LinkState::Open { attempt, registration } => (attempt, registration),
+            LinkState::Unknown | LinkState::Superseded => return Err(Error::ClaimSuperseded),
+            LinkState::Claimed => return Err(Error::ClaimCompleted),
+            LinkState::Expired | LinkState::Cancelled => {
+                return Err(Error::ClaimExpired("this claim link expired or was cancelled"));
+            }
+        };
+        let code = new_code();
+        let mac = hmac::sign(&otp_key(tx, v.now_ms)?, &otp_message(&attempt.id, &code));
+        let expires_ms = v.now_ms + otp_ttl_ms;
+        attempts::set_code(tx, &attempt.id, mac.as_ref(), expires_ms)?;
+        audit::record(
+            tx,
+            v.now_ms,
+            EventName::OtpGenerated,
+            event(&registration.id, v.client_ip, json!({})),
+        )?;
+        Ok((code, expires_ms))
+    })
+}
+
+/// What "this wasn't me" did.
+pub enum Rejected {
+    /// Asked to confirm first.
+    NeedsConfirmation,
+    Done,
+    /// The link was not open: its state instead.
+    NotOpen(LinkState),
+}
+
+/// `POST /agent/auth/claim/reject`: cancels the attempt only with `confirm=yes`.
+pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejected, Error> {
+    let v = values(ctx);
+    store::write(ctx.conn, |tx| {
+        let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
+            LinkState::Open { attempt, registration } => (attempt, registration),
+            other => return Ok(Rejected::NotOpen(other)),
+        };
+        if !confirmed {
+            return Ok(Rejected::NeedsConfirmation);
+        }
+        attempts::set_status(tx, &attempt.id, AttemptStatus::Cancelled)?;
+        let next = match registration.kind {
+            RegistrationKind::EmailVerification => Status::Rejected,
+            _ => Status::Unclaimed,
+        };
+        registrations::set_status(tx, &registration.id, next, v.now_ms)?;
+        let detail = json!({ "email": attempt.email, "registration_status": next.as_str() });
+        audit::record(
+            tx,
+            v.now_ms,
+            EventName::ClaimRejected,
+            event(&registration.id, v.client_ip, detail),
+        )?;
+        Ok(Rejected::Done)
+    })
+}
+
+/// `POST /agent/auth/claim/complete` (SPEC.md 5.5).
+pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value, Error> {
+    let v = values(ctx);
+    let settings = &ctx.config.settings;
+    let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
+    let post_claim = settings.post_claim_scopes.clone();
+    let access_ttl_ms = settings.access_token_ttl_secs as i64 * 1000;
+    let prefixes = (settings.api_key_prefix.clone(), settings.access_token_prefix.clone());
+    let token_hash = secrets::hash(claim_token);
+    // Failures must be recorded even though the answer is an error, so the
+    // transaction returns the refusal as a value and commits.
+    store::write(ctx.conn, |tx| {
+        let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
+        match registration.status {
+            Status::Claimed => return Err(Error::PreviouslyClaimed),
+            Status::Active => return Err(Error::InvalidClaimToken),
+            Status::Expired | Status::Rejected | Status::Locked | Status::Revoked => {
+                return Err(Error::ClaimExpired("this registration can no longer be claimed"));
+            }
+            _ if registration.lapsed(v.now_ms) => {
+                return Err(Error::ClaimExpired("this registration expired unclaimed"));
+            }
+            _ => {}
+        }
+        let attempt = attempts::open_of(tx, &registration.id)?.ok_or(Error::OtpNotGenerated)?;
+        let Some(mac) = &attempt.otp_mac else {
+            return Err(if attempt.otp_failures >= otp_max {
+                Error::OtpExpired("too many wrong codes: the user must open the link again for a new code")
+            } else {
+                Error::OtpNotGenerated
+            });
+        };
+        if attempt.otp_expires_ms.is_none_or(|at| at <= v.now_ms) {
+            return Err(Error::OtpExpired(
+                "the code expired: the user must open the link again for a new one",
+            ));
+        }
+        let key = otp_key(tx, v.now_ms)?;
+        if hmac::verify(&key, &otp_message(&attempt.id, otp), mac).is_err() {
+            let failures = attempts::record_failure(tx, &attempt.id, otp_max)?;
+            let total = registrations::add_claim_failure(tx, &registration.id)?;
+            let detail = json!({ "failures": failures, "total_failures": total });
+            audit::record(
+                tx,
+                v.now_ms,
+                EventName::OtpFailed,
+                event(&registration.id, v.client_ip, detail),
+            )?;
+            if total >= claim_max {
+                registrations::set_status(tx, &registration.id, Status::Locked, v.now_ms)?;
+                attempts::close_all(tx, &registration.id)?;
+            }
+            return Ok(Err(Error::OtpInvalid {
+                remaining: (otp_max - failures).max(0),
+            }));
+        }
+        attempts::set_status(tx, &attempt.id, AttemptStatus::Completed)?;
+        let user_id = match users::by_email(tx, &attempt.email)? {
+            Some(user) => user.id,
+            None => {
+                let user = users::User {
+                    id: secrets::new_id("usr_"),
+                    email: Some(attempt.email.clone()),
+                    phone_number: None,
+                    name: None,
+                    created_ms: v.now_ms,
+                };
+                users::insert(tx, &user)?;
+                user.id
+            }
+        };
+        registrations::mark_claimed(tx, &registration.id, &user_id, v.now_ms)?;
+        let confirmed = json!({ "claimed_by_user_id": user_id, "email": attempt.email });
+        audit::record(
+            tx,
+            v.now_ms,
+            EventName::ClaimConfirmed,
+            event(&registration.id, v.client_ip, confirmed),
+        )?;
+        let scopes = join_scopes(&post_claim);
+        if registration.kind == RegistrationKind::Anonymous {
+            credentials::set_scopes_for_registration(tx, &registration.id, &scopes)?;
+            return Ok(Ok(json!({ "registration_id": registration.id, "status": "claimed" })));
+        }
+        let requested = registration.requested_credential_type.unwrap_or(CredentialType::ApiKey);
+        let prefix = if requested == CredentialType::ApiKey {
+            &prefixes.0
+        } else {
+            &prefixes.1
+        };
+        let credential = secrets::new_credential(prefix);
+        let expires_ms = (requested == CredentialType::AccessToken).then_some(v.now_ms + access_ttl_ms);
+        credentials::insert(
+            tx,
+            &credentials::NewCredential {
+                id: &secrets::new_id("cred_"),
+                registration_id: &registration.id,
+                kind: requested,
+                token_hash: &secrets::hash(&credential),
+                scopes: &scopes,
+                created_ms: v.now_ms,
+                expires_ms,
+            },
+        )?;
+        let issued = json!({ "credential_type": requested.as_str() });
+        audit::record(
+            tx,
+            v.now_ms,
+            EventName::CredentialIssued,
+            event(&registration.id, v.client_ip, issued),
+        )?;
+        Ok(Ok(json!({
+            "registration_id": registration.id,
+            "status": "claimed",
+            "credential_type": requested.as_str(),
+            "credential": credential,
+            "credential_expires": expires_ms.map(rfc3339),
+            "scopes": post_claim,
+        })))
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_spread_over_the_range() {
+        let codes: Vec<String> = (0..2000).map(|_| new_code()).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
+        let first_digits: std::collections::HashSet<u8> = codes.iter().map(|c| c.as_bytes()[0]).collect();
+        assert_eq!(first_digits.len(), 10, "leading zeros are as likely as any digit");
+    }
+}

@@ -1,0 +1,171 @@
+//! The claim pages (SPEC.md 5.3): self-contained HTML and CSS, no script,
+//! every value escaped, readable on a phone. The HTTP headers that go with
+//! them (no-store, no framing, the CSP) are set by [`page`].
+
+use ring::digest::{SHA256, digest};
+
+use super::Response;
+
+/// HTML-escapes text for element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "\
+*{box-sizing:border-box}\
+body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;padding:24px;\
+background:#f4f6f9;color:#1c2430;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
+main{width:100%;max-width:440px;background:#fff;border:1px solid #e2e6ec;border-radius:14px;padding:32px 28px;\
+box-shadow:0 1px 3px rgba(20,30,50,.06)}\
+.who{margin:0 0 20px;font-size:13px;letter-spacing:.04em;text-transform:uppercase;color:#5b6573}\
+h1{margin:0 0 12px;font-size:22px;line-height:1.3}\
+p{margin:0 0 14px}\
+.muted{color:#5b6573;font-size:14px}\
+dl{margin:0 0 20px;font-size:14px;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}\
+dt{color:#5b6573}dd{margin:0;word-break:break-all}\
+form{margin:0}\
+button{width:100%;border:0;border-radius:10px;padding:14px 18px;font:600 16px/1.2 inherit;cursor:pointer}\
+.primary{background:#1f5eff;color:#fff}.primary:hover{background:#1a50d9}\
+.quiet{margin-top:12px;background:none;color:#5b6573;text-decoration:underline;padding:8px}\
+.danger{background:#c62828;color:#fff}\
+.code{margin:8px 0 16px;padding:18px 8px;border-radius:12px;background:#f0f4ff;text-align:center;\
+font:700 40px/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.18em;color:#12214d}\
+";
+
+/// The Content-Security-Policy of every page: nothing but this stylesheet,
+/// forms only to this origin, never framed.
+fn csp() -> String {
+    use base64::Engine;
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest(&SHA256, STYLE.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// A whole page with the headers SPEC.md 5.3 asks for.
+pub fn page(status: u16, resource_name: &str, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <title>{title} · {name}</title><style>{STYLE}</style></head>\
+         <body><main><p class=\"who\">{name}</p>{body}</main></body></html>\n",
+        title = escape(title),
+        name = escape(resource_name),
+    );
+    Response::text(status, "text/html; charset=utf-8", html)
+        .with_header("Cache-Control", "no-store")
+        .with_header("Referrer-Policy", "no-referrer")
+        .with_header("X-Frame-Options", "DENY")
+        .with_header("Content-Security-Policy", csp())
+}
+
+pub struct ClaimDetails<'a> {
+    pub resource_name: &'a str,
+    pub registration_id: &'a str,
+    pub email: &'a str,
+    pub expires: &'a str,
+}
+
+/// The page the emailed link opens: it names the request and offers the
+/// button. Showing it mints nothing.
+pub fn claim(details: &ClaimDetails<'_>, token: &str) -> Response {
+    let body = format!(
+        "<h1>Confirm your AI agent</h1>\
+         <p>An AI agent registered with {name} and asked to be linked to <strong>{email}</strong>.</p>\
+         <p>If you asked it to, press the button to get a six-digit code, then read the code back to your agent.</p>\
+         <dl><dt>Registration</dt><dd>{reg}</dd><dt>Link expires</dt><dd>{expires}</dd></dl>\
+         <form method=\"post\" action=\"/agent/auth/claim/view\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <button class=\"primary\" type=\"submit\">Show my code</button></form>\
+         <form method=\"post\" action=\"/agent/auth/claim/reject\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <button class=\"quiet\" type=\"submit\">This wasn't me</button></form>",
+        name = escape(details.resource_name),
+        email = escape(details.email),
+        reg = escape(details.registration_id),
+        expires = escape(details.expires),
+        token = escape(token),
+    );
+    page(200, details.resource_name, "Confirm your AI agent", &body)
+}
+
+/// The code to read back to the agent.
+pub fn code(resource_name: &str, code: &str, expires: &str) -> Response {
+    let body = format!(
+        "<h1>Your code</h1>\
+         <p>Read this code back to your agent. It works once.</p>\
+         <div class=\"code\" id=\"otp\">{code}</div>\
+         <p class=\"muted\">It expires at {expires}. Pressing the button again makes a new code and retires this one.</p>",
+        code = escape(code),
+        expires = escape(expires),
+    );
+    page(200, resource_name, "Your code", &body)
+}
+
+/// "This wasn't me", asked a second time: one stray POST (a mail scanner
+/// submitting forms) must not cancel a real claim.
+pub fn confirm_reject(resource_name: &str, token: &str) -> Response {
+    let body = format!(
+        "<h1>Cancel this request?</h1>\
+         <p>The agent will not be linked to you, and this link stops working.</p>\
+         <form method=\"post\" action=\"/agent/auth/claim/reject\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
+         <button class=\"danger\" type=\"submit\">Yes, cancel it</button></form>\
+         <p class=\"muted\" style=\"margin-top:14px\">Changed your mind? Open the link from the email again.</p>",
+        token = escape(token),
+    );
+    page(200, resource_name, "Cancel this request?", &body)
+}
+
+/// The explanatory pages, each with its status.
+pub fn notice(status: u16, resource_name: &str, title: &str, text: &str) -> Response {
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
+    page(status, resource_name, title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_escaped() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        let details = ClaimDetails {
+            resource_name: "<script>alert(1)</script>",
+            registration_id: "reg_1",
+            email: "a\"@b.c",
+            expires: "soon",
+        };
+        let response = claim(&details, "tok\"><x");
+        let html = String::from_utf8(response.body).unwrap();
+        assert!(!html.contains("<script>") && !html.contains("tok\"><x"));
+    }
+
+    #[test]
+    fn pages_forbid_caching_framing_and_scripts() {
+        let response = notice(410, "API", "Expired", "This link expired.");
+        assert_eq!(response.status, 410);
+        assert_eq!(response.header("cache-control"), Some("no-store"));
+        assert_eq!(response.header("x-frame-options"), Some("DENY"));
+        assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+        let csp = response.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
+        assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src"));
+    }
+}
