@@ -304,3 +304,153 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// One delivered message, decoded: headers and the text and HTML parts.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub raw: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    /// The claim link in the plain-text part.
+    pub fn link(&self) -> String {
+        let start = self
+            .text
+            .find("http")
+            .unwrap_or_else(|| panic!("no link in {}", self.text));
+        self.text[start..].split_whitespace().next().unwrap().to_string()
+    }
+
+    /// The link's path and query, to request from the test server.
+    pub fn link_path(&self) -> String {
+        let link = self.link();
+        let after_scheme = link.split_once("://").unwrap().1;
+        after_scheme[after_scheme.find('/').unwrap()..].to_string()
+    }
+
+    pub fn token(&self) -> String {
+        self.link().split("token=").nth(1).unwrap().to_string()
+    }
+}
+
+/// Parses an RFC 5322 message with a multipart/alternative body, decoding
+/// quoted-printable and base64 parts.
+pub fn parse_mail(raw: &str) -> Mail {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let header = |block: &str, name: &str| -> String {
+        let unfolded = block.replace("\n ", " ").replace("\n\t", " ");
+        unfolded
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let content_type = header(head, "Content-Type");
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .map(|b| b.trim_matches('"').to_string());
+    let (mut text, mut html) = (String::new(), String::new());
+    let parts: Vec<String> = match &boundary {
+        Some(b) => body.split(&format!("--{b}")).map(str::to_string).collect(),
+        None => vec![format!(
+            "Content-Type: {content_type}\nContent-Transfer-Encoding: {}\n\n{body}",
+            header(head, "Content-Transfer-Encoding")
+        )],
+    };
+    for part in parts {
+        let part = part.trim_start_matches('\n');
+        let Some((part_head, part_body)) = part.split_once("\n\n") else {
+            continue;
+        };
+        let decoded = match header(part_head, "Content-Transfer-Encoding")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "quoted-printable" => decode_qp(part_body),
+            "base64" => {
+                use base64::Engine;
+                let compact: String = part_body.split_whitespace().collect();
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(compact).unwrap()).unwrap()
+            }
+            _ => part_body.to_string(),
+        };
+        let kind = header(part_head, "Content-Type").to_ascii_lowercase();
+        if kind.starts_with("text/plain") {
+            text = decoded;
+        } else if kind.starts_with("text/html") {
+            html = decoded;
+        }
+    }
+    Mail {
+        raw: raw.clone(),
+        to: header(head, "To"),
+        subject: header(head, "Subject"),
+        text,
+        html,
+    }
+}
+
+fn decode_qp(text: &str) -> String {
+    let joined = text.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 3 <= bytes.len()
+            && let Ok(byte) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl TestServer {
+    /// Messages the default `file:` transport wrote, oldest first.
+    pub fn outbox(&self) -> Vec<Mail> {
+        let dir = self.dir.path().join("authmd-outbox");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
+        files
+            .iter()
+            .map(|p| parse_mail(&std::fs::read_to_string(p).unwrap()))
+            .collect()
+    }
+
+    /// Waits for the outbox to hold `count` messages and returns them.
+    pub fn wait_for_mail(&self, count: usize) -> Vec<Mail> {
+        let found = self.eventually(Duration::from_secs(5), || self.outbox().len() >= count);
+        let mail = self.outbox();
+        assert!(found, "expected {count} messages, found {}", mail.len());
+        mail
+    }
+
+    /// Events of one name from `authmd audit --json`.
+    pub fn events(&self, name: &str) -> Vec<Value> {
+        self.cli_ok(&["audit", "--json", "--event", name])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
