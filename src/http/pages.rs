@@ -35,10 +35,11 @@ p{margin:0 0 14px}\
 dl{margin:0 0 20px;font-size:14px;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}\
 dt{color:#5b6573}dd{margin:0;word-break:break-all}\
 form{margin:0}\
-button{width:100%;border:0;border-radius:10px;padding:14px 18px;font:600 16px/1.2 inherit;cursor:pointer}\
+button{width:100%;border:0;border-radius:10px;padding:14px 18px;font-family:inherit;font-size:16px;font-weight:600;line-height:1.2;cursor:pointer}\
 .primary{background:#1f5eff;color:#fff}.primary:hover{background:#1a50d9}\
 .quiet{margin-top:12px;background:none;color:#5b6573;text-decoration:underline;padding:8px}\
 .danger{background:#c62828;color:#fff}\
+.after{margin-top:14px}\
 .code{margin:8px 0 16px;padding:18px 8px;border-radius:12px;background:#f0f4ff;text-align:center;\
 font:700 40px/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.18em;color:#12214d}\
 ";
@@ -124,7 +125,7 @@ pub fn confirm_reject(resource_name: &str, token: &str) -> Response {
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
          <button class=\"danger\" type=\"submit\">Yes, cancel it</button></form>\
-         <p class=\"muted\" style=\"margin-top:14px\">Changed your mind? Open the link from the email again.</p>",
+         <p class=\"muted after\">Changed your mind? Open the link from the email again.</p>",
         token = escape(token),
     );
     page(200, resource_name, "Cancel this request?", &body)

@@ -1,0 +1,59 @@
+//! A person confirming a verified-email registration in a real headless
+//! browser (Debian's chromium driven by playwright-core; `scripts/test`
+//! installs both): open the emailed link, see the page without a code, press
+//! the button, read the code off the page, then the agent completes the
+//! claim over HTTP and calls the API. Screenshots land in `target/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+#[test]
+fn a_person_reads_the_code_off_the_claim_page_in_chromium() {
+    let server = TestServer::start();
+    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"pat@example.com","requested_credential_type":"access_token"});
+    let reg = server.post_json("/agent/auth", &body.to_string()).json();
+    let mail = server.wait_for_mail(1).remove(0);
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let screenshot = root.join("target/claim-code-page.png");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/claim.mjs"))
+        .arg(mail.link())
+        .arg(&screenshot)
+        .current_dir(root.join("tests/browser"))
+        .output()
+        .expect("node (scripts/test installs the browser test's dependencies)");
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    assert_eq!(result["before"]["status"], 200);
+    assert_eq!(result["before"]["hasButton"], 1);
+    assert_eq!(result["before"]["hasCode"], 0, "opening the link showed a code");
+    assert_eq!(
+        result["errors"],
+        json!([]),
+        "console errors (a CSP violation would show here)"
+    );
+    let code = result["code"].as_str().unwrap();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    assert!(screenshot.exists());
+
+    let done = server.post_json(
+        "/agent/auth/claim/complete",
+        &json!({ "claim_token": reg["claim_token"], "otp": code }).to_string(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let credential = done.json()["credential"].as_str().unwrap().to_string();
+    let me = server.get_with_token("/api/resource", &credential);
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["status"], "claimed");
+}

@@ -1,0 +1,211 @@
+//! Mail through a real SMTP server process on loopback (Python's aiosmtpd,
+//! which `scripts/test` installs), the durable outbox, and the other transports.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, cli, parse_mail};
+use serde_json::json;
+
+/// aiosmtpd delivering into a Maildir.
+struct SmtpSink {
+    child: Child,
+    maildir: tempfile::TempDir,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl SmtpSink {
+    fn start(port: u16) -> SmtpSink {
+        let maildir = tempfile::tempdir().unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir.path().join("box"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpSink { child, maildir, port }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let new = self.maildir.path().join("box/new");
+        std::fs::read_dir(new)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn wait_for(&self, count: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        while self.messages().len() < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.messages()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn register_email(server: &TestServer, email: &str) -> serde_json::Value {
+    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":email,"requested_credential_type":"api_key"});
+    let reply = server.post_json("/agent/auth", &body.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+fn outbox_rows(server: &TestServer) -> Vec<(String, Option<String>, i64)> {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT status, body_text, attempts FROM outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_claim_email_arrives_over_smtp_with_both_parts_and_a_working_link() {
+    let sink = SmtpSink::start(free_port());
+    let server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{}", sink.port)], &[]);
+    let reg = register_email(&server, "alice@example.com");
+    let messages = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(messages.len(), 1, "{}", server.stderr());
+    let mail = parse_mail(&messages[0]);
+    assert_eq!(mail.to, "alice@example.com");
+    assert!(mail.raw.contains("multipart/alternative"));
+    assert!(mail.text.contains(reg["registration_id"].as_str().unwrap()));
+    assert!(mail.html.contains("Confirm the agent"));
+    let page = server.get(&mail.link_path());
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Show my code"));
+    // Delivered: the body (and the live link in it) is gone from the database.
+    assert!(server.eventually(Duration::from_secs(3), || outbox_rows(&server)
+        == vec![("sent".to_string(), None, 1)]));
+}
+
+#[test]
+fn a_mail_server_that_is_down_delays_mail_but_never_a_request() {
+    let port = free_port();
+    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}")], &[]);
+    server.cli_ok(&["config", "set", "mail_retry_base_secs", "1"]);
+    server.restart();
+    let started = Instant::now();
+    register_email(&server, "bob@example.com");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the request waited for mail"
+    );
+    assert!(server.eventually(Duration::from_secs(5), || {
+        outbox_rows(&server).first().is_some_and(|r| r.2 >= 1)
+    }));
+    // The server comes up; the retry delivers.
+    let sink = SmtpSink::start(port);
+    let messages = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(
+        messages.len(),
+        1,
+        "not delivered after the server came up: {:?}\n{}",
+        outbox_rows(&server),
+        server.stderr()
+    );
+    assert_eq!(parse_mail(&messages[0]).to, "bob@example.com");
+}
+
+#[test]
+fn after_the_last_attempt_the_message_is_abandoned_and_recorded() {
+    let port = free_port();
+    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}")], &[]);
+    server.cli_ok(&["config", "set", "mail_retry_base_secs", "1"]);
+    server.cli_ok(&["config", "set", "mail_max_attempts", "2"]);
+    server.restart();
+    let reg = register_email(&server, "carol@example.com");
+    assert!(server.eventually(Duration::from_secs(8), || !server.events("mail.failed").is_empty()));
+    let failed = server.events("mail.failed");
+    assert_eq!(failed[0]["registration_id"], reg["registration_id"]);
+    assert_eq!(failed[0]["attempts"], 2);
+    assert_eq!(outbox_rows(&server)[0].0, "failed");
+    assert_eq!(outbox_rows(&server)[0].1, None, "the abandoned body is erased");
+}
+
+#[test]
+fn the_log_transport_never_prints_the_link() {
+    let server = TestServer::start_with(&["--mail", "log"], &[]);
+    register_email(&server, "dave@example.com");
+    assert!(server.eventually(Duration::from_secs(3), || {
+        server.stderr().contains("mail (log transport) to dave@example.com")
+    }));
+    assert!(!server.stderr().contains("token="));
+    assert!(!server.stderr().contains("cat_"));
+}
+
+#[test]
+fn mail_test_reports_success_or_the_failure() {
+    let sink = SmtpSink::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let out = cli(
+        &db,
+        &[
+            "mail",
+            "test",
+            "erin@example.com",
+            "--mail",
+            &format!("smtp://127.0.0.1:{}", sink.port),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent a test message to erin@example.com"));
+    let messages = sink.wait_for(1, Duration::from_secs(5));
+    assert!(parse_mail(&messages[0]).subject.contains("authmd test message"));
+
+    let out = cli(
+        &db,
+        &[
+            "mail",
+            "test",
+            "erin@example.com",
+            "--mail",
+            &format!("smtp://127.0.0.1:{}", free_port()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &db,
+        &["mail", "test", "erin@example.com", "--mail", "carrier-pigeon://x"],
+    );
+    assert_eq!(out.status.code(), Some(78));
+}
