@@ -172,3 +172,8 @@ CREATE TABLE local_keys (
     value       BLOB NOT NULL,
     created_ms  INTEGER NOT NULL
 );
+
+-- step 4
+-- The sweeper prunes expired access tokens by expiry.
+CREATE INDEX credentials_by_expiry ON credentials (expires_ms) WHERE expires_ms IS NOT NULL;
+CREATE INDEX outbox_failed ON outbox (id) WHERE status = 'failed';

@@ -67,6 +67,8 @@ pub enum Error {
     RequestTooLarge { limit_bytes: usize },
     /// 415 `unsupported_media_type`; carries what was sent (sanitised).
     UnsupportedMediaType(String),
+    /// 429 `rate_limited`, with `Retry-After`.
+    RateLimited { retry_after_secs: u64, flow: &'static str },
     /// 500 `server_error`: a bug or a broken database. The detail is logged
     /// with the request id and never sent.
     Internal(String),
@@ -104,6 +106,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
             Error::RequestTooLarge { .. } => (413, "request_too_large"),
             Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
+            Error::RateLimited { .. } => (429, "rate_limited"),
             Error::Internal(_) => (500, "server_error"),
         }
     }
@@ -160,6 +163,9 @@ impl fmt::Display for Error {
             Error::UnsupportedMediaType(sent) => {
                 write!(f, "the body must be application/json, not {sent}")
             }
+            Error::RateLimited { retry_after_secs, flow } => {
+                write!(f, "too many {flow} requests; try again in {retry_after_secs} s")
+            }
             // The detail stays in the log; the wire gets only the request id.
             Error::Internal(_) => f.write_str("internal error"),
         }
@@ -212,6 +218,10 @@ mod tests {
             Error::MethodNotAllowed { allow: "GET" },
             Error::RequestTooLarge { limit_bytes: 1 },
             Error::UnsupportedMediaType(String::new()),
+            Error::RateLimited {
+                retry_after_secs: 1,
+                flow: "claim",
+            },
             Error::Internal(String::new()),
         ];
         for err in all {

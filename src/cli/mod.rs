@@ -114,6 +114,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUTHMD_LISTEN",
     "AUTHMD_BASE_URL",
     "AUTHMD_MAIL",
+    "AUTHMD_TRUST_PROXY",
     "AUTHMD_WORKERS",
     "AUTHMD_LOG_FORMAT",
 ];

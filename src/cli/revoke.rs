@@ -1,60 +1,83 @@
-//! `authmd revoke (--registration ID | --all)`: operator revocation. Each
-//! registration affected records one `registration.revoked` with `by: operator`.
+//! `authmd revoke (--registration ID | --user ID | --issuer ISS [--subject SUB] | --all)`:
+//! operator revocation. Each registration affected records one
+//! `registration.revoked` with `by: operator`; the counts are printed.
 
 use lexopt::prelude::*;
 
 use super::{CliError, Context, print};
-use crate::store::{self, registrations};
+use crate::store::registrations::{self, RevokedBy, Selection};
+use crate::store::{self, users};
 use crate::time::{Clock, SystemClock};
 
 const USAGE: &str = "\
 usage: authmd [--db PATH] revoke --registration ID
+       authmd [--db PATH] revoke --user ID
+       authmd [--db PATH] revoke --issuer ISS [--subject SUB]
        authmd [--db PATH] revoke --all
 
-Revokes the registration(s) and every credential issued to them, at once.
+Revokes the registrations and every credential issued to them, at once.
+--issuer revokes every delegation from that provider (or one of its subjects);
+fresh ID-JAGs from a provider still on the trust list are accepted again
+afterwards: `authmd provider remove ISS` stops those.
 ";
 
-enum Target {
-    Registration(String),
-    All,
-}
-
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
-    let mut target = None;
+    let (mut registration, mut user, mut issuer, mut subject, mut all) = (None, None, None, None, false);
     while let Some(arg) = parser.next()? {
-        let next = match arg {
-            Long("registration") => Target::Registration(parser.value()?.string()?),
-            Long("all") => Target::All,
+        match arg {
+            Long("registration") => registration = Some(parser.value()?.string()?),
+            Long("user") => user = Some(parser.value()?.string()?),
+            Long("issuer") => issuer = Some(parser.value()?.string()?),
+            Long("subject") => subject = Some(parser.value()?.string()?),
+            Long("all") => all = true,
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
-        };
-        if target.replace(next).is_some() {
-            return Err(CliError::usage(format!("give one target\n\n{USAGE}")));
         }
     }
-    let target = target.ok_or_else(|| CliError::usage(USAGE))?;
+    let targets = [registration.is_some(), user.is_some(), issuer.is_some(), all]
+        .iter()
+        .filter(|t| **t)
+        .count();
+    if targets != 1 || (subject.is_some() && issuer.is_none()) {
+        return Err(CliError::usage(format!("give exactly one target\n\n{USAGE}")));
+    }
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now_ms();
-    match target {
-        Target::Registration(id) => {
-            let revoked = store::write(&mut conn, |tx| {
-                let Some(found) = registrations::by_id(tx, &id)? else {
-                    return Ok(Err(format!("no registration {id}")));
-                };
-                if registrations::revoke(tx, &id, &registrations::RevokedBy::OPERATOR, now_ms)?.is_none() {
-                    return Ok(Err(format!(
-                        "registration {id} is already {}; nothing to revoke",
-                        found.status
-                    )));
-                }
-                Ok(Ok(()))
-            })?;
-            revoked.map_err(CliError::failure)?;
-            print(&format!("revoked 1 registration ({id})\n"))
-        }
-        Target::All => {
-            let count = store::write(&mut conn, |tx| registrations::revoke_all(tx, "operator", now_ms))?;
-            print(&format!("revoked {count} registrations\n"))
-        }
+    if let Some(id) = registration {
+        let revoked = store::write(&mut conn, |tx| {
+            let Some(found) = registrations::by_id(tx, &id)? else {
+                return Ok(Err(format!("no registration {id}")));
+            };
+            match registrations::revoke(tx, &id, &RevokedBy::OPERATOR, now_ms)? {
+                Some(credentials) => Ok(Ok(credentials)),
+                None => Ok(Err(format!(
+                    "registration {id} is already {}; nothing to revoke",
+                    found.status
+                ))),
+            }
+        })?;
+        let credentials = revoked.map_err(CliError::failure)?;
+        return print(&format!(
+            "revoked 1 registration ({id}) and {credentials} credentials\n"
+        ));
     }
+    let selection = match (&user, &issuer) {
+        (Some(id), _) => {
+            if users::by_id(&conn, id)?.is_none() {
+                return Err(CliError::failure(format!("no user {id}")));
+            }
+            Selection::User(id)
+        }
+        (_, Some(iss)) => Selection::Issuer {
+            iss,
+            sub: subject.as_deref(),
+        },
+        _ => Selection::All,
+    };
+    let (registrations, credentials) = store::write(&mut conn, |tx| {
+        registrations::revoke_selected(tx, selection, "operator", now_ms)
+    })?;
+    print(&format!(
+        "revoked {registrations} registrations and {credentials} credentials\n"
+    ))
 }

@@ -23,6 +23,9 @@ usage: authmd [--db PATH] serve [OPTIONS]
                          smtps://user:pass@host:port (TLS), file:DIR (one .eml file
                          per message), log; default file:./authmd-outbox
   --workers N            request worker threads (env AUTHMD_WORKERS, default 16)
+  --trust-proxy          client IP = right-most X-Forwarded-For entry, set by the one
+                         reverse proxy in front (env AUTHMD_TRUST_PROXY=true); without
+                         it the header is ignored
   --log-format FORMAT    text or json (env AUTHMD_LOG_FORMAT, default text)
 
 Prints `authmd listening on <base-url>` once it accepts requests. SIGINT or
@@ -42,6 +45,15 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut workers = env.get("AUTHMD_WORKERS")?;
     let mut log_format = env.get("AUTHMD_LOG_FORMAT")?;
     let mut mail = env.get("AUTHMD_MAIL")?;
+    let mut trust_proxy = match env.get("AUTHMD_TRUST_PROXY")?.as_deref() {
+        None | Some("" | "false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(other) => {
+            return Err(CliError::config(format!(
+                "AUTHMD_TRUST_PROXY must be true or false, not `{other}`"
+            )));
+        }
+    };
     while let Some(arg) = parser.next()? {
         match arg {
             Long("listen") => listen = Some(parser.value()?.string()?),
@@ -49,6 +61,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("workers") => workers = Some(parser.value()?.string()?),
             Long("log-format") => log_format = Some(parser.value()?.string()?),
             Long("mail") => mail = Some(parser.value()?.string()?),
+            Long("trust-proxy") => trust_proxy = true,
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
         }
@@ -83,6 +96,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         workers,
         clock: Arc::new(SystemClock),
         mail: mail.clone(),
+        trust_proxy,
     })
     .map_err(|err| match err {
         StartError::Config(why) => CliError::config(why),

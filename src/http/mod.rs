@@ -55,6 +55,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// For the access log: the precise reason of a refusal.
     pub reason: Option<String>,
+    /// For metrics: which route answered (bounded set of names).
+    pub route: &'static str,
 }
 
 pub const CACHE_PUBLIC: &str = "public, max-age=300";
@@ -67,6 +69,7 @@ impl Response {
             headers: vec![("Content-Type", "application/json".into())],
             body: value.to_string().into_bytes(),
             reason: None,
+            route: "",
         }
     }
 
@@ -76,6 +79,7 @@ impl Response {
             headers: vec![("Content-Type", content_type.into())],
             body: body.into_bytes(),
             reason: None,
+            route: "",
         }
     }
 
@@ -121,6 +125,9 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
             );
         }
         Error::MethodNotAllowed { allow } => response = response.with_header("Allow", *allow),
+        Error::RateLimited { retry_after_secs, .. } => {
+            response = response.with_header("Retry-After", retry_after_secs.to_string())
+        }
         _ => {}
     }
     response.reason = match err {

@@ -11,8 +11,11 @@ use crate::flows::registration::{self, Registered};
 use crate::flows::{Config, Ctx, claim, guard, id_jag, required_str};
 use crate::http::pages;
 use crate::keys::KeyCache;
+use crate::metrics::{MailGauges, Metrics};
+use crate::ratelimit::{Bucket, Limiter};
 use crate::site::AS_METADATA_PATH;
 use crate::store;
+use crate::store::outbox;
 use crate::time::rfc3339;
 
 /// The places authmd answers, besides the guarded API.
@@ -20,6 +23,7 @@ use crate::time::rfc3339;
 enum Route {
     Healthz,
     Readyz,
+    Metrics,
     ResourceMetadata,
     AuthorizationServerMetadata,
     AuthMd,
@@ -38,6 +42,7 @@ impl Route {
         Some(match path {
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
             AS_METADATA_PATH => Route::AuthorizationServerMetadata,
             "/auth.md" => Route::AuthMd,
             "/agent/auth" => Route::Register,
@@ -51,6 +56,26 @@ impl Route {
             _ if config.site.is_resource_path(path) => Route::Api,
             _ => return None,
         })
+    }
+
+    /// The label for metrics: a fixed set, whatever the path.
+    fn name(self) -> &'static str {
+        match self {
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
+            Route::ResourceMetadata => "resource_metadata",
+            Route::AuthorizationServerMetadata => "authorization_server_metadata",
+            Route::AuthMd => "auth_md",
+            Route::Register => "register",
+            Route::ProviderRevoke => "provider_revoke",
+            Route::Claim => "claim",
+            Route::ClaimView => "claim_view",
+            Route::ClaimReject => "claim_reject",
+            Route::ClaimChallenge => "claim_challenge",
+            Route::ClaimComplete => "claim_complete",
+            Route::Api => "api",
+        }
     }
 
     fn allow(self) -> &'static str {
@@ -71,12 +96,28 @@ impl Route {
 pub struct Deps<'a> {
     pub config: &'a Config,
     pub keys: &'a KeyCache,
+    pub limiter: &'a Limiter,
+    pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
 }
 
 impl<'a> Deps<'a> {
+    /// Counts the request against its flow's limits (SPEC.md 9), or refuses it.
+    fn limit(&self, bucket: Bucket, req: &Request) -> Result<(), Error> {
+        let ip = req.client_ip.map(|ip| ip.to_string());
+        self.limiter
+            .check(bucket, ip.as_deref(), self.now_ms, &self.config.settings.rate_limits)
+            .map_err(|refused| {
+                self.metrics.rate_limited(bucket.name());
+                Error::RateLimited {
+                    retry_after_secs: refused.retry_after_secs,
+                    flow: bucket.name(),
+                }
+            })
+    }
+
     fn ctx<'c>(&'c self, conn: &'c mut Connection, client_ip: Option<&'c str>) -> Ctx<'c> {
         Ctx {
             conn,
@@ -92,6 +133,7 @@ impl<'a> Deps<'a> {
 pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
     let mut response = route(conn, deps, req).unwrap_or_else(|err| error_response(&err, deps.config, &req.id));
     response.headers.push(("X-Content-Type-Options", "nosniff".into()));
+    response.route = Route::of(&req.path, deps.config).map_or("other", Route::name);
     response
 }
 
@@ -122,22 +164,52 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
         Route::ResourceMetadata => Ok(discovery_json(&discovery::protected_resource(config))),
         Route::AuthorizationServerMetadata => Ok(discovery_json(&discovery::authorization_server(config))),
         Route::AuthMd => auth_md(config),
+        Route::Metrics => {
+            let mail = MailGauges {
+                outbox_pending: outbox::pending_count(conn).unwrap_or(-1),
+                failed: outbox::failed_count(conn).unwrap_or(-1),
+            };
+            Ok(Response::text(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                deps.metrics.render(&mail),
+            )
+            .with_header("Cache-Control", NO_STORE))
+        }
         Route::Register => {
             let body = json_body(req)?;
             let request = registration::Request::from_json(&body)?;
+            let is_id_jag = matches!(request, registration::Request::IdJag { .. });
+            deps.limit(
+                match request {
+                    registration::Request::Anonymous { .. } => Bucket::Anonymous,
+                    registration::Request::IdJag { .. } => Bucket::IdentityAssertion,
+                    registration::Request::VerifiedEmail { .. } => Bucket::VerifiedEmail,
+                },
+                req,
+            )?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
             let mut ctx = deps.ctx(conn, client_ip.as_deref());
-            let Registered(answer) = registration::register(&mut ctx, request)?;
+            let result = registration::register(&mut ctx, request);
+            if let (true, Err(err)) = (is_id_jag, &result) {
+                deps.metrics.id_jag_refusal(err.wire().1);
+            }
+            let Registered(answer) = result?;
+            deps.metrics
+                .registration(answer["registration_type"].as_str().unwrap_or("unknown"));
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ProviderRevoke => {
+            deps.limit(Bucket::IdentityAssertion, req)?;
             let token = logout_token_body(req)?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
             let mut ctx = deps.ctx(conn, client_ip.as_deref());
-            let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)?;
+            let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)
+                .inspect_err(|err| deps.metrics.id_jag_refusal(err.wire().1))?;
             Ok(Response::json(200, &json!({ "revoked": revoked })).with_header("Cache-Control", NO_STORE))
         }
         Route::Claim => {
+            deps.limit(Bucket::Claim, req)?;
             let body = json_body(req)?;
             let object = json_object(&body)?;
             let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
@@ -146,6 +218,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ClaimChallenge => {
+            deps.limit(Bucket::Claim, req)?;
             let body = json_body(req)?;
             let token = required_str(json_object(&body)?, "claim_attempt_token")?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
@@ -154,6 +227,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ClaimComplete => {
+            deps.limit(Bucket::Claim, req)?;
             let body = json_body(req)?;
             let object = json_object(&body)?;
             let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
@@ -167,6 +241,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(link_page(config, state, &token))
         }
         Route::ClaimView => {
+            deps.limit(Bucket::Claim, req)?;
             let form = form_body(req)?;
             let token = form_value(&form, "token");
             let client_ip = req.client_ip.map(|ip| ip.to_string());
@@ -185,6 +260,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             }
         }
         Route::ClaimReject => {
+            deps.limit(Bucket::Claim, req)?;
             let form = form_body(req)?;
             let token = form_value(&form, "token");
             let confirmed = form_value(&form, "confirm") == "yes";
@@ -414,6 +490,8 @@ mod tests {
         let deps = Deps {
             config: &config,
             keys: &keys,
+            limiter: &Limiter::default(),
+            metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
         };
@@ -482,6 +560,8 @@ mod failure_tests {
         let deps = Deps {
             config: &config,
             keys: &keys,
+            limiter: &Limiter::default(),
+            metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
         };

@@ -8,7 +8,7 @@
 //! [`respond`] writes a [`Response`] and the access-log line.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,8 @@ use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, routes};
 use crate::error::Error;
 use crate::flows::Config;
 use crate::keys::KeyCache;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
 use crate::settings::Settings;
 use crate::store::{self, OpenError};
 use crate::time::Clock;
@@ -37,12 +39,17 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Where the outbox is delivered.
     pub mail: crate::mail::Transport,
+    /// Take the client IP from the right-most `X-Forwarded-For` entry (one trusted proxy).
+    pub trust_proxy: bool,
 }
 
 /// State every worker shares.
 struct Shared {
     config: RwLock<Arc<Config>>,
     keys: KeyCache,
+    limiter: Arc<Limiter>,
+    metrics: Metrics,
+    trust_proxy: bool,
     clock: Arc<dyn Clock>,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
@@ -102,6 +109,9 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
         keys: KeyCache::default(),
+        limiter: Arc::new(Limiter::default()),
+        metrics: Metrics::default(),
+        trust_proxy: options.trust_proxy,
         clock: options.clock,
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
@@ -138,6 +148,20 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .name("mail".into())
             .spawn(move || sender.run())
             .map_err(|e| StartError::Config(format!("cannot start the mail thread: {e}")))?,
+    );
+    let window_shared = shared.clone();
+    let sweeper = crate::sweeper::Sweeper {
+        db: options.db_path.clone(),
+        clock: shared.clock.clone(),
+        limiter: shared.limiter.clone(),
+        window_secs: Box::new(move || window_shared.config().settings.rate_limits.window_secs),
+        stopping: shared.stopping.clone(),
+    };
+    threads.push(
+        std::thread::Builder::new()
+            .name("sweeper".into())
+            .spawn(move || sweeper.run())
+            .map_err(|e| StartError::Config(format!("cannot start the sweeper thread: {e}")))?,
     );
     let (db_path, reload_shared, reload_base) = (options.db_path.clone(), shared.clone(), base_url.clone());
     threads.push(
@@ -197,7 +221,7 @@ fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connect
 
 fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_http::Request) {
     let started = Instant::now();
-    let request = to_request(&mut raw);
+    let request = to_request(&mut raw, shared.trust_proxy);
     let config = shared.config();
     let now_ms = shared.clock.now_ms();
     let response = catch_unwind(AssertUnwindSafe(|| {
@@ -206,6 +230,8 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
             &routes::Deps {
                 config: &config,
                 keys: &shared.keys,
+                limiter: &shared.limiter,
+                metrics: &shared.metrics,
                 now_ms,
                 mail_wake: Some(&shared.mail_wake),
             },
@@ -220,11 +246,11 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
             .unwrap_or_default();
         error_response(&Error::Internal(format!("panic: {what}")), &config, &request.id)
     });
-    respond(raw, &request, response, started);
+    respond(shared, raw, &request, response, started);
 }
 
 /// The owned request value: body read up to [`MAX_BODY_BYTES`], client IP from the socket.
-fn to_request(raw: &mut tiny_http::Request) -> Request {
+fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool) -> Request {
     let (path, query) = match raw.url().split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
         None => (raw.url().to_string(), None),
@@ -255,13 +281,29 @@ fn to_request(raw: &mut tiny_http::Request) -> Request {
         method: raw.method().as_str().to_ascii_uppercase(),
         path,
         query,
-        headers,
         body,
-        client_ip: raw.remote_addr().map(|a| a.ip()),
+        client_ip: client_ip(raw.remote_addr().map(|a| a.ip()), &headers, trust_proxy),
+        headers,
     }
 }
 
-fn respond(raw: tiny_http::Request, request: &Request, response: Response, started: Instant) {
+/// The socket peer; behind a trusted proxy, the right-most `X-Forwarded-For`
+/// entry (the address that proxy saw). Without `--trust-proxy` the header is
+/// ignored: anyone can send it.
+fn client_ip(peer: Option<IpAddr>, headers: &[(String, String)], trust_proxy: bool) -> Option<IpAddr> {
+    if !trust_proxy {
+        return peer;
+    }
+    let forwarded = headers
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "x-forwarded-for")
+        .map(|(_, v)| v.as_str());
+    let right_most = forwarded.and_then(|v| v.rsplit(',').next()).map(str::trim);
+    right_most.and_then(|ip| ip.parse().ok()).or(peer)
+}
+
+fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response: Response, started: Instant) {
     let status = response.status;
     if status >= 500 {
         log::error(response.reason.as_deref().unwrap_or("server error"), Some(&request.id));
@@ -286,6 +328,7 @@ fn respond(raw: tiny_http::Request, request: &Request, response: Response, start
         None,
     );
     let _ = raw.respond(reply);
+    shared.metrics.request(response.route, status, started.elapsed());
     let client_ip = request.client_ip.map(|ip| ip.to_string());
     log::access(&log::Access {
         request_id: &request.id,

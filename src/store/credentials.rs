@@ -88,3 +88,10 @@ pub fn set_scopes_for_registration(conn: &Connection, registration_id: &str, sco
         .prepare_cached("UPDATE credentials SET scopes = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL")?
         .execute(params![registration_id, scopes])?)
 }
+
+/// Deletes access tokens that expired before `before_ms` (over the expiry index).
+pub fn prune_expired(conn: &Connection, before_ms: i64) -> Result<usize, Error> {
+    Ok(conn
+        .prepare_cached("DELETE FROM credentials WHERE expires_ms IS NOT NULL AND expires_ms <= ?1")?
+        .execute([before_ms])?)
+}

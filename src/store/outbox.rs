@@ -75,6 +75,12 @@ pub fn pending_count(conn: &Connection) -> Result<i64, Error> {
         .query_row([], |r| r.get(0))?)
 }
 
+pub fn failed_count(conn: &Connection) -> Result<i64, Error> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM outbox WHERE status = 'failed'")?
+        .query_row([], |r| r.get(0))?)
+}
+
 pub fn mark_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), Error> {
     conn.prepare_cached(
         "UPDATE outbox SET status = 'sent', body_text = NULL, body_html = NULL, attempts = attempts + 1,

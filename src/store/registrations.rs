@@ -214,33 +214,109 @@ pub fn revoke(conn: &Connection, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> 
     Ok(Some(credentials))
 }
 
-/// Revokes every live registration and credential in three set-wide
-/// statements (one event per registration), so even a large database is
-/// shut off in one short transaction. Returns the number revoked.
-pub fn revoke_all(conn: &Connection, by: &str, now_ms: i64) -> Result<usize, Error> {
+/// Which live registrations an operator revokes at once.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection<'a> {
+    All,
+    User(&'a str),
+    /// Every delegation of an issuer, or of one of its subjects.
+    Issuer {
+        iss: &'a str,
+        sub: Option<&'a str>,
+    },
+}
+
+impl Selection<'_> {
+    /// A condition on `registrations r`, with its parameters from `?2` on.
+    fn condition(&self) -> (&'static str, Vec<&str>) {
+        match *self {
+            Selection::All => ("1 = 1", vec![]),
+            Selection::User(id) => ("r.user_id = ?2", vec![id]),
+            Selection::Issuer { iss, sub: None } => (
+                "r.id IN (SELECT registration_id FROM delegations WHERE iss = ?2)",
+                vec![iss],
+            ),
+            Selection::Issuer { iss, sub: Some(sub) } => (
+                "r.id IN (SELECT registration_id FROM delegations WHERE iss = ?2 AND sub = ?3)",
+                vec![iss, sub],
+            ),
+        }
+    }
+}
+
+/// Revokes every live registration in `selection` and their credentials in
+/// a few set-wide statements (one `registration.revoked` per registration),
+/// so even a large database is shut off in one short transaction. Returns
+/// (registrations, credentials) revoked.
+pub fn revoke_selected(
+    conn: &Connection,
+    selection: Selection<'_>,
+    by: &str,
+    now_ms: i64,
+) -> Result<(usize, usize), Error> {
     let live = live_statuses();
+    let (condition, args) = selection.condition();
+    let chosen = format!("SELECT r.id FROM registrations r WHERE r.status IN ({live}) AND {condition}");
+    use rusqlite::types::Value;
+    let values = |extra: Option<&str>| {
+        let mut all: Vec<Value> = vec![now_ms.into()];
+        all.extend(args.iter().map(|a| Value::from(a.to_string())));
+        all.extend(extra.map(|e| Value::from(e.to_string())));
+        rusqlite::params_from_iter(all)
+    };
     let detail = serde_json::json!({ "by": by }).to_string();
+    let detail_index = args.len() + 2;
     conn.execute(
         &format!(
             "INSERT INTO audit_events (at_ms, event, registration_id, iss, sub, detail)
-             SELECT ?1, 'registration.revoked', r.id, d.iss, d.sub, ?2
+             SELECT ?1, 'registration.revoked', r.id, d.iss, d.sub, ?{detail_index}
              FROM registrations r LEFT JOIN delegations d ON d.registration_id = r.id
-             WHERE r.status IN ({live})"
+             WHERE r.status IN ({live}) AND {condition}"
         ),
-        params![now_ms, detail],
+        values(Some(&detail)),
+    )?;
+    let credentials = conn.execute(
+        &format!("UPDATE credentials SET revoked_ms = ?1 WHERE revoked_ms IS NULL AND registration_id IN ({chosen})"),
+        values(None),
     )?;
     conn.execute(
         &format!(
-            "UPDATE credentials SET revoked_ms = ?1 WHERE revoked_ms IS NULL
-             AND registration_id IN (SELECT id FROM registrations WHERE status IN ({live}))"
+            "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL, otp_expires_ms = ?1
+             WHERE status = 'open' AND registration_id IN ({chosen})"
         ),
-        [now_ms],
+        values(None),
     )?;
-    let count = conn.execute(
+    let registrations = conn.execute(
         &format!(
-            "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?1 WHERE status IN ({live})"
+            "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?1 WHERE id IN ({chosen})"
+        ),
+        values(None),
+    )?;
+    Ok((registrations, credentials))
+}
+
+/// Unclaimed (or pending) registrations past their TTL become `expired`,
+/// each recorded once as `registration.expired`; their open claim links
+/// close. Set-wide statements over the expiry index. Returns how many.
+pub fn expire_lapsed(conn: &Connection, now_ms: i64) -> Result<usize, Error> {
+    let lapsed = "expires_ms <= ?1 AND status IN ('unclaimed', 'pending_claim')";
+    conn.execute(
+        &format!(
+            "INSERT INTO audit_events (at_ms, event, registration_id, detail)
+             SELECT ?1, 'registration.expired', id, '{{}}' FROM registrations WHERE {lapsed}"
         ),
         [now_ms],
     )?;
-    Ok(count)
+    conn.execute(
+        &format!(
+            "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL
+             WHERE status = 'open' AND registration_id IN (SELECT id FROM registrations WHERE {lapsed})"
+        ),
+        [now_ms],
+    )?;
+    // expires_ms is cleared so the expiry index only ever holds live candidates.
+    Ok(conn.execute(
+        &format!("UPDATE registrations SET status = 'expired', expires_ms = NULL, updated_ms = ?1 WHERE {lapsed}"),
+        [now_ms],
+    )?)
 }

@@ -64,8 +64,27 @@ impl TestServer {
     }
 
     /// Starts with extra `serve` arguments and environment variables.
+    /// Starts with extra `serve` arguments and environment variables. Rate
+    /// limits are off, as most tests register more than five times an hour
+    /// from one address; [`TestServer::start_rate_limited`] keeps the defaults.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        let conn = authmd::store::open(&dir.path().join("authmd.db")).expect("create the database");
+        for def in authmd::settings::DEFS
+            .iter()
+            .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
+        {
+            authmd::store::settings::put(&conn, def.key, Some("0"), 0).expect("setting");
+        }
+        drop(conn);
+        TestServer::start_in(dir, args, env)
+    }
+
+    pub fn start_rate_limited(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env)
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut server = TestServer {
             dir,
             base: String::new(),
