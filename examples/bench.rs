@@ -10,7 +10,8 @@
 //!
 //! Scenarios: `anonymous` (POST /agent/auth), `id-jag` (ES256 ID-JAGs minted
 //! beforehand, a new user each; also reports the `jose` verifier alone, the
-//! ring ceiling), `authenticated` (GET /api/resource with an API key).
+//! ring ceiling), `authenticated` (GET /api/resource with an API key),
+//! `revoke-all` (fills `--count` registrations, then times `authmd revoke --all`).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -28,6 +29,7 @@ struct Options {
     seconds: u64,
     binary: String,
     workers: usize,
+    count: usize,
 }
 
 fn options() -> Result<Options, lexopt::Error> {
@@ -38,6 +40,7 @@ fn options() -> Result<Options, lexopt::Error> {
         seconds: 10,
         binary: "target/release/authmd".into(),
         workers: 16,
+        count: 100_000,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -45,6 +48,7 @@ fn options() -> Result<Options, lexopt::Error> {
             Long("seconds") => o.seconds = parser.value()?.parse()?,
             Long("binary") => o.binary = parser.value()?.string()?,
             Long("workers") => o.workers = parser.value()?.parse()?,
+            Long("count") => o.count = parser.value()?.parse()?,
             Value(s) if o.scenario.is_empty() => o.scenario = s.string()?,
             other => return Err(other.unexpected()),
         }
@@ -327,6 +331,60 @@ fn main() {
                 o.clients,
             );
         }
-        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated"),
+        "revoke-all" => {
+            let count = o.count;
+            let mut conn = authmd::store::connect(&server.db).unwrap();
+            let filling = Instant::now();
+            authmd::store::write(&mut conn, |tx| {
+                for n in 0..count {
+                    let id = format!("reg_bench{n}");
+                    authmd::store::registrations::insert(
+                        tx,
+                        &authmd::store::registrations::NewRegistration {
+                            id: &id,
+                            kind: authmd::model::RegistrationKind::Anonymous,
+                            status: authmd::model::Status::Unclaimed,
+                            user_id: None,
+                            claim_token_hash: Some(&authmd::secrets::hash(&id)),
+                            requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
+                            email: None,
+                            created_ms: 0,
+                            expires_ms: Some(i64::MAX / 2),
+                        },
+                    )?;
+                    authmd::store::credentials::insert(
+                        tx,
+                        &authmd::store::credentials::NewCredential {
+                            id: &format!("cred_bench{n}"),
+                            registration_id: &id,
+                            kind: authmd::model::CredentialType::ApiKey,
+                            token_hash: &authmd::secrets::hash(&format!("key{n}")),
+                            scopes: "api.read",
+                            created_ms: 0,
+                            expires_ms: None,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            eprintln!(
+                "filled {count} registrations in {:.1} s",
+                filling.elapsed().as_secs_f64()
+            );
+            let t0 = Instant::now();
+            let out = Command::new(&server.binary)
+                .arg("--db")
+                .arg(&server.db)
+                .args(["revoke", "--all"])
+                .output()
+                .unwrap();
+            println!(
+                "revoke --all: {} in {:.2} s",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated, revoke-all"),
     }
 }

@@ -1,0 +1,254 @@
+//! Running authmd for real: rate limits, the sweeper, every form of
+//! operator revocation, following the audit log, and /metrics.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use common::{BIN, TestServer};
+use serde_json::{Value, json};
+
+const ANON: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
+
+fn limited(args: &[&str], settings: &[(&str, &str)]) -> TestServer {
+    let mut server = TestServer::start_rate_limited(args, &[]);
+    for (key, value) in settings {
+        server.cli_ok(&["config", "set", key, value]);
+    }
+    server.restart();
+    server
+}
+
+fn register_from(server: &TestServer, forwarded_for: Option<&str>) -> common::Reply {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(ip) = forwarded_for {
+        headers.push(("X-Forwarded-For", ip));
+    }
+    server.request("POST", "/agent/auth", &headers, ANON.as_bytes())
+}
+
+#[test]
+fn the_per_ip_limit_trips_and_recovers_after_the_window() {
+    let server = limited(
+        &[],
+        &[("rate_limit.anonymous.per_ip", "2"), ("rate_limit.window_secs", "2")],
+    );
+    assert_eq!(register_from(&server, None).status, 200);
+    assert_eq!(register_from(&server, None).status, 200);
+    let refused = register_from(&server, None);
+    refused.assert_error(429, "rate_limited");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // A forged X-Forwarded-For changes nothing without --trust-proxy.
+    register_from(&server, Some("203.0.113.9")).assert_error(429, "rate_limited");
+    // Verified email has its own bucket.
+    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"a@example.com","requested_credential_type":"api_key"});
+    assert_eq!(server.post_json("/agent/auth", &body.to_string()).status, 200);
+    std::thread::sleep(Duration::from_secs(retry));
+    assert_eq!(register_from(&server, None).status, 200, "recovered after the window");
+}
+
+#[test]
+fn the_global_limit_trips_across_addresses_behind_a_trusted_proxy() {
+    let server = limited(
+        &["--trust-proxy"],
+        &[
+            ("rate_limit.anonymous.per_ip", "2"),
+            ("rate_limit.anonymous.global", "3"),
+            ("rate_limit.window_secs", "2"),
+        ],
+    );
+    // Right-most entry: the address the trusted proxy saw.
+    assert_eq!(register_from(&server, Some("198.51.100.7, 192.0.2.1")).status, 200);
+    assert_eq!(register_from(&server, Some("198.51.100.7, 192.0.2.1")).status, 200);
+    register_from(&server, Some("198.51.100.7, 192.0.2.1")).assert_error(429, "rate_limited");
+    assert_eq!(register_from(&server, Some("192.0.2.2")).status, 200, "another client");
+    let refused = register_from(&server, Some("192.0.2.3"));
+    refused.assert_error(429, "rate_limited");
+    assert!(refused.json()["message"].as_str().unwrap().contains("anonymous"));
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(register_from(&server, Some("192.0.2.3")).status, 200);
+    let audit = server.cli_ok(&["audit", "--json", "--event", "registration.created"]);
+    assert!(
+        audit.contains("\"client_ip\":\"192.0.2.3\""),
+        "the forwarded address is the client IP"
+    );
+}
+
+#[test]
+fn the_claim_endpoints_are_limited_too() {
+    let server = limited(&[], &[("rate_limit.claim.per_ip", "2")]);
+    for _ in 0..2 {
+        server
+            .post_json(
+                "/agent/auth/claim",
+                r#"{"claim_token":"clm_x","email":"a@example.com"}"#,
+            )
+            .assert_error(401, "invalid_claim_token");
+    }
+    server
+        .post_json(
+            "/agent/auth/claim/complete",
+            r#"{"claim_token":"clm_x","otp":"123456"}"#,
+        )
+        .assert_error(429, "rate_limited");
+}
+
+#[test]
+fn the_sweeper_expires_unclaimed_registrations_once() {
+    let server = TestServer::start();
+    server.cli_ok(&["config", "set", "registration_ttl_secs", "1"]);
+    assert!(server.eventually(Duration::from_secs(3), || {
+        server.get("/auth.md").body.contains("after 1 second")
+    }));
+    let reg = server.register_anonymous();
+    let id = reg["registration_id"].as_str().unwrap();
+    assert!(server.eventually(Duration::from_secs(8), || {
+        server
+            .cli_ok(&["registrations", "list", "--status", "expired"])
+            .contains(id)
+    }));
+    server
+        .get_with_token("/api/resource", reg["credential"].as_str().unwrap())
+        .assert_error(401, "invalid_token");
+    std::thread::sleep(Duration::from_millis(4500)); // two more sweeps
+    let expired = server.events("registration.expired");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0]["registration_id"], id);
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn every_form_of_operator_revocation() {
+    let server = TestServer::start();
+    let provider = JwksServer::start("127.0.0.1:0").unwrap();
+    let key = SigningKey::generate(Alg::Es256, "k");
+    provider.publish(&[&key], "max-age=600");
+    server.cli_ok(&["provider", "add", &provider.base_url]);
+    let id_jag = |sub: &str| {
+        let claims = devprovider::id_jag_claims(&provider.base_url, sub, &server.base, now_secs());
+        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&devprovider::id_jag_header(), &claims),"requested_credential_type":"api_key"});
+        let reply = server.post_json("/agent/auth", &body.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    };
+    let works = |reg: &Value| {
+        server
+            .get_with_token("/api/resource", reg["credential"].as_str().unwrap())
+            .status
+            == 200
+    };
+    let (alice, bob, carol) = (id_jag("alice"), id_jag("bob"), id_jag("carol"));
+    let anon = server.register_anonymous();
+
+    let user_id = server
+        .get_with_token("/api/resource", carol["credential"].as_str().unwrap())
+        .json()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = server.cli_ok(&["revoke", "--user", &user_id]);
+    assert!(out.contains("revoked 1 registrations and 1 credentials"), "{out}");
+    assert!(!works(&carol) && works(&alice));
+
+    let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url, "--subject", "alice"]);
+    assert!(out.contains("revoked 1 registrations"), "{out}");
+    assert!(!works(&alice) && works(&bob));
+
+    let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url]);
+    assert!(out.contains("revoked 1 registrations"), "{out}");
+    assert!(!works(&bob) && works(&anon));
+
+    let out = server.cli_ok(&["revoke", "--all"]);
+    assert!(out.contains("revoked 1 registrations"), "{out}");
+    assert!(!works(&anon));
+
+    let events = server.events("registration.revoked");
+    assert_eq!(events.len(), 4, "one per registration");
+    assert!(events.iter().all(|e| e["by"] == "operator"));
+    let alice_event = events
+        .iter()
+        .find(|e| e["registration_id"] == alice["registration_id"])
+        .unwrap();
+    assert_eq!(alice_event["iss"], provider.base_url);
+    assert_eq!(alice_event["sub"], "alice");
+    assert!(!server.cli(&["revoke", "--user", "usr_nobody"]).status.success());
+    assert_eq!(server.cli(&["revoke", "--subject", "alice"]).status.code(), Some(2));
+}
+
+#[test]
+fn audit_follow_sees_events_written_after_it_started() {
+    let server = TestServer::start();
+    server.register_anonymous();
+    let mut follower = Command::new(BIN)
+        .arg("--db")
+        .arg(server.db())
+        .args(["audit", "--follow", "--json", "--event", "registration.created"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let later = server.register_anonymous();
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_ne!(first["registration_id"], second["registration_id"]);
+    assert_eq!(second["registration_id"], later["registration_id"]);
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
+
+#[test]
+fn metrics_are_prometheus_text_and_count_what_happened() {
+    let server = limited(&[], &[("rate_limit.anonymous.per_ip", "2")]);
+    for _ in 0..3 {
+        register_from(&server, None);
+    }
+    server.get("/api/resource");
+    let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":"not.a.token","requested_credential_type":"api_key"});
+    server.post_json("/agent/auth", &body.to_string());
+    let reply = server.get("/metrics");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let mut samples = std::collections::HashMap::new();
+    for line in reply.body.lines() {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# HELP authmd_") || line.starts_with("# TYPE authmd_"),
+                "{line}"
+            );
+            continue;
+        }
+        let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        value.parse::<f64>().unwrap_or_else(|_| panic!("not a number: {line}"));
+        assert!(name.starts_with("authmd_"), "{line}");
+        samples.insert(name.to_string(), value.to_string());
+    }
+    assert_eq!(
+        samples["authmd_http_requests_total{route=\"register\",status=\"200\"}"],
+        "2"
+    );
+    assert_eq!(
+        samples["authmd_http_requests_total{route=\"register\",status=\"429\"}"],
+        "1"
+    );
+    assert_eq!(samples["authmd_http_requests_total{route=\"api\",status=\"401\"}"], "1");
+    assert_eq!(samples["authmd_registrations_total{type=\"anonymous\"}"], "2");
+    assert_eq!(samples["authmd_rate_limited_total{flow=\"anonymous\"}"], "1");
+    assert_eq!(samples["authmd_id_jag_refusals_total{code=\"invalid_request\"}"], "1");
+    assert_eq!(
+        samples["authmd_http_request_duration_seconds_count{route=\"register\"}"],
+        "4"
+    );
+    assert!(samples.contains_key("authmd_mail_outbox_pending"));
+}
