@@ -60,14 +60,20 @@ pub fn authorization_server(config: &Config) -> Value {
             "credential_types_supported": ["access_token", "api_key"],
         });
     }
-    json!({
+    let mut doc = json!({
         "issuer": site.issuer,
         "resource": site.resource,
         "authorization_servers": [site.issuer],
         "scopes_supported": settings.scopes_supported,
         "bearer_methods_supported": ["header"],
+        // RFC 7009: an agent drops its own credential here.
+        "revocation_endpoint": format!("{}/oauth/revoke", site.issuer),
         "agent_auth": agent_auth,
-    })
+    });
+    if settings.introspection_secret_hash.is_some() {
+        doc["introspection_endpoint"] = json!(format!("{}/oauth/introspect", site.issuer));
+    }
+    doc
 }
 
 /// The error codes an agent may meet, for the table in `/auth.md`.

@@ -67,6 +67,12 @@ pub enum Error {
     RequestTooLarge { limit_bytes: usize },
     /// 415 `unsupported_media_type`; carries what was sent (sanitised).
     UnsupportedMediaType(String),
+    /// 502 `upstream_unavailable`: the gateway's upstream refused or broke.
+    UpstreamUnavailable(String),
+    /// 504 `upstream_timeout`.
+    UpstreamTimeout,
+    /// 401 `unauthorized`: introspection without the right secret.
+    Unauthorized,
     /// 429 `rate_limited`, with `Retry-After`.
     RateLimited { retry_after_secs: u64, flow: &'static str },
     /// 500 `server_error`: a bug or a broken database. The detail is logged
@@ -107,6 +113,9 @@ impl Error {
             Error::RequestTooLarge { .. } => (413, "request_too_large"),
             Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             Error::RateLimited { .. } => (429, "rate_limited"),
+            Error::UpstreamUnavailable(_) => (502, "upstream_unavailable"),
+            Error::UpstreamTimeout => (504, "upstream_timeout"),
+            Error::Unauthorized => (401, "unauthorized"),
             Error::Internal(_) => (500, "server_error"),
         }
     }
@@ -163,6 +172,10 @@ impl fmt::Display for Error {
             Error::UnsupportedMediaType(sent) => {
                 write!(f, "the body must be application/json, not {sent}")
             }
+            // Which upstream and why stays in the log (`Response::reason`).
+            Error::UpstreamUnavailable(_) => f.write_str("the API behind this gateway is unavailable; retry later"),
+            Error::UpstreamTimeout => f.write_str("the API behind this gateway did not answer in time; retry later"),
+            Error::Unauthorized => f.write_str("introspection needs Authorization: Bearer <introspection secret>"),
             Error::RateLimited { retry_after_secs, flow } => {
                 write!(f, "too many {flow} requests; try again in {retry_after_secs} s")
             }
@@ -222,6 +235,9 @@ mod tests {
                 retry_after_secs: 1,
                 flow: "claim",
             },
+            Error::UpstreamUnavailable(String::new()),
+            Error::UpstreamTimeout,
+            Error::Unauthorized,
             Error::Internal(String::new()),
         ];
         for err in all {

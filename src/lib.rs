@@ -31,4 +31,5 @@ pub mod site;
 pub mod store;
 pub mod sweeper;
 pub mod time;
+pub mod upstream;
 pub mod url;

@@ -141,6 +141,7 @@ pub enum EventName {
     ClaimRejected,
     RegistrationExpired,
     RegistrationRevoked,
+    CredentialRevoked,
     ProviderAdded,
     ProviderRemoved,
     SettingChanged,
@@ -148,7 +149,7 @@ pub enum EventName {
 }
 
 impl EventName {
-    pub const ALL: [EventName; 13] = [
+    pub const ALL: [EventName; 14] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -158,6 +159,7 @@ impl EventName {
         EventName::ClaimRejected,
         EventName::RegistrationExpired,
         EventName::RegistrationRevoked,
+        EventName::CredentialRevoked,
         EventName::ProviderAdded,
         EventName::ProviderRemoved,
         EventName::SettingChanged,
@@ -175,6 +177,7 @@ impl EventName {
             EventName::ClaimRejected => "claim.rejected",
             EventName::RegistrationExpired => "registration.expired",
             EventName::RegistrationRevoked => "registration.revoked",
+            EventName::CredentialRevoked => "credential.revoked",
             EventName::ProviderAdded => "provider.added",
             EventName::ProviderRemoved => "provider.removed",
             EventName::SettingChanged => "setting.changed",

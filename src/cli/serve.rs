@@ -18,6 +18,8 @@ usage: authmd [--db PATH] serve [OPTIONS]
                          port 0 picks a free port)
   --base-url URL         public URL of this server (env AUTHMD_BASE_URL,
                          default http://<bound address>)
+  --upstream URL         guard and proxy this API: requests under the resource path are
+                         authenticated, scope-checked and forwarded (env AUTHMD_UPSTREAM)
   --mail SPEC            where claim emails go (env AUTHMD_MAIL or AUTHMD_MAIL_FILE):
                          smtp://user:pass@host:port (STARTTLS when offered),
                          smtps://user:pass@host:port (TLS), file:DIR (one .eml file
@@ -45,6 +47,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut workers = env.get("AUTHMD_WORKERS")?;
     let mut log_format = env.get("AUTHMD_LOG_FORMAT")?;
     let mut mail = env.get("AUTHMD_MAIL")?;
+    let mut upstream = env.get("AUTHMD_UPSTREAM")?;
     let mut trust_proxy = match env.get("AUTHMD_TRUST_PROXY")?.as_deref() {
         None | Some("" | "false" | "0" | "no") => false,
         Some("true" | "1" | "yes") => true,
@@ -62,6 +65,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("log-format") => log_format = Some(parser.value()?.string()?),
             Long("mail") => mail = Some(parser.value()?.string()?),
             Long("trust-proxy") => trust_proxy = true,
+            Long("upstream") => upstream = Some(parser.value()?.string()?),
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
         }
@@ -87,6 +91,9 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         }
     });
     let base_url = base_url.map(|url| checked_base_url(&url)).transpose()?;
+    if let Some(url) = &upstream {
+        HttpUrl::parse(url).map_err(|why| CliError::config(format!("--upstream: {why}")))?;
+    }
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
     let running = server::start(Options {
@@ -97,6 +104,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         clock: Arc::new(SystemClock),
         mail: mail.clone(),
         trust_proxy,
+        upstream: upstream.clone(),
     })
     .map_err(|err| match err {
         StartError::Config(why) => CliError::config(why),

@@ -68,6 +68,12 @@ pub fn authenticate(conn: &Connection, now_ms: i64, authorization: Option<&str>)
         presented: false,
         reason: "no bearer credential",
     })?;
+    authenticate_token(conn, now_ms, token)
+}
+
+/// The credential `token`, if it is live (SPEC.md 7): for the guarded API,
+/// introspection and self-revocation alike.
+pub fn authenticate_token(conn: &Connection, now_ms: i64, token: &str) -> Result<Caller, Error> {
     let invalid = |reason| Error::InvalidToken {
         presented: true,
         reason,
@@ -202,4 +208,26 @@ mod tests {
             "the credential was revoked"
         );
     }
+}
+
+/// RFC 7662 introspection of `token`: `{"active": false}` for anything not live.
+pub fn introspect(conn: &Connection, now_ms: i64, token: &str) -> Result<Value, Error> {
+    let caller = match authenticate_token(conn, now_ms, token) {
+        Ok(caller) => caller,
+        Err(Error::InvalidToken { .. }) => return Ok(json!({ "active": false })),
+        Err(other) => return Err(other),
+    };
+    let mut answer = json!({
+        "active": true,
+        "scope": caller.scopes.join(" "),
+        "token_type": "Bearer",
+        "credential_type": caller.credential_type.as_str(),
+        "iat": caller.issued_ms.div_euclid(1000),
+        "sub": caller.user_id.as_deref().unwrap_or(&caller.registration_id),
+        "registration_id": caller.registration_id,
+    });
+    if let Some(exp) = caller.credential_expires_ms {
+        answer["exp"] = json!(exp.div_euclid(1000));
+    }
+    Ok(answer)
 }

@@ -3,9 +3,11 @@
 //! never see a socket or format HTTP, and never write SQL: they call `store`.
 
 pub mod claim;
+pub mod gateway;
 pub mod guard;
 pub mod id_jag;
 pub mod registration;
+pub mod revocation;
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};

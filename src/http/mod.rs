@@ -48,11 +48,29 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A body read while it is sent (the gateway's upstream response).
+pub struct Stream {
+    pub reader: Box<dyn std::io::Read + Send>,
+    /// Known length, or `None` to send it chunked.
+    pub length: Option<usize>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stream({:?} bytes)", self.length)
+    }
+}
+
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    /// Names are `&'static str` for authmd's own headers; the gateway's
+    /// upstream headers go in `forwarded_headers`.
     pub headers: Vec<(&'static str, String)>,
+    pub forwarded_headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When set, sent instead of `body`.
+    pub stream: Option<Stream>,
     /// For the access log: the precise reason of a refusal.
     pub reason: Option<String>,
     /// For metrics: which route answered (bounded set of names).
@@ -67,7 +85,9 @@ impl Response {
         Response {
             status,
             headers: vec![("Content-Type", "application/json".into())],
+            forwarded_headers: Vec::new(),
             body: value.to_string().into_bytes(),
+            stream: None,
             reason: None,
             route: "",
         }
@@ -77,7 +97,9 @@ impl Response {
         Response {
             status,
             headers: vec![("Content-Type", content_type.into())],
+            forwarded_headers: Vec::new(),
             body: body.into_bytes(),
+            stream: None,
             reason: None,
             route: "",
         }
@@ -125,6 +147,7 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
             );
         }
         Error::MethodNotAllowed { allow } => response = response.with_header("Allow", *allow),
+        Error::Unauthorized => response = response.with_header("WWW-Authenticate", "Bearer"),
         Error::RateLimited { retry_after_secs, .. } => {
             response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
@@ -132,7 +155,7 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
     }
     response.reason = match err {
         Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
-        Error::Internal(detail) => Some(detail.clone()),
+        Error::Internal(detail) | Error::UpstreamUnavailable(detail) => Some(format!("{code}: {detail}")),
         // Messages name fields and rules, never secrets: the precise reason
         // (which JWS rule failed, say) is kept in the log.
         _ if status >= 400 => Some(format!("{code}: {err}")),

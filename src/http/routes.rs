@@ -8,7 +8,7 @@ use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, err
 use crate::discovery;
 use crate::error::Error;
 use crate::flows::registration::{self, Registered};
-use crate::flows::{Config, Ctx, claim, guard, id_jag, required_str};
+use crate::flows::{Config, Ctx, claim, gateway, guard, id_jag, required_str, revocation};
 use crate::http::pages;
 use crate::keys::KeyCache;
 use crate::metrics::{MailGauges, Metrics};
@@ -34,6 +34,8 @@ enum Route {
     ClaimReject,
     ClaimChallenge,
     ClaimComplete,
+    Introspect,
+    OAuthRevoke,
     Api,
 }
 
@@ -52,6 +54,8 @@ impl Route {
             "/agent/auth/claim/reject" => Route::ClaimReject,
             "/agent/auth/claim/attempt/challenge" => Route::ClaimChallenge,
             "/agent/auth/claim/complete" => Route::ClaimComplete,
+            "/oauth/introspect" => Route::Introspect,
+            "/oauth/revoke" => Route::OAuthRevoke,
             _ if config.site.is_resource_metadata_path(path) => Route::ResourceMetadata,
             _ if config.site.is_resource_path(path) => Route::Api,
             _ => return None,
@@ -74,6 +78,8 @@ impl Route {
             Route::ClaimReject => "claim_reject",
             Route::ClaimChallenge => "claim_challenge",
             Route::ClaimComplete => "claim_complete",
+            Route::Introspect => "introspect",
+            Route::OAuthRevoke => "oauth_revoke",
             Route::Api => "api",
         }
     }
@@ -85,7 +91,9 @@ impl Route {
             | Route::Claim
             | Route::ClaimReject
             | Route::ClaimChallenge
-            | Route::ClaimComplete => "POST",
+            | Route::ClaimComplete
+            | Route::Introspect
+            | Route::OAuthRevoke => "POST",
             Route::ClaimView => "GET, HEAD, POST",
             _ => "GET, HEAD",
         }
@@ -97,6 +105,8 @@ pub struct Deps<'a> {
     pub config: &'a Config,
     pub keys: &'a KeyCache,
     pub limiter: &'a Limiter,
+    /// The API behind the gateway (`serve --upstream`), if any.
+    pub upstream: Option<&'a str>,
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
@@ -149,6 +159,8 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
         | Route::ClaimReject
         | Route::ClaimChallenge
         | Route::ClaimComplete => req.method == "POST",
+        Route::Api => reading || deps.upstream.is_some(),
+        Route::Introspect | Route::OAuthRevoke => req.method == "POST",
         _ => reading,
     };
     if !allowed {
@@ -281,10 +293,62 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
         }
         Route::Api => {
             let caller = guard::authenticate(conn, now_ms, req.header("authorization"))?;
-            caller.require_scope(&config.settings.read_scope)?;
-            Ok(Response::json(200, &caller.to_json()).with_header("Cache-Control", NO_STORE))
+            match deps.upstream {
+                None => {
+                    caller.require_scope(&config.settings.read_scope)?;
+                    Ok(Response::json(200, &caller.to_json()).with_header("Cache-Control", NO_STORE))
+                }
+                Some(upstream) => forward(deps, req, &caller, upstream),
+            }
+        }
+        Route::Introspect => {
+            let Some(expected) = &config.settings.introspection_secret_hash else {
+                return Err(Error::NotFound);
+            };
+            let presented = guard::bearer_token(req.header("authorization")).unwrap_or("");
+            let presented_hash: String = crate::secrets::hash(presented)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if presented.is_empty() || presented_hash != *expected {
+                return Err(Error::Unauthorized);
+            }
+            let token = form_value(&form_body(req)?, "token");
+            Ok(Response::json(200, &guard::introspect(conn, now_ms, &token)?).with_header("Cache-Control", NO_STORE))
+        }
+        Route::OAuthRevoke => {
+            let token = form_value(&form_body(req)?, "token");
+            let client_ip = req.client_ip.map(|ip| ip.to_string());
+            revocation::self_revoke(&mut deps.ctx(conn, client_ip.as_deref()), &token)?;
+            Ok(Response::json(200, &json!({})).with_header("Cache-Control", NO_STORE))
         }
     }
+}
+
+/// The gateway: scope check, then the request goes upstream and the answer
+/// streams back.
+fn forward(deps: &Deps<'_>, req: &Request, caller: &guard::Caller, upstream: &str) -> Result<Response, Error> {
+    let settings = &deps.config.settings;
+    caller.require_scope(gateway::required_scope(&req.method, settings))?;
+    let body = match &req.body {
+        Body::Complete(bytes) => bytes.clone(),
+        Body::TooLarge => {
+            return Err(Error::RequestTooLarge {
+                limit_bytes: settings.gateway_max_body_bytes as usize,
+            });
+        }
+        Body::Unreadable => return Err(Error::InvalidRequest("the request body could not be read".into())),
+    };
+    let headers = gateway::upstream_request_headers(&req.headers, caller)?;
+    let query = req.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = format!("{}{}{query}", upstream.trim_end_matches('/'), req.path);
+    let timeout = std::time::Duration::from_secs(settings.upstream_timeout_secs);
+    let answer = crate::upstream::send(&url, &req.method, &headers, body, timeout)?;
+    let mut response = Response::text(answer.status, "", String::new());
+    response.headers.clear();
+    response.forwarded_headers = gateway::client_response_headers(&answer.headers);
+    response.stream = Some(answer.body);
+    Ok(response)
 }
 
 /// The page a claim link shows in each state (SPEC.md 5.3).
@@ -491,6 +555,7 @@ mod tests {
             config: &config,
             keys: &keys,
             limiter: &Limiter::default(),
+            upstream: None,
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
@@ -561,6 +626,7 @@ mod failure_tests {
             config: &config,
             keys: &keys,
             limiter: &Limiter::default(),
+            upstream: None,
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,

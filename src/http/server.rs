@@ -41,6 +41,8 @@ pub struct Options {
     pub mail: crate::mail::Transport,
     /// Take the client IP from the right-most `X-Forwarded-For` entry (one trusted proxy).
     pub trust_proxy: bool,
+    /// Guard and proxy this API (`--upstream`).
+    pub upstream: Option<String>,
 }
 
 /// State every worker shares.
@@ -50,6 +52,7 @@ struct Shared {
     limiter: Arc<Limiter>,
     metrics: Metrics,
     trust_proxy: bool,
+    upstream: Option<String>,
     clock: Arc<dyn Clock>,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
@@ -112,6 +115,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         limiter: Arc::new(Limiter::default()),
         metrics: Metrics::default(),
         trust_proxy: options.trust_proxy,
+        upstream: options.upstream,
         clock: options.clock,
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
@@ -221,8 +225,14 @@ fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connect
 
 fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_http::Request) {
     let started = Instant::now();
-    let request = to_request(&mut raw, shared.trust_proxy);
     let config = shared.config();
+    // Gateway requests may carry bodies up to `gateway_max_body_bytes`;
+    // everything else is a protocol request, capped at 64 KiB.
+    let body_cap = |path: &str| match &shared.upstream {
+        Some(_) if config.site.is_resource_path(path) => config.settings.gateway_max_body_bytes as usize,
+        _ => MAX_BODY_BYTES,
+    };
+    let request = to_request(&mut raw, shared.trust_proxy, body_cap);
     let now_ms = shared.clock.now_ms();
     let response = catch_unwind(AssertUnwindSafe(|| {
         routes::handle(
@@ -231,6 +241,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
                 config: &config,
                 keys: &shared.keys,
                 limiter: &shared.limiter,
+                upstream: shared.upstream.as_deref(),
                 metrics: &shared.metrics,
                 now_ms,
                 mail_wake: Some(&shared.mail_wake),
@@ -250,7 +261,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
 }
 
 /// The owned request value: body read up to [`MAX_BODY_BYTES`], client IP from the socket.
-fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool) -> Request {
+fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool, body_cap: impl Fn(&str) -> usize) -> Request {
     let (path, query) = match raw.url().split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
         None => (raw.url().to_string(), None),
@@ -265,13 +276,14 @@ fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool) -> Request {
             )
         })
         .collect();
-    let declared_too_large = raw.body_length().is_some_and(|len| len > MAX_BODY_BYTES);
+    let cap = body_cap(&path);
+    let declared_too_large = raw.body_length().is_some_and(|len| len > cap);
     let body = if declared_too_large {
         Body::TooLarge
     } else {
         let mut bytes = Vec::new();
-        match raw.as_reader().take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut bytes) {
-            Ok(n) if n > MAX_BODY_BYTES => Body::TooLarge,
+        match raw.as_reader().take(cap as u64 + 1).read_to_end(&mut bytes) {
+            Ok(n) if n > cap => Body::TooLarge,
             Ok(_) => Body::Complete(bytes),
             Err(_) => Body::Unreadable,
         }
@@ -313,21 +325,35 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
         .iter()
         .filter_map(|(name, value)| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
         .collect();
-    headers.extend(tiny_http::Header::from_bytes("X-Request-Id", request.id.as_bytes()).ok());
-    if matches!(request.body, Body::TooLarge | Body::Unreadable) {
-        // The rest of the body was not read: do not try to reuse the connection.
-        headers.extend(tiny_http::Header::from_bytes("Connection", "close").ok());
-    }
-    // tiny_http sends no body for HEAD, but keeps the Content-Length of GET.
-    let length = response.body.len();
-    let reply = tiny_http::Response::new(
-        tiny_http::StatusCode(status),
-        headers,
-        &response.body[..],
-        Some(length),
-        None,
+    headers.extend(
+        response
+            .forwarded_headers
+            .iter()
+            .filter_map(|(name, value)| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()),
     );
-    let _ = raw.respond(reply);
+    headers.extend(tiny_http::Header::from_bytes("X-Request-Id", request.id.as_bytes()).ok());
+    // tiny_http sends no body for HEAD, but keeps the Content-Length of GET;
+    // a stream without a known length goes out chunked.
+    let code = tiny_http::StatusCode(status);
+    let _ = match response.stream {
+        Some(stream) => raw.respond(tiny_http::Response::new(
+            code,
+            headers,
+            stream.reader,
+            stream.length,
+            None,
+        )),
+        None => {
+            let length = response.body.len();
+            raw.respond(tiny_http::Response::new(
+                code,
+                headers,
+                &response.body[..],
+                Some(length),
+                None,
+            ))
+        }
+    };
     shared.metrics.request(response.route, status, started.elapsed());
     let client_ip = request.client_ip.map(|ip| ip.to_string());
     log::access(&log::Access {

@@ -95,3 +95,11 @@ pub fn prune_expired(conn: &Connection, before_ms: i64) -> Result<usize, Error> 
         .prepare_cached("DELETE FROM credentials WHERE expires_ms IS NOT NULL AND expires_ms <= ?1")?
         .execute([before_ms])?)
 }
+
+/// Revokes one credential; false if it already was.
+pub fn revoke_one(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("UPDATE credentials SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL")?
+        .execute(params![id, now_ms])?
+        == 1)
+}
