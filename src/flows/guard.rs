@@ -107,6 +107,28 @@ pub fn authenticate_token(conn: &Connection, now_ms: i64, token: &str) -> Result
     })
 }
 
+/// RFC 7662 introspection of `token`: `{"active": false}` for anything not live.
+pub fn introspect(conn: &Connection, now_ms: i64, token: &str) -> Result<Value, Error> {
+    let caller = match authenticate_token(conn, now_ms, token) {
+        Ok(caller) => caller,
+        Err(Error::InvalidToken { .. }) => return Ok(json!({ "active": false })),
+        Err(other) => return Err(other),
+    };
+    let mut answer = json!({
+        "active": true,
+        "scope": caller.scopes.join(" "),
+        "token_type": "Bearer",
+        "credential_type": caller.credential_type.as_str(),
+        "iat": caller.issued_ms.div_euclid(1000),
+        "sub": caller.user_id.as_deref().unwrap_or(&caller.registration_id),
+        "registration_id": caller.registration_id,
+    });
+    if let Some(exp) = caller.credential_expires_ms {
+        answer["exp"] = json!(exp.div_euclid(1000));
+    }
+    Ok(answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,26 +230,4 @@ mod tests {
             "the credential was revoked"
         );
     }
-}
-
-/// RFC 7662 introspection of `token`: `{"active": false}` for anything not live.
-pub fn introspect(conn: &Connection, now_ms: i64, token: &str) -> Result<Value, Error> {
-    let caller = match authenticate_token(conn, now_ms, token) {
-        Ok(caller) => caller,
-        Err(Error::InvalidToken { .. }) => return Ok(json!({ "active": false })),
-        Err(other) => return Err(other),
-    };
-    let mut answer = json!({
-        "active": true,
-        "scope": caller.scopes.join(" "),
-        "token_type": "Bearer",
-        "credential_type": caller.credential_type.as_str(),
-        "iat": caller.issued_ms.div_euclid(1000),
-        "sub": caller.user_id.as_deref().unwrap_or(&caller.registration_id),
-        "registration_id": caller.registration_id,
-    });
-    if let Some(exp) = caller.credential_expires_ms {
-        answer["exp"] = json!(exp.div_euclid(1000));
-    }
-    Ok(answer)
 }
