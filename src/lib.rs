@@ -14,6 +14,7 @@ pub mod cli;
 pub mod devprovider;
 pub mod discovery;
 pub mod email;
+pub mod embed;
 pub mod error;
 pub mod fetch;
 pub mod flows;
@@ -33,3 +34,6 @@ pub mod sweeper;
 pub mod time;
 pub mod upstream;
 pub mod url;
+
+pub use embed::{Guard, Refusal, Running, ServerOptions, start_server};
+pub use flows::guard::Caller;

@@ -1,0 +1,93 @@
+//! A hobby API that embeds authmd as a library: it runs authmd's
+//! registration server on a thread and checks every request's bearer
+//! credential in-process with [`authmd::Guard`], no proxy in between.
+//!
+//! ```sh
+//! cargo run --example embedded -- --db notes.db --authmd-listen 127.0.0.1:8080 --listen 127.0.0.1:3000
+//! ```
+//!
+//! `GET /api/notes` needs `api.read`, `POST /api/notes` (a note as the body)
+//! needs `api.write`. Agents discover authmd from the 401 challenge.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use authmd::{Guard, ServerOptions};
+use lexopt::prelude::*;
+use serde_json::json;
+
+fn main() {
+    let (mut db, mut authmd_listen, mut listen) = (
+        "notes.db".to_string(),
+        "127.0.0.1:8080".to_string(),
+        "127.0.0.1:3000".to_string(),
+    );
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().expect("arguments") {
+        match arg {
+            Long("db") => db = parser.value().unwrap().string().unwrap(),
+            Long("authmd-listen") => authmd_listen = parser.value().unwrap().string().unwrap(),
+            Long("listen") => listen = parser.value().unwrap().string().unwrap(),
+            other => panic!("{}", other.unexpected()),
+        }
+    }
+    let api = tiny_http::Server::http(&listen).expect("listen for the notes API");
+    let api_url = format!("http://{}", api.server_addr().to_ip().unwrap());
+
+    // The notes API is the protected resource authmd advertises.
+    let conn = authmd::store::open(db.as_ref()).expect("open the database");
+    authmd::store::settings::put(&conn, "resource", Some(&format!("{api_url}/api/")), 0).unwrap();
+    authmd::store::settings::put(&conn, "resource_name", Some("Hobby Notes"), 0).unwrap();
+    drop(conn);
+
+    let running = authmd::start_server(ServerOptions {
+        db_path: db.clone().into(),
+        listen: authmd_listen,
+        base_url: None,
+        workers: 4,
+        clock: Arc::new(authmd::time::SystemClock),
+        mail: authmd::mail::Transport::Log,
+        trust_proxy: false,
+        upstream: None,
+    })
+    .expect("start authmd");
+    let guard = Guard::open(db.as_ref(), &running.base_url).expect("open the guard");
+    println!("authmd on {}", running.base_url);
+    println!("notes API on {api_url}");
+
+    let notes: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    for mut request in api.incoming_requests() {
+        let authorization = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.as_str().to_string());
+        let scope = if request.method() == &tiny_http::Method::Get {
+            "api.read"
+        } else {
+            "api.write"
+        };
+        let response = match (request.url(), guard.check(authorization.as_deref(), scope)) {
+            (path, _) if !path.starts_with("/api/notes") => {
+                tiny_http::Response::from_string("not found").with_status_code(404)
+            }
+            (_, Err(refusal)) => {
+                let mut response = tiny_http::Response::from_string(refusal.body).with_status_code(refusal.status);
+                if let Some(challenge) = refusal.www_authenticate {
+                    response.add_header(tiny_http::Header::from_bytes("WWW-Authenticate", challenge).unwrap());
+                }
+                response
+            }
+            (_, Ok(caller)) => {
+                if request.method() == &tiny_http::Method::Post {
+                    let mut note = String::new();
+                    let _ = request.as_reader().take(4096).read_to_string(&mut note);
+                    notes.lock().unwrap().push(note);
+                }
+                let body = json!({ "notes": *notes.lock().unwrap(), "registration_id": caller.registration_id });
+                tiny_http::Response::from_string(body.to_string())
+            }
+        };
+        let _ = request.respond(response);
+    }
+}

@@ -1,0 +1,80 @@
+//! authmd as a library, for a Rust program that serves its own API: open
+//! the database, authenticate bearer tokens in-process, and (optionally) run
+//! the registration server on a thread beside it. `examples/embedded.rs` is
+//! a hobby API built this way.
+//!
+//! ```no_run
+//! let guard = authmd::Guard::open("authmd.db".as_ref(), "http://127.0.0.1:8080").unwrap();
+//! match guard.check(Some("Bearer authmd_sk_..."), "api.read") {
+//!     Ok(caller) => println!("hello {}", caller.registration_id),
+//!     Err(refusal) => println!("{} {:?}", refusal.status, refusal.www_authenticate),
+//! }
+//! ```
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use crate::flows::Config;
+use crate::flows::guard::{self, Caller};
+use crate::settings::Settings;
+use crate::store::{self, OpenError};
+use crate::time::{Clock, SystemClock};
+
+pub use crate::http::server::{Options as ServerOptions, Running, StartError, start as start_server};
+
+/// Authenticates bearer tokens against an authmd database.
+pub struct Guard {
+    conn: Mutex<Connection>,
+    base_url: String,
+}
+
+/// Why a request was refused, ready to send: the status, the
+/// `WWW-Authenticate` challenge and the JSON error body of SPEC.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub body: String,
+}
+
+impl Guard {
+    /// Opens (creating and migrating if needed) the database; `base_url` is
+    /// the authmd server's public URL, named in challenges.
+    pub fn open(db: &Path, base_url: &str) -> Result<Guard, OpenError> {
+        Ok(Guard {
+            conn: Mutex::new(store::open(db)?),
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Who presents this `Authorization` header value, if the credential is live.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        guard::authenticate(&conn, SystemClock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
+    }
+
+    /// [`Guard::authenticate`], and the credential must carry `scope`.
+    pub fn check(&self, authorization: Option<&str>, scope: &str) -> Result<Caller, Refusal> {
+        let caller = self.authenticate(authorization)?;
+        caller.require_scope(scope).map_err(|err| {
+            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            self.refusal(&conn, &err)
+        })?;
+        Ok(caller)
+    }
+
+    fn refusal(&self, conn: &Connection, err: &crate::error::Error) -> Refusal {
+        let settings = store::settings::load(conn)
+            .ok()
+            .and_then(|stored| Settings::from_stored(&stored).ok())
+            .unwrap_or_default();
+        let response = crate::http::error_response(err, &Config::new(&self.base_url, settings), "embedded");
+        Refusal {
+            status: response.status,
+            www_authenticate: response.header("www-authenticate").map(str::to_string),
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The examples, run as a user would: the agent's anonymous flow against the
+//! real server, and the embedded hobby API guarding its notes in-process.
+//! (`cargo test` builds the examples before running the tests.)
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::TestServer;
+use serde_json::json;
+
+fn example(name: &str) -> PathBuf {
+    let bin = PathBuf::from(common::BIN);
+    bin.parent().unwrap().join("examples").join(name)
+}
+
+#[test]
+fn the_agent_example_runs_the_anonymous_flow_end_to_end() {
+    let server = TestServer::start();
+    let out = Command::new(example("agent"))
+        .args(["--api", &format!("{}/api/resource", server.base)])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the agent example (built by cargo test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "1. calling",
+        "401, WWW-Authenticate: Bearer resource_metadata=",
+        "2. protected resource metadata",
+        "3. authorization server metadata",
+        "4. registering (\"anonymous\"",
+        "6. calling",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("   200 {"), "{stdout}");
+    // The registration it made is real.
+    assert_eq!(server.events("registration.created").len(), 1);
+}
+
+#[test]
+fn the_embedded_example_guards_its_api_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(example("embedded"))
+        .args([
+            "--db",
+            dir.path().join("notes.db").to_str().unwrap(),
+            "--authmd-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the embedded example");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let authmd_url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("authmd on ")
+        .to_string();
+    let api_url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("notes API on ")
+        .to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+
+    let response = agent.get(&format!("{api_url}/api/notes")).call().unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{authmd_url}/.well-known/oauth-protected-resource/api/\"")
+    );
+    let prm: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(&format!("{authmd_url}/.well-known/oauth-protected-resource/api/"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        prm["resource"],
+        format!("{api_url}/api/"),
+        "authmd advertises the notes API as its resource"
+    );
+
+    let registered: serde_json::Value = serde_json::from_str(
+        &agent
+            .post(&format!("{authmd_url}/agent/auth"))
+            .header("Content-Type", "application/json")
+            .send(
+                json!({"type":"anonymous","requested_credential_type":"api_key"})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {}", registered["credential"].as_str().unwrap());
+    let mut read = agent
+        .get(&format!("{api_url}/api/notes"))
+        .header("Authorization", &bearer)
+        .call()
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert!(
+        read.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains(registered["registration_id"].as_str().unwrap())
+    );
+    let write = agent
+        .post(&format!("{api_url}/api/notes"))
+        .header("Authorization", &bearer)
+        .send(&b"a note"[..])
+        .unwrap();
+    assert_eq!(write.status(), 403, "an unclaimed key has api.read only");
+    let _ = child.kill();
+    let _ = child.wait();
+}
