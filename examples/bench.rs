@@ -11,6 +11,7 @@
 //! Scenarios: `anonymous` (POST /agent/auth), `id-jag` (ES256 ID-JAGs minted
 //! beforehand, a new user each; also reports the `jose` verifier alone, the
 //! ring ceiling), `authenticated` (GET /api/resource with an API key),
+//! `gateway` (the same GET to an upstream directly and through `--upstream`),
 //! `revoke-all` (fills `--count` registrations, then times `authmd revoke --all`).
 
 use std::io::BufRead;
@@ -65,7 +66,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &str, workers: usize) -> Server {
+    fn start(binary: &str, workers: usize, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("bench.db");
         let cli = |args: &[&str]| {
@@ -88,6 +89,7 @@ impl Server {
             .arg("--db")
             .arg(&db)
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -240,10 +242,65 @@ fn register_body() -> String {
     json!({"type":"anonymous","requested_credential_type":"api_key"}).to_string()
 }
 
+/// An API key with api.read, registered anonymously.
+fn anonymous_key(server: &Server) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let reply: Value = agent
+        .post(&format!("{}/agent/auth", server.base))
+        .header("Content-Type", "application/json")
+        .send(register_body().as_bytes())
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap();
+    reply["credential"].as_str().unwrap().to_string()
+}
+
+/// A minimal upstream API on loopback: a small JSON answer per request,
+/// served by a pool of threads.
+fn start_upstream() -> String {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    for _ in 0..8 {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let body = r#"{"items":[1,2,3]}"#;
+                let _ = request.respond(tiny_http::Response::from_string(body));
+            }
+        });
+    }
+    url
+}
+
 fn main() {
     let o = options().unwrap_or_else(|e| panic!("{e}"));
-    let server = Server::start(&o.binary, o.workers);
+    // The gateway scenario needs its upstream before the server starts.
+    let upstream = (o.scenario == "gateway").then(start_upstream);
+    let extra: Vec<&str> = match &upstream {
+        Some(url) => vec!["--upstream", url.as_str()],
+        None => vec![],
+    };
+    let server = Server::start(&o.binary, o.workers, &extra);
     match o.scenario.as_str() {
+        "gateway" => {
+            let upstream = upstream.expect("started above");
+            let key = anonymous_key(&server);
+            let direct = drive(&upstream, o.clients, o.seconds, &|_| {
+                Some(("GET", "/api/items".into(), None, None))
+            });
+            print_report("upstream directly", &direct, &server, o.clients);
+            let through = drive(&server.base, o.clients, o.seconds, &|_| {
+                Some(("GET", "/api/items".into(), None, Some(key.clone())))
+            });
+            print_report("through the gateway", &through, &server, o.clients);
+            println!(
+                "added by the gateway: p50 {:+.2} ms, p99 {:+.2} ms",
+                percentile(&through.latencies_us, 0.50) - percentile(&direct.latencies_us, 0.50),
+                percentile(&through.latencies_us, 0.99) - percentile(&direct.latencies_us, 0.99)
+            );
+        }
         "anonymous" => {
             let body = register_body();
             let report = drive(&server.base, o.clients, o.seconds, &|_| {
@@ -252,17 +309,7 @@ fn main() {
             print_report("anonymous registration", &report, &server, o.clients);
         }
         "authenticated" => {
-            let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-            let reply: Value = agent
-                .post(&format!("{}/agent/auth", server.base))
-                .header("Content-Type", "application/json")
-                .send(register_body().as_bytes())
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .map(|text| serde_json::from_str(&text).unwrap())
-                .unwrap();
-            let key = reply["credential"].as_str().unwrap().to_string();
+            let key = anonymous_key(&server);
             let report = drive(&server.base, o.clients, o.seconds, &|_| {
                 Some(("GET", "/api/resource".into(), None, Some(key.clone())))
             });
@@ -385,6 +432,6 @@ fn main() {
                 t0.elapsed().as_secs_f64()
             );
         }
-        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated, revoke-all"),
+        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated, gateway, revoke-all"),
     }
 }

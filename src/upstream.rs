@@ -4,6 +4,7 @@
 //! `upstream_timeout_secs` it is `504 upstream_timeout`, so a slow upstream
 //! cannot hold a worker longer than that.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -15,14 +16,40 @@ pub struct Answer {
     pub body: Stream,
 }
 
-pub fn send(
-    url: &str,
-    method: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-    timeout: Duration,
-) -> Result<Answer, Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The upstream client: one `ureq` agent, so connections to the upstream
+/// are pooled and reused, rebuilt only when the timeout setting changes.
+#[derive(Default)]
+pub struct Client {
+    agent: Mutex<Option<(Duration, ureq::Agent)>>,
+}
+
+impl Client {
+    fn agent(&self, timeout: Duration) -> ureq::Agent {
+        let mut slot = self.agent.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((built_for, agent)) if *built_for == timeout => agent.clone(),
+            _ => {
+                let agent = build(timeout);
+                *slot = Some((timeout, agent.clone()));
+                agent
+            }
+        }
+    }
+
+    pub fn send(
+        &self,
+        url: &str,
+        method: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Answer, Error> {
+        send_with(&self.agent(timeout), url, method, headers, body)
+    }
+}
+
+fn build(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
         .max_redirects(0)
@@ -32,8 +59,19 @@ pub fn send(
         .accept(ureq::config::AutoHeaderValue::None)
         .accept_encoding(ureq::config::AutoHeaderValue::None)
         .allow_non_standard_methods(true)
+        .max_idle_connections(64)
+        .max_idle_connections_per_host(64)
         .build()
-        .into();
+        .into()
+}
+
+fn send_with(
+    agent: &ureq::Agent,
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Answer, Error> {
     let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());

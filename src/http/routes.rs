@@ -107,6 +107,7 @@ pub struct Deps<'a> {
     pub limiter: &'a Limiter,
     /// The API behind the gateway (`serve --upstream`), if any.
     pub upstream: Option<&'a str>,
+    pub upstream_client: &'a crate::upstream::Client,
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
@@ -343,7 +344,7 @@ fn forward(deps: &Deps<'_>, req: &Request, caller: &guard::Caller, upstream: &st
     let query = req.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
     let url = format!("{}{}{query}", upstream.trim_end_matches('/'), req.path);
     let timeout = std::time::Duration::from_secs(settings.upstream_timeout_secs);
-    let answer = crate::upstream::send(&url, &req.method, &headers, body, timeout)?;
+    let answer = deps.upstream_client.send(&url, &req.method, &headers, body, timeout)?;
     let mut response = Response::text(answer.status, "", String::new());
     response.headers.clear();
     response.forwarded_headers = gateway::client_response_headers(&answer.headers);
@@ -556,6 +557,7 @@ mod tests {
             keys: &keys,
             limiter: &Limiter::default(),
             upstream: None,
+            upstream_client: &crate::upstream::Client::default(),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
@@ -627,6 +629,7 @@ mod failure_tests {
             keys: &keys,
             limiter: &Limiter::default(),
             upstream: None,
+            upstream_client: &crate::upstream::Client::default(),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
