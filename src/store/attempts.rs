@@ -61,13 +61,11 @@ const COLUMNS: &str =
     "id, registration_id, email, status, created_ms, expires_ms, otp_mac, otp_expires_ms, otp_failures";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Attempt> {
-    let status: String = row.get(3)?;
     Ok(Attempt {
         id: row.get(0)?,
         registration_id: row.get(1)?,
         email: row.get(2)?,
-        status: AttemptStatus::parse(&status)
-            .ok_or_else(|| rusqlite::Error::InvalidColumnType(3, "status".into(), rusqlite::types::Type::Text))?,
+        status: super::text_enum(row, 3, AttemptStatus::parse)?,
         created_ms: row.get(4)?,
         expires_ms: row.get(5)?,
         otp_mac: row.get(6)?,

@@ -58,11 +58,9 @@ pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Er
     ))?;
     let found = stmt
         .query_row([&hash[..]], |row| {
-            let kind: String = row.get(1)?;
             Ok(Found {
                 id: row.get(0)?,
-                kind: CredentialType::parse(&kind)
-                    .ok_or_else(|| rusqlite::Error::InvalidColumnType(1, "kind".into(), rusqlite::types::Type::Text))?,
+                kind: super::text_enum(row, 1, CredentialType::parse)?,
                 scopes: row.get(2)?,
                 created_ms: row.get(3)?,
                 expires_ms: row.get(4)?,

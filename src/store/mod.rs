@@ -135,6 +135,17 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
 /// down. Other processes (CLI commands) still meet the busy timeout.
 static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Reads text column `index` of `row` as one of the enum spellings `parse`
+/// knows; anything else is a corrupt row, reported as such.
+pub(crate) fn text_enum<T>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| rusqlite::Error::InvalidColumnType(index, text, rusqlite::types::Type::Text))
+}
+
 /// Runs `work` in one write transaction and commits it, or rolls back on error.
 pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&Transaction) -> Result<T, Error>) -> Result<T, Error> {
     let _turn = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());

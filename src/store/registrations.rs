@@ -68,15 +68,10 @@ impl Registration {
 pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures";
 
 pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
-    fn text_enum<T>(index: usize, value: Option<T>) -> rusqlite::Result<T> {
-        value.ok_or_else(|| rusqlite::Error::InvalidColumnType(index, "enum".into(), rusqlite::types::Type::Text))
-    }
-    let kind: String = row.get(first + 1)?;
-    let status: String = row.get(first + 2)?;
     Ok(Registration {
         id: row.get(first)?,
-        kind: text_enum(first + 1, RegistrationKind::from_db(&kind))?,
-        status: text_enum(first + 2, Status::parse(&status))?,
+        kind: super::text_enum(row, first + 1, RegistrationKind::from_db)?,
+        status: super::text_enum(row, first + 2, Status::parse)?,
         user_id: row.get(first + 3)?,
         created_ms: row.get(first + 4)?,
         expires_ms: row.get(first + 5)?,
