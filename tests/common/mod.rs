@@ -162,6 +162,12 @@ impl TestServer {
         (status, started.elapsed())
     }
 
+    /// Starts again after the process died (killed by the test).
+    pub fn restart_after_crash(&mut self) {
+        assert!(self.child.is_none(), "the server still runs");
+        self.boot();
+    }
+
     pub fn restart(&mut self) {
         let (status, _) = self.stop();
         assert!(
