@@ -188,6 +188,8 @@ pub struct Sender {
     pub clock: Arc<dyn Clock>,
     pub policy: Box<dyn Fn() -> Policy + Send>,
     pub stopping: Arc<AtomicBool>,
+    /// Bookkeeping writes go through the server's one writer.
+    pub writer: Arc<crate::store::writer::Writer>,
     /// A message on it says "look now" (a new message was committed).
     pub wake: Receiver<()>,
 }
@@ -201,7 +203,7 @@ impl Sender {
             if conn.is_none() {
                 conn = store::connect(&self.db).ok();
             }
-            if let Some(db) = conn.as_mut() {
+            if let Some(db) = &conn {
                 self.deliver_due(db);
             }
             match self.wake.recv_timeout(IDLE_POLL) {
@@ -211,7 +213,7 @@ impl Sender {
         }
     }
 
-    fn deliver_due(&self, conn: &mut rusqlite::Connection) {
+    fn deliver_due(&self, conn: &rusqlite::Connection) {
         let now_ms = self.clock.now_ms();
         let Ok(due) = outbox::due(conn, now_ms, 20) else { return };
         for message in due {
@@ -221,7 +223,7 @@ impl Sender {
             let policy = (self.policy)();
             let result = self.transport.send(&policy.from, &message);
             let now_ms = self.clock.now_ms();
-            let outcome = store::write(conn, |tx| {
+            let outcome = self.writer.write(|tx| {
                 match &result {
                     Ok(()) => outbox::mark_sent(tx, message.id, now_ms)?,
                     Err(why) if message.attempts + 1 >= policy.max_attempts => {

@@ -4,14 +4,14 @@
 //! tokens an hour past expiry. Each step is one short transaction, so CLI
 //! commands working on the same file meet at most a brief busy wait.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::log;
 use crate::ratelimit::Limiter;
-use crate::store::{self, credentials, registrations, replay};
+use crate::store::writer::Writer;
+use crate::store::{credentials, registrations, replay};
 use crate::time::Clock;
 
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
@@ -20,9 +20,10 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 const ACCESS_TOKEN_GRACE_MS: i64 = 3600 * 1000;
 
 pub struct Sweeper {
-    pub db: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub limiter: Arc<Limiter>,
+    /// Writes go through the server's one writer, like requests'.
+    pub writer: Arc<Writer>,
     /// The rate-limit window, from the live settings.
     pub window_secs: Box<dyn Fn() -> u64 + Send>,
     pub stopping: Arc<AtomicBool>,
@@ -30,7 +31,6 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub fn run(self) {
-        let mut conn = None;
         let mut slept = Duration::ZERO;
         while !self.stopping.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
@@ -39,29 +39,25 @@ impl Sweeper {
                 continue;
             }
             slept = Duration::ZERO;
-            if conn.is_none() {
-                conn = store::connect(&self.db).ok();
-            }
-            if let Some(db) = conn.as_mut() {
-                self.sweep(db);
-            }
+            self.sweep();
         }
     }
 
     /// One pass; public so tests can run it at a chosen instant.
-    pub fn sweep(&self, conn: &mut rusqlite::Connection) {
+    pub fn sweep(&self) {
         let now_ms = self.clock.now_ms();
-        match store::write(conn, |tx| registrations::expire_lapsed(tx, now_ms)) {
+        match self.writer.write(|tx| registrations::expire_lapsed(tx, now_ms)) {
             Ok(0) => {}
             Ok(n) => log::info(&format!("sweeper: {n} unclaimed registrations expired")),
             Err(err) => log::warn(&format!("sweeper: expiring registrations failed: {err}")),
         }
-        if let Err(err) = store::write(conn, |tx| replay::prune(tx, now_ms)) {
+        if let Err(err) = self.writer.write(|tx| replay::prune(tx, now_ms)) {
             log::warn(&format!("sweeper: pruning seen jtis failed: {err}"));
         }
-        if let Err(err) = store::write(conn, |tx| {
-            credentials::prune_expired(tx, now_ms - ACCESS_TOKEN_GRACE_MS)
-        }) {
+        if let Err(err) = self
+            .writer
+            .write(|tx| credentials::prune_expired(tx, now_ms - ACCESS_TOKEN_GRACE_MS))
+        {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }
         self.limiter.prune(now_ms, (self.window_secs)());

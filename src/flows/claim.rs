@@ -29,7 +29,7 @@ use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_sco
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::{self, Registration};
-use crate::store::{self, audit, credentials, local_keys, outbox, users};
+use crate::store::{audit, credentials, local_keys, outbox, users};
 use crate::time::rfc3339;
 
 const OTP_KEY: &str = "otp_hmac";
@@ -147,7 +147,7 @@ pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: Creden
     let registration_id = secrets::new_id("reg_");
     let claim_token = secrets::new_claim_token();
     let v = values(ctx);
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         registrations::insert(
             tx,
             &registrations::NewRegistration {
@@ -200,7 +200,7 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Valu
     let v = values(ctx);
     let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
     let token_hash = secrets::hash(claim_token);
-    let (registration_id, attempt_id, expires_ms, created) = store::write(ctx.conn, |tx| {
+    let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
         let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
         claimable(&registration, v.now_ms)?;
         if registration.kind == RegistrationKind::EmailVerification && registration.email.as_deref() != Some(&email) {
@@ -275,7 +275,7 @@ pub fn view(ctx: &mut Ctx<'_>, token: &str) -> Result<LinkState, Error> {
 pub fn mint_code(ctx: &mut Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
     let v = values(ctx);
     let otp_ttl_ms = ctx.config.settings.otp_ttl_secs as i64 * 1000;
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
             LinkState::Open { attempt, registration } => (attempt, registration),
             LinkState::Unknown | LinkState::Superseded => return Err(Error::ClaimSuperseded),
@@ -310,7 +310,7 @@ pub enum Rejected {
 /// `POST /agent/auth/claim/reject`: cancels the attempt only with `confirm=yes`.
 pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejected, Error> {
     let v = values(ctx);
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
             LinkState::Open { attempt, registration } => (attempt, registration),
             other => return Ok(Rejected::NotOpen(other)),
@@ -346,7 +346,7 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value
     let token_hash = secrets::hash(claim_token);
     // Failures must be recorded even though the answer is an error, so the
     // transaction returns the refusal as a value and commits.
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
         match registration.status {
             Status::Claimed => return Err(Error::PreviouslyClaimed),

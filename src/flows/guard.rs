@@ -137,13 +137,15 @@ mod tests {
     use crate::settings::Settings;
     use crate::store;
 
-    fn register_at(conn: &mut Connection, config: &Config, now_ms: i64) -> Value {
+    fn register_at(conn: &mut Connection, dir: &std::path::Path, config: &Config, now_ms: i64) -> Value {
+        let writer = crate::store::writer::Writer::open(&dir.join("test.db")).unwrap();
         let mut ctx = Ctx {
             conn,
             config,
             now_ms,
             client_ip: Some("127.0.0.1"),
             keys: &crate::keys::KeyCache::default(),
+            writer: &writer,
             mail_wake: None,
         };
         register(
@@ -174,14 +176,14 @@ mod tests {
 
     #[test]
     fn an_anonymous_key_works_until_its_registration_ttl() {
-        let (_dir, mut conn) = store::open_temp();
+        let (dir, mut conn) = store::open_temp();
         let settings = Settings {
             registration_ttl_secs: 60,
             ..Settings::default()
         };
         let config = Config::new("http://127.0.0.1:1", settings);
         let t0 = 1_800_000_000_000;
-        let body = register_at(&mut conn, &config, t0);
+        let body = register_at(&mut conn, dir.path(), &config, t0);
         let header = format!("Bearer {}", body["credential"].as_str().unwrap());
 
         let caller = authenticate(&conn, t0 + 59_999, Some(&header)).unwrap();
@@ -201,10 +203,10 @@ mod tests {
 
     #[test]
     fn revoked_unknown_and_mistyped_keys_are_refused() {
-        let (_dir, mut conn) = store::open_temp();
+        let (dir, mut conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let t0 = 1_800_000_000_000;
-        let body = register_at(&mut conn, &config, t0);
+        let body = register_at(&mut conn, dir.path(), &config, t0);
         let key = body["credential"].as_str().unwrap().to_string();
 
         let unknown = secrets::new_credential("authmd_sk_");

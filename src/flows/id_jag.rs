@@ -23,7 +23,7 @@ use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
 use crate::secrets;
-use crate::store::{self, audit, credentials, delegations, providers, registrations, replay, users};
+use crate::store::{audit, credentials, delegations, providers, registrations, replay, users};
 use crate::time::rfc3339;
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
@@ -52,7 +52,7 @@ pub fn register(
     let credential_expires_ms = (requested == CredentialType::AccessToken).then_some(now_ms + access_ttl_ms);
     let client_ip = ctx.client_ip;
 
-    let registration_id = store::write(ctx.conn, |tx| {
+    let registration_id = ctx.writer.write(|tx| {
         if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
             return Err(Error::ReplayDetected);
         }
@@ -144,7 +144,7 @@ pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Resul
     let claims = verified.claims();
     let (now_ms, skew_secs) = (ctx.now_ms, ctx.config.settings.clock_skew_secs as i64);
     let client_ip = ctx.client_ip;
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
             return Err(Error::ReplayDetected);
         }

@@ -60,6 +60,8 @@ pub struct Ctx<'a> {
     pub client_ip: Option<&'a str>,
     /// Provider keys and metadata documents.
     pub keys: &'a KeyCache,
+    /// The one writer connection (group commit); `conn` is for reads.
+    pub writer: &'a crate::store::writer::Writer,
     /// Tells the mail sender a message was committed to the outbox.
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
 }

@@ -13,7 +13,7 @@ use super::{Ctx, required_str};
 use crate::error::Error;
 use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
 use crate::secrets;
-use crate::store::{self, audit, credentials, registrations};
+use crate::store::{audit, credentials, registrations};
 use crate::time::rfc3339;
 
 pub const ID_JAG_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
@@ -115,7 +115,7 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
     let scopes = join_scopes(&settings.pre_claim_scopes);
     let client_ip = ctx.client_ip;
 
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         registrations::insert(
             tx,
             &registrations::NewRegistration {

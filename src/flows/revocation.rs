@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::error::Error;
 use crate::model::EventName;
 use crate::secrets;
-use crate::store::{self, audit, credentials};
+use crate::store::{audit, credentials};
 
 pub fn self_revoke(ctx: &mut Ctx<'_>, token: &str) -> Result<(), Error> {
     if token.is_empty() || !secrets::credential_checksum_ok(token) {
@@ -17,7 +17,7 @@ pub fn self_revoke(ctx: &mut Ctx<'_>, token: &str) -> Result<(), Error> {
     }
     let (now_ms, client_ip) = (ctx.now_ms, ctx.client_ip);
     let hash = secrets::hash(token);
-    store::write(ctx.conn, |tx| {
+    ctx.writer.write(|tx| {
         let Some(found) = credentials::by_hash(tx, &hash)? else {
             return Ok(());
         };

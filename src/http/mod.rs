@@ -163,3 +163,16 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
     };
     response
 }
+
+/// `application/x-www-form-urlencoded` pairs (a form body or a query
+/// string), decoded; malformed escapes decode to nothing rather than fail.
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| crate::url::percent_decode(&s.replace('+', " ")).unwrap_or_default();
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}

@@ -108,6 +108,7 @@ pub struct Deps<'a> {
     /// The API behind the gateway (`serve --upstream`), if any.
     pub upstream: Option<&'a str>,
     pub upstream_client: &'a crate::upstream::Client,
+    pub writer: &'a crate::store::writer::Writer,
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
@@ -136,6 +137,7 @@ impl<'a> Deps<'a> {
             now_ms: self.now_ms,
             client_ip,
             keys: self.keys,
+            writer: self.writer,
             mail_wake: self.mail_wake,
         }
     }
@@ -415,7 +417,10 @@ fn json_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Error> {
 
 fn query_param(req: &Request, name: &str) -> Option<String> {
     let query = req.query.as_deref()?;
-    form_pairs(query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    super::form_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// An `application/x-www-form-urlencoded` body, as the claim page's forms send.
@@ -431,7 +436,7 @@ fn form_body(req: &Request) -> Result<Vec<(String, String)>, Error> {
     }
     let text =
         std::str::from_utf8(body_bytes(req)?).map_err(|_| Error::InvalidRequest("the form is not UTF-8".into()))?;
-    Ok(form_pairs(text))
+    Ok(super::form_pairs(text))
 }
 
 fn form_value(form: &[(String, String)], name: &str) -> String {
@@ -439,17 +444,6 @@ fn form_value(form: &[(String, String)], name: &str) -> String {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
-}
-
-fn form_pairs(text: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| crate::url::percent_decode(&s.replace('+', " ")).unwrap_or_default();
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 fn discovery_json(doc: &Value) -> Response {
@@ -549,7 +543,7 @@ mod tests {
     }
 
     fn send(req: Request) -> (Response, Value) {
-        let (_dir, mut conn) = store::open_temp();
+        let (dir, mut conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let keys = KeyCache::default();
         let deps = Deps {
@@ -558,6 +552,7 @@ mod tests {
             limiter: &Limiter::default(),
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
+            writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
@@ -611,7 +606,7 @@ mod failure_tests {
     /// detail goes to the log through `Response::reason`.
     #[test]
     fn a_database_failure_is_a_500_with_nothing_but_a_request_id() {
-        let (_dir, mut conn) = store::open_temp();
+        let (dir, mut conn) = store::open_temp();
         conn.execute_batch("DROP TABLE audit_events").unwrap();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let req = Request {
@@ -630,6 +625,7 @@ mod failure_tests {
             limiter: &Limiter::default(),
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
+            writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,

@@ -54,6 +54,7 @@ struct Shared {
     trust_proxy: bool,
     upstream: Option<String>,
     upstream_client: crate::upstream::Client,
+    writer: Arc<crate::store::writer::Writer>,
     clock: Arc<dyn Clock>,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
@@ -118,6 +119,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         trust_proxy: options.trust_proxy,
         upstream: options.upstream,
         upstream_client: crate::upstream::Client::default(),
+        writer: Arc::new(crate::store::writer::Writer::open(&options.db_path).map_err(StartError::Database)?),
         clock: options.clock,
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
@@ -147,6 +149,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             }
         }),
         stopping: shared.stopping.clone(),
+        writer: shared.writer.clone(),
         wake,
     };
     threads.push(
@@ -157,9 +160,9 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     );
     let window_shared = shared.clone();
     let sweeper = crate::sweeper::Sweeper {
-        db: options.db_path.clone(),
         clock: shared.clock.clone(),
         limiter: shared.limiter.clone(),
+        writer: shared.writer.clone(),
         window_secs: Box::new(move || window_shared.config().settings.rate_limits.window_secs),
         stopping: shared.stopping.clone(),
     };
@@ -245,6 +248,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
                 limiter: &shared.limiter,
                 upstream: shared.upstream.as_deref(),
                 upstream_client: &shared.upstream_client,
+                writer: &shared.writer,
                 metrics: &shared.metrics,
                 now_ms,
                 mail_wake: Some(&shared.mail_wake),

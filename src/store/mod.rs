@@ -19,12 +19,13 @@ pub mod registrations;
 pub mod replay;
 pub mod settings;
 pub mod users;
+pub mod writer;
 
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::Error;
 
@@ -147,7 +148,7 @@ pub(crate) fn text_enum<T>(
 }
 
 /// Runs `work` in one write transaction and commits it, or rolls back on error.
-pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&Transaction) -> Result<T, Error>) -> Result<T, Error> {
+pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
     let _turn = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let value = work(&tx)?;
