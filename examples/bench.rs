@@ -12,6 +12,8 @@
 //! beforehand, a new user each; also reports the `jose` verifier alone, the
 //! ring ceiling), `authenticated` (GET /api/resource with an API key),
 //! `gateway` (the same GET to an upstream directly and through `--upstream`),
+//! `scale` (authentication and claim lookups on an empty database, then after
+//! filling `--count` registrations; the database size),
 //! `revoke-all` (fills `--count` registrations, then times `authmd revoke --all`).
 
 use std::io::BufRead;
@@ -85,20 +87,7 @@ impl Server {
                 cli(&["config", "set", &format!("rate_limit.{flow}.{tier}"), "0"]);
             }
         }
-        let mut child = Command::new(binary)
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start authmd (build it first: cargo build --release)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line.trim().trim_start_matches("authmd listening on ").to_string();
+        let (child, base) = spawn(binary, &db, workers, extra);
         Server {
             child,
             base,
@@ -106,6 +95,15 @@ impl Server {
             binary: binary.to_string(),
             _dir: dir,
         }
+    }
+
+    /// Stops the server and starts it again on the same database.
+    fn restart(&mut self, workers: usize) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = spawn(&self.binary, &self.db, workers, &[]);
+        self.child = child;
+        self.base = base;
     }
 
     fn cli(&self, args: &[&str]) {
@@ -135,6 +133,80 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(binary: &str, db: &std::path::Path, workers: usize, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(binary)
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start authmd (build it first: cargo build --release)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().trim_start_matches("authmd listening on ").to_string())
+}
+
+/// Inserts `count` unclaimed anonymous registrations with an API key each,
+/// straight into the database (the server is not running).
+fn fill(db: &std::path::Path, count: usize) {
+    let mut conn = authmd::store::connect(db).unwrap();
+    for chunk in 0..count.div_ceil(100_000) {
+        authmd::store::write(&mut conn, |tx| {
+            for n in chunk * 100_000..((chunk + 1) * 100_000).min(count) {
+                let id = format!("reg_fill{n:08}");
+                authmd::store::registrations::insert(
+                    tx,
+                    &authmd::store::registrations::NewRegistration {
+                        id: &id,
+                        kind: authmd::model::RegistrationKind::Anonymous,
+                        status: authmd::model::Status::Unclaimed,
+                        user_id: None,
+                        claim_token_hash: Some(&authmd::secrets::hash(&id)),
+                        requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
+                        email: None,
+                        created_ms: 0,
+                        expires_ms: Some(i64::MAX / 2),
+                    },
+                )?;
+                authmd::store::credentials::insert(
+                    tx,
+                    &authmd::store::credentials::NewCredential {
+                        id: &format!("cred_fill{n:08}"),
+                        registration_id: &id,
+                        kind: authmd::model::CredentialType::ApiKey,
+                        token_hash: &authmd::secrets::hash(&format!("key{n}")),
+                        scopes: "api.read",
+                        created_ms: 0,
+                        expires_ms: None,
+                    },
+                )?;
+                authmd::store::audit::record(
+                    tx,
+                    0,
+                    authmd::model::EventName::RegistrationCreated,
+                    authmd::store::audit::NewEvent { registration_id: Some(&id), ..Default::default() },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+/// Authentication and claim-lookup latency, one client at a time.
+fn lookups(server: &Server, keys: &[(String, String)], seconds: u64) -> (Report, Report) {
+    let auth = drive(&server.base, 1, seconds, &|n| {
+        Some(("GET", "/api/resource".into(), None, Some(keys[n % keys.len()].0.clone())))
+    });
+    let claim = drive(&server.base, 1, seconds, &|n| {
+        let body = json!({ "claim_token": keys[n % keys.len()].1, "otp": "000000" }).to_string();
+        Some(("POST", "/agent/auth/claim/complete".into(), Some(body), None))
+    });
+    (auth, claim)
 }
 
 /// What one client should send next; `None` when it has nothing left.
@@ -378,6 +450,59 @@ fn main() {
                 o.clients,
             );
         }
+        "scale" => {
+            let mut server = server;
+            let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+            let keys: Vec<(String, String)> = (0..50)
+                .map(|_| {
+                    let text = agent
+                        .post(&format!("{}/agent/auth", server.base))
+                        .header("Content-Type", "application/json")
+                        .send(register_body().as_bytes())
+                        .unwrap()
+                        .body_mut()
+                        .read_to_string()
+                        .unwrap();
+                    let reply: Value = serde_json::from_str(&text).unwrap();
+                    (reply["credential"].as_str().unwrap().to_string(), reply["claim_token"].as_str().unwrap().to_string())
+                })
+                .collect();
+            let (auth_empty, claim_empty) = lookups(&server, &keys, o.seconds);
+            print_report("empty: authenticate (1 client)", &auth_empty, &server, 1);
+            print_report("empty: claim lookup (1 client)", &claim_empty, &server, 1);
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let filling = Instant::now();
+            fill(&server.db, o.count);
+            eprintln!("filled {} registrations in {:.1} s", o.count, filling.elapsed().as_secs_f64());
+            server.restart(o.workers);
+            let (auth_full, claim_full) = lookups(&server, &keys, o.seconds);
+            print_report(&format!("{} registrations: authenticate (1 client)", o.count), &auth_full, &server, 1);
+            print_report(&format!("{} registrations: claim lookup (1 client)", o.count), &claim_full, &server, 1);
+            for (what, empty, full) in [("authenticate", &auth_empty, &auth_full), ("claim lookup", &claim_empty, &claim_full)] {
+                println!(
+                    "{what}: p50 {:.3} -> {:.3} ms (x{:.2}), p99 {:.3} -> {:.3} ms (x{:.2})",
+                    percentile(&empty.latencies_us, 0.5),
+                    percentile(&full.latencies_us, 0.5),
+                    percentile(&full.latencies_us, 0.5) / percentile(&empty.latencies_us, 0.5),
+                    percentile(&empty.latencies_us, 0.99),
+                    percentile(&full.latencies_us, 0.99),
+                    percentile(&full.latencies_us, 0.99) / percentile(&empty.latencies_us, 0.99),
+                );
+            }
+            let loaded = drive(&server.base, o.clients, o.seconds, &|n| {
+                Some(("GET", "/api/resource".into(), None, Some(keys[n % keys.len()].0.clone())))
+            });
+            print_report(&format!("{} registrations: authenticated GET", o.count), &loaded, &server, o.clients);
+            let size = std::fs::metadata(&server.db).map_or(0, |m| m.len())
+                + std::fs::metadata(server.db.with_extension("db-wal")).map_or(0, |m| m.len());
+            println!(
+                "database: {:.0} MiB for {} registrations ({:.0} MiB per million)",
+                size as f64 / 1048576.0,
+                o.count + 50,
+                size as f64 / 1048576.0 / ((o.count + 50) as f64 / 1e6)
+            );
+        }
         "revoke-all" => {
             let count = o.count;
             let mut conn = authmd::store::connect(&server.db).unwrap();
@@ -432,6 +557,6 @@ fn main() {
                 t0.elapsed().as_secs_f64()
             );
         }
-        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated, gateway, revoke-all"),
+        other => panic!("unknown scenario {other:?}: anonymous, id-jag, authenticated, gateway, scale, revoke-all"),
     }
 }
