@@ -146,8 +146,13 @@ fn spawn(binary: &str, db: &std::path::Path, workers: usize, extra: &[&str]) -> 
         .spawn()
         .expect("start authmd (build it first: cargo build --release)");
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (child, line.trim().trim_start_matches("authmd listening on ").to_string())
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        child,
+        line.trim().trim_start_matches("authmd listening on ").to_string(),
+    )
 }
 
 /// Inserts `count` unclaimed anonymous registrations with an API key each,
@@ -188,7 +193,10 @@ fn fill(db: &std::path::Path, count: usize) {
                     tx,
                     0,
                     authmd::model::EventName::RegistrationCreated,
-                    authmd::store::audit::NewEvent { registration_id: Some(&id), ..Default::default() },
+                    authmd::store::audit::NewEvent {
+                        registration_id: Some(&id),
+                        ..Default::default()
+                    },
                 )?;
             }
             Ok(())
@@ -200,7 +208,12 @@ fn fill(db: &std::path::Path, count: usize) {
 /// Authentication and claim-lookup latency, one client at a time.
 fn lookups(server: &Server, keys: &[(String, String)], seconds: u64) -> (Report, Report) {
     let auth = drive(&server.base, 1, seconds, &|n| {
-        Some(("GET", "/api/resource".into(), None, Some(keys[n % keys.len()].0.clone())))
+        Some((
+            "GET",
+            "/api/resource".into(),
+            None,
+            Some(keys[n % keys.len()].0.clone()),
+        ))
     });
     let claim = drive(&server.base, 1, seconds, &|n| {
         let body = json!({ "claim_token": keys[n % keys.len()].1, "otp": "000000" }).to_string();
@@ -464,7 +477,10 @@ fn main() {
                         .read_to_string()
                         .unwrap();
                     let reply: Value = serde_json::from_str(&text).unwrap();
-                    (reply["credential"].as_str().unwrap().to_string(), reply["claim_token"].as_str().unwrap().to_string())
+                    (
+                        reply["credential"].as_str().unwrap().to_string(),
+                        reply["claim_token"].as_str().unwrap().to_string(),
+                    )
                 })
                 .collect();
             let (auth_empty, claim_empty) = lookups(&server, &keys, o.seconds);
@@ -474,12 +490,29 @@ fn main() {
             let _ = server.child.wait();
             let filling = Instant::now();
             fill(&server.db, o.count);
-            eprintln!("filled {} registrations in {:.1} s", o.count, filling.elapsed().as_secs_f64());
+            eprintln!(
+                "filled {} registrations in {:.1} s",
+                o.count,
+                filling.elapsed().as_secs_f64()
+            );
             server.restart(o.workers);
             let (auth_full, claim_full) = lookups(&server, &keys, o.seconds);
-            print_report(&format!("{} registrations: authenticate (1 client)", o.count), &auth_full, &server, 1);
-            print_report(&format!("{} registrations: claim lookup (1 client)", o.count), &claim_full, &server, 1);
-            for (what, empty, full) in [("authenticate", &auth_empty, &auth_full), ("claim lookup", &claim_empty, &claim_full)] {
+            print_report(
+                &format!("{} registrations: authenticate (1 client)", o.count),
+                &auth_full,
+                &server,
+                1,
+            );
+            print_report(
+                &format!("{} registrations: claim lookup (1 client)", o.count),
+                &claim_full,
+                &server,
+                1,
+            );
+            for (what, empty, full) in [
+                ("authenticate", &auth_empty, &auth_full),
+                ("claim lookup", &claim_empty, &claim_full),
+            ] {
                 println!(
                     "{what}: p50 {:.3} -> {:.3} ms (x{:.2}), p99 {:.3} -> {:.3} ms (x{:.2})",
                     percentile(&empty.latencies_us, 0.5),
@@ -491,9 +524,19 @@ fn main() {
                 );
             }
             let loaded = drive(&server.base, o.clients, o.seconds, &|n| {
-                Some(("GET", "/api/resource".into(), None, Some(keys[n % keys.len()].0.clone())))
+                Some((
+                    "GET",
+                    "/api/resource".into(),
+                    None,
+                    Some(keys[n % keys.len()].0.clone()),
+                ))
             });
-            print_report(&format!("{} registrations: authenticated GET", o.count), &loaded, &server, o.clients);
+            print_report(
+                &format!("{} registrations: authenticated GET", o.count),
+                &loaded,
+                &server,
+                o.clients,
+            );
             let size = std::fs::metadata(&server.db).map_or(0, |m| m.len())
                 + std::fs::metadata(server.db.with_extension("db-wal")).map_or(0, |m| m.len());
             println!(

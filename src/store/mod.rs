@@ -31,6 +31,10 @@ use crate::error::Error;
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of a reading connection (one per worker), in KiB.
+pub const READER_CACHE_KIB: u32 = 1024;
+/// Page cache of the one writer connection, in KiB: it touches every index.
+pub const WRITER_CACHE_KIB: u32 = 8192;
 
 /// Why a database could not be opened; said to the operator at start.
 #[derive(Debug)]
@@ -68,6 +72,11 @@ pub fn connect(path: &Path) -> Result<Connection, OpenError> {
         )));
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(fail)?;
+    // Page caches are sized on purpose: a server holds a connection per
+    // worker plus the writer's, and memory must not grow with their count
+    // times SQLite's default. Readers need the index pages of one lookup.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB}"))
         .map_err(fail)?;
     Ok(conn)
 }

@@ -46,7 +46,10 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(path: &Path) -> Result<Writer, OpenError> {
-        Ok(Writer::new(super::connect(path)?))
+        let conn = super::connect(path)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{}", super::WRITER_CACHE_KIB))
+            .map_err(|e| OpenError(format!("cannot size the writer's cache: {e}")))?;
+        Ok(Writer::new(conn))
     }
 
     pub fn new(conn: Connection) -> Writer {
