@@ -62,13 +62,6 @@ pub fn due(conn: &Connection, now_ms: i64, limit: u32) -> Result<Vec<Pending>, E
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The earliest time a pending message is due, if any.
-pub fn next_due_ms(conn: &Connection) -> Result<Option<i64>, Error> {
-    Ok(conn
-        .prepare_cached("SELECT min(next_attempt_ms) FROM outbox WHERE status = 'pending'")?
-        .query_row([], |r| r.get(0))?)
-}
-
 pub fn pending_count(conn: &Connection) -> Result<i64, Error> {
     Ok(conn
         .prepare_cached("SELECT count(*) FROM outbox WHERE status = 'pending'")?
