@@ -463,6 +463,24 @@ fn main() {
                 o.clients,
             );
         }
+        "commit-rate" => {
+            // The ceiling group commit has to beat: one writer, one small
+            // row per transaction, one fsync per commit (WAL, synchronous=FULL).
+            let conn = authmd::store::connect(&server.db).unwrap();
+            conn.execute_batch("CREATE TABLE bench_commits (n INTEGER)").unwrap();
+            let t0 = Instant::now();
+            let mut commits = 0;
+            while t0.elapsed() < Duration::from_secs(o.seconds) {
+                conn.execute("INSERT INTO bench_commits (n) VALUES (?1)", [commits])
+                    .unwrap();
+                commits += 1;
+            }
+            println!(
+                "single-writer commit rate: {:.0} commits/s ({commits} in {:.1} s)",
+                commits as f64 / t0.elapsed().as_secs_f64(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
         "scale" => {
             let mut server = server;
             let agent: ureq::Agent = ureq::Agent::config_builder().build().into();

@@ -17,7 +17,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_CHARS: usize = 43; // 43 * log2(62) = 256.1 bits
 const CHECKSUM_CHARS: usize = 6;
-const ID_CHARS: usize = 22; // 131 bits: unguessable and collision-free in practice
+const ID_CHARS: usize = 25; // 8 characters of time, 17 random (101 bits)
+/// 62^8 ms is about 6,900 years: the time prefix never wraps.
+const TIME_CHARS: usize = 8;
 
 /// The prefix of claim tokens (SPEC.md 5.6).
 pub const CLAIM_TOKEN_PREFIX: &str = "clm_";
@@ -83,9 +85,22 @@ pub fn new_claim_token() -> String {
     format!("{CLAIM_TOKEN_PREFIX}{}", random_base62(SECRET_CHARS))
 }
 
-/// A fresh identifier such as `reg_...`; not a secret, but unguessable.
+/// A fresh identifier such as `reg_...`: not a secret, but unguessable (101
+/// random bits), and time-ordered (it starts with the creation time in
+/// milliseconds), so new rows append to the end of their primary-key index
+/// instead of landing on a random page: fewer pages touched per insert.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}{}", random_base62(ID_CHARS))
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut time = [0u8; TIME_CHARS];
+    let mut value = millis;
+    for slot in time.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    let time = std::str::from_utf8(&time).expect("base62 is ASCII");
+    format!("{prefix}{time}{}", random_base62(ID_CHARS - TIME_CHARS))
 }
 
 /// A short identifier for one request, for correlating logs and 500s.
@@ -124,6 +139,16 @@ mod tests {
         for c in BASE62 {
             assert!(sample.as_bytes().contains(c), "{} never drawn", *c as char);
         }
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let first = new_id("reg_");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_id("reg_");
+        assert!(first < second, "{first} {second}");
+        assert_eq!(first.len(), 4 + ID_CHARS);
+        assert_ne!(new_id("reg_"), new_id("reg_"));
     }
 
     #[test]
