@@ -160,6 +160,21 @@ fn every_form_of_operator_revocation() {
     let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url, "--subject", "alice"]);
     assert!(out.contains("revoked 1 registrations"), "{out}");
     assert!(!works(&alice) && works(&bob));
+    // An ID-JAG for alice issued before the revocation is refused; a fresh one registers again.
+    let mint = |sub: &str, iat: i64| {
+        let mut claims = devprovider::id_jag_claims(&provider.base_url, sub, &server.base, iat);
+        claims["exp"] = json!(iat + 300);
+        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&devprovider::id_jag_header(), &claims),"requested_credential_type":"api_key"});
+        server.post_json("/agent/auth", &body.to_string())
+    };
+    mint("alice", now_secs() - 5).assert_error(400, "expired");
+    let again = mint("alice", now_secs() + 2);
+    assert_eq!(again.status, 200, "{}", again.body);
+    server.cli_ok(&[
+        "revoke",
+        "--registration",
+        again.json()["registration_id"].as_str().unwrap(),
+    ]);
 
     let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url]);
     assert!(out.contains("revoked 1 registrations"), "{out}");
@@ -170,7 +185,7 @@ fn every_form_of_operator_revocation() {
     assert!(!works(&anon));
 
     let events = server.events("registration.revoked");
-    assert_eq!(events.len(), 4, "one per registration");
+    assert_eq!(events.len(), 5, "one per registration");
     assert!(events.iter().all(|e| e["by"] == "operator"));
     let alice_event = events
         .iter()

@@ -16,9 +16,10 @@ usage: authmd [--db PATH] revoke --registration ID
        authmd [--db PATH] revoke --all
 
 Revokes the registrations and every credential issued to them, at once.
---issuer revokes every delegation from that provider (or one of its subjects);
-fresh ID-JAGs from a provider still on the trust list are accepted again
-afterwards: `authmd provider remove ISS` stops those.
+--issuer revokes every delegation from that provider (or one of its subjects).
+ID-JAGs issued before the revocation are refused from then on; a fresh one
+from a provider still on the trust list registers again (`authmd provider
+remove ISS` stops those).
 ";
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {

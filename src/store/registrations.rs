@@ -186,6 +186,11 @@ pub fn revoke(conn: &Connection, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> 
     }
     let credentials = super::credentials::revoke_for_registration(conn, id, now_ms)?;
     let delegation = super::delegations::of_registration(conn, id)?;
+    if let Some((iss, sub)) = &delegation {
+        // ID-JAGs issued before this revocation stop working too; a fresh
+        // assertion from a still-trusted provider registers again.
+        super::delegations::mark_revoked(conn, iss, sub, now_ms.div_euclid(1000))?;
+    }
     let (iss, sub) = match (&who.iss, &delegation) {
         (Some(_), _) | (_, None) => (who.iss, who.sub),
         (None, Some((iss, sub))) => (Some(iss.as_str()), Some(sub.as_str())),
@@ -278,6 +283,16 @@ pub fn revoke_selected(
         &format!(
             "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL, otp_expires_ms = ?1
              WHERE status = 'open' AND registration_id IN ({chosen})"
+        ),
+        values(None),
+    )?;
+    // ID-JAGs issued before this revocation stop working too (as in `revoke`).
+    conn.execute(
+        &format!(
+            "INSERT INTO provider_revocations (iss, sub, revoked_iat)
+             SELECT iss, sub, ?1 / 1000 FROM delegations WHERE registration_id IN ({chosen})
+             ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
+             WHERE provider_revocations.revoked_iat < excluded.revoked_iat"
         ),
         values(None),
     )?;
