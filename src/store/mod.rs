@@ -62,6 +62,13 @@ pub fn connect(path: &Path) -> Result<Connection, OpenError> {
     )
     .map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    // Plans must not depend on bound values: otherwise every statement that
+    // touches a table with a partial index is re-prepared (parsed and planned
+    // again) at each new binding, which was most of the cost of a cached
+    // credential lookup. Every hot query names its partial index's condition
+    // itself, so the plans stay the same (see index_tests).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(fail)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(fail)?;
