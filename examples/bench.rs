@@ -367,7 +367,7 @@ fn main() {
         Some(url) => vec!["--upstream", url.as_str()],
         None => vec![],
     };
-    let server = Server::start(&o.binary, o.workers, &extra);
+    let mut server = Server::start(&o.binary, o.workers, &extra);
     match o.scenario.as_str() {
         "gateway" => {
             let upstream = upstream.expect("started above");
@@ -482,7 +482,6 @@ fn main() {
             );
         }
         "scale" => {
-            let mut server = server;
             let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
             let keys: Vec<(String, String)> = (0..50)
                 .map(|_| {
@@ -566,41 +565,11 @@ fn main() {
         }
         "revoke-all" => {
             let count = o.count;
-            let mut conn = authmd::store::connect(&server.db).unwrap();
+            // The server is not needed: the fill writes the file directly.
+            let _ = server.child.kill();
+            let _ = server.child.wait();
             let filling = Instant::now();
-            authmd::store::write(&mut conn, |tx| {
-                for n in 0..count {
-                    let id = format!("reg_bench{n}");
-                    authmd::store::registrations::insert(
-                        tx,
-                        &authmd::store::registrations::NewRegistration {
-                            id: &id,
-                            kind: authmd::model::RegistrationKind::Anonymous,
-                            status: authmd::model::Status::Unclaimed,
-                            user_id: None,
-                            claim_token_hash: Some(&authmd::secrets::hash(&id)),
-                            requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
-                            email: None,
-                            created_ms: 0,
-                            expires_ms: Some(i64::MAX / 2),
-                        },
-                    )?;
-                    authmd::store::credentials::insert(
-                        tx,
-                        &authmd::store::credentials::NewCredential {
-                            id: &format!("cred_bench{n}"),
-                            registration_id: &id,
-                            kind: authmd::model::CredentialType::ApiKey,
-                            token_hash: &authmd::secrets::hash(&format!("key{n}")),
-                            scopes: "api.read",
-                            created_ms: 0,
-                            expires_ms: None,
-                        },
-                    )?;
-                }
-                Ok(())
-            })
-            .unwrap();
+            fill(&server.db, count);
             eprintln!(
                 "filled {count} registrations in {:.1} s",
                 filling.elapsed().as_secs_f64()
