@@ -44,12 +44,12 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         return print_lines(rows.iter().map(|r| to_json(r).to_string()));
     }
     let mut lines = vec![format!(
-        "{:<26} {:<18} {:<13} {:<26} {:<24} {}",
+        "{:<29} {:<18} {:<13} {:<29} {:<24} {}",
         "ID", "TYPE", "STATUS", "USER", "CREATED", "EXPIRES"
     )];
     lines.extend(rows.iter().map(|r| {
         format!(
-            "{:<26} {:<18} {:<13} {:<26} {:<24} {}",
+            "{:<29} {:<18} {:<13} {:<29} {:<24} {}",
             r.id,
             r.kind.as_wire(),
             r.status.as_str(),
