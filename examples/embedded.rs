@@ -49,6 +49,7 @@ fn main() {
         mail: authmd::mail::Transport::Log,
         trust_proxy: false,
         upstream: None,
+        edge: Default::default(),
     })
     .expect("start authmd");
     let guard = Guard::open(db.as_ref(), &running.base_url).expect("open the guard");

@@ -29,9 +29,20 @@ usage: authmd [--db PATH] serve [OPTIONS]
                          reverse proxy in front (env AUTHMD_TRUST_PROXY=true); without
                          it the header is ignored
   --log-format FORMAT    text or json (env AUTHMD_LOG_FORMAT, default text)
+  --max-connections N    connections open at once; more are closed at once (env
+                         AUTHMD_MAX_CONNECTIONS, default: what the file-descriptor limit
+                         allows, at most 4096; the soft limit is raised to the hard one)
+  --header-timeout-secs N  a request's line and headers must arrive within N s (env
+                         AUTHMD_HEADER_TIMEOUT_SECS, default 10); else 408 and close
+  --body-timeout-secs N  its body within N s more (env AUTHMD_BODY_TIMEOUT_SECS,
+                         default 30); else 408 and close
+  --idle-timeout-secs N  an idle kept-alive connection is closed after N s (env
+                         AUTHMD_IDLE_TIMEOUT_SECS, default 15)
 
 Prints `authmd listening on <base-url>` once it accepts requests. SIGINT or
-SIGTERM: stop accepting, finish in-flight requests, exit 0.
+SIGTERM: stop accepting, finish in-flight requests, exit 0. Only one server
+may run on a database file (it is locked); if the file is deleted or replaced
+while serving, writes are refused (503) and the server exits with status 1.
 ";
 
 /// A first run needs no mail server: messages land as files.
@@ -48,6 +59,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut log_format = env.get("AUTHMD_LOG_FORMAT")?;
     let mut mail = env.get("AUTHMD_MAIL")?;
     let mut upstream = env.get("AUTHMD_UPSTREAM")?;
+    let mut max_connections = env.get("AUTHMD_MAX_CONNECTIONS")?;
+    let mut header_timeout = env.get("AUTHMD_HEADER_TIMEOUT_SECS")?;
+    let mut body_timeout = env.get("AUTHMD_BODY_TIMEOUT_SECS")?;
+    let mut idle_timeout = env.get("AUTHMD_IDLE_TIMEOUT_SECS")?;
     let mut trust_proxy = match env.get("AUTHMD_TRUST_PROXY")?.as_deref() {
         None | Some("" | "false" | "0" | "no") => false,
         Some("true" | "1" | "yes") => true,
@@ -66,20 +81,26 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("mail") => mail = Some(parser.value()?.string()?),
             Long("trust-proxy") => trust_proxy = true,
             Long("upstream") => upstream = Some(parser.value()?.string()?),
+            Long("max-connections") => max_connections = Some(parser.value()?.string()?),
+            Long("header-timeout-secs") => header_timeout = Some(parser.value()?.string()?),
+            Long("body-timeout-secs") => body_timeout = Some(parser.value()?.string()?),
+            Long("idle-timeout-secs") => idle_timeout = Some(parser.value()?.string()?),
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
         }
     }
     let workers = match workers {
         None => 16,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=1024).contains(&n) => n,
-            _ => {
-                return Err(CliError::config(format!(
-                    "--workers must be a number from 1 to 1024, not `{text}`"
-                )));
-            }
-        },
+        Some(text) => number("--workers", &text, 1..=1024)?,
+    };
+    let defaults = server::EdgeLimits::default();
+    let edge = server::EdgeLimits {
+        max_connections: max_connections
+            .map(|text| number("--max-connections", &text, 1..=1_000_000))
+            .transpose()?,
+        header_timeout: seconds("--header-timeout-secs", header_timeout, defaults.header_timeout)?,
+        body_timeout: seconds("--body-timeout-secs", body_timeout, defaults.body_timeout)?,
+        idle_timeout: seconds("--idle-timeout-secs", idle_timeout, defaults.idle_timeout)?,
     };
     log::init(match log_format.as_deref() {
         None | Some("text") => log::Format::Text,
@@ -105,6 +126,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         mail: mail.clone(),
         trust_proxy,
         upstream: upstream.clone(),
+        edge,
     })
     .map_err(|err| match err {
         StartError::Config(why) => CliError::config(why),
@@ -121,14 +143,38 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         mail.describe()
     ));
 
-    let signal = signals.forever().next();
-    log::info(&format!(
-        "signal {} received: finishing in-flight requests",
-        signal.unwrap_or_default()
-    ));
+    loop {
+        if let Some(signal) = signals.pending().next() {
+            log::info(&format!("signal {signal} received: finishing in-flight requests"));
+            break;
+        }
+        if let Some(why) = running.fatal() {
+            running.shutdown(SHUTDOWN_GRACE);
+            return Err(CliError::failure(format!("stopped: {why}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     running.shutdown(SHUTDOWN_GRACE);
     log::info("stopped");
     Ok(())
+}
+
+fn number(flag: &str, text: &str, range: std::ops::RangeInclusive<u64>) -> Result<usize, CliError> {
+    match text.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n as usize),
+        _ => Err(CliError::config(format!(
+            "{flag} must be a number from {} to {}, not `{text}`",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+fn seconds(flag: &str, text: Option<String>, default: Duration) -> Result<Duration, CliError> {
+    match text {
+        None => Ok(default),
+        Some(text) => Ok(Duration::from_secs(number(flag, &text, 1..=3600)? as u64)),
+    }
 }
 
 /// A base URL is an origin: authmd serves its paths at the root, so a path

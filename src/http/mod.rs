@@ -26,6 +26,11 @@ pub enum Body {
     TooLarge,
     /// The connection broke while the body was read.
     Unreadable,
+    /// The body did not arrive within its deadline.
+    TimedOut,
+    /// A gateway body too large to be read before the request reached a
+    /// worker: read only once `routes::refuse_upload` lets the caller send it.
+    Unread,
 }
 
 /// One request, owned, with nothing left to read from a socket.
@@ -151,11 +156,14 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
         Error::RateLimited { retry_after_secs, .. } => {
             response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
+        Error::Unavailable(_) => response = response.with_header("Retry-After", "5"),
         _ => {}
     }
     response.reason = match err {
         Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
-        Error::Internal(detail) | Error::UpstreamUnavailable(detail) => Some(format!("{code}: {detail}")),
+        Error::Internal(detail) | Error::UpstreamUnavailable(detail) | Error::Unavailable(detail) => {
+            Some(format!("{code}: {detail}"))
+        }
         // Messages name fields and rules, never secrets: the precise reason
         // (which JWS rule failed, say) is kept in the log.
         _ if status >= 400 => Some(format!("{code}: {err}")),

@@ -113,6 +113,8 @@ pub struct Deps<'a> {
     /// The instant of the request.
     pub now_ms: i64,
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
+    /// The database file the server opened, for `/readyz` to check.
+    pub db_file: Option<&'a store::FileIdentity>,
 }
 
 impl<'a> Deps<'a> {
@@ -171,7 +173,12 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
     }
     match route {
         Route::Healthz => Ok(Response::json(200, &json!({ "status": "ok" })).with_header("Cache-Control", NO_STORE)),
-        Route::Readyz => Ok(match store::ping(conn) {
+        Route::Readyz => Ok(match store::ping(conn)
+            .map_err(|e| e.to_string())
+            .and_then(|()| match deps.db_file {
+                Some(file) => file.check(),
+                None => Ok(()),
+            }) {
             Ok(()) => Response::json(200, &json!({ "status": "ready" })),
             Err(_) => Response::json(503, &json!({ "status": "database unavailable" })),
         }
@@ -328,20 +335,28 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
     }
 }
 
+/// A gateway request whose body was too large to be read before it reached
+/// a worker ([`Body::Unread`]): a worker waits for the rest of it only for a
+/// caller whose credential may send it, so slow anonymous uploads cannot
+/// hold the workers. `Some` is the refusal; the body stays unread and the
+/// connection closes after it.
+pub fn refuse_upload(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Option<Response> {
+    let settings = &deps.config.settings;
+    let err = guard::authenticate(conn, deps.now_ms, req.header("authorization"))
+        .and_then(|caller| caller.require_scope(gateway::required_scope(&req.method, settings)))
+        .err()?;
+    let mut response = error_response(&err, deps.config, &req.id);
+    response.headers.push(("X-Content-Type-Options", "nosniff".into()));
+    response.route = Route::Api.name();
+    Some(response)
+}
+
 /// The gateway: scope check, then the request goes upstream and the answer
 /// streams back.
 fn forward(deps: &Deps<'_>, req: &Request, caller: &guard::Caller, upstream: &str) -> Result<Response, Error> {
     let settings = &deps.config.settings;
     caller.require_scope(gateway::required_scope(&req.method, settings))?;
-    let body = match &req.body {
-        Body::Complete(bytes) => bytes.clone(),
-        Body::TooLarge => {
-            return Err(Error::RequestTooLarge {
-                limit_bytes: settings.gateway_max_body_bytes as usize,
-            });
-        }
-        Body::Unreadable => return Err(Error::InvalidRequest("the request body could not be read".into())),
-    };
+    let body = body_within(req, settings.gateway_max_body_bytes as usize)?.to_vec();
     let headers = gateway::upstream_request_headers(&req.headers, caller)?;
     let query = req.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
     let url = format!("{}{}{query}", upstream.trim_end_matches('/'), req.path);
@@ -461,12 +476,15 @@ fn auth_md(config: &Config) -> Result<Response, Error> {
 }
 
 fn body_bytes(req: &Request) -> Result<&[u8], Error> {
+    body_within(req, MAX_BODY_BYTES)
+}
+
+fn body_within(req: &Request, limit_bytes: usize) -> Result<&[u8], Error> {
     match &req.body {
         Body::Complete(bytes) => Ok(bytes),
-        Body::TooLarge => Err(Error::RequestTooLarge {
-            limit_bytes: MAX_BODY_BYTES,
-        }),
+        Body::TooLarge | Body::Unread => Err(Error::RequestTooLarge { limit_bytes }),
         Body::Unreadable => Err(Error::InvalidRequest("the request body could not be read".into())),
+        Body::TimedOut => Err(Error::Edge(crate::error::Edge::Timeout)),
     }
 }
 
@@ -556,6 +574,7 @@ mod tests {
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
+            db_file: None,
         };
         let response = handle(&mut conn, &deps, &req);
         let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
@@ -629,6 +648,7 @@ mod failure_tests {
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             mail_wake: None,
+            db_file: None,
         };
         let response = handle(&mut conn, &deps, &req);
         assert_eq!(response.status, 500);

@@ -6,6 +6,15 @@
 //! This is the only module that touches `tiny_http`: [`to_request`] turns its
 //! request into an owned [`Request`] (body read up to the cap), and
 //! [`respond`] writes a [`Response`] and the access-log line.
+//!
+//! The edge's own defences live in `vendor/tiny_http` (see its README): a
+//! cap on open connections below the file-descriptor limit, deadlines for a
+//! request's head and body and for idle connections, bounded headers,
+//! strict framing, and bodies up to 64 KiB read before a request reaches a
+//! worker. Here they are configured ([`EdgeLimits`]) and their refusals get
+//! the JSON error body and an access-log line ([`EdgeHooks`]). The database
+//! file is locked for as long as the server runs, and watched: deleted or
+//! replaced, it takes no more writes and the server exits.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +37,9 @@ use crate::time::Clock;
 use crate::{log, secrets};
 
 const SETTINGS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+const DATABASE_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Connections the default cap allows at most, whatever the descriptor limit.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Options {
@@ -43,6 +55,29 @@ pub struct Options {
     pub trust_proxy: bool,
     /// Guard and proxy this API (`--upstream`).
     pub upstream: Option<String>,
+    pub edge: EdgeLimits,
+}
+
+/// What one client may hold of the server (`serve --max-connections`,
+/// `--header-timeout-secs`, `--body-timeout-secs`, `--idle-timeout-secs`).
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    /// `None`: derived from the file-descriptor limit.
+    pub max_connections: Option<usize>,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> EdgeLimits {
+        EdgeLimits {
+            max_connections: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 /// State every worker shares.
@@ -58,11 +93,18 @@ struct Shared {
     clock: Arc<dyn Clock>,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
+    db_file: store::FileIdentity,
+    /// Set when the database file is gone: the server answers 503 and exits.
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
     fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -73,6 +115,9 @@ pub struct Running {
     server: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Held (an exclusive `flock`) until the server is gone; dropped last,
+    /// since closing a descriptor of the file drops SQLite's locks too.
+    _lock: std::fs::File,
 }
 
 #[derive(Debug)]
@@ -98,18 +143,20 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let settings = Settings::from_stored(&stored)
         .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
     drop(conn);
+    let lock = lock_database(&options.db_path)?;
+    let db_file = store::FileIdentity::of(&options.db_path).map_err(StartError::Database)?;
 
-    let server = tiny_http::Server::http(&options.listen)
+    let listener = std::net::TcpListener::bind(&options.listen)
         .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", options.listen)))?;
-    let local_addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| StartError::Config(format!("{} is not an IP address", options.listen)))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", options.listen)))?;
     let base_url = match options.base_url {
         Some(url) => url,
         None => format!("http://{local_addr}"),
     };
-    let server = Arc::new(server);
+    let workers = options.workers.max(1);
+    let max_connections = connection_limit(options.edge.max_connections, workers)?;
     let (mail_wake, wake) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
@@ -123,10 +170,28 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         clock: options.clock,
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
+        db_file,
+        fatal: std::sync::Mutex::new(None),
     });
+    let limits = tiny_http::Limits {
+        max_connections,
+        head_timeout: options.edge.header_timeout,
+        body_timeout: options.edge.body_timeout,
+        idle_timeout: options.edge.idle_timeout,
+        write_timeout: options.edge.body_timeout,
+        buffered_body_bytes: MAX_BODY_BYTES,
+        ..tiny_http::Limits::default()
+    };
+    let hooks = Arc::new(EdgeHooks {
+        shared: shared.clone(),
+        last_accept_warning: std::sync::Mutex::new(None),
+    });
+    let server = tiny_http::Server::from_listener(listener, limits, hooks)
+        .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", options.listen)))?;
+    let server = Arc::new(server);
 
     let mut threads = Vec::new();
-    for n in 0..options.workers.max(1) {
+    for n in 0..workers {
         let conn = store::connect(&options.db_path).map_err(StartError::Database)?;
         let (server, shared) = (server.clone(), shared.clone());
         let thread = std::thread::Builder::new()
@@ -179,16 +244,137 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .spawn(move || reload_settings(&db_path, &reload_base, &reload_shared))
             .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
     );
+    let watched = shared.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("database-watch".into())
+            .spawn(move || watch_database(&watched))
+            .map_err(|e| StartError::Config(format!("cannot start the database watch: {e}")))?,
+    );
     Ok(Running {
         base_url,
         local_addr,
         server,
         shared,
         threads,
+        _lock: lock,
     })
 }
 
+/// One server per database file: a second would send every mail again and
+/// double every in-memory limit.
+fn lock_database(path: &Path) -> Result<std::fs::File, StartError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StartError::Config(format!("cannot open {} to lock it: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Config(format!(
+            "{} is in use by another `authmd serve` (it holds the file's lock); stop that one first",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::Config(format!("cannot lock {}: {e}", path.display()))),
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one, and keeps connections
+/// below what is left after the database connections, outbound clients and
+/// logs (each connection costs one descriptor).
+fn connection_limit(requested: Option<usize>, workers: usize) -> Result<usize, StartError> {
+    let soft = rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+        .unwrap_or(1024);
+    // Three descriptors per SQLite connection (file, WAL, shared memory),
+    // one connection per worker plus a few, and room for outbound sockets.
+    let reserve = 3 * (workers + 8) + 64;
+    let available = usize::try_from(soft).unwrap_or(usize::MAX).saturating_sub(reserve);
+    match requested {
+        Some(n) if n > available => Err(StartError::Config(format!(
+            "--max-connections {n} needs more file descriptors than the {available} left under the limit of {soft} \
+             (raise LimitNOFILE or ulimit -n, or lower --max-connections)"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(available.clamp(16, DEFAULT_MAX_CONNECTIONS)),
+    }
+}
+
+/// Every few seconds: is the file at the database path still the one the
+/// server opened? If not, every acknowledged write from now on would be lost
+/// with the unlinked file, so the server refuses them and stops.
+fn watch_database(shared: &Shared) {
+    let mut last_check = Instant::now();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL_EVERY);
+        if last_check.elapsed() < DATABASE_CHECK_EVERY {
+            continue;
+        }
+        last_check = Instant::now();
+        if let Err(why) = shared.db_file.check() {
+            log::error(
+                &format!("{why} while the server was running: refusing writes and stopping"),
+                None,
+            );
+            *shared.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            return;
+        }
+    }
+}
+
+/// The edge's refusals, in the JSON error body and the access log.
+struct EdgeHooks {
+    shared: Arc<Shared>,
+    last_accept_warning: std::sync::Mutex<Option<Instant>>,
+}
+
+impl tiny_http::Hooks for EdgeHooks {
+    fn refusal(&self, refusal: &tiny_http::Refusal, peer: Option<SocketAddr>) -> (Vec<tiny_http::Header>, Vec<u8>) {
+        use crate::error::Edge;
+        use tiny_http::Refusal as R;
+        let edge = match refusal {
+            R::BadRequest(why) => Edge::Malformed(why),
+            R::Timeout => Edge::Timeout,
+            R::UriTooLong => Edge::UriTooLong,
+            R::ExpectationFailed => Edge::ExpectationFailed,
+            R::HeadersTooLarge(why) => Edge::HeadersTooLarge(why),
+        };
+        let request_id = secrets::new_request_id();
+        let response = error_response(&Error::Edge(edge), &self.shared.config(), &request_id);
+        self.shared.metrics.request("edge", response.status, Duration::ZERO);
+        let client_ip = peer.map(|p| p.ip().to_string());
+        log::access(&log::Access {
+            request_id: &request_id,
+            method: "-",
+            path: "-",
+            status: response.status,
+            duration_us: 0,
+            client_ip: client_ip.as_deref(),
+            reason: response.reason.as_deref(),
+        });
+        let mut headers: Vec<tiny_http::Header> = response
+            .headers
+            .iter()
+            .filter_map(|(name, value)| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+            .collect();
+        headers.extend(tiny_http::Header::from_bytes("X-Request-Id", request_id.as_bytes()).ok());
+        (headers, response.body)
+    }
+
+    fn accept_failed(&self, error: &std::io::Error) {
+        let mut last = self.last_accept_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            log::warn(&format!(
+                "cannot accept connections: {error}; retrying (see --max-connections and the file-descriptor limit)"
+            ));
+        }
+    }
+}
+
 impl Running {
+    /// Why the server must stop on its own (its database file is gone), once it must.
+    pub fn fatal(&self) -> Option<String> {
+        self.shared.fatal()
+    }
+
     /// Stops accepting, lets workers finish what they hold and what is
     /// queued, and returns once they have, or after `grace`.
     pub fn shutdown(self, grace: Duration) {
@@ -212,18 +398,18 @@ impl Running {
 
 fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connection) {
     loop {
-        let next = if shared.stopping.load(Ordering::SeqCst) {
-            // Drain what was already accepted, then stop.
+        // Stopping: serve what was queued and what is still arriving
+        // (a body being uploaded is in flight too), then stop.
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        let next = if stopping && server.requests_being_read() == 0 {
             server.try_recv()
         } else {
             server.recv_timeout(POLL_EVERY)
         };
         match next {
             Ok(Some(request)) => serve_one(shared, &mut conn, request),
-            Ok(None) if shared.stopping.load(Ordering::SeqCst) => return,
-            Ok(None) => {}
-            Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
-            Err(_) => {}
+            Ok(None) | Err(_) if stopping && server.requests_being_read() == 0 => return,
+            Ok(None) | Err(_) => {}
         }
     }
 }
@@ -237,24 +423,31 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         Some(_) if config.site.is_resource_path(path) => config.settings.gateway_max_body_bytes as usize,
         _ => MAX_BODY_BYTES,
     };
-    let request = to_request(&mut raw, shared.trust_proxy, body_cap);
+    let mut request = to_request(&mut raw, shared.trust_proxy, body_cap);
     let now_ms = shared.clock.now_ms();
+    let deps = routes::Deps {
+        config: &config,
+        keys: &shared.keys,
+        limiter: &shared.limiter,
+        upstream: shared.upstream.as_deref(),
+        upstream_client: &shared.upstream_client,
+        writer: &shared.writer,
+        metrics: &shared.metrics,
+        now_ms,
+        mail_wake: Some(&shared.mail_wake),
+        db_file: Some(&shared.db_file),
+    };
     let response = catch_unwind(AssertUnwindSafe(|| {
-        routes::handle(
-            conn,
-            &routes::Deps {
-                config: &config,
-                keys: &shared.keys,
-                limiter: &shared.limiter,
-                upstream: shared.upstream.as_deref(),
-                upstream_client: &shared.upstream_client,
-                writer: &shared.writer,
-                metrics: &shared.metrics,
-                now_ms,
-                mail_wake: Some(&shared.mail_wake),
-            },
-            &request,
-        )
+        if let Some(why) = shared.fatal().filter(|_| request.path != "/healthz") {
+            return error_response(&Error::Unavailable(why), &config, &request.id);
+        }
+        if request.body == Body::Unread {
+            if let Some(refusal) = routes::refuse_upload(conn, &deps, &request) {
+                return refusal;
+            }
+            request.body = read_body(&mut raw, body_cap(&request.path));
+        }
+        routes::handle(conn, &deps, &request)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -267,7 +460,9 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
     respond(shared, raw, &request, response, started);
 }
 
-/// The owned request value: body read up to [`MAX_BODY_BYTES`], client IP from the socket.
+/// The owned request value: the body as the edge read it (whole, up to
+/// 64 KiB; a larger one only on a gateway path, and then left [`Body::Unread`]),
+/// the client IP from the socket.
 fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool, body_cap: impl Fn(&str) -> usize) -> Request {
     let (path, query) = match raw.url().split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
@@ -284,16 +479,14 @@ fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool, body_cap: impl Fn
         })
         .collect();
     let cap = body_cap(&path);
-    let declared_too_large = raw.body_length().is_some_and(|len| len > cap);
-    let body = if declared_too_large {
+    let body = if raw.body_length().is_some_and(|len| len > cap) {
         Body::TooLarge
+    } else if raw.body_complete() {
+        read_body(raw, cap)
+    } else if cap > MAX_BODY_BYTES {
+        Body::Unread
     } else {
-        let mut bytes = Vec::new();
-        match raw.as_reader().take(cap as u64 + 1).read_to_end(&mut bytes) {
-            Ok(n) if n > cap => Body::TooLarge,
-            Ok(_) => Body::Complete(bytes),
-            Err(_) => Body::Unreadable,
-        }
+        Body::TooLarge
     };
     Request {
         id: secrets::new_request_id(),
@@ -303,6 +496,17 @@ fn to_request(raw: &mut tiny_http::Request, trust_proxy: bool, body_cap: impl Fn
         body,
         client_ip: client_ip(raw.remote_addr().map(|a| a.ip()), &headers, trust_proxy),
         headers,
+    }
+}
+
+/// Reads the body up to `cap` bytes (within the edge's body deadline).
+fn read_body(raw: &mut tiny_http::Request, cap: usize) -> Body {
+    let mut bytes = Vec::new();
+    match raw.as_reader().take(cap as u64 + 1).read_to_end(&mut bytes) {
+        Ok(n) if n > cap => Body::TooLarge,
+        Ok(_) => Body::Complete(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Body::TimedOut,
+        Err(_) => Body::Unreadable,
     }
 }
 

@@ -46,19 +46,61 @@ impl fmt::Display for OpenError {
     }
 }
 
+/// Which file a path named when the server opened it: device and inode.
+/// A file deleted or replaced under a running server keeps taking writes
+/// that no restart will see, so the writer and `/readyz` check this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    pub fn of(path: &Path) -> Result<FileIdentity, OpenError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| OpenError(format!("cannot read {}: {e}", path.display())))?;
+        Ok(FileIdentity {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// `Err` says what happened to the file.
+    pub fn check(&self) -> Result<(), String> {
+        match FileIdentity::of(&self.path) {
+            Ok(now) if now == *self => Ok(()),
+            Ok(_) => Err(format!("{} was replaced by another file", self.path.display())),
+            Err(_) => Err(format!("{} was deleted", self.path.display())),
+        }
+    }
+}
+
 /// Opens (creating it if needed) and migrates the database at `path`.
 pub fn open(path: &Path) -> Result<Connection, OpenError> {
-    let mut conn = connect(path)?;
+    let mut conn = connect_with(path, OpenFlags::SQLITE_OPEN_CREATE)?;
     migrate(&mut conn).map_err(|e| OpenError(format!("{}: {e}", path.display())))?;
     Ok(conn)
 }
 
-/// Opens an already migrated database: what each server worker does.
+/// Opens an already migrated database: what each server worker does. It
+/// never creates one: a file gone from under a server stays gone.
 pub fn connect(path: &Path) -> Result<Connection, OpenError> {
-    let fail = |e: rusqlite::Error| OpenError(format!("cannot open database {}: {}", path.display(), explain(&e)));
+    connect_with(path, OpenFlags::empty())
+}
+
+fn connect_with(path: &Path, create: OpenFlags) -> Result<Connection, OpenError> {
+    let fail = |e: rusqlite::Error| {
+        OpenError(format!(
+            "cannot open database {}: {}",
+            path.display(),
+            explain_open(path, &e)
+        ))
+    };
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
@@ -88,15 +130,30 @@ pub fn connect(path: &Path) -> Result<Connection, OpenError> {
     Ok(conn)
 }
 
+/// Why a file could not be opened: SQLite says only "unable to open", the
+/// operating system says why (a missing directory, too many open files).
+fn explain_open(path: &Path, err: &rusqlite::Error) -> String {
+    if err.sqlite_error_code() != Some(rusqlite::ErrorCode::CannotOpen) {
+        return explain(err);
+    }
+    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                format!("the directory {} does not exist", dir.display())
+            }
+            _ => "the file does not exist and cannot be created here (is the directory writable?)".into(),
+        },
+        Err(e) => format!("the file cannot be opened: {e}"),
+        Ok(_) => "the file cannot be opened or created (is its directory writable?)".into(),
+    }
+}
+
 fn explain(err: &rusqlite::Error) -> String {
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => {
             "the file is not an SQLite database (corrupt, or some other file)".into()
         }
         Some(rusqlite::ErrorCode::ReadOnly) => "the file or its directory is read-only".into(),
-        Some(rusqlite::ErrorCode::CannotOpen) => {
-            "the file cannot be opened or created (does the directory exist, and is it writable?)".into()
-        }
         _ => err.to_string(),
     }
 }

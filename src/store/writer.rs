@@ -23,11 +23,15 @@ use rusqlite::Connection;
 use super::OpenError;
 use crate::error::Error;
 
+const LOST: &str = "the database file is gone";
+
 /// Requests in one commit at most (bounds the wait of the first).
 pub const MAX_BATCH: usize = 64;
 
 struct State {
     conn: Connection,
+    /// The file this connection opened, checked before every COMMIT.
+    file: Option<super::FileIdentity>,
     /// The batch whose transaction is open, if any.
     open: Option<u64>,
     last_batch: u64,
@@ -49,13 +53,16 @@ impl Writer {
         let conn = super::connect(path)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{}", super::WRITER_CACHE_KIB))
             .map_err(|e| OpenError(format!("cannot size the writer's cache: {e}")))?;
-        Ok(Writer::new(conn))
+        let writer = Writer::new(conn);
+        writer.lock().file = Some(super::FileIdentity::of(path)?);
+        Ok(writer)
     }
 
     pub fn new(conn: Connection) -> Writer {
         Writer {
             state: Mutex::new(State {
                 conn,
+                file: None,
                 open: None,
                 last_batch: 0,
                 committed_through: 0,
@@ -108,7 +115,12 @@ impl Writer {
         };
         state.in_batch += 1;
         if self.queued.load(Ordering::SeqCst) == 0 || state.in_batch >= MAX_BATCH {
-            let committed = state.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+            // A file deleted or replaced under the server would take every
+            // acknowledged write with it: such a batch is rolled back instead.
+            let committed = match state.file.as_ref().map(super::FileIdentity::check) {
+                Some(Err(why)) => Err(format!("{LOST}: {why}")),
+                _ => state.conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            };
             if committed.is_err() {
                 let _ = state.conn.execute_batch("ROLLBACK");
             }
@@ -127,6 +139,7 @@ impl Writer {
         match (outcome, failed) {
             (Err(panic), _) => resume_unwind(panic),
             (Ok(Err(err)), _) => Err(err),
+            (Ok(Ok(_)), Some(why)) if why.starts_with(LOST) => Err(Error::Unavailable(why)),
             (Ok(Ok(_)), Some(why)) => Err(Error::Internal(format!("commit failed: {why}"))),
             (Ok(Ok(value)), None) => Ok(value),
         }

@@ -22,6 +22,8 @@ pub struct TestServer {
     stderr: Arc<Mutex<String>>,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
+    /// A program that runs the binary (`prlimit --nofile=...`), if any.
+    launcher: Vec<String>,
     /// `127.0.0.1:0` at first; the bound address after, so a restart keeps
     /// the URL (and with it the audience tokens were minted for).
     listen: String,
@@ -80,6 +82,15 @@ impl TestServer {
         TestServer::start_in(dir, args, env)
     }
 
+    /// Starts the binary through `launcher` (for example `prlimit --nofile=200:200`).
+    pub fn start_under(launcher: &[&str], args: &[&str]) -> TestServer {
+        let mut server = TestServer::start_with(args, &[]);
+        server.stop();
+        server.launcher = launcher.iter().map(|a| a.to_string()).collect();
+        server.boot();
+        server
+    }
+
     pub fn start_rate_limited(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env)
     }
@@ -92,6 +103,7 @@ impl TestServer {
             stderr: Arc::new(Mutex::new(String::new())),
             extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            launcher: Vec::new(),
             listen: "127.0.0.1:0".into(),
         };
         server.boot();
@@ -103,7 +115,14 @@ impl TestServer {
     }
 
     fn boot(&mut self) {
-        let mut command = Command::new(BIN);
+        let mut command = match self.launcher.split_first() {
+            None => Command::new(BIN),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+        };
         command
             .arg("--db")
             .arg(self.db())

@@ -1,177 +1,383 @@
-use ascii::AsciiString;
+//! One connection: reads requests off the socket and hands them over.
+//!
+//! authmd patch: this file is rewritten (see vendor/README.md). A request's
+//! head must arrive within `Limits::head_timeout` and stay within its size
+//! bounds; its framing is checked as RFC 9112 section 6 says (one
+//! `Content-Length`, or `Transfer-Encoding` ending in `chunked`, one `Host`);
+//! a body up to `Limits::buffered_body_bytes` is read whole, within
+//! `Limits::body_timeout`, before the request is handed over, so a slow
+//! upload holds this connection's thread and never an application worker.
+//! Whatever leaves part of a body unread closes the connection after the
+//! answer, so bytes that follow on the socket are never read as a request.
+//! At most one request per connection is in the application at a time.
 
-use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::convert::TryFrom;
+use std::io::{BufReader, BufWriter, Cursor, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use std::net::SocketAddr;
-use std::str::FromStr;
-
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::common::{HTTPVersion, Header, Method};
+use crate::connection::Connection;
+use crate::limits::{Limits, Refusal, SharedHooks};
+use crate::util::refined_tcp_stream::Stream;
+use crate::util::{ChunkedDecoder, Deadline, EqualReader, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Request, Response, StatusCode};
 
-/// A ClientConnection is an object that will store a socket to a client
-/// and return Request objects.
+/// After a refusal or an abandoned body, what the client still sends is
+/// read and dropped for this long (or this much) before the socket closes,
+/// so the answer is not lost to a reset (a "lingering close").
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Empty lines tolerated before a request line (RFC 9112 section 2.2).
+const LEADING_EMPTY_LINES: usize = 4;
+
+type Source = SequentialReader<BufReader<RefinedTcpStream>>;
+
 pub struct ClientConnection {
-    // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
-
-    // sequence of Readers to the stream, so that the data is not read in
-    //  the wrong order
+    remote_addr: Option<SocketAddr>,
     source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
-
-    // sequence of Writers to the stream, to avoid writing response #2 before
-    //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
-
-    // set to true if we know that the previous request is the last one
+    next_header_source: Source,
+    /// The previous request was the last one.
     no_more_requests: bool,
-
-    // true if the connection goes through SSL
-    secure: bool,
-
-    // authmd patch: says whether the previous request's unread body was
-    // drained (see EqualReader); if it was abandoned, the connection closes.
-    body_signal: Option<std::sync::mpsc::Receiver<IoResult<()>>>,
+    /// Input may remain unread: drain it before closing.
+    linger: bool,
+    /// No request has been read yet.
+    first: bool,
+    socket: Stream,
+    deadline: Arc<Deadline>,
+    limits: Arc<Limits>,
+    hooks: SharedHooks,
+    /// Requests being read on all connections (a first byte arrived, and
+    /// they are not handed over or refused yet): a server that stops waits
+    /// for them.
+    reading: Arc<AtomicUsize>,
+    /// This connection counts in `reading` now.
+    counted: bool,
 }
 
-/// Error that can happen when reading a request.
-#[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
+    /// Answer with this and close.
+    Refused(Refusal),
+    /// The client went away, or stayed idle too long: close without a word.
+    Closed,
+}
+
+impl From<Refusal> for ReadError {
+    fn from(refusal: Refusal) -> ReadError {
+        ReadError::Refused(refusal)
+    }
+}
+
+/// The request head, parsed.
+struct Head {
+    method: Method,
+    target: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+}
+
+/// How the body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `field-name ":" OWS field-value OWS` with a token name and a value of
+/// visible ASCII, spaces and tabs (no control bytes, no obs-fold).
+pub(crate) fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    colon > 0
+        && line[..colon].iter().all(|b| is_tchar(*b))
+        && line[colon + 1..].iter().all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
+}
+
+fn timed_out(err: &std::io::Error) -> bool {
+    matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
 }
 
 impl ClientConnection {
-    /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
     pub fn new(
-        write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
+        connection: Connection,
+        limits: Arc<Limits>,
+        hooks: SharedHooks,
+        reading: Arc<AtomicUsize>,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
-        let secure = read_socket.secure();
-
+        let deadline = Arc::new(Deadline::default());
+        deadline.set(Some(Instant::now() + limits.head_timeout));
+        let (mut read_socket, write_socket) = RefinedTcpStream::new(connection, deadline.clone());
+        let remote_addr = read_socket.peer_addr().ok().flatten();
+        let socket = read_socket.socket();
+        socket.set_write_timeout(Some(limits.write_timeout)).ok();
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
-
+        let first_header = source.next_reader();
         ClientConnection {
             source,
             sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
-            secure,
-            body_signal: None,
+            linger: false,
+            first: true,
+            socket,
+            deadline,
+            limits,
+            hooks,
+            reading,
+            counted: false,
         }
     }
 
     /// true if the connection is HTTPS
     pub fn secure(&self) -> bool {
-        self.secure
+        false
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
+    /// One line up to CRLF, without it. `started` says whether a byte of
+    /// this request has arrived; the first one starts the head deadline.
+    fn read_line(&mut self, limit: usize, too_long: Refusal, started: &mut bool) -> Result<Vec<u8>, ReadError> {
+        let mut line = Vec::new();
+        let mut byte = [0u8];
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+            match self.next_header_source.read(&mut byte) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(e) if timed_out(&e) && *started => return Err(Refusal::Timeout.into()),
+                Err(_) => return Err(ReadError::Closed),
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
+            if !*started {
+                *started = true;
+                self.reading.fetch_add(1, Ordering::AcqRel);
+                self.counted = true;
+                if !self.first {
+                    self.deadline.set(Some(Instant::now() + self.limits.head_timeout));
+                }
+            }
+            match byte[0] {
+                b'\n' if line.last() == Some(&b'\r') => {
+                    line.pop();
+                    return Ok(line);
+                }
+                b'\n' => return Err(Refusal::BadRequest("a line ends in a bare LF; lines end in CRLF").into()),
+                _ if line.last() == Some(&b'\r') => {
+                    return Err(Refusal::BadRequest("a bare CR inside a line").into());
+                }
+                b => {
+                    // The CR of the CRLF may take the line one byte past its limit.
+                    if line.len() >= limit + usize::from(b == b'\r') {
+                        return Err(too_long.into());
+                    }
+                    line.push(b);
+                }
+            }
         }
     }
 
-    /// Reads a request from the stream.
-    /// Blocks until the header has been read.
-    fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
-
-        // building the writer for the request
-        let writer = self.sink.next().unwrap();
-
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
-
-        // building the next reader
-        let request = crate::request::new_request(
-            self.secure,
+    fn read_head(&mut self) -> Result<Head, ReadError> {
+        let mut started = false;
+        let limits = self.limits.clone();
+        let mut line = Vec::new();
+        for _ in 0..=LEADING_EMPTY_LINES {
+            line = self.read_line(limits.request_line_bytes, Refusal::UriTooLong, &mut started)?;
+            if !line.is_empty() {
+                break;
+            }
+        }
+        let (method, target, version) = parse_request_line(&line)?;
+        let (mut headers, mut total) = (Vec::new(), 0usize);
+        loop {
+            let too_long = Refusal::HeadersTooLarge("a header line is longer than 8 KiB");
+            let line = self.read_line(limits.header_line_bytes, too_long, &mut started)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len() + 2;
+            if total > limits.header_block_bytes {
+                return Err(Refusal::HeadersTooLarge("the headers are larger than 64 KiB together").into());
+            }
+            if headers.len() >= limits.header_fields {
+                return Err(Refusal::HeadersTooLarge("there are more than 100 header fields").into());
+            }
+            headers.push(parse_field(&line)?);
+        }
+        Ok(Head {
             method,
-            path,
-            version.clone(),
+            target,
+            version,
             headers,
-            *self.remote_addr.as_ref().unwrap(),
-            data_source,
-            writer,
-            &mut self.body_signal,
-        )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+        })
+    }
+
+    /// Reads the next request: its head, then its body as far as it is
+    /// buffered.
+    fn read(&mut self) -> Result<Request, ReadError> {
+        // One request at a time: the next is read once the previous answer
+        // is written, and the idle deadline runs from there.
+        let mut writer = self.sink.next_writer();
+        if !self.first {
+            writer.flush().map_err(|_| ReadError::Closed)?;
+            self.deadline.set(Some(Instant::now() + self.limits.idle_timeout));
+        }
+        let head = self.read_head()?;
+        self.first = false;
+        let framing = framing(&head)?;
+        let keep_alive = keep_alive(&head);
+        let expects_continue = match header(&head.headers, "Expect") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
+            Some(_) => return Err(Refusal::ExpectationFailed.into()),
+        };
+        let both_framings = header(&head.headers, "Transfer-Encoding").is_some()
+            && header(&head.headers, "Content-Length").is_some();
+        if !keep_alive || both_framings {
+            self.no_more_requests = true;
+        }
+
+        self.deadline.set(Some(Instant::now() + self.limits.body_timeout));
+        let limit = self.limits.buffered_body_bytes;
+        let too_large_to_buffer = matches!(framing, Framing::Length(n) if n > limit as u64);
+        // A client that waits for `100 Continue` before a body too large to
+        // buffer gets it only if the application reads; for anything smaller
+        // it is sent now, and the body read here.
+        let mut must_send_continue = false;
+        if expects_continue && framing != Framing::None {
+            if too_large_to_buffer {
+                must_send_continue = true;
+            } else {
+                writer
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .and_then(|()| writer.flush())
+                    .map_err(|_| ReadError::Closed)?;
+            }
+        }
+
+        let (body, body_complete, body_length): (Box<dyn Read + Send>, bool, Option<usize>) = match framing {
+            Framing::None | Framing::Length(0) => (Box::new(std::io::empty()), true, Some(0)),
+            Framing::Length(n) => {
+                let source = self.take_body_source();
+                let mut reader = EqualReader::new(source, n);
+                // A body declared too large to buffer is handed over unread,
+                // so the application can refuse it without waiting for it.
+                let mut buffered = Vec::new();
+                if !too_large_to_buffer {
+                    read_buffered(&mut reader, limit, &mut buffered)?;
+                }
+                let length = usize::try_from(n).ok();
+                if reader.is_done() {
+                    (Box::new(Cursor::new(buffered)), true, length)
+                } else {
+                    (Box::new(Cursor::new(buffered).chain(reader)), false, length)
                 }
             }
-        })?;
+            Framing::Chunked => {
+                let source = self.take_body_source();
+                let limits = &self.limits;
+                let mut reader = ChunkedDecoder::new(
+                    source,
+                    limits.header_line_bytes,
+                    limits.header_block_bytes,
+                    limits.header_fields,
+                );
+                let mut buffered = Vec::new();
+                let done = read_buffered(&mut reader, limit, &mut buffered)?;
+                if done {
+                    let length = buffered.len();
+                    (Box::new(Cursor::new(buffered)), true, Some(length))
+                } else {
+                    (Box::new(Cursor::new(buffered).chain(reader)), false, None)
+                }
+            }
+        };
+        if !body_complete {
+            self.no_more_requests = true;
+            self.linger = true;
+        }
+        Ok(crate::request::new_request(crate::request::Parts {
+            method: head.method,
+            path: head.target,
+            version: head.version,
+            headers: head.headers,
+            remote_addr: self.remote_addr,
+            body,
+            body_complete,
+            body_length,
+            must_send_continue,
+            close_after: self.no_more_requests,
+            writer,
+        }))
+    }
 
-        // return the request
-        Ok(request)
+    /// The reader at the body's first byte; the next head is read from
+    /// what it leaves once the request that owns it is dropped.
+    fn take_body_source(&mut self) -> Source {
+        let mut data_source = self.source.next_reader();
+        std::mem::swap(&mut self.next_header_source, &mut data_source);
+        data_source
+    }
+
+    /// The request last read is queued (or refused): it no longer counts.
+    pub fn handed_over(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.reading.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Answers a refused request and closes.
+    fn refuse(&mut self, refusal: Refusal) {
+        let (headers, body) = self.hooks.refusal(&refusal, self.remote_addr);
+        let mut response = Response::from_data(body).with_status_code(StatusCode(refusal.status()));
+        for header in headers {
+            response.add_header(header);
+        }
+        response.close_connection();
+        let mut writer = self.sink.next_writer();
+        if response.raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None).is_ok() {
+            writer.flush().ok();
+        }
+        drop(writer);
+        self.linger = true;
+    }
+
+    /// Waits for every answer on this connection to be written, stops
+    /// writing, and reads what the client still sends for a while, so the
+    /// last answer reaches it before the socket closes.
+    fn linger(&mut self) {
+        self.sink.next_writer().flush().ok();
+        self.socket.shutdown(Shutdown::Write).ok();
+        self.deadline.set(Some(Instant::now() + LINGER));
+        let mut buf = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match self.next_header_source.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    }
+}
+
+/// Reads `reader` to its end, or to just past `limit`. True when it ended.
+fn read_buffered(reader: &mut impl Read, limit: usize, into: &mut Vec<u8>) -> Result<bool, ReadError> {
+    match reader.take(limit as u64 + 1).read_to_end(into) {
+        Ok(_) if into.len() > limit => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) if timed_out(&e) => Err(Refusal::Timeout.into()),
+        Err(e) if e.kind() == ErrorKind::InvalidData => {
+            Err(Refusal::BadRequest("the chunked body is malformed").into())
+        }
+        Err(_) => Err(ReadError::Closed),
     }
 }
 
@@ -180,144 +386,191 @@ impl Iterator for ClientConnection {
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
+    ///
+    /// A request returned still counts in `reading`: whoever takes it calls
+    /// [`ClientConnection::handed_over`] once it is queued.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
-        // the client sent a "connection: close" header in this previous request
-        //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
-            return None;
-        }
-
-        // authmd patch: the previous body was abandoned mid-way; what follows
-        // on the socket is not a request.
-        if let Some(signal) = self.body_signal.take() {
-            if let Ok(Err(_)) = signal.recv() {
-                return None;
+        if !self.no_more_requests {
+            match self.read() {
+                Ok(rq) => return Some(rq),
+                Err(ReadError::Refused(refusal)) => self.refuse(refusal),
+                Err(ReadError::Closed) => {}
             }
+            self.handed_over();
+            self.no_more_requests = true;
         }
-
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
-            }
-
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
+        if std::mem::take(&mut self.linger) {
+            self.linger();
         }
+        None
     }
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
+fn header<'h>(headers: &'h [Header], name: &'static str) -> Option<&'h str> {
+    headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
 }
 
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
+/// `Connection: close`, or HTTP/1.0 without `keep-alive`, ends the connection
+/// after this request; so does an upgrade, which is not supported.
+fn keep_alive(head: &Head) -> bool {
+    let tokens: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|h| h.field.equiv("Connection"))
+        .flat_map(|h| h.value.as_str().split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .collect();
+    if tokens.iter().any(|t| t == "close" || t == "upgrade") {
+        return false;
+    }
+    head.version != HTTPVersion(1, 0) || tokens.iter().any(|t| t == "keep-alive")
+}
 
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
+/// RFC 9112 sections 3.2 and 6: one `Host` (required in HTTP/1.1); a
+/// `Transfer-Encoding` whose codings are exactly `chunked` (it wins over a
+/// `Content-Length`, and the connection closes after); otherwise one
+/// `Content-Length` of digits, repeated only with the same value.
+fn framing(head: &Head) -> Result<Framing, Refusal> {
+    let hosts = head.headers.iter().filter(|h| h.field.equiv("Host")).count();
+    if hosts > 1 {
+        return Err(Refusal::BadRequest("the request has more than one Host header"));
+    }
+    if hosts == 0 && head.version == HTTPVersion(1, 1) {
+        return Err(Refusal::BadRequest("an HTTP/1.1 request needs a Host header"));
+    }
+    let codings: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+        .flat_map(|h| h.value.as_str().split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .collect();
+    if !codings.is_empty() {
+        if head.version == HTTPVersion(1, 0) {
+            return Err(Refusal::BadRequest("Transfer-Encoding is not allowed in HTTP/1.0"));
+        }
+        return match codings.last().map(String::as_str) {
+            Some("chunked") if codings.len() == 1 => Ok(Framing::Chunked),
+            Some("chunked") => Err(Refusal::BadRequest("only the chunked transfer coding is supported")),
+            _ => Err(Refusal::BadRequest("Transfer-Encoding must end in chunked")),
+        };
+    }
+    let mut length = None;
+    for h in head.headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+        let text = h.value.as_str();
+        let value = match text.bytes().all(|b| b.is_ascii_digit()) && (1..=18).contains(&text.len()) {
+            true => text.parse::<u64>().ok(),
+            false => None,
+        };
+        let Some(value) = value else {
+            return Err(Refusal::BadRequest("Content-Length must be a decimal number"));
+        };
+        if length.is_some_and(|seen| seen != value) {
+            return Err(Refusal::BadRequest("the request has Content-Length headers that differ"));
+        }
+        length = Some(value);
+    }
+    Ok(length.map_or(Framing::None, Framing::Length))
+}
 
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+/// `method SP request-target SP HTTP-version`, single spaces, a token
+/// method and a target of visible ASCII.
+fn parse_request_line(line: &[u8]) -> Result<(Method, String, HTTPVersion), Refusal> {
+    let malformed = Refusal::BadRequest("the request line is malformed");
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed);
+    };
+    if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
+        return Err(malformed);
+    }
+    if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return Err(Refusal::BadRequest(
+            "the request target must be visible ASCII, without control bytes or spaces",
+        ));
+    }
+    let version = match version {
+        b"HTTP/1.1" => HTTPVersion(1, 1),
+        b"HTTP/1.0" => HTTPVersion(1, 0),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            return Err(Refusal::BadRequest("only HTTP/1.0 and HTTP/1.1 are supported"));
+        }
+        _ => return Err(malformed),
+    };
+    // Every byte was checked to be ASCII above.
+    let method = std::str::from_utf8(method).ok().and_then(|m| m.parse().ok()).ok_or(malformed.clone())?;
+    let target = String::from_utf8(target.to_vec()).map_err(|_| malformed)?;
+    Ok((method, target, version))
+}
+
+fn parse_field(line: &[u8]) -> Result<Header, Refusal> {
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        return Err(Refusal::BadRequest("folded header lines are not accepted"));
+    }
+    if !is_field_line(line) {
+        return Err(Refusal::BadRequest(
+            "a header line is malformed (a token name, a colon right after it, a value of visible ASCII)",
+        ));
+    }
+    let colon = line.iter().position(|b| *b == b':').unwrap_or(0);
+    let value = String::from_utf8_lossy(&line[colon + 1..]);
+    Header::from_bytes(&line[..colon], value.trim_matches([' ', '\t']).as_bytes())
+        .map_err(|()| Refusal::BadRequest("a header line is malformed"))
 }
 
 #[cfg(test)]
 mod test {
+    use super::*;
+
     #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
+    fn request_lines() {
+        let (method, path, ver) = parse_request_line(b"GET /hello HTTP/1.1").unwrap();
+        assert!(method == Method::Get);
+        assert_eq!(path, "/hello");
+        assert!(ver == HTTPVersion(1, 1));
+        for bad in [&b"GET /hello"[..], b"qsd qsd qsd", b"GET  / HTTP/1.1", b"GET /\x01 HTTP/1.1", b"G(T / HTTP/1.1"] {
+            assert!(parse_request_line(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse_request_line(b"GET / HTTP/2.0").is_err());
+    }
 
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
+    fn head(version: HTTPVersion, headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: Method::Post,
+            target: "/".into(),
+            version,
+            headers: headers.iter().map(|(n, v)| Header::from_bytes(n.as_bytes(), v.as_bytes()).unwrap()).collect(),
+        }
+    }
 
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    #[test]
+    fn framing_is_strict() {
+        let v11 = HTTPVersion(1, 1);
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = vec![("Host", "x")];
+            all.extend_from_slice(extra);
+            framing(&head(v11.clone(), &all))
+        };
+        assert_eq!(with(&[("Content-Length", "37")]), Ok(Framing::Length(37)));
+        assert_eq!(with(&[("Content-Length", "5"), ("content-length", "5")]), Ok(Framing::Length(5)));
+        assert_eq!(with(&[("Transfer-Encoding", "Chunked")]), Ok(Framing::Chunked));
+        assert_eq!(with(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]), Ok(Framing::Chunked));
+        for bad in ["abc", "5, 5", "-1", "+37", "", " 1", "0x10", "99999999999999999999"] {
+            assert!(with(&[("Content-Length", bad)]).is_err(), "{bad}");
+        }
+        assert!(with(&[("Content-Length", "0"), ("Content-Length", "37")]).is_err());
+        for bad in ["gzip", "identity", "xchunked", "chunked, identity", "gzip, chunked", "chunked, chunked"] {
+            assert!(with(&[("Transfer-Encoding", bad)]).is_err(), "{bad}");
+        }
+        assert!(framing(&head(v11.clone(), &[])).is_err(), "no Host");
+        assert!(framing(&head(v11, &[("Host", "a"), ("Host", "b")])).is_err(), "two Hosts");
+        assert_eq!(framing(&head(HTTPVersion(1, 0), &[])), Ok(Framing::None));
+    }
+
+    #[test]
+    fn field_lines() {
+        assert!(parse_field(b"Name: value").is_ok());
+        for bad in [&b" folded"[..], b"Name : v", b"Na me: v", b"Name: v\x00", b": v", b"Name: v\x1b[31m"] {
+            assert!(parse_field(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -64,18 +64,20 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
-        new_request(
-            mock.secure,
-            mock.method,
-            mock.path,
-            mock.http_version,
-            mock.headers,
-            Some(mock.remote_addr),
-            mock.body.as_bytes(),
-            std::io::sink(),
-            &mut None,
-        )
-        .unwrap()
+        let length = mock.body.len();
+        new_request(crate::request::Parts {
+            method: mock.method,
+            path: mock.path,
+            version: mock.http_version,
+            headers: mock.headers,
+            remote_addr: Some(mock.remote_addr),
+            body: Box::new(std::io::Cursor::new(mock.body.as_bytes().to_vec())),
+            body_complete: true,
+            body_length: Some(length),
+            must_send_continue: false,
+            close_after: false,
+            writer: std::io::sink(),
+        })
     }
 }
 

@@ -64,7 +64,19 @@ impl<R: Read + Send> SequentialReaderBuilder<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReaderBuilder<R> {
+    /// authmd patch: `next` never returns `None`; this says so.
+    pub fn next_reader(&mut self) -> SequentialReader<R> {
+        self.next().expect("an endless sequence")
+    }
+}
+
 impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// authmd patch: `next` never returns `None`; this says so.
+    pub fn next_writer(&mut self) -> SequentialWriter<W> {
+        self.next().expect("an endless sequence")
+    }
+
     pub fn new(writer: W) -> SequentialWriterBuilder<W> {
         SequentialWriterBuilder {
             writer: Arc::new(Mutex::new(writer)),
