@@ -28,6 +28,10 @@ usage: authmd [--db PATH] serve [OPTIONS]
   --trust-proxy          client IP = right-most X-Forwarded-For entry, set by the one
                          reverse proxy in front (env AUTHMD_TRUST_PROXY=true); without
                          it the header is ignored
+  --allow-loopback-fetch fetch provider keys and client metadata from loopback addresses
+                         (127.0.0.1, ::1): development providers only (env
+                         AUTHMD_ALLOW_LOOPBACK_FETCH=true); without it authmd fetches
+                         only from public addresses
   --log-format FORMAT    text or json (env AUTHMD_LOG_FORMAT, default text)
 
 Prints `authmd listening on <base-url>` once it accepts requests. SIGINT or
@@ -48,15 +52,8 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut log_format = env.get("AUTHMD_LOG_FORMAT")?;
     let mut mail = env.get("AUTHMD_MAIL")?;
     let mut upstream = env.get("AUTHMD_UPSTREAM")?;
-    let mut trust_proxy = match env.get("AUTHMD_TRUST_PROXY")?.as_deref() {
-        None | Some("" | "false" | "0" | "no") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(other) => {
-            return Err(CliError::config(format!(
-                "AUTHMD_TRUST_PROXY must be true or false, not `{other}`"
-            )));
-        }
-    };
+    let mut trust_proxy = env_flag(ctx, "AUTHMD_TRUST_PROXY")?;
+    let mut allow_loopback_fetch = env_flag(ctx, "AUTHMD_ALLOW_LOOPBACK_FETCH")?;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("listen") => listen = Some(parser.value()?.string()?),
@@ -65,6 +62,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("log-format") => log_format = Some(parser.value()?.string()?),
             Long("mail") => mail = Some(parser.value()?.string()?),
             Long("trust-proxy") => trust_proxy = true,
+            Long("allow-loopback-fetch") => allow_loopback_fetch = true,
             Long("upstream") => upstream = Some(parser.value()?.string()?),
             Short('h') | Long("help") => return print(USAGE),
             other => return Err(other.unexpected().into()),
@@ -96,6 +94,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
+    crate::fetch::set_allow_loopback(allow_loopback_fetch);
     let running = server::start(Options {
         db_path: ctx.db.clone(),
         listen: listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -115,10 +114,15 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
     print(&format!("authmd listening on {}\n", running.base_url))?;
     log::info(&format!(
-        "listening on {} with {workers} workers, database {}, mail {}",
+        "listening on {} with {workers} workers, database {}, mail {}{}",
         running.local_addr,
         ctx.db.display(),
-        mail.describe()
+        mail.describe(),
+        if allow_loopback_fetch {
+            ", fetching from loopback addresses allowed (development)"
+        } else {
+            ""
+        }
     ));
 
     let signal = signals.forever().next();
@@ -129,6 +133,14 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     running.shutdown(SHUTDOWN_GRACE);
     log::info("stopped");
     Ok(())
+}
+
+fn env_flag(ctx: &Context, name: &str) -> Result<bool, CliError> {
+    match ctx.env.get(name)?.as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(CliError::config(format!("{name} must be true or false, not `{other}`"))),
+    }
 }
 
 /// A base URL is an origin: authmd serves its paths at the root, so a path
