@@ -503,11 +503,8 @@ fn a_hanging_jwks_is_fetched_once_for_twenty_concurrent_tokens() {
         .post_json("/agent/auth", &body("late"))
         .assert_error(400, "invalid_signature");
     assert_eq!(stalled.connections(), 1, "the failure is remembered");
-    assert!(
-        server
-            .stderr()
-            .contains(&format!("{}{}", stalled.base_url, devprovider::JWKS_PATH))
-    );
+    let jwks_uri = format!("{}{}", stalled.base_url, devprovider::JWKS_PATH);
+    assert!(server.eventually(Duration::from_secs(5), || server.stderr().contains(&jwks_uri)));
 }
 
 /// Issue 10 item 9: a token's jti is recorded before its `client_id`
@@ -531,7 +528,8 @@ fn a_token_makes_authmd_fetch_its_client_id_document_at_most_once() {
         world.register(&token, "api_key").assert_error(400, "replay_detected");
     }
     assert_eq!(world.provider.hits("/clients/missing.json"), 1);
-    assert!(world.server.stderr().contains("answered HTTP 404"));
+    let logged = || world.server.stderr().contains("answered HTTP 404");
+    assert!(world.server.eventually(Duration::from_secs(5), logged));
 }
 
 /// Issue 10 item 9: a `client_id` on a private or link-local address is
@@ -552,12 +550,12 @@ fn client_id_documents_on_private_addresses_are_refused_unfetched() {
         reply.assert_error(400, "invalid_client_id");
         assert!(!reply.body.contains("public address"), "{}", reply.body);
     }
-    assert_eq!(
-        world.server.stderr().matches("which is not a public address").count(),
-        targets.len(),
-        "{}",
-        world.server.stderr()
-    );
+    // The access log line follows the response: wait for it, then count.
+    let logged = || world.server.stderr().matches("which is not a public address").count();
+    world
+        .server
+        .eventually(Duration::from_secs(5), || logged() >= targets.len());
+    assert_eq!(logged(), targets.len(), "{}", world.server.stderr());
 }
 
 /// Issue 10 item 9: loopback providers are fetched only with
@@ -578,5 +576,6 @@ fn without_the_development_flag_loopback_providers_are_not_fetched() {
     reply.assert_error(400, "invalid_signature");
     assert!(!reply.body.contains("127.0.0.1"), "{}", reply.body);
     assert_eq!(provider.hits(devprovider::JWKS_PATH), 0);
-    assert!(server.stderr().contains("which is not a public address"));
+    let logged = || server.stderr().contains("which is not a public address");
+    assert!(server.eventually(Duration::from_secs(5), logged));
 }
