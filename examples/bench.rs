@@ -141,6 +141,9 @@ fn spawn(binary: &str, db: &std::path::Path, workers: usize, extra: &[&str]) -> 
         .arg(db)
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
         .args(extra)
+        // The bench's provider serves its JWKS on 127.0.0.1 (an env var, not
+        // the flag, so older binaries compared against still start).
+        .env("AUTHMD_ALLOW_LOOPBACK_FETCH", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

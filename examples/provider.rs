@@ -126,6 +126,7 @@ fn main() {
                 "trust it with: authmd provider add {} --name \"Dev Provider\"",
                 server.base_url
             );
+            println!("(authmd fetches these keys from 127.0.0.1 only when run with serve --allow-loopback-fetch)");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }

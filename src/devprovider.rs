@@ -4,8 +4,9 @@
 //! talk to. The server never uses this module: authmd only verifies.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -255,6 +256,66 @@ impl JwksServer {
 }
 
 impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A provider whose server hangs: a loopback listener that accepts
+/// connections, counts them, and never answers until [`StalledServer::release`]
+/// closes them.
+pub struct StalledServer {
+    pub base_url: String,
+    accepted: Arc<AtomicUsize>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StalledServer {
+    pub fn start() -> std::io::Result<StalledServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        listener.set_nonblocking(true)?;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, keep, stopping) = (accepted.clone(), held.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        keep.lock().unwrap().push(stream);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(StalledServer {
+            base_url,
+            accepted,
+            held,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes every held connection (the clients see the connection end).
+    pub fn release(&self) {
+        self.held.lock().unwrap().clear();
+    }
+}
+
+impl Drop for StalledServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {

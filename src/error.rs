@@ -24,12 +24,16 @@ pub enum Error {
     Assertion(crate::jose::Rejection),
     /// 400 `invalid_issuer`: `iss` missing or not on the trust list.
     InvalidIssuer(String),
-    /// 400 `invalid_signature`: the issuer's keys could not be fetched.
+    /// 400 `invalid_signature`: the issuer's keys could not be fetched. The
+    /// detail (URI, network error) is logged, never sent.
     KeysUnavailable(String),
     /// 400 `replay_detected`: this `(iss, jti)` was used before.
     ReplayDetected,
     /// 400 `invalid_client_id`.
     InvalidClientId(String),
+    /// 400 `invalid_client_id`: the Client ID Metadata Document could not be
+    /// fetched or read. The detail (address, network error) is logged, never sent.
+    ClientIdUnverifiable(String),
     /// 400 `invalid_scope`: nothing left after narrowing.
     InvalidScope(String),
     /// 400 `user_not_provisioned`: no such user and JIT provisioning is off.
@@ -119,7 +123,7 @@ impl Error {
             Error::InvalidIssuer(_) => (400, "invalid_issuer"),
             Error::KeysUnavailable(_) => (400, "invalid_signature"),
             Error::ReplayDetected => (400, "replay_detected"),
-            Error::InvalidClientId(_) => (400, "invalid_client_id"),
+            Error::InvalidClientId(_) | Error::ClientIdUnverifiable(_) => (400, "invalid_client_id"),
             Error::InvalidScope(_) => (400, "invalid_scope"),
             Error::UserNotProvisioned => (400, "user_not_provisioned"),
             Error::AssertionRevoked => (400, "expired"),
@@ -163,11 +167,16 @@ impl fmt::Display for Error {
             Error::IssuerNotEnabled => f.write_str("ID-JAG registration is not enabled on this service"),
             Error::Assertion(rejection) => write!(f, "the assertion was refused: {rejection}"),
             Error::InvalidIssuer(why) => f.write_str(why),
-            Error::KeysUnavailable(why) => f.write_str(why),
+            Error::KeysUnavailable(_) => {
+                f.write_str("the signing keys of this issuer could not be fetched; try again later")
+            }
             Error::ReplayDetected => {
                 f.write_str("this assertion was already used (same iss and jti); get a fresh one from your provider")
             }
             Error::InvalidClientId(why) => f.write_str(why),
+            Error::ClientIdUnverifiable(_) => {
+                f.write_str("the Client ID Metadata Document named by `client_id` could not be fetched or read")
+            }
             Error::InvalidScope(why) => f.write_str(why),
             Error::UserNotProvisioned => {
                 f.write_str("the asserted user has no account on this service and just-in-time provisioning is off")
@@ -250,6 +259,7 @@ mod tests {
             Error::KeysUnavailable(String::new()),
             Error::ReplayDetected,
             Error::InvalidClientId(String::new()),
+            Error::ClientIdUnverifiable(String::new()),
             Error::InvalidScope(String::new()),
             Error::UserNotProvisioned,
             Error::AssertionRevoked,
@@ -303,5 +313,20 @@ mod tests {
     fn internal_detail_never_reaches_the_message() {
         let err = Error::Internal("database: disk I/O error at /secret/path".into());
         assert_eq!(err.to_string(), "internal error");
+    }
+
+    /// Issue 10: where authmd fetched from and how it failed stays in the log.
+    #[test]
+    fn fetch_details_never_reach_the_message() {
+        for err in [
+            Error::KeysUnavailable("keys of `https://p` from http://10.0.0.1/jwks: unreachable".into()),
+            Error::ClientIdUnverifiable("metadata document http://10.0.0.1/?q=1: unreachable".into()),
+        ] {
+            let message = err.to_string();
+            assert!(
+                !message.contains("10.0.0.1") && !message.contains("unreachable"),
+                "{message}"
+            );
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! format of SPEC.md section 10 (RFC 3339 UTC with milliseconds).
 //!
 //! Instants are Unix milliseconds in an `i64` everywhere (database columns end
-//! in `_ms`). No calendar crate: the civil-date conversion below is Howard
+//! in `_ms`). Intervals that only this process measures (cache freshness,
+//! refetch limits) use a [`Ticker`] instead: monotonic, so a wall clock that
+//! jumps backward cannot stretch them. No calendar crate: the civil-date conversion below is Howard
 //! Hinnant's `days_from_civil` and its inverse, exact for the proleptic
 //! Gregorian calendar.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
@@ -45,6 +47,43 @@ impl FixedClock {
 impl Clock for FixedClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Monotonic time: how long since an arbitrary origin. Never goes back.
+pub trait Ticker: Send + Sync {
+    fn elapsed(&self) -> Duration;
+}
+
+/// The real monotonic clock (`std::time::Instant`).
+#[derive(Debug, Clone, Copy)]
+pub struct SystemTicker(Instant);
+
+impl Default for SystemTicker {
+    fn default() -> SystemTicker {
+        SystemTicker(Instant::now())
+    }
+}
+
+impl Ticker for SystemTicker {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// A ticker that moves only when told: for tests.
+#[derive(Debug, Default)]
+pub struct ManualTicker(AtomicU64);
+
+impl ManualTicker {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Ticker for ManualTicker {
+    fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 

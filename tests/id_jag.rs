@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use authmd::devprovider::{self, Alg, JwksServer, SigningKey, StalledServer};
 use common::{Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -458,4 +458,124 @@ fn provider_revocation_end_to_end() {
     send(&token, "application/logout+jwt").assert_error(400, "replay_detected");
     send(&token, "application/json").assert_error(415, "unsupported_media_type");
     send(&world.mint(&world.claims("bob")), "application/logout+jwt").assert_error(400, "invalid_request");
+}
+
+fn id_jag_body(token: &str) -> String {
+    json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": token,
+        "requested_credential_type": "api_key",
+    })
+    .to_string()
+}
+
+/// Issue 10 item 6: twenty concurrent ID-JAGs for a provider whose JWKS
+/// hangs cost one fetch (not one each), and the failure is remembered, so
+/// the next token costs none. The refusal names no URI; the log does.
+#[test]
+fn a_hanging_jwks_is_fetched_once_for_twenty_concurrent_tokens() {
+    let server = TestServer::start();
+    let stalled = StalledServer::start().unwrap();
+    server.cli_ok(&["provider", "add", &stalled.base_url]);
+    let key = SigningKey::generate(Alg::Es256, "k1");
+    let body = |sub: &str| {
+        let claims = devprovider::id_jag_claims(&stalled.base_url, sub, &server.base, now_secs());
+        id_jag_body(&key.sign(&devprovider::id_jag_header(), &claims))
+    };
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|n| {
+                let body = body(&format!("user{n}"));
+                let server = &server;
+                scope.spawn(move || server.post_json("/agent/auth", &body))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let host = stalled.base_url.trim_start_matches("http://");
+    for reply in &replies {
+        reply.assert_error(400, "invalid_signature");
+        assert!(!reply.body.contains(host), "{}", reply.body);
+    }
+    assert_eq!(stalled.connections(), 1, "one fetch for twenty requests");
+    server
+        .post_json("/agent/auth", &body("late"))
+        .assert_error(400, "invalid_signature");
+    assert_eq!(stalled.connections(), 1, "the failure is remembered");
+    let jwks_uri = format!("{}{}", stalled.base_url, devprovider::JWKS_PATH);
+    assert!(server.eventually(Duration::from_secs(5), || server.stderr().contains(&jwks_uri)));
+}
+
+/// Issue 10 item 9: a token's jti is recorded before its `client_id`
+/// document is fetched, so one token makes authmd fetch at most once; the
+/// refusal says what failed, the log says where and how.
+#[test]
+fn a_token_makes_authmd_fetch_its_client_id_document_at_most_once() {
+    let world = World::new();
+    let url = format!("{}/clients/missing.json?probe=1", world.issuer());
+    let mut claims = world.claims("alice");
+    claims["client_id"] = json!(url);
+    let token = world.mint(&claims);
+    let first = world.register(&token, "api_key");
+    first.assert_error(400, "invalid_client_id");
+    assert!(
+        !first.body.contains("404") && !first.body.contains("/clients/missing.json"),
+        "{}",
+        first.body
+    );
+    for _ in 0..3 {
+        world.register(&token, "api_key").assert_error(400, "replay_detected");
+    }
+    assert_eq!(world.provider.hits("/clients/missing.json"), 1);
+    let logged = || world.server.stderr().contains("answered HTTP 404");
+    assert!(world.server.eventually(Duration::from_secs(5), logged));
+}
+
+/// Issue 10 item 9: a `client_id` on a private or link-local address is
+/// never connected to, and the refusal does not say how the attempt went.
+#[test]
+fn client_id_documents_on_private_addresses_are_refused_unfetched() {
+    let world = World::new();
+    let targets = [
+        "https://169.254.169.254/latest/meta-data/?x=1",
+        "https://10.0.0.1/client",
+        "https://[fd00::1]/client",
+        "https://[::ffff:192.168.1.1]/client",
+    ];
+    for target in targets {
+        let mut claims = world.claims("alice");
+        claims["client_id"] = json!(target);
+        let reply = world.register(&world.mint(&claims), "api_key");
+        reply.assert_error(400, "invalid_client_id");
+        assert!(!reply.body.contains("public address"), "{}", reply.body);
+    }
+    // The access log line follows the response: wait for it, then count.
+    let logged = || world.server.stderr().matches("which is not a public address").count();
+    world
+        .server
+        .eventually(Duration::from_secs(5), || logged() >= targets.len());
+    assert_eq!(logged(), targets.len(), "{}", world.server.stderr());
+}
+
+/// Issue 10 item 9: loopback providers are fetched only with
+/// `--allow-loopback-fetch` (the tests' servers have it, as
+/// AUTHMD_ALLOW_LOOPBACK_FETCH=true); without it nothing reaches them.
+#[test]
+fn without_the_development_flag_loopback_providers_are_not_fetched() {
+    let server = TestServer::start_with(&[], &[("AUTHMD_ALLOW_LOOPBACK_FETCH", "false")]);
+    let provider = JwksServer::start("127.0.0.1:0").unwrap();
+    let key = SigningKey::generate(Alg::Es256, "k1");
+    provider.publish(&[&key], "max-age=3600");
+    server.cli_ok(&["provider", "add", &provider.base_url]);
+    let claims = devprovider::id_jag_claims(&provider.base_url, "alice", &server.base, now_secs());
+    let reply = server.post_json(
+        "/agent/auth",
+        &id_jag_body(&key.sign(&devprovider::id_jag_header(), &claims)),
+    );
+    reply.assert_error(400, "invalid_signature");
+    assert!(!reply.body.contains("127.0.0.1"), "{}", reply.body);
+    assert_eq!(provider.hits(devprovider::JWKS_PATH), 0);
+    let logged = || server.stderr().contains("which is not a public address");
+    assert!(server.eventually(Duration::from_secs(5), logged));
 }

@@ -28,6 +28,10 @@ usage: authmd [--db PATH] serve [OPTIONS]
   --trust-proxy          client IP = right-most X-Forwarded-For entry, set by the one
                          reverse proxy in front (env AUTHMD_TRUST_PROXY=true); without
                          it the header is ignored
+  --allow-loopback-fetch fetch provider keys and client metadata from loopback addresses
+                         (127.0.0.1, ::1): development providers only (env
+                         AUTHMD_ALLOW_LOOPBACK_FETCH=true); without it authmd fetches
+                         only from public addresses
   --log-format FORMAT    text or json (env AUTHMD_LOG_FORMAT, default text)
   --max-connections N    connections open at once; more are closed at once (env
                          AUTHMD_MAX_CONNECTIONS, default: what the file-descriptor limit
@@ -63,15 +67,8 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut header_timeout = env.get("AUTHMD_HEADER_TIMEOUT_SECS")?;
     let mut body_timeout = env.get("AUTHMD_BODY_TIMEOUT_SECS")?;
     let mut idle_timeout = env.get("AUTHMD_IDLE_TIMEOUT_SECS")?;
-    let mut trust_proxy = match env.get("AUTHMD_TRUST_PROXY")?.as_deref() {
-        None | Some("" | "false" | "0" | "no") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(other) => {
-            return Err(CliError::config(format!(
-                "AUTHMD_TRUST_PROXY must be true or false, not `{other}`"
-            )));
-        }
-    };
+    let mut trust_proxy = env_flag(ctx, "AUTHMD_TRUST_PROXY")?;
+    let mut allow_loopback_fetch = env_flag(ctx, "AUTHMD_ALLOW_LOOPBACK_FETCH")?;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("listen") => listen = Some(parser.value()?.string()?),
@@ -80,6 +77,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("log-format") => log_format = Some(parser.value()?.string()?),
             Long("mail") => mail = Some(parser.value()?.string()?),
             Long("trust-proxy") => trust_proxy = true,
+            Long("allow-loopback-fetch") => allow_loopback_fetch = true,
             Long("upstream") => upstream = Some(parser.value()?.string()?),
             Long("max-connections") => max_connections = Some(parser.value()?.string()?),
             Long("header-timeout-secs") => header_timeout = Some(parser.value()?.string()?),
@@ -117,6 +115,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
+    crate::fetch::set_allow_loopback(allow_loopback_fetch);
     let running = server::start(Options {
         db_path: ctx.db.clone(),
         listen: listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -137,10 +136,15 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
     print(&format!("authmd listening on {}\n", running.base_url))?;
     log::info(&format!(
-        "listening on {} with {workers} workers, database {}, mail {}",
+        "listening on {} with {workers} workers, database {}, mail {}{}",
         running.local_addr,
         ctx.db.display(),
-        mail.describe()
+        mail.describe(),
+        if allow_loopback_fetch {
+            ", fetching from loopback addresses allowed (development)"
+        } else {
+            ""
+        }
     ));
 
     loop {
@@ -174,6 +178,14 @@ fn seconds(flag: &str, text: Option<String>, default: Duration) -> Result<Durati
     match text {
         None => Ok(default),
         Some(text) => Ok(Duration::from_secs(number(flag, &text, 1..=3600)? as u64)),
+    }
+}
+
+fn env_flag(ctx: &Context, name: &str) -> Result<bool, CliError> {
+    match ctx.env.get(name)?.as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(CliError::config(format!("{name} must be true or false, not `{other}`"))),
     }
 }
 

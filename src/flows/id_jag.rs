@@ -6,13 +6,19 @@
 //!        ─▶ keys: the provider's JWKS (cached; one refetch on an unknown kid)
 //!        ─▶ jose::verify (signature, then claims)        ─▶ Verified
 //!        ─▶ client_id: pinned, equal to iss, or a metadata document
+//!           (the jti is recorded before that document is fetched)
 //!        ─▶ one transaction: replay store, provider revocations, user
 //!           matching (4.4), registration per (iss, sub), credential, audit
 //! ```
 //!
 //! Only a [`Verified`] token reaches the transaction: the types make a
-//! skipped check a compile error. Not here: rate limits (`http`), the JOSE
-//! rules themselves (`jose`).
+//! skipped check a compile error. A token can make authmd fetch at most once
+//! on its behalf: its jti goes into the replay store before the `client_id`
+//! document is fetched, so a replay is refused before any network request
+//! (issue 10). Fetch failures reach the log, not the wire: the refusal says
+//! what failed, the response's `reason` says where and why. Not here: rate
+//! limits (`http`), the JOSE rules themselves (`jose`), where authmd may
+//! connect (`fetch`).
 
 use serde_json::{Value, json};
 
@@ -35,11 +41,25 @@ pub fn register(
     assertion: &str,
     requested: CredentialType,
 ) -> Result<Registered, Error> {
-    let verified = verify(ctx, keys, assertion, TokenKind::IdJag)?;
+    let (verified, provider) = verify(ctx, keys, assertion, TokenKind::IdJag)?;
     let claims = verified.claims();
     let settings = &ctx.config.settings;
     let scopes = granted_scopes(&settings.id_jag_scopes, claims.scope.as_deref())?;
     let (now_ms, skew_secs) = (ctx.now_ms, settings.clock_skew_secs as i64);
+    let jti_expires_ms = (claims.exp + skew_secs) * 1000;
+    let jti_recorded = match client_id_document(&provider, claims)? {
+        Some(document_url) => {
+            if !ctx
+                .writer
+                .write(|tx| replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms))?
+            {
+                return Err(Error::ReplayDetected);
+            }
+            check_client_id_document(ctx, keys, document_url, &provider.jwks_uri())?;
+            true
+        }
+        None => false,
+    };
     let access_ttl_ms = settings.access_token_ttl_secs as i64 * 1000;
     let (jit, prefix) = (
         settings.jit_provisioning,
@@ -53,7 +73,7 @@ pub fn register(
     let client_ip = ctx.client_ip;
 
     let registration_id = ctx.writer.write(|tx| {
-        if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
+        if !jti_recorded && !replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
             return Err(Error::ReplayDetected);
         }
         if delegations::revoked_iat(tx, &claims.iss, &claims.sub)?.is_some_and(|revoked| claims.iat <= revoked) {
@@ -140,7 +160,7 @@ pub fn register(
 /// credential of its delegation `(iss, sub)`, whichever audience alias it
 /// named. Returns the number of credentials revoked.
 pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Result<usize, Error> {
-    let verified = verify(ctx, keys, token, TokenKind::Logout)?;
+    let (verified, _) = verify(ctx, keys, token, TokenKind::Logout)?;
     let claims = verified.claims();
     let (now_ms, skew_secs) = (ctx.now_ms, ctx.config.settings.clock_skew_secs as i64);
     let client_ip = ctx.client_ip;
@@ -163,8 +183,13 @@ pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Resul
 }
 
 /// Parse, trust, keys, signature and claims: everything that can be
-/// checked before touching state.
-fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Result<Verified, Error> {
+/// checked before touching state. Returns the trust entry too.
+fn verify(
+    ctx: &Ctx<'_>,
+    keys: &KeyCache,
+    token: &str,
+    kind: TokenKind,
+) -> Result<(Verified, providers::Provider), Error> {
     let settings = &ctx.config.settings;
     let unverified = jose::parse(token, kind).map_err(Error::Assertion)?;
     let issuer = unverified
@@ -178,11 +203,7 @@ fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Resul
         ))
     })?;
     let jwks_uri = provider.jwks_uri();
-    let unavailable = |err: KeysError| {
-        Error::KeysUnavailable(format!(
-            "the signing keys of `{issuer}` could not be fetched from {jwks_uri}: {err}"
-        ))
-    };
+    let unavailable = |err: KeysError| Error::KeysUnavailable(format!("keys of `{issuer}` from {jwks_uri}: {err}"));
     let policy = Policy {
         audiences: vec![ctx.config.site.issuer.clone(), ctx.config.site.resource.clone()],
         clock_skew_secs: settings.clock_skew_secs,
@@ -200,23 +221,13 @@ fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Resul
         jwks = refetched;
     }
     let verified = jose::verify(unverified, &jwks, &policy, now_secs).map_err(Error::Assertion)?;
-    if kind == TokenKind::IdJag {
-        check_client_id(ctx, keys, &provider, &jwks_uri, verified.claims())?;
-    }
-    Ok(verified)
+    Ok((verified, provider))
 }
 
 /// SPEC.md 4.3: a pinned `client_id` must match; one equal to `iss` needs
-/// nothing more; any other must be a Client ID Metadata Document URL whose
-/// document names itself and the JWKS that verified the token. Fetched only
-/// after the signature verified.
-fn check_client_id(
-    ctx: &Ctx<'_>,
-    keys: &KeyCache,
-    provider: &providers::Provider,
-    jwks_uri: &str,
-    claims: &Claims,
-) -> Result<(), Error> {
+/// nothing more (`None`); any other must be a Client ID Metadata Document
+/// URL, returned for [`check_client_id_document`].
+fn client_id_document<'c>(provider: &providers::Provider, claims: &'c Claims) -> Result<Option<&'c str>, Error> {
     let client_id = claims
         .client_id
         .as_deref()
@@ -228,17 +239,28 @@ fn check_client_id(
                 shorten(pinned)
             )));
         }
-        return Ok(());
+        return Ok(None);
     }
     if client_id == claims.iss {
-        return Ok(());
+        return Ok(None);
     }
+    crate::fetch::check_url(client_id).map_err(|_| {
+        Error::InvalidClientId(format!(
+            "`client_id` {}: is neither the issuer nor an https Client ID Metadata Document URL",
+            shorten(client_id)
+        ))
+    })?;
+    Ok(Some(client_id))
+}
+
+/// The Client ID Metadata Document at `client_id` must name itself and the
+/// JWKS that verified the token. Fetched only after the signature verified
+/// and the jti was recorded.
+fn check_client_id_document(ctx: &Ctx<'_>, keys: &KeyCache, client_id: &str, jwks_uri: &str) -> Result<(), Error> {
     let refuse = |why: String| Error::InvalidClientId(format!("`client_id` {}: {why}", shorten(client_id)));
-    crate::fetch::check_url(client_id)
-        .map_err(|_| refuse("is neither the issuer nor an https Client ID Metadata Document URL".into()))?;
     let doc = keys
         .json_document(ctx.conn, client_id, ctx.now_ms)
-        .map_err(|e| refuse(format!("its metadata document could not be fetched ({e})")))?;
+        .map_err(|e| Error::ClientIdUnverifiable(format!("metadata document {}: {e}", shorten(client_id))))?;
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err(refuse(
             "its metadata document does not name itself as `client_id`".into(),

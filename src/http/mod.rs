@@ -161,9 +161,11 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
     }
     response.reason = match err {
         Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
-        Error::Internal(detail) | Error::UpstreamUnavailable(detail) | Error::Unavailable(detail) => {
-            Some(format!("{code}: {detail}"))
-        }
+        Error::Internal(detail)
+        | Error::UpstreamUnavailable(detail)
+        | Error::KeysUnavailable(detail)
+        | Error::ClientIdUnverifiable(detail)
+        | Error::Unavailable(detail) => Some(format!("{code}: {detail}")),
         // Messages name fields and rules, never secrets: the precise reason
         // (which JWS rule failed, say) is kept in the log.
         _ if status >= 400 => Some(format!("{code}: {err}")),

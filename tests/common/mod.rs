@@ -131,6 +131,8 @@ impl TestServer {
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            // The tests' providers serve on 127.0.0.1; a test may set it to false.
+            .env("AUTHMD_ALLOW_LOOPBACK_FETCH", "true")
             .envs(self.extra_env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
