@@ -27,8 +27,15 @@ pub const MAX_KEYS: usize = 200_000;
 pub enum Bucket {
     Anonymous,
     IdentityAssertion,
+    /// Verified-email registrations and `/agent/auth/claim`: the calls that
+    /// send mail to an address the agent chose.
     VerifiedEmail,
+    /// `/agent/auth/claim` and the page's reject form.
     Claim,
+    /// Minting and checking codes (challenge, the page's button, complete):
+    /// apart from `Claim`, so flooding the mail-sending calls cannot stall
+    /// ceremonies already under way.
+    ClaimCode,
 }
 
 impl Bucket {
@@ -38,6 +45,7 @@ impl Bucket {
             Bucket::IdentityAssertion => "identity_assertion",
             Bucket::VerifiedEmail => "verified_email",
             Bucket::Claim => "claim",
+            Bucket::ClaimCode => "claim_code",
         }
     }
 
@@ -47,6 +55,7 @@ impl Bucket {
             Bucket::IdentityAssertion => limits.identity_assertion,
             Bucket::VerifiedEmail => limits.verified_email,
             Bucket::Claim => limits.claim,
+            Bucket::ClaimCode => limits.claim_code,
         }
     }
 }
@@ -147,6 +156,7 @@ mod tests {
             identity_assertion: limit,
             verified_email: limit,
             claim: limit,
+            claim_code: limit,
             window_secs: 60,
         }
     }
