@@ -40,11 +40,10 @@ fn emit(level: &str, message: &str, fields: Map<String, Value>) {
             Value::Object(object).to_string()
         }
         Format::Text => {
-            let mut line = format!("{now} {level} {message}");
+            let mut line = format!("{now} {level} {}", printable(message));
             for (key, value) in fields {
                 match value {
-                    Value::String(text) if text.contains(' ') => line += &format!(" {key}={text:?}"),
-                    Value::String(text) => line += &format!(" {key}={text}"),
+                    Value::String(text) => line += &format!(" {key}={}", text_value(&text)),
                     other => line += &format!(" {key}={other}"),
                 }
             }
@@ -53,6 +52,32 @@ fn emit(level: &str, message: &str, fields: Map<String, Value>) {
     };
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{line}");
+}
+
+/// A field value for a text line: bare when it is plainly one token, else
+/// quoted with every non-printable character escaped (`\n`, `\r`,
+/// `\u{1b}`), so a request path can neither end the line nor drive the
+/// terminal the log is read on.
+fn text_value(text: &str) -> String {
+    let bare = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '='));
+    if bare { text.to_string() } else { format!("{text:?}") }
+}
+
+/// Free text (a message): printable characters as they are, the rest
+/// escaped, so an SMTP server's multi-line answer stays on one line.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '"' | '\'' | '\\') || c.escape_debug().len() == 1 {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out
 }
 
 pub fn info(message: &str) {
@@ -99,4 +124,28 @@ pub fn access(entry: &Access<'_>) {
         fields.insert("reason".into(), json!(reason));
     }
     emit("access", "request", fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for issue 10: only values with spaces were quoted, so a
+    /// bare LF, CR or ESC in a request path forged log lines.
+    #[test]
+    fn text_values_and_messages_never_carry_a_control_character() {
+        assert_eq!(text_value("/agent/auth"), "/agent/auth");
+        assert_eq!(text_value("a b"), "\"a b\"");
+        assert_eq!(text_value(""), "\"\"");
+        assert_eq!(
+            text_value("/x\n2026-01-01T00:00:00.000Z access request status=200"),
+            "\"/x\\n2026-01-01T00:00:00.000Z access request status=200\""
+        );
+        assert_eq!(text_value("/x\r\u{1b}[2J"), "\"/x\\r\\u{1b}[2J\"");
+        assert_eq!(text_value("/x\u{202e}"), "\"/x\\u{202e}\"", "bidi override");
+        assert_eq!(text_value("a=b"), "\"a=b\"");
+        assert_eq!(text_value("/caf\u{e9}"), "\"/caf\u{e9}\"", "printable, quoted");
+        assert_eq!(printable("550 no\r\nsuch user \u{1b}[0m"), "550 no\\r\\nsuch user \\u{1b}[0m");
+        assert_eq!(printable("say \"hi\" it's"), "say \"hi\" it's");
+    }
 }
