@@ -294,3 +294,34 @@ fn plain_smtp_needs_starttls_unless_tls_none_is_spelled_out() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in clear") && !stderr.contains("hunter2"), "{stderr}");
 }
+
+/// Regression for issue 10 (item 9): erasing a delivered message's body left
+/// its bytes (the claim link) in the database file's free space. With
+/// `secure_delete` they are zeroed: after delivery and a checkpoint the link
+/// is nowhere in the file or its WAL.
+#[test]
+fn a_delivered_claim_link_leaves_no_trace_in_the_database_file() {
+    let server = TestServer::start();
+    register_email(&server, "ivan@example.com");
+    let token = server.wait_for_mail(1)[0].token();
+    assert!(server.eventually(Duration::from_secs(5), || outbox_rows(&server)
+        == vec![("sent".to_string(), None, 1)]));
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        server.eventually(Duration::from_secs(5), || {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .unwrap();
+            busy == 0
+        }),
+        "the checkpoint did not complete"
+    );
+    for file in ["authmd.db", "authmd.db-wal"] {
+        let bytes = std::fs::read(server.dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the claim link is still in {file}"
+        );
+    }
+}
