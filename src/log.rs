@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(text_value("/x\u{202e}"), "\"/x\\u{202e}\"", "bidi override");
         assert_eq!(text_value("a=b"), "\"a=b\"");
         assert_eq!(text_value("/caf\u{e9}"), "\"/caf\u{e9}\"", "printable, quoted");
-        assert_eq!(printable("550 no\r\nsuch user \u{1b}[0m"), "550 no\\r\\nsuch user \\u{1b}[0m");
+        assert_eq!(
+            printable("550 no\r\nsuch user \u{1b}[0m"),
+            "550 no\\r\\nsuch user \\u{1b}[0m"
+        );
         assert_eq!(printable("say \"hi\" it's"), "say \"hi\" it's");
     }
 }

@@ -92,7 +92,9 @@ impl Transport {
             (true, None) => Security::Tls,
             (false, None) => Security::StartTls,
             (false, Some("tls=none")) => Security::Plaintext,
-            (true, Some("tls=none")) => return Err("--mail: smtps:// is TLS from the start; ?tls=none contradicts it".into()),
+            (true, Some("tls=none")) => {
+                return Err("--mail: smtps:// is TLS from the start; ?tls=none contradicts it".into());
+            }
             (_, Some(other)) => {
                 return Err(format!(
                     "--mail: unknown option `?{other}`; the only one is ?tls=none (plaintext, for a relay without credentials)"
@@ -100,7 +102,9 @@ impl Transport {
             }
         };
         if security == Security::Plaintext && userinfo.is_some() {
-            return Err("--mail: ?tls=none would send the password in clear; use smtps:// or STARTTLS (drop ?tls=none)".into());
+            return Err(
+                "--mail: ?tls=none would send the password in clear; use smtps:// or STARTTLS (drop ?tls=none)".into(),
+            );
         }
         let hostport = hostport.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
@@ -347,7 +351,10 @@ mod tests {
         assert_eq!(security("smtp://u:p@mail.example:587").unwrap(), Security::StartTls);
         assert_eq!(security("smtps://u:p@mail.example").unwrap(), Security::Tls);
         assert_eq!(security("smtp://127.0.0.1:2525?tls=none").unwrap(), Security::Plaintext);
-        assert_eq!(security("smtp://127.0.0.1:2525/?tls=none").unwrap(), Security::Plaintext);
+        assert_eq!(
+            security("smtp://127.0.0.1:2525/?tls=none").unwrap(),
+            Security::Plaintext
+        );
         assert_eq!(
             Transport::parse("smtp://127.0.0.1:2525?tls=none").unwrap().describe(),
             "smtp://127.0.0.1:2525?tls=none (plaintext)"
@@ -363,12 +370,19 @@ mod tests {
             "smtp://user:hunter2%zz@mail.example",
             "smtp://user:hunter2@",
         ] {
-            let err = Transport::parse(spec).err().unwrap_or_else(|| panic!("{spec} accepted"));
+            let err = Transport::parse(spec)
+                .err()
+                .unwrap_or_else(|| panic!("{spec} accepted"));
             assert!(!err.contains("hunter2"), "{spec}: {err}");
         }
         // A password holding `?` is not mistaken for an option.
-        assert_eq!(security("smtp://user:a?tls=none@mail.example").unwrap(), Security::StartTls);
-        let shown = Transport::parse("smtp://user:hunter2@mail.example:587").unwrap().describe();
+        assert_eq!(
+            security("smtp://user:a?tls=none@mail.example").unwrap(),
+            Security::StartTls
+        );
+        let shown = Transport::parse("smtp://user:hunter2@mail.example:587")
+            .unwrap()
+            .describe();
         assert!(!shown.contains("hunter2") && !shown.contains("user"), "{shown}");
     }
 }

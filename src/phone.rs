@@ -72,7 +72,10 @@ mod tests {
         ] {
             let err = normalize(bad).expect_err(bad);
             assert!(err.contains("E.164"), "{bad:?}: {err}");
-            assert!(bad.len() < 8 || !err.contains(bad), "{bad:?}: the message repeats the number");
+            assert!(
+                bad.len() < 8 || !err.contains(bad),
+                "{bad:?}: the message repeats the number"
+            );
         }
     }
 }

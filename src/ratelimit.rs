@@ -138,9 +138,11 @@ impl Limiter {
         let Ok(mut windows) = self.windows.lock() else { return 0 };
         let length = Duration::from_secs(window_secs);
         let before = windows.by_key.len();
-        windows
-            .by_key
-            .retain(|_, window| window.back().is_some_and(|&at| now.saturating_duration_since(at) < length));
+        windows.by_key.retain(|_, window| {
+            window
+                .back()
+                .is_some_and(|&at| now.saturating_duration_since(at) < length)
+        });
         before - windows.by_key.len()
     }
 }
@@ -172,7 +174,9 @@ mod tests {
         let t = Instant::now();
         assert!(limiter.check(Bucket::Anonymous, Some("a"), t, &l).is_ok());
         assert!(limiter.check(Bucket::Anonymous, Some("a"), t + secs(10), &l).is_ok());
-        let refused = limiter.check(Bucket::Anonymous, Some("a"), t + secs(20), &l).unwrap_err();
+        let refused = limiter
+            .check(Bucket::Anonymous, Some("a"), t + secs(20), &l)
+            .unwrap_err();
         assert_eq!(
             refused,
             Refused {
@@ -181,7 +185,9 @@ mod tests {
             }
         );
         assert!(limiter.check(Bucket::Anonymous, Some("b"), t + secs(20), &l).is_ok());
-        let refused = limiter.check(Bucket::Anonymous, Some("c"), t + secs(20), &l).unwrap_err();
+        let refused = limiter
+            .check(Bucket::Anonymous, Some("c"), t + secs(20), &l)
+            .unwrap_err();
         assert!(refused.global);
         // Other buckets are separate.
         assert!(limiter.check(Bucket::Claim, Some("a"), t + secs(20), &l).is_ok());
@@ -200,7 +206,12 @@ mod tests {
         for n in 0..1000 {
             assert!(
                 limiter
-                    .check(Bucket::VerifiedEmail, Some("a"), t + Duration::from_millis(n), &limits(0, 0))
+                    .check(
+                        Bucket::VerifiedEmail,
+                        Some("a"),
+                        t + Duration::from_millis(n),
+                        &limits(0, 0)
+                    )
                     .is_ok()
             );
         }

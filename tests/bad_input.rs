@@ -205,12 +205,21 @@ fn control_bytes_in_the_path_cannot_forge_log_lines() {
     let path = format!("/x\n{}\r\x1b[2J/y%0Aforged2", forged.replace(' ', "\t"));
     let reply = server.raw(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(reply.status >= 400 && reply.status < 500, "{}", reply.status);
-    assert!(server.eventually(std::time::Duration::from_secs(5), || server.stderr().contains("forged2")));
+    assert!(server.eventually(std::time::Duration::from_secs(5), || {
+        server.stderr().contains("forged2")
+    }));
     let stderr = server.stderr();
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("forged")).collect();
     assert_eq!(lines.len(), 1, "one request, one line:\n{stderr}");
     assert!(lines[0].contains(" access request "), "{}", lines[0]);
-    assert!(!stderr.contains('\r') && !stderr.contains('\x1b') && !stderr.contains('\t'), "{stderr:?}");
-    assert!(lines[0].contains(r#"path="/x\n2026-01-01T00:00:00.000Z\tinfo\tforged\r\u{1b}[2J/y%0Aforged2""#), "{}", lines[0]);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b') && !stderr.contains('\t'),
+        "{stderr:?}"
+    );
+    assert!(
+        lines[0].contains(r#"path="/x\n2026-01-01T00:00:00.000Z\tinfo\tforged\r\u{1b}[2J/y%0Aforged2""#),
+        "{}",
+        lines[0]
+    );
     assert_still_serving(&server);
 }

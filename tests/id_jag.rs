@@ -488,7 +488,11 @@ fn a_verified_phone_number_matches_however_it_is_written() {
 
     let refused = by_phone("phone-user-4", "(415) 555-0100");
     refused.assert_error(400, "invalid_request");
-    assert!(refused.json()["message"].as_str().unwrap().contains("E.164"), "{}", refused.body);
+    assert!(
+        refused.json()["message"].as_str().unwrap().contains("E.164"),
+        "{}",
+        refused.body
+    );
     // With a verified email beside it, an odd number is ignored, not fatal.
     let mut claims = world.claims("phone-user-5");
     claims["phone_number"] = json!("ext. 12");

@@ -251,7 +251,10 @@ fn credentials_and_claim_links_never_cross_a_connection_without_starttls() {
         server.stderr()
     );
     let stderr = server.stderr();
-    assert!(stderr.contains("STARTTLS is not supported") && stderr.contains("nothing was sent in clear"), "{stderr}");
+    assert!(
+        stderr.contains("STARTTLS is not supported") && stderr.contains("nothing was sent in clear"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "the password reached the log");
     assert_eq!(sink.auth_seen(), "", "the password was sent in clear");
     assert!(sink.messages().is_empty(), "the claim mail was sent in clear");

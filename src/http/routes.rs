@@ -120,7 +120,12 @@ impl<'a> Deps<'a> {
     fn limit(&self, bucket: Bucket, req: &Request) -> Result<(), Error> {
         let ip = req.client_ip.map(|ip| ip.to_string());
         self.limiter
-            .check(bucket, ip.as_deref(), std::time::Instant::now(), &self.config.settings.rate_limits)
+            .check(
+                bucket,
+                ip.as_deref(),
+                std::time::Instant::now(),
+                &self.config.settings.rate_limits,
+            )
             .map_err(|refused| {
                 self.metrics.rate_limited(bucket.name());
                 Error::RateLimited {
