@@ -37,7 +37,7 @@ fn emit(level: &str, message: &str, fields: Map<String, Value>) {
             object.insert("level".into(), json!(level));
             object.insert("msg".into(), json!(message));
             object.extend(fields);
-            Value::Object(object).to_string()
+            json_printable(&Value::Object(object).to_string())
         }
         Format::Text => {
             let mut line = format!("{now} {level} {}", printable(message));
@@ -75,6 +75,28 @@ fn printable(text: &str) -> String {
             out.push(c);
         } else {
             out.extend(c.escape_debug());
+        }
+    }
+    out
+}
+
+/// A JSON line with what the encoder leaves raw (DEL, C1 controls, line and
+/// paragraph separators, bidirectional overrides) written as `\uXXXX`.
+/// They can only occur inside strings, where the escape means the same.
+fn json_printable(line: &str) -> String {
+    let raw = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !line.chars().any(raw) {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if raw(c) {
+            out += &format!("\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
         }
     }
     out
@@ -150,5 +172,14 @@ mod tests {
             "550 no\\r\\nsuch user \\u{1b}[0m"
         );
         assert_eq!(printable("say \"hi\" it's"), "say \"hi\" it's");
+    }
+
+    #[test]
+    fn json_lines_escape_what_the_encoder_leaves_raw() {
+        let line = json!({ "path": "/x\u{7f}\u{9b}2J\u{2028}\u{202e}\n" }).to_string();
+        let escaped = json_printable(&line);
+        assert_eq!(escaped, r#"{"path":"/x\u007f\u009b2J\u2028\u202e\n"}"#);
+        let back: Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["path"], "/x\u{7f}\u{9b}2J\u{2028}\u{202e}\n");
     }
 }
