@@ -25,6 +25,7 @@ pub mod log;
 pub mod mail;
 pub mod metrics;
 pub mod model;
+pub mod phone;
 pub mod ratelimit;
 pub mod secrets;
 pub mod settings;

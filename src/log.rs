@@ -37,14 +37,13 @@ fn emit(level: &str, message: &str, fields: Map<String, Value>) {
             object.insert("level".into(), json!(level));
             object.insert("msg".into(), json!(message));
             object.extend(fields);
-            Value::Object(object).to_string()
+            json_printable(&Value::Object(object).to_string())
         }
         Format::Text => {
-            let mut line = format!("{now} {level} {message}");
+            let mut line = format!("{now} {level} {}", printable(message));
             for (key, value) in fields {
                 match value {
-                    Value::String(text) if text.contains(' ') => line += &format!(" {key}={text:?}"),
-                    Value::String(text) => line += &format!(" {key}={text}"),
+                    Value::String(text) => line += &format!(" {key}={}", text_value(&text)),
                     other => line += &format!(" {key}={other}"),
                 }
             }
@@ -53,6 +52,54 @@ fn emit(level: &str, message: &str, fields: Map<String, Value>) {
     };
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{line}");
+}
+
+/// A field value for a text line: bare when it is plainly one token, else
+/// quoted with every non-printable character escaped (`\n`, `\r`,
+/// `\u{1b}`), so a request path can neither end the line nor drive the
+/// terminal the log is read on.
+fn text_value(text: &str) -> String {
+    let bare = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '='));
+    if bare { text.to_string() } else { format!("{text:?}") }
+}
+
+/// Free text (a message): printable characters as they are, the rest
+/// escaped, so an SMTP server's multi-line answer stays on one line.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '"' | '\'' | '\\') || c.escape_debug().len() == 1 {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out
+}
+
+/// A JSON line with what the encoder leaves raw (DEL, C1 controls, line and
+/// paragraph separators, bidirectional overrides) written as `\uXXXX`.
+/// They can only occur inside strings, where the escape means the same.
+fn json_printable(line: &str) -> String {
+    let raw = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !line.chars().any(raw) {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if raw(c) {
+            out += &format!("\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn info(message: &str) {
@@ -99,4 +146,40 @@ pub fn access(entry: &Access<'_>) {
         fields.insert("reason".into(), json!(reason));
     }
     emit("access", "request", fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for issue 10: only values with spaces were quoted, so a
+    /// bare LF, CR or ESC in a request path forged log lines.
+    #[test]
+    fn text_values_and_messages_never_carry_a_control_character() {
+        assert_eq!(text_value("/agent/auth"), "/agent/auth");
+        assert_eq!(text_value("a b"), "\"a b\"");
+        assert_eq!(text_value(""), "\"\"");
+        assert_eq!(
+            text_value("/x\n2026-01-01T00:00:00.000Z access request status=200"),
+            "\"/x\\n2026-01-01T00:00:00.000Z access request status=200\""
+        );
+        assert_eq!(text_value("/x\r\u{1b}[2J"), "\"/x\\r\\u{1b}[2J\"");
+        assert_eq!(text_value("/x\u{202e}"), "\"/x\\u{202e}\"", "bidi override");
+        assert_eq!(text_value("a=b"), "\"a=b\"");
+        assert_eq!(text_value("/caf\u{e9}"), "\"/caf\u{e9}\"", "printable, quoted");
+        assert_eq!(
+            printable("550 no\r\nsuch user \u{1b}[0m"),
+            "550 no\\r\\nsuch user \\u{1b}[0m"
+        );
+        assert_eq!(printable("say \"hi\" it's"), "say \"hi\" it's");
+    }
+
+    #[test]
+    fn json_lines_escape_what_the_encoder_leaves_raw() {
+        let line = json!({ "path": "/x\u{7f}\u{9b}2J\u{2028}\u{202e}\n" }).to_string();
+        let escaped = json_printable(&line);
+        assert_eq!(escaped, r#"{"path":"/x\u007f\u009b2J\u2028\u202e\n"}"#);
+        let back: Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["path"], "/x\u{7f}\u{9b}2J\u{2028}\u{202e}\n");
+    }
 }

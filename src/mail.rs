@@ -27,19 +27,43 @@ use crate::{log, url};
 
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How an `smtp://` or `smtps://` connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `smtps://`: TLS from the first byte.
+    Tls,
+    /// `smtp://`: STARTTLS, required. A server that does not offer it gets
+    /// nothing: no password, no message (a downgrade by whoever sits on the
+    /// path would otherwise reveal both).
+    StartTls,
+    /// `smtp://host?tls=none`: plaintext, asked for by name, and only without
+    /// credentials (a relay on loopback, the test server).
+    Plaintext,
+}
+
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Transport {
-    /// `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS from the start).
-    Smtp { transport: SmtpTransport, shown: String },
+    /// `smtp://` (STARTTLS required), `smtps://` (TLS from the start), or
+    /// `smtp://...?tls=none` (plaintext, no credentials).
+    Smtp {
+        transport: SmtpTransport,
+        security: Security,
+        shown: String,
+    },
     /// `file:DIR`: one RFC 5322 `.eml` file per message, for development.
     File(PathBuf),
     /// `log`: one line per message (recipient, subject, registration); never the body.
     Log,
 }
 
+const MAIL_SPEC_FORMS: &str = "smtp://user:pass@host:port (STARTTLS required), smtps://user:pass@host:port, \
+     smtp://host:port?tls=none (plaintext, no credentials), file:DIR or log";
+
 impl Transport {
-    /// Parses `smtp://user:pass@host:port`, `smtps://...`, `file:DIR` or `log`.
+    /// Parses `smtp://user:pass@host:port`, `smtps://...`,
+    /// `smtp://host:port?tls=none`, `file:DIR` or `log`. Errors never repeat
+    /// the user part of the URL (it holds the password).
     pub fn parse(spec: &str) -> Result<Transport, String> {
         if spec == "log" {
             return Ok(Transport::Log);
@@ -53,13 +77,36 @@ impl Transport {
         let (implicit_tls, rest) = match (spec.strip_prefix("smtps://"), spec.strip_prefix("smtp://")) {
             (Some(rest), _) => (true, rest),
             (_, Some(rest)) => (false, rest),
-            _ => return Err("--mail must be smtp://user:pass@host:port, smtps://..., file:DIR or log".into()),
+            _ => return Err(format!("--mail must be one of {MAIL_SPEC_FORMS}")),
         };
-        let rest = rest.trim_end_matches('/');
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        // The password may hold `?` or `/`: split the user part off first.
+        let (userinfo, after_userinfo) = match rest.rsplit_once('@') {
+            Some((userinfo, after)) => (Some(userinfo), after),
             None => (None, rest),
         };
+        let (hostport, query) = match after_userinfo.split_once('?') {
+            Some((hostport, query)) => (hostport, Some(query)),
+            None => (after_userinfo, None),
+        };
+        let security = match (implicit_tls, query) {
+            (true, None) => Security::Tls,
+            (false, None) => Security::StartTls,
+            (false, Some("tls=none")) => Security::Plaintext,
+            (true, Some("tls=none")) => {
+                return Err("--mail: smtps:// is TLS from the start; ?tls=none contradicts it".into());
+            }
+            (_, Some(other)) => {
+                return Err(format!(
+                    "--mail: unknown option `?{other}`; the only one is ?tls=none (plaintext, for a relay without credentials)"
+                ));
+            }
+        };
+        if security == Security::Plaintext && userinfo.is_some() {
+            return Err(
+                "--mail: ?tls=none would send the password in clear; use smtps:// or STARTTLS (drop ?tls=none)".into(),
+            );
+        }
+        let hostport = hostport.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
                 host,
@@ -76,22 +123,28 @@ impl Transport {
         let mut builder = SmtpTransport::builder_dangerous(host.clone())
             .port(port)
             .timeout(Some(SMTP_TIMEOUT))
-            .tls(if implicit_tls {
-                Tls::Wrapper(parameters)
-            } else {
-                Tls::Opportunistic(parameters)
+            .tls(match security {
+                Security::Tls => Tls::Wrapper(parameters),
+                Security::StartTls => Tls::Required(parameters),
+                Security::Plaintext => Tls::None,
             });
         if let Some(userinfo) = userinfo {
             let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let undecodable = |_: String| "--mail: the user or password has a malformed %-escape".to_string();
             builder = builder.credentials(Credentials::new(
-                url::percent_decode(user)?,
-                url::percent_decode(password)?,
+                url::percent_decode(user).map_err(undecodable)?,
+                url::percent_decode(password).map_err(undecodable)?,
             ));
         }
-        let scheme = if implicit_tls { "smtps" } else { "smtp" };
+        let shown = match security {
+            Security::Tls => format!("smtps://{host}:{port}"),
+            Security::StartTls => format!("smtp://{host}:{port} (STARTTLS required)"),
+            Security::Plaintext => format!("smtp://{host}:{port}?tls=none (plaintext)"),
+        };
         Ok(Transport::Smtp {
             transport: builder.build(),
-            shown: format!("{scheme}://{host}:{port}"),
+            security,
+            shown,
         })
     }
 
@@ -127,7 +180,17 @@ impl Transport {
             ))
             .map_err(|e| format!("building the message: {e}"))?;
         match self {
-            Transport::Smtp { transport, .. } => transport.send(&email).map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp {
+                transport, security, ..
+            } => transport.send(&email).map(|_| ()).map_err(|e| {
+                if *security == Security::StartTls && e.to_string().contains("STARTTLS") {
+                    format!(
+                        "{e}: nothing was sent in clear (use smtps://, or ?tls=none for a relay without credentials)"
+                    )
+                } else {
+                    e.to_string()
+                }
+            }),
             Transport::File(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 FileTransport::new(dir)
@@ -265,5 +328,61 @@ impl Sender {
                 )),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn security(spec: &str) -> Result<Security, String> {
+        match Transport::parse(spec)? {
+            Transport::Smtp { security, .. } => Ok(security),
+            _ => panic!("{spec} is not SMTP"),
+        }
+    }
+
+    /// Regression for issue 10: `smtp://` used opportunistic TLS, so a
+    /// server (or a man in the middle) not offering STARTTLS got the
+    /// password and the claim link in clear.
+    #[test]
+    fn smtp_requires_starttls_unless_plaintext_is_asked_for_by_name() {
+        assert_eq!(security("smtp://mail.example:587").unwrap(), Security::StartTls);
+        assert_eq!(security("smtp://u:p@mail.example:587").unwrap(), Security::StartTls);
+        assert_eq!(security("smtps://u:p@mail.example").unwrap(), Security::Tls);
+        assert_eq!(security("smtp://127.0.0.1:2525?tls=none").unwrap(), Security::Plaintext);
+        assert_eq!(
+            security("smtp://127.0.0.1:2525/?tls=none").unwrap(),
+            Security::Plaintext
+        );
+        assert_eq!(
+            Transport::parse("smtp://127.0.0.1:2525?tls=none").unwrap().describe(),
+            "smtp://127.0.0.1:2525?tls=none (plaintext)"
+        );
+    }
+
+    #[test]
+    fn credentials_never_go_in_clear_and_errors_never_show_them() {
+        for spec in [
+            "smtp://user:hunter2@mail.example:25?tls=none",
+            "smtps://user:hunter2@mail.example?tls=none",
+            "smtp://user:hunter2@mail.example?tls=maybe",
+            "smtp://user:hunter2%zz@mail.example",
+            "smtp://user:hunter2@",
+        ] {
+            let err = Transport::parse(spec)
+                .err()
+                .unwrap_or_else(|| panic!("{spec} accepted"));
+            assert!(!err.contains("hunter2"), "{spec}: {err}");
+        }
+        // A password holding `?` is not mistaken for an option.
+        assert_eq!(
+            security("smtp://user:a?tls=none@mail.example").unwrap(),
+            Security::StartTls
+        );
+        let shown = Transport::parse("smtp://user:hunter2@mail.example:587")
+            .unwrap()
+            .describe();
+        assert!(!shown.contains("hunter2") && !shown.contains("user"), "{shown}");
     }
 }

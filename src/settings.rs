@@ -251,25 +251,37 @@ pub const DEFS: &[Def] = &[
         key: "rate_limit.verified_email.per_ip",
         kind: LIMIT,
         default: Some("5"),
-        doc: "verified-email registrations per IP per window",
+        doc: "calls that send mail (verified-email registrations, /agent/auth/claim) per IP per window",
     },
     Def {
         key: "rate_limit.verified_email.global",
         kind: LIMIT,
         default: Some("100"),
-        doc: "verified-email registrations per window",
+        doc: "calls that send mail (verified-email registrations, /agent/auth/claim) per window",
     },
     Def {
         key: "rate_limit.claim.per_ip",
         kind: LIMIT,
         default: Some("30"),
-        doc: "claim requests per IP per window",
+        doc: "claim requests (/agent/auth/claim, the page's reject form) per IP per window",
     },
     Def {
         key: "rate_limit.claim.global",
         kind: LIMIT,
         default: Some("1000"),
-        doc: "claim requests per window",
+        doc: "claim requests (/agent/auth/claim, the page's reject form) per window",
+    },
+    Def {
+        key: "rate_limit.claim_code.per_ip",
+        kind: LIMIT,
+        default: Some("30"),
+        doc: "code requests (challenge, the page's button, /complete) per IP per window",
+    },
+    Def {
+        key: "rate_limit.claim_code.global",
+        kind: LIMIT,
+        default: Some("1000"),
+        doc: "code requests (challenge, the page's button, /complete) per window",
     },
     Def {
         key: "rate_limit.window_secs",
@@ -405,6 +417,7 @@ pub struct RateLimits {
     pub identity_assertion: Limit,
     pub verified_email: Limit,
     pub claim: Limit,
+    pub claim_code: Limit,
     pub window_secs: u64,
 }
 
@@ -520,6 +533,7 @@ impl Settings {
                 identity_assertion: limit("identity_assertion")?,
                 verified_email: limit("verified_email")?,
                 claim: limit("claim")?,
+                claim_code: limit("claim_code")?,
                 window_secs: number("rate_limit.window_secs")?,
             },
             auth_md_path: raw("auth_md_path")?,
@@ -606,6 +620,7 @@ mod tests {
                 global: 1000
             }
         );
+        assert_eq!(s.rate_limits.claim_code, s.rate_limits.claim);
         assert_eq!(s.api_key_prefix, "authmd_sk_");
         assert!(s.anonymous_enabled && s.jit_provisioning);
         assert_eq!(s.introspection_secret_hash, None);

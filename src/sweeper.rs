@@ -1,6 +1,7 @@
 //! The sweeper thread: every few seconds, unclaimed registrations past their
 //! TTL become `expired` (recorded once), and what can no longer matter is
-//! pruned: seen jtis past their lifetime, idle rate-limit windows, access
+//! pruned: seen jtis a day past their lifetime (`replay::PRUNE_MARGIN_MS`:
+//! a clock jump must not reopen replay), idle rate-limit windows, access
 //! tokens an hour past expiry. Each step is one short transaction, so CLI
 //! commands working on the same file meet at most a brief busy wait.
 
@@ -60,6 +61,6 @@ impl Sweeper {
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }
-        self.limiter.prune(now_ms, (self.window_secs)());
+        self.limiter.prune(std::time::Instant::now(), (self.window_secs)());
     }
 }

@@ -194,3 +194,32 @@ fn garbage_on_the_wire_does_not_hurt_the_server() {
     assert_still_serving(&server);
     assert!(!server.stderr().contains("panic"), "{}", server.stderr());
 }
+
+/// Regression for issue 10 (item 9): the text log quoted only values with
+/// spaces, so a bare LF, CR or ESC in the request path forged log lines (or
+/// drove the terminal the log is read on). Such a target is now refused at
+/// the edge (`400`), logged as one line without the path; `log::emit`
+/// escapes every non-printable byte of whatever else reaches a line (its
+/// unit tests).
+#[test]
+fn control_bytes_in_the_path_cannot_forge_log_lines() {
+    let server = TestServer::start();
+    let forged = "2026-01-01T00:00:00.000Z info forged";
+    let path = format!("/x\n{}\r\x1b[2J/y%0Aforged2", forged.replace(' ', "\t"));
+    let reply = server.raw(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes());
+    reply.assert_error(400, "invalid_request");
+    assert!(server.eventually(std::time::Duration::from_secs(5), || {
+        server.stderr().contains(" access request ")
+    }));
+    let stderr = server.stderr();
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("2026-01-01")),
+        "a forged line:\n{stderr}"
+    );
+    assert!(!stderr.contains("forged"), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b') && !stderr.contains('\t'),
+        "{stderr:?}"
+    );
+    assert_still_serving(&server);
+}

@@ -579,3 +579,43 @@ fn without_the_development_flag_loopback_providers_are_not_fetched() {
     let logged = || server.stderr().contains("which is not a public address");
     assert!(server.eventually(Duration::from_secs(5), logged));
 }
+
+/// Regression for issue 10 (item 9): verified phone numbers were compared as
+/// typed, so `+1 (415) 555-0100` and `+14155550100` were two users. They are
+/// compared in E.164 now, and a number with no E.164 spelling is refused
+/// rather than provisioned as a user nobody can match again.
+#[test]
+fn a_verified_phone_number_matches_however_it_is_written() {
+    let world = World::new();
+    let by_phone = |sub: &str, number: &str| {
+        let mut claims = world.claims(sub);
+        claims.as_object_mut().unwrap().remove("email");
+        claims["email_verified"] = json!(false);
+        claims["phone_number"] = json!(number);
+        claims["phone_number_verified"] = json!(true);
+        world.register(&world.mint(&claims), "api_key")
+    };
+    let user_of = |reply: Reply| {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        bearer_ok(&world.server, reply.json()["credential"].as_str().unwrap())["user_id"].clone()
+    };
+    let first = user_of(by_phone("phone-user-1", "+1 (415) 555-0100"));
+    assert_eq!(user_of(by_phone("phone-user-2", "+14155550100")), first);
+    assert_eq!(user_of(by_phone("phone-user-3", "+1.415.555.0100")), first);
+    let users = world.server.cli_ok(&["users", "list"]);
+    assert!(users.contains("+14155550100"), "{users}");
+    assert_eq!(users.lines().filter(|l| l.contains("usr_")).count(), 1, "{users}");
+
+    let refused = by_phone("phone-user-4", "(415) 555-0100");
+    refused.assert_error(400, "invalid_request");
+    assert!(
+        refused.json()["message"].as_str().unwrap().contains("E.164"),
+        "{}",
+        refused.body
+    );
+    // With a verified email beside it, an odd number is ignored, not fatal.
+    let mut claims = world.claims("phone-user-5");
+    claims["phone_number"] = json!("ext. 12");
+    claims["phone_number_verified"] = json!(true);
+    assert_eq!(world.register(&world.mint(&claims), "api_key").status, 200);
+}

@@ -22,9 +22,11 @@ fn free_port() -> u16 {
 }
 
 impl SmtpSink {
+    /// aiosmtpd as it comes: no STARTTLS, no AUTH.
     fn start(port: u16) -> SmtpSink {
         let maildir = tempfile::tempdir().unwrap();
-        let child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .args([
                 "-m",
                 "aiosmtpd",
@@ -34,7 +36,24 @@ impl SmtpSink {
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
             ])
-            .arg(maildir.path().join("box"))
+            .arg(maildir.path().join("box"));
+        SmtpSink::spawn(command, maildir, port)
+    }
+
+    /// No STARTTLS, but AUTH offered in clear and any password accepted
+    /// (`tests/smtp_plaintext_auth.py`).
+    fn start_plaintext_auth(port: u16) -> SmtpSink {
+        let maildir = tempfile::tempdir().unwrap();
+        let mut command = Command::new("python3");
+        command
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_plaintext_auth.py"))
+            .args(["127.0.0.1", &port.to_string()])
+            .arg(maildir.path().join("box"));
+        SmtpSink::spawn(command, maildir, port)
+    }
+
+    fn spawn(mut command: Command, maildir: tempfile::TempDir, port: u16) -> SmtpSink {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -56,6 +75,11 @@ impl SmtpSink {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// AUTH mechanisms the server was sent (plaintext-auth server only).
+    fn auth_seen(&self) -> String {
+        std::fs::read_to_string(self.maildir.path().join("box.auth")).unwrap_or_default()
     }
 
     fn wait_for(&self, count: usize, limit: Duration) -> Vec<String> {
@@ -95,7 +119,7 @@ fn outbox_rows(server: &TestServer) -> Vec<(String, Option<String>, i64)> {
 #[test]
 fn the_claim_email_arrives_over_smtp_with_both_parts_and_a_working_link() {
     let sink = SmtpSink::start(free_port());
-    let server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{}", sink.port)], &[]);
+    let server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{}?tls=none", sink.port)], &[]);
     let reg = register_email(&server, "alice@example.com");
     let messages = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(messages.len(), 1, "{}", server.stderr());
@@ -115,7 +139,7 @@ fn the_claim_email_arrives_over_smtp_with_both_parts_and_a_working_link() {
 #[test]
 fn a_mail_server_that_is_down_delays_mail_but_never_a_request() {
     let port = free_port();
-    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}")], &[]);
+    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}?tls=none")], &[]);
     server.cli_ok(&["config", "set", "mail_retry_base_secs", "1"]);
     server.restart();
     let started = Instant::now();
@@ -143,7 +167,7 @@ fn a_mail_server_that_is_down_delays_mail_but_never_a_request() {
 #[test]
 fn after_the_last_attempt_the_message_is_abandoned_and_recorded() {
     let port = free_port();
-    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}")], &[]);
+    let mut server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{port}?tls=none")], &[]);
     server.cli_ok(&["config", "set", "mail_retry_base_secs", "1"]);
     server.cli_ok(&["config", "set", "mail_max_attempts", "2"]);
     server.restart();
@@ -179,7 +203,7 @@ fn mail_test_reports_success_or_the_failure() {
             "test",
             "erin@example.com",
             "--mail",
-            &format!("smtp://127.0.0.1:{}", sink.port),
+            &format!("smtp://127.0.0.1:{}?tls=none", sink.port),
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -194,7 +218,7 @@ fn mail_test_reports_success_or_the_failure() {
             "test",
             "erin@example.com",
             "--mail",
-            &format!("smtp://127.0.0.1:{}", free_port()),
+            &format!("smtp://127.0.0.1:{}?tls=none", free_port()),
         ],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -208,4 +232,99 @@ fn mail_test_reports_success_or_the_failure() {
         &["mail", "test", "erin@example.com", "--mail", "carrier-pigeon://x"],
     );
     assert_eq!(out.status.code(), Some(78));
+}
+
+/// Regression for issue 10 (item 7): with credentials, `smtp://` fell back to
+/// plaintext when the server offered no STARTTLS, sending `AUTH PLAIN` and the
+/// claim link in clear. Now nothing crosses: the message waits in the outbox.
+#[test]
+fn credentials_and_claim_links_never_cross_a_connection_without_starttls() {
+    let sink = SmtpSink::start_plaintext_auth(free_port());
+    let url = format!("smtp://agent:hunter2@127.0.0.1:{}", sink.port);
+    let server = TestServer::start_with(&["--mail", &url], &[]);
+    register_email(&server, "frank@example.com");
+    assert!(
+        server.eventually(Duration::from_secs(10), || server
+            .stderr()
+            .contains("mail to frank@example.com not delivered (attempt 1)")),
+        "{}",
+        server.stderr()
+    );
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("STARTTLS is not supported") && stderr.contains("nothing was sent in clear"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password reached the log");
+    assert_eq!(sink.auth_seen(), "", "the password was sent in clear");
+    assert!(sink.messages().is_empty(), "the claim mail was sent in clear");
+    assert_eq!(outbox_rows(&server)[0].0, "pending", "kept for a retry");
+
+    // `mail test` refuses the same way, and says why.
+    let out = server.cli(&["mail", "test", "frank@example.com", "--mail", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STARTTLS"));
+    assert_eq!(sink.auth_seen(), "");
+    assert!(sink.messages().is_empty());
+}
+
+/// Regression for issue 10 (item 7): plain `smtp://` without credentials
+/// refuses plaintext too; only `?tls=none`, spelled out, allows it.
+#[test]
+fn plain_smtp_needs_starttls_unless_tls_none_is_spelled_out() {
+    let sink = SmtpSink::start(free_port());
+    let server = TestServer::start_with(&["--mail", &format!("smtp://127.0.0.1:{}", sink.port)], &[]);
+    register_email(&server, "gina@example.com");
+    assert!(
+        server.eventually(Duration::from_secs(10), || server
+            .stderr()
+            .contains("mail to gina@example.com not delivered (attempt 1)")),
+        "{}",
+        server.stderr()
+    );
+    assert!(sink.messages().is_empty(), "sent in clear without ?tls=none");
+    assert_eq!(outbox_rows(&server)[0].0, "pending");
+    // Credentials with ?tls=none are a configuration error, and the error
+    // does not repeat the password.
+    let out = server.cli(&[
+        "mail",
+        "test",
+        "gina@example.com",
+        "--mail",
+        &format!("smtp://agent:hunter2@127.0.0.1:{}?tls=none", sink.port),
+    ]);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in clear") && !stderr.contains("hunter2"), "{stderr}");
+}
+
+/// Regression for issue 10 (item 9): erasing a delivered message's body left
+/// its bytes (the claim link) in the database file's free space. With
+/// `secure_delete` they are zeroed: after delivery and a checkpoint the link
+/// is nowhere in the file or its WAL.
+#[test]
+fn a_delivered_claim_link_leaves_no_trace_in_the_database_file() {
+    let server = TestServer::start();
+    register_email(&server, "ivan@example.com");
+    let token = server.wait_for_mail(1)[0].token();
+    assert!(server.eventually(Duration::from_secs(5), || outbox_rows(&server)
+        == vec![("sent".to_string(), None, 1)]));
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        server.eventually(Duration::from_secs(5), || {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .unwrap();
+            busy == 0
+        }),
+        "the checkpoint did not complete"
+    );
+    for file in ["authmd.db", "authmd.db-wal"] {
+        let bytes = std::fs::read(server.dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the claim link is still in {file}"
+        );
+    }
 }

@@ -80,21 +80,89 @@ fn the_global_limit_trips_across_addresses_behind_a_trusted_proxy() {
 
 #[test]
 fn the_claim_endpoints_are_limited_too() {
-    let server = limited(&[], &[("rate_limit.claim.per_ip", "2")]);
+    let server = limited(
+        &[],
+        &[("rate_limit.claim.per_ip", "2"), ("rate_limit.claim_code.per_ip", "2")],
+    );
+    let claim = r#"{"claim_token":"clm_x","email":"a@example.com"}"#;
+    let complete = r#"{"claim_token":"clm_x","otp":"123456"}"#;
     for _ in 0..2 {
         server
-            .post_json(
-                "/agent/auth/claim",
-                r#"{"claim_token":"clm_x","email":"a@example.com"}"#,
-            )
+            .post_json("/agent/auth/claim", claim)
             .assert_error(401, "invalid_claim_token");
     }
     server
-        .post_json(
-            "/agent/auth/claim/complete",
-            r#"{"claim_token":"clm_x","otp":"123456"}"#,
-        )
+        .post_json("/agent/auth/claim", claim)
         .assert_error(429, "rate_limited");
+    for _ in 0..2 {
+        server
+            .post_json("/agent/auth/claim/complete", complete)
+            .assert_error(401, "invalid_claim_token");
+    }
+    server
+        .post_json("/agent/auth/claim/complete", complete)
+        .assert_error(429, "rate_limited");
+}
+
+fn outbox_count(server: &TestServer) -> i64 {
+    rusqlite::Connection::open(server.db())
+        .unwrap()
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Regression for issue 10 (item 7): each `/agent/auth/claim` with a new
+/// address sent a mail and counted only against the claim bucket, so one
+/// registration mailed 30 addresses an hour from one IP. It now counts
+/// against the mail-sending limit (`verified_email`, 5 per IP by default).
+#[test]
+fn claim_mail_counts_against_the_mail_sending_limit() {
+    let server = TestServer::start_rate_limited(&[], &[]);
+    let reg = server.register_anonymous();
+    let token = reg["claim_token"].as_str().unwrap();
+    let mut answered = Vec::new();
+    for n in 0..30 {
+        let body = json!({"claim_token": token, "email": format!("victim{n}@example.com")});
+        answered.push(server.post_json("/agent/auth/claim", &body.to_string()).status);
+    }
+    assert_eq!(answered[..5], [200; 5]);
+    assert!(answered[5..].iter().all(|&s| s == 429), "{answered:?}");
+    // Outbox rows are written in the request's transaction: exact, no waiting.
+    assert_eq!(outbox_count(&server), 5, "one mail per admitted call, none more");
+}
+
+/// Regression for issue 10 (item 7): `/claim`, the code endpoints and the
+/// page shared one bucket, so whoever emptied it (its global tier across
+/// many addresses) stalled every ceremony in flight. Codes have their own.
+#[test]
+fn an_emptied_claim_bucket_does_not_stall_a_ceremony_under_way() {
+    let server = limited(&[], &[("rate_limit.claim.global", "3")]);
+    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"hana@example.com","requested_credential_type":"api_key"});
+    let reg = server.post_json("/agent/auth", &body.to_string());
+    assert_eq!(reg.status, 200, "{}", reg.body);
+    let claim_token = reg.json()["claim_token"].as_str().unwrap().to_string();
+    let link_token = server.wait_for_mail(1)[0].token();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let junk = server.request("POST", "/agent/auth/claim/reject", &form, b"token=cat_junk");
+        statuses.push(junk.status);
+    }
+    assert_eq!(statuses.last(), Some(&429), "the claim bucket is empty: {statuses:?}");
+    let page = server.request(
+        "POST",
+        "/agent/auth/claim/view",
+        &form,
+        format!("token={link_token}").as_bytes(),
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let otp = page.body.split("id=\"otp\">").nth(1).unwrap()[..6].to_string();
+    let done = server.post_json(
+        "/agent/auth/claim/complete",
+        &json!({"claim_token": claim_token, "otp": otp}).to_string(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.json()["status"], "claimed");
 }
 
 #[test]

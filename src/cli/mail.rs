@@ -14,7 +14,9 @@ const USAGE: &str = "\
 usage: authmd [--db PATH] mail test EMAIL [--mail SPEC]
 
 Sends a test message to EMAIL through --mail (or AUTHMD_MAIL, AUTHMD_MAIL_FILE;
-default file:./authmd-outbox), from the `mail_from` setting.
+default file:./authmd-outbox), from the `mail_from` setting. SPEC is
+smtp://user:pass@host:port (STARTTLS required), smtps://user:pass@host:port,
+smtp://host:port?tls=none (plaintext, no credentials), file:DIR or log.
 ";
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {

@@ -21,8 +21,10 @@ usage: authmd [--db PATH] serve [OPTIONS]
   --upstream URL         guard and proxy this API: requests under the resource path are
                          authenticated, scope-checked and forwarded (env AUTHMD_UPSTREAM)
   --mail SPEC            where claim emails go (env AUTHMD_MAIL or AUTHMD_MAIL_FILE):
-                         smtp://user:pass@host:port (STARTTLS when offered),
-                         smtps://user:pass@host:port (TLS), file:DIR (one .eml file
+                         smtp://user:pass@host:port (STARTTLS required: a server
+                         that does not offer it gets nothing), smtps://user:pass@host:port
+                         (TLS), smtp://host:port?tls=none (plaintext, only without
+                         credentials: a relay on loopback), file:DIR (one .eml file
                          per message), log; default file:./authmd-outbox
   --workers N            request worker threads (env AUTHMD_WORKERS, default 16)
   --trust-proxy          client IP = right-most X-Forwarded-For entry, set by the one

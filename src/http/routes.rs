@@ -122,7 +122,12 @@ impl<'a> Deps<'a> {
     fn limit(&self, bucket: Bucket, req: &Request) -> Result<(), Error> {
         let ip = req.client_ip.map(|ip| ip.to_string());
         self.limiter
-            .check(bucket, ip.as_deref(), self.now_ms, &self.config.settings.rate_limits)
+            .check(
+                bucket,
+                ip.as_deref(),
+                std::time::Instant::now(),
+                &self.config.settings.rate_limits,
+            )
             .map_err(|refused| {
                 self.metrics.rate_limited(bucket.name());
                 Error::RateLimited {
@@ -231,6 +236,9 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &json!({ "revoked": revoked })).with_header("Cache-Control", NO_STORE))
         }
         Route::Claim => {
+            // It sends mail to an address the agent chose, like a
+            // verified-email registration.
+            deps.limit(Bucket::VerifiedEmail, req)?;
             deps.limit(Bucket::Claim, req)?;
             let body = json_body(req)?;
             let object = json_object(&body)?;
@@ -240,7 +248,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ClaimChallenge => {
-            deps.limit(Bucket::Claim, req)?;
+            deps.limit(Bucket::ClaimCode, req)?;
             let body = json_body(req)?;
             let token = required_str(json_object(&body)?, "claim_attempt_token")?;
             let client_ip = req.client_ip.map(|ip| ip.to_string());
@@ -249,7 +257,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
         }
         Route::ClaimComplete => {
-            deps.limit(Bucket::Claim, req)?;
+            deps.limit(Bucket::ClaimCode, req)?;
             let body = json_body(req)?;
             let object = json_object(&body)?;
             let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
@@ -263,7 +271,7 @@ fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Respon
             Ok(link_page(config, state, &token))
         }
         Route::ClaimView => {
-            deps.limit(Bucket::Claim, req)?;
+            deps.limit(Bucket::ClaimCode, req)?;
             let form = form_body(req)?;
             let token = form_value(&form, "token");
             let client_ip = req.client_ip.map(|ip| ip.to_string());

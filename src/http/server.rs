@@ -379,6 +379,7 @@ impl Running {
     /// queued, and returns once they have, or after `grace`.
     pub fn shutdown(self, grace: Duration) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        self.server.stop_accepting();
         for _ in 0..self.threads.len() {
             self.server.unblock();
         }
@@ -398,18 +399,19 @@ impl Running {
 
 fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connection) {
     loop {
-        // Stopping: serve what was queued and what is still arriving
-        // (a body being uploaded is in flight too), then stop.
-        let stopping = shared.stopping.load(Ordering::SeqCst);
-        let next = if stopping && server.requests_being_read() == 0 {
-            server.try_recv()
-        } else {
-            server.recv_timeout(POLL_EVERY)
-        };
-        match next {
-            Ok(Some(request)) => serve_one(shared, &mut conn, request),
-            Ok(None) | Err(_) if stopping && server.requests_being_read() == 0 => return,
-            Ok(None) | Err(_) => {}
+        // Stopping: serve what is still arriving (a body being uploaded is
+        // in flight too) and what was queued, then stop. A request is queued
+        // before it stops counting as being read, so once none is being read
+        // the queue holds all that is left.
+        if shared.stopping.load(Ordering::SeqCst) && server.requests_being_read() == 0 {
+            match server.try_recv() {
+                Ok(Some(request)) => serve_one(shared, &mut conn, request),
+                _ => return,
+            }
+            continue;
+        }
+        if let Ok(Some(request)) = server.recv_timeout(POLL_EVERY) {
+            serve_one(shared, &mut conn, request);
         }
     }
 }

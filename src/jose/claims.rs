@@ -68,7 +68,9 @@ pub struct Claims {
     pub scope: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
+    /// In E.164 whenever `phone_number_verified` (`phone::normalize`).
     pub phone_number: Option<String>,
+    /// Verified by the provider and in E.164: usable to match a user.
     pub phone_number_verified: bool,
     pub name: Option<String>,
     pub agent_platform: Option<String>,
@@ -240,6 +242,18 @@ fn check_claims(claims: &Map<String, Value>, kind: TokenKind, policy: &Policy, n
     };
     let email_verified = claims.get("email_verified") == Some(&Value::Bool(true));
     let phone_number_verified = claims.get("phone_number_verified") == Some(&Value::Bool(true));
+    // Users are matched on the E.164 spelling (SPEC.md 4.4): a verified number
+    // that has none identifies nobody, so it counts as no verified number.
+    let (phone_number, phone_usable) = match (phone_number_verified, optional_string(claims, "phone_number")) {
+        (true, Some(number)) => match crate::phone::normalize(&number) {
+            Ok(e164) => (Some(e164), true),
+            Err(why) if !email_verified && matches!(kind, TokenKind::IdJag) => {
+                return Err(Rejection::PhoneNumberNotE164(why));
+            }
+            Err(_) => (Some(number), false),
+        },
+        (verified, number) => (number, verified),
+    };
     match kind {
         TokenKind::IdJag if !email_verified && !phone_number_verified => return Err(Rejection::NoVerifiedContact),
         TokenKind::IdJag => {}
@@ -269,8 +283,8 @@ fn check_claims(claims: &Map<String, Value>, kind: TokenKind, policy: &Policy, n
         scope,
         email: optional_string(claims, "email"),
         email_verified,
-        phone_number: optional_string(claims, "phone_number"),
-        phone_number_verified,
+        phone_number,
+        phone_number_verified: phone_usable,
         name: optional_string(claims, "name"),
         agent_platform: optional_string(claims, "agent_platform"),
         agent_context_id: optional_string(claims, "agent_context_id"),

@@ -149,6 +149,8 @@ pub enum Rejection {
         max: u64,
     },
     NoVerifiedContact,
+    /// The only verified contact is a phone number not in E.164 (the reason).
+    PhoneNumberNotE164(String),
     ConfirmationClaim,
     LogoutNonce,
     LogoutEventMissing,
@@ -190,6 +192,7 @@ impl Rejection {
             | IssuedInFuture { .. }
             | NotYetValid { .. }
             | LifetimeTooLong { .. }
+            | PhoneNumberNotE164(_)
             | ConfirmationClaim
             | LogoutNonce
             | LogoutEventMissing => "invalid_request",
@@ -242,6 +245,7 @@ impl fmt::Display for Rejection {
             NotYetValid { secs } => write!(f, "`nbf` is {secs} s in the future"),
             LifetimeTooLong { secs, max } => write!(f, "`exp` - `iat` is {secs} s; the maximum is {max} s"),
             NoVerifiedContact => f.write_str("neither `email_verified` nor `phone_number_verified` is true"),
+            PhoneNumberNotE164(why) => write!(f, "{why}; the verified phone number cannot identify a user"),
             ConfirmationClaim => {
                 f.write_str("a `cnf` claim asks for proof of possession, which this service does not do")
             }

@@ -2,7 +2,8 @@
 //! under this module, one file per table, as typed functions.
 //!
 //! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
-//! write survives power loss; `busy_timeout` lets the server, the sweeper and
+//! write survives power loss, and `secure_delete`, so erased secrets do not
+//! linger in free space; `busy_timeout` lets the server, the sweeper and
 //! CLI commands share the file. Writers take the lock up front
 //! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
 //! with `SQLITE_BUSY`.
@@ -122,6 +123,10 @@ fn connect_with(path: &Path, create: OpenFlags) -> Result<Connection, OpenError>
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(fail)?;
+    // Deleted and overwritten content is zeroed, not left in free pages and
+    // free cell space: a delivered claim mail's body (a live link until it
+    // expires) must not outlive its erasure in the file, nor in a backup of it.
+    conn.execute_batch("PRAGMA secure_delete = ON").map_err(fail)?;
     // Page caches are sized on purpose: a server holds a connection per
     // worker plus the writer's, and memory must not grow with their count
     // times SQLite's default. Readers need the index pages of one lookup.
@@ -285,6 +290,8 @@ mod tests {
         assert_eq!(version, steps().last().unwrap().0);
         let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+        let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        assert_eq!(secure_delete, 1, "secure_delete");
         drop(conn);
         // Opening again applies nothing and fails nothing.
         open(&dir.path().join("test.db")).unwrap();

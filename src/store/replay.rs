@@ -21,11 +21,23 @@ pub fn first_use(conn: &Connection, iss: &str, jti: &str, expires_ms: i64, now_m
     Ok(changed == 1)
 }
 
-/// Drops rows that can no longer matter; returns how many.
+/// How long past its expiry a seen jti is kept. A row is needed only while
+/// its token could still pass the expiry check, and that is judged by the
+/// wall clock. If the clock jumps forward (a bad NTP step, a VM restored
+/// from a snapshot, an operator's typo) and the sweeper prunes before it is
+/// corrected, every live jti would be forgotten and each token replayable
+/// once the clock is back. The margin has nothing to do with token lifetimes
+/// (a row already lives until its token's `exp` plus the skew): it is how
+/// large a clock error, corrected, the replay store survives. A day covers
+/// the errors that happen in practice for the cost of a day's extra rows.
+pub const PRUNE_MARGIN_MS: i64 = 24 * 3600 * 1000;
+
+/// Drops rows that can no longer matter, [`PRUNE_MARGIN_MS`] after their
+/// expiry; returns how many.
 pub fn prune(conn: &Connection, now_ms: i64) -> Result<usize, Error> {
     Ok(conn
         .prepare_cached("DELETE FROM seen_jtis WHERE expires_ms <= ?1")?
-        .execute([now_ms])?)
+        .execute([now_ms.saturating_sub(PRUNE_MARGIN_MS)])?)
 }
 
 #[cfg(test)]
@@ -42,6 +54,22 @@ mod tests {
             first_use(&conn, "https://p", "j1", 3_000, 2_000).unwrap(),
             "stale row taken over"
         );
-        assert_eq!(prune(&conn, 10_000).unwrap(), 2);
+        assert_eq!(prune(&conn, 10_000).unwrap(), 0, "kept for the margin");
+        assert_eq!(prune(&conn, 10_000 + PRUNE_MARGIN_MS).unwrap(), 2);
+    }
+
+    /// Regression for issue 10: the sweeper pruned jtis the moment their
+    /// expiry passed by the wall clock, so a clock stepped forward for one
+    /// sweep and then corrected reopened every live token to replay.
+    #[test]
+    fn a_clock_jump_forward_and_back_does_not_reopen_replay() {
+        let (_dir, conn) = crate::store::open_temp();
+        let now = 1_800_000_000_000;
+        let hour = 3600 * 1000;
+        assert!(first_use(&conn, "https://p", "j1", now + hour, now).unwrap());
+        // The clock jumps six hours ahead; the sweeper runs.
+        prune(&conn, now + 6 * hour).unwrap();
+        // Corrected: the token is live again, and must not be accepted twice.
+        assert!(!first_use(&conn, "https://p", "j1", now + hour, now + 60_000).unwrap());
     }
 }
