@@ -83,7 +83,8 @@ pub enum Error {
     /// refused the request before it was routed (framing, deadlines, sizes).
     Edge(Edge),
     /// 503 `service_unavailable`, with `Retry-After`: the database cannot
-    /// take writes (its file was deleted or replaced under the server).
+    /// take writes (its file was deleted or replaced under the server), or
+    /// enough requests already wait for a provider's keys being fetched.
     Unavailable(String),
     /// 500 `server_error`: a bug or a broken database. The detail is logged
     /// with the request id and never sent.
@@ -227,7 +228,7 @@ impl fmt::Display for Error {
                 Edge::ExpectationFailed => "only `Expect: 100-continue` is supported",
             }),
             // Which file and what happened stays in the log.
-            Error::Unavailable(_) => f.write_str("the service cannot store anything right now; retry later"),
+            Error::Unavailable(_) => f.write_str("the service cannot answer this right now; retry in a moment"),
             // The detail stays in the log; the wire gets only the request id.
             Error::Internal(_) => f.write_str("internal error"),
         }

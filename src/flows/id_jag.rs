@@ -203,7 +203,11 @@ fn verify(
         ))
     })?;
     let jwks_uri = provider.jwks_uri();
-    let unavailable = |err: KeysError| Error::KeysUnavailable(format!("keys of `{issuer}` from {jwks_uri}: {err}"));
+    // Busy is a moment's congestion, not a bad token: a 503 the agent retries.
+    let unavailable = |err: KeysError| match err {
+        KeysError::Busy => Error::Unavailable(format!("keys of `{issuer}` from {jwks_uri}: {err}")),
+        err => Error::KeysUnavailable(format!("keys of `{issuer}` from {jwks_uri}: {err}")),
+    };
     let policy = Policy {
         audiences: vec![ctx.config.site.issuer.clone(), ctx.config.site.resource.clone()],
         clock_skew_secs: settings.clock_skew_secs,

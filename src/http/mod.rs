@@ -156,7 +156,7 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
         Error::RateLimited { retry_after_secs, .. } => {
             response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
-        Error::Unavailable(_) => response = response.with_header("Retry-After", "5"),
+        Error::Unavailable(_) => response = response.with_header("Retry-After", "1"),
         _ => {}
     }
     response.reason = match err {

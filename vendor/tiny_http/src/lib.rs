@@ -329,6 +329,22 @@ impl Server {
     }
 }
 
+/// authmd patch: entry points for authmd's fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::Read;
+
+    /// Parses `data` as a request head and decodes it as a chunked body; both
+    /// must refuse or accept without panicking, and the decoder stay bounded.
+    pub fn head_and_chunked_body(data: &[u8]) {
+        let _ = crate::client::parse_head_for_fuzzing(data);
+        let mut decoder = crate::util::ChunkedDecoder::new(data, 8192, 65536, 100);
+        let mut sink = Vec::new();
+        let _ = decoder.by_ref().take(1 << 20).read_to_end(&mut sink);
+        assert!(sink.len() <= data.len());
+    }
+}
+
 /// authmd patch: upstream ended this loop (and with it the server, while the
 /// process lived on) at the first accept error, and panicked on EMFILE.
 /// Now an error is reported and retried after a pause that grows while it
