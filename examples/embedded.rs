@@ -50,6 +50,7 @@ fn main() {
         trust_proxy: false,
         upstream: None,
         edge: Default::default(),
+        allow_loopback_fetch: false,
     })
     .expect("start authmd");
     let guard = Guard::open(db.as_ref(), &running.base_url).expect("open the guard");

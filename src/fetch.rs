@@ -13,7 +13,7 @@
 //! itself, after the check).
 //!
 //! Loopback (127/8, `::1`) is allowed only when the process says so
-//! ([`set_allow_loopback`]: `serve --allow-loopback-fetch`), for development
+//! (`Fetcher::new(true)`: `serve --allow-loopback-fetch`), for development
 //! providers on 127.0.0.1. The switch is process-wide because
 //! `http::server` builds its key cache itself; it belongs in the server's
 //! options once the server rewrite lands.
@@ -21,7 +21,6 @@
 //! Not here: caching, single-flight and failure memory (`keys`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -80,14 +79,6 @@ fn is_loopback(authority: &str) -> bool {
         None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
     };
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-static ALLOW_LOOPBACK: AtomicBool = AtomicBool::new(false);
-
-/// Lets fetchers made after this call connect to loopback addresses
-/// (development providers on 127.0.0.1). Off unless a program turns it on.
-pub fn set_allow_loopback(allow: bool) {
-    ALLOW_LOOPBACK.store(allow, Ordering::SeqCst);
 }
 
 /// May authmd connect to `ip`? Public unicast addresses only; loopback
@@ -178,7 +169,7 @@ pub struct Fetcher {
 
 impl Default for Fetcher {
     fn default() -> Fetcher {
-        Fetcher::new(ALLOW_LOOPBACK.load(Ordering::SeqCst))
+        Fetcher::new(false)
     }
 }
 

@@ -117,7 +117,6 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
-    crate::fetch::set_allow_loopback(allow_loopback_fetch);
     let running = server::start(Options {
         db_path: ctx.db.clone(),
         listen: listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -128,6 +127,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         trust_proxy,
         upstream: upstream.clone(),
         edge,
+        allow_loopback_fetch,
     })
     .map_err(|err| match err {
         StartError::Config(why) => CliError::config(why),

@@ -56,6 +56,9 @@ pub struct Options {
     /// Guard and proxy this API (`--upstream`).
     pub upstream: Option<String>,
     pub edge: EdgeLimits,
+    /// Fetch provider keys and client metadata from loopback addresses too
+    /// (`--allow-loopback-fetch`, development providers on 127.0.0.1).
+    pub allow_loopback_fetch: bool,
 }
 
 /// What one client may hold of the server (`serve --max-connections`,
@@ -160,7 +163,10 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let (mail_wake, wake) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
-        keys: KeyCache::default(),
+        keys: KeyCache::new(
+            crate::fetch::Fetcher::new(options.allow_loopback_fetch),
+            Arc::new(crate::time::SystemTicker::default()),
+        ),
         limiter: Arc::new(Limiter::default()),
         metrics: Metrics::default(),
         trust_proxy: options.trust_proxy,
