@@ -4,6 +4,7 @@
 //! the `/auth.md` recipe for agents. Flows the deployment does not offer are
 //! left out of all three.
 
+use crate::site::Endpoint;
 use serde_json::{Value, json};
 
 use crate::flows::Config;
@@ -67,11 +68,11 @@ pub fn authorization_server(config: &Config) -> Value {
         "scopes_supported": settings.scopes_supported,
         "bearer_methods_supported": ["header"],
         // RFC 7009: an agent drops its own credential here.
-        "revocation_endpoint": format!("{}/oauth/revoke", site.issuer),
+        "revocation_endpoint": site.url(Endpoint::OAuthRevoke),
         "agent_auth": agent_auth,
     });
     if settings.introspection_secret_hash.is_some() {
-        doc["introspection_endpoint"] = json!(format!("{}/oauth/introspect", site.issuer));
+        doc["introspection_endpoint"] = json!(site.url(Endpoint::Introspect));
     }
     doc
 }

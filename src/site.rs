@@ -1,6 +1,9 @@
 //! The URLs of one deployment, derived from the base URL and the settings:
 //! the single source of every absolute URL authmd writes (SPEC.md section 2:
 //! all URLs in discovery are absolute, built from the configured base URL).
+//! [`Endpoint`] spells each path authmd answers once; the route table
+//! (`http::routes::ROUTES`) serves them, and every URL printed in discovery,
+//! pages, mail and responses is built from them here.
 
 use crate::settings::Settings;
 use crate::url::HttpUrl;
@@ -23,8 +26,51 @@ pub struct Site {
     pub revocation_uri: String,
 }
 
-pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
-pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// Every fixed path authmd answers (the guarded API lives under the
+/// resource's path, from the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    /// RFC 9728, here and suffixed with the resource's path.
+    ResourceMetadata,
+    AuthorizationServerMetadata,
+    AuthMd,
+    Register,
+    ProviderRevoke,
+    Claim,
+    ClaimView,
+    ClaimReject,
+    ClaimChallenge,
+    ClaimComplete,
+    Introspect,
+    OAuthRevoke,
+}
+
+impl Endpoint {
+    pub const fn path(self) -> &'static str {
+        match self {
+            Endpoint::Healthz => "/healthz",
+            Endpoint::Readyz => "/readyz",
+            Endpoint::Metrics => "/metrics",
+            Endpoint::ResourceMetadata => "/.well-known/oauth-protected-resource",
+            Endpoint::AuthorizationServerMetadata => "/.well-known/oauth-authorization-server",
+            Endpoint::AuthMd => "/auth.md",
+            Endpoint::Register => "/agent/auth",
+            Endpoint::ProviderRevoke => "/agent/auth/revoke",
+            Endpoint::Claim => "/agent/auth/claim",
+            Endpoint::ClaimView => "/agent/auth/claim/view",
+            Endpoint::ClaimReject => "/agent/auth/claim/reject",
+            Endpoint::ClaimChallenge => "/agent/auth/claim/attempt/challenge",
+            Endpoint::ClaimComplete => "/agent/auth/claim/complete",
+            Endpoint::Introspect => "/oauth/introspect",
+            Endpoint::OAuthRevoke => "/oauth/revoke",
+        }
+    }
+}
+
+const PRM_PATH: &str = Endpoint::ResourceMetadata.path();
 
 impl Site {
     /// `base_url` was checked at start (`HttpUrl`, no path); `settings` were checked on load.
@@ -36,15 +82,25 @@ impl Site {
             .unwrap_or_else(|_| "/api/".into());
         Site {
             resource_metadata_uri: format!("{issuer}{PRM_PATH}{resource_path}"),
-            authorization_server_metadata_uri: format!("{issuer}{AS_METADATA_PATH}"),
-            skill_uri: format!("{issuer}/auth.md"),
-            register_uri: format!("{issuer}/agent/auth"),
-            claim_uri: format!("{issuer}/agent/auth/claim"),
-            revocation_uri: format!("{issuer}/agent/auth/revoke"),
+            authorization_server_metadata_uri: format!("{issuer}{}", Endpoint::AuthorizationServerMetadata.path()),
+            skill_uri: format!("{issuer}{}", Endpoint::AuthMd.path()),
+            register_uri: format!("{issuer}{}", Endpoint::Register.path()),
+            claim_uri: format!("{issuer}{}", Endpoint::Claim.path()),
+            revocation_uri: format!("{issuer}{}", Endpoint::ProviderRevoke.path()),
             resource,
             resource_path,
             issuer,
         }
+    }
+
+    /// The absolute URL of `endpoint`.
+    pub fn url(&self, endpoint: Endpoint) -> String {
+        format!("{}{}", self.issuer, endpoint.path())
+    }
+
+    /// The link a claim email carries (SPEC.md 5.2): the page, with the token.
+    pub fn claim_link(&self, token: &str) -> String {
+        format!("{}?token={token}", self.url(Endpoint::ClaimView))
     }
 
     /// Is `path` (no query) under the guarded API?

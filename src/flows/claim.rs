@@ -96,7 +96,7 @@ fn open_attempt(
             expires_ms,
         },
     )?;
-    let link = format!("{}/agent/auth/claim/view?token={token}", ctx_values.issuer);
+    let link = ctx_values.site.claim_link(&token);
     let (subject, text, html) = mail::claim_email(ctx_values.resource_name, &link, expires_ms, registration_id);
     outbox::enqueue(
         tx,
@@ -123,7 +123,7 @@ fn open_attempt(
 struct Values<'a> {
     now_ms: i64,
     attempt_ttl_ms: i64,
-    issuer: &'a str,
+    site: &'a crate::site::Site,
     resource_name: &'a str,
     client_ip: Option<&'a str>,
 }
@@ -132,7 +132,7 @@ fn values<'a>(ctx: &Ctx<'a>) -> Values<'a> {
     Values {
         now_ms: ctx.now_ms,
         attempt_ttl_ms: ctx.config.settings.claim_attempt_ttl_secs as i64 * 1000,
-        issuer: &ctx.config.site.issuer,
+        site: &ctx.config.site,
         resource_name: &ctx.config.settings.resource_name,
         client_ip: ctx.client_ip,
     }
@@ -265,7 +265,7 @@ fn link_state(tx: &rusqlite::Connection, token: &str, now_ms: i64) -> Result<Lin
     })
 }
 
-/// `GET /agent/auth/claim/view`: reads only; never mints or consumes.
+/// `GET` on the claim page (`Endpoint::ClaimView`): reads only; never mints or consumes.
 pub fn view(ctx: &mut Ctx<'_>, token: &str) -> Result<LinkState, Error> {
     link_state(ctx.conn, token, ctx.now_ms)
 }

@@ -2,6 +2,7 @@
 //! every value escaped, readable on a phone. The HTTP headers that go with
 //! them (no-store, no framing, the CSP) are set by [`page`].
 
+use crate::site::Endpoint;
 use ring::digest::{SHA256, digest};
 
 use super::Response;
@@ -87,10 +88,10 @@ pub fn claim(details: &ClaimDetails<'_>, token: &str) -> Response {
          <p>An AI agent registered with {name} and asked to be linked to <strong>{email}</strong>.</p>\
          <p>If you asked it to, press the button to get a six-digit code, then read the code back to your agent.</p>\
          <dl><dt>Registration</dt><dd>{reg}</dd><dt>Link expires</dt><dd>{expires}</dd></dl>\
-         <form method=\"post\" action=\"/agent/auth/claim/view\">\
+         <form method=\"post\" action=\"{view}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <button class=\"primary\" type=\"submit\">Show my code</button></form>\
-         <form method=\"post\" action=\"/agent/auth/claim/reject\">\
+         <form method=\"post\" action=\"{reject}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <button class=\"quiet\" type=\"submit\">This wasn't me</button></form>",
         name = escape(details.resource_name),
@@ -98,6 +99,8 @@ pub fn claim(details: &ClaimDetails<'_>, token: &str) -> Response {
         reg = escape(details.registration_id),
         expires = escape(details.expires),
         token = escape(token),
+        view = Endpoint::ClaimView.path(),
+        reject = Endpoint::ClaimReject.path(),
     );
     page(200, details.resource_name, "Confirm your AI agent", &body)
 }
@@ -121,12 +124,13 @@ pub fn confirm_reject(resource_name: &str, token: &str) -> Response {
     let body = format!(
         "<h1>Cancel this request?</h1>\
          <p>The agent will not be linked to you, and this link stops working.</p>\
-         <form method=\"post\" action=\"/agent/auth/claim/reject\">\
+         <form method=\"post\" action=\"{reject}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
          <button class=\"danger\" type=\"submit\">Yes, cancel it</button></form>\
          <p class=\"muted after\">Changed your mind? Open the link from the email again.</p>",
         token = escape(token),
+        reject = Endpoint::ClaimReject.path(),
     );
     page(200, resource_name, "Cancel this request?", &body)
 }

@@ -1,5 +1,8 @@
-//! Routing: one `match` from (path, method) to a handler. Handlers read the
-//! request, call one flow or document builder, and shape the response.
+//! Routing: one table ([`ROUTES`]) from (path, method) to a plain handler,
+//! with each row's rate-limit buckets, metric label and caching. `Allow`,
+//! the metric labels and the no-store rule come from the table; paths are
+//! spelled once, in [`Endpoint::path`]. Handlers read the request, call one
+//! flow or document builder, and shape the response.
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -13,90 +16,149 @@ use crate::http::pages;
 use crate::keys::KeyCache;
 use crate::metrics::{MailGauges, Metrics};
 use crate::ratelimit::{Bucket, Limiter};
-use crate::site::AS_METADATA_PATH;
+use crate::site::Endpoint;
 use crate::store;
 use crate::store::outbox;
 use crate::time::rfc3339;
 
-/// The places authmd answers, besides the guarded API.
+/// Where a row answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Healthz,
-    Readyz,
-    Metrics,
-    ResourceMetadata,
-    AuthorizationServerMetadata,
-    AuthMd,
-    Register,
-    ProviderRevoke,
-    Claim,
-    ClaimView,
-    ClaimReject,
-    ClaimChallenge,
-    ClaimComplete,
-    Introspect,
-    OAuthRevoke,
+enum At {
+    Fixed(Endpoint),
+    /// The guarded API: the resource's path and everything under it.
     Api,
 }
 
-impl Route {
-    fn of(path: &str, config: &Config) -> Option<Route> {
-        Some(match path {
-            "/healthz" => Route::Healthz,
-            "/readyz" => Route::Readyz,
-            "/metrics" => Route::Metrics,
-            AS_METADATA_PATH => Route::AuthorizationServerMetadata,
-            "/auth.md" => Route::AuthMd,
-            "/agent/auth" => Route::Register,
-            "/agent/auth/revoke" => Route::ProviderRevoke,
-            "/agent/auth/claim" => Route::Claim,
-            "/agent/auth/claim/view" => Route::ClaimView,
-            "/agent/auth/claim/reject" => Route::ClaimReject,
-            "/agent/auth/claim/attempt/challenge" => Route::ClaimChallenge,
-            "/agent/auth/claim/complete" => Route::ClaimComplete,
-            "/oauth/introspect" => Route::Introspect,
-            "/oauth/revoke" => Route::OAuthRevoke,
-            _ if config.site.is_resource_metadata_path(path) => Route::ResourceMetadata,
-            _ if config.site.is_resource_path(path) => Route::Api,
-            _ => return None,
-        })
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Methods {
+    /// `GET` and `HEAD`.
+    Read,
+    Post,
+    /// Anything but `GET` and `HEAD`: only with an upstream behind the gateway.
+    Write,
+}
 
-    /// The label for metrics: a fixed set, whatever the path.
-    fn name(self) -> &'static str {
+impl Methods {
+    fn admit(self, method: &str, upstream: bool) -> bool {
+        let reading = matches!(method, "GET" | "HEAD");
         match self {
-            Route::Healthz => "healthz",
-            Route::Readyz => "readyz",
-            Route::Metrics => "metrics",
-            Route::ResourceMetadata => "resource_metadata",
-            Route::AuthorizationServerMetadata => "authorization_server_metadata",
-            Route::AuthMd => "auth_md",
-            Route::Register => "register",
-            Route::ProviderRevoke => "provider_revoke",
-            Route::Claim => "claim",
-            Route::ClaimView => "claim_view",
-            Route::ClaimReject => "claim_reject",
-            Route::ClaimChallenge => "claim_challenge",
-            Route::ClaimComplete => "claim_complete",
-            Route::Introspect => "introspect",
-            Route::OAuthRevoke => "oauth_revoke",
-            Route::Api => "api",
+            Methods::Read => reading,
+            Methods::Post => method == "POST",
+            Methods::Write => upstream && !reading,
         }
     }
+}
 
-    fn allow(self) -> &'static str {
+/// How the answer may be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    /// It carries a secret, or changes with every call: `no-store`.
+    NoStore,
+    /// Discovery documents.
+    Public,
+    /// As the handler (or the upstream) answered.
+    AsAnswered,
+}
+
+type Handler = fn(&mut Connection, &Deps<'_>, &Request) -> Result<Response, Error>;
+
+struct Route {
+    at: At,
+    methods: Methods,
+    /// Counted, in order, before the handler runs (SPEC.md 9). Registration
+    /// picks its bucket by the request's type, so it counts in its handler.
+    limits: &'static [Bucket],
+    /// For metrics: a fixed set of names, whatever the path.
+    label: &'static str,
+    cache: Cache,
+    handler: Handler,
+}
+
+const fn row(
+    at: At,
+    methods: Methods,
+    limits: &'static [Bucket],
+    label: &'static str,
+    cache: Cache,
+    handler: Handler,
+) -> Route {
+    Route {
+        at,
+        methods,
+        limits,
+        label,
+        cache,
+        handler,
+    }
+}
+
+use At::{Api, Fixed};
+use Bucket::{Claim, ClaimCode, IdentityAssertion, VerifiedEmail};
+use Cache::{AsAnswered, NoStore, Public};
+use Methods::{Post, Read, Write};
+
+/// Every place authmd answers.
+#[rustfmt::skip]
+const ROUTES: &[Route] = &[
+    row(Fixed(Endpoint::Healthz), Read, &[], "healthz", NoStore, healthz),
+    row(Fixed(Endpoint::Readyz), Read, &[], "readyz", NoStore, readyz),
+    row(Fixed(Endpoint::Metrics), Read, &[], "metrics", NoStore, metrics),
+    row(Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, resource_metadata),
+    row(Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, authorization_server_metadata),
+    row(Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, auth_md),
+    row(Fixed(Endpoint::Register), Post, &[], "register", NoStore, register),
+    row(Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, provider_revoke),
+    // It sends mail to an address the agent chose, like a verified-email registration.
+    row(Fixed(Endpoint::Claim), Post, &[VerifiedEmail, Claim], "claim", NoStore, claim_request),
+    row(Fixed(Endpoint::ClaimView), Read, &[], "claim_view", NoStore, claim_page),
+    row(Fixed(Endpoint::ClaimView), Post, &[ClaimCode], "claim_view", NoStore, claim_page_code),
+    row(Fixed(Endpoint::ClaimReject), Post, &[Claim], "claim_reject", NoStore, claim_reject),
+    row(Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, claim_challenge),
+    row(Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, claim_complete),
+    row(Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, introspect),
+    row(Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, oauth_revoke),
+    row(Api, Read, &[], "api", AsAnswered, api),
+    row(Api, Write, &[], "api", AsAnswered, api),
+];
+
+impl At {
+    fn matches(self, path: &str, config: &Config) -> bool {
         match self {
-            Route::Register
-            | Route::ProviderRevoke
-            | Route::Claim
-            | Route::ClaimReject
-            | Route::ClaimChallenge
-            | Route::ClaimComplete
-            | Route::Introspect
-            | Route::OAuthRevoke => "POST",
-            Route::ClaimView => "GET, HEAD, POST",
-            _ => "GET, HEAD",
+            At::Fixed(Endpoint::ResourceMetadata) => config.site.is_resource_metadata_path(path),
+            At::Fixed(endpoint) => path == endpoint.path(),
+            At::Api => config.site.is_resource_path(path),
         }
+    }
+}
+
+/// The `Allow` header for the rows at one place.
+fn allow(rows: &[&Route]) -> &'static str {
+    let has = |m: Methods| rows.iter().any(|r| r.methods == m);
+    match (has(Read), has(Post)) {
+        (true, true) => "GET, HEAD, POST",
+        (false, true) => "POST",
+        _ => "GET, HEAD",
+    }
+}
+
+/// The row for `req`: `NotFound` for no such place, `MethodNotAllowed` for
+/// a place that does not take the method.
+fn find(req: &Request, deps: &Deps<'_>) -> Result<&'static Route, (Error, &'static str)> {
+    // Fixed endpoints first: the resource's path could be configured over them.
+    let at = ROUTES
+        .iter()
+        .filter(|r| r.at != At::Api)
+        .find(|r| r.at.matches(&req.path, deps.config))
+        .map(|r| r.at)
+        .or_else(|| At::Api.matches(&req.path, deps.config).then_some(At::Api));
+    let Some(at) = at else {
+        return Err((Error::NotFound, "other"));
+    };
+    let rows: Vec<&'static Route> = ROUTES.iter().filter(|r| r.at == at).collect();
+    let upstream = deps.upstream.is_some();
+    match rows.iter().find(|r| r.methods.admit(&req.method, upstream)) {
+        Some(row) => Ok(row),
+        None => Err((Error::MethodNotAllowed { allow: allow(&rows) }, rows[0].label)),
     }
 }
 
@@ -151,196 +213,210 @@ impl<'a> Deps<'a> {
 }
 
 pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
-    let mut response = route(conn, deps, req).unwrap_or_else(|err| error_response(&err, deps.config, &req.id));
+    let (mut response, label) = match find(req, deps) {
+        Ok(row) => {
+            let answer = row
+                .limits
+                .iter()
+                .try_for_each(|bucket| deps.limit(*bucket, req))
+                .and_then(|()| (row.handler)(conn, deps, req));
+            let mut response = answer.unwrap_or_else(|err| error_response(&err, deps.config, &req.id));
+            let cache = match row.cache {
+                NoStore => Some(NO_STORE),
+                Public if response.status < 400 => Some(CACHE_PUBLIC),
+                _ => None,
+            };
+            if let Some(cache) = cache.filter(|_| response.header("cache-control").is_none()) {
+                response = response.with_header("Cache-Control", cache);
+            }
+            (response, row.label)
+        }
+        Err((err, label)) => (error_response(&err, deps.config, &req.id), label),
+    };
     response.headers.push(("X-Content-Type-Options", "nosniff".into()));
-    response.route = Route::of(&req.path, deps.config).map_or("other", Route::name);
+    response.route = label;
     response
 }
 
-fn route(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
-    let (config, now_ms) = (deps.config, deps.now_ms);
-    let route = Route::of(&req.path, config).ok_or(Error::NotFound)?;
-    let reading = matches!(req.method.as_str(), "GET" | "HEAD");
-    let allowed = match route {
-        Route::ClaimView => reading || req.method == "POST",
-        Route::Register
-        | Route::ProviderRevoke
-        | Route::Claim
-        | Route::ClaimReject
-        | Route::ClaimChallenge
-        | Route::ClaimComplete => req.method == "POST",
-        Route::Api => reading || deps.upstream.is_some(),
-        Route::Introspect | Route::OAuthRevoke => req.method == "POST",
-        _ => reading,
+fn healthz(_: &mut Connection, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    Ok(Response::json(200, &json!({ "status": "ok" })))
+}
+
+fn readyz(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    let ready = store::ping(conn)
+        .map_err(|e| e.to_string())
+        .and_then(|()| match deps.db_file {
+            Some(file) => file.check(),
+            None => Ok(()),
+        });
+    Ok(match ready {
+        Ok(()) => Response::json(200, &json!({ "status": "ready" })),
+        Err(_) => Response::json(503, &json!({ "status": "database unavailable" })),
+    })
+}
+
+fn metrics(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    let mail = MailGauges {
+        outbox_pending: outbox::pending_count(conn).unwrap_or(-1),
+        failed: outbox::failed_count(conn).unwrap_or(-1),
     };
-    if !allowed {
-        return Err(Error::MethodNotAllowed { allow: route.allow() });
+    Ok(Response::text(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        deps.metrics.render(&mail),
+    ))
+}
+
+fn resource_metadata(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    Ok(Response::json(200, &discovery::protected_resource(deps.config)))
+}
+
+fn authorization_server_metadata(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    Ok(Response::json(200, &discovery::authorization_server(deps.config)))
+}
+
+fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let request = registration::Request::from_json(&body)?;
+    let is_id_jag = matches!(request, registration::Request::IdJag { .. });
+    deps.limit(
+        match request {
+            registration::Request::Anonymous { .. } => Bucket::Anonymous,
+            registration::Request::IdJag { .. } => Bucket::IdentityAssertion,
+            registration::Request::VerifiedEmail { .. } => Bucket::VerifiedEmail,
+        },
+        req,
+    )?;
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let mut ctx = deps.ctx(conn, client_ip.as_deref());
+    let result = registration::register(&mut ctx, request);
+    if let (true, Err(err)) = (is_id_jag, &result) {
+        deps.metrics.id_jag_refusal(err.wire().1);
     }
-    match route {
-        Route::Healthz => Ok(Response::json(200, &json!({ "status": "ok" })).with_header("Cache-Control", NO_STORE)),
-        Route::Readyz => Ok(match store::ping(conn)
-            .map_err(|e| e.to_string())
-            .and_then(|()| match deps.db_file {
-                Some(file) => file.check(),
-                None => Ok(()),
-            }) {
-            Ok(()) => Response::json(200, &json!({ "status": "ready" })),
-            Err(_) => Response::json(503, &json!({ "status": "database unavailable" })),
-        }
-        .with_header("Cache-Control", NO_STORE)),
-        Route::ResourceMetadata => Ok(discovery_json(&discovery::protected_resource(config))),
-        Route::AuthorizationServerMetadata => Ok(discovery_json(&discovery::authorization_server(config))),
-        Route::AuthMd => auth_md(config),
-        Route::Metrics => {
-            let mail = MailGauges {
-                outbox_pending: outbox::pending_count(conn).unwrap_or(-1),
-                failed: outbox::failed_count(conn).unwrap_or(-1),
-            };
-            Ok(Response::text(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                deps.metrics.render(&mail),
-            )
-            .with_header("Cache-Control", NO_STORE))
-        }
-        Route::Register => {
-            let body = json_body(req)?;
-            let request = registration::Request::from_json(&body)?;
-            let is_id_jag = matches!(request, registration::Request::IdJag { .. });
-            deps.limit(
-                match request {
-                    registration::Request::Anonymous { .. } => Bucket::Anonymous,
-                    registration::Request::IdJag { .. } => Bucket::IdentityAssertion,
-                    registration::Request::VerifiedEmail { .. } => Bucket::VerifiedEmail,
-                },
-                req,
-            )?;
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = deps.ctx(conn, client_ip.as_deref());
-            let result = registration::register(&mut ctx, request);
-            if let (true, Err(err)) = (is_id_jag, &result) {
-                deps.metrics.id_jag_refusal(err.wire().1);
-            }
-            let Registered(answer) = result?;
-            deps.metrics
-                .registration(answer["registration_type"].as_str().unwrap_or("unknown"));
-            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
-        }
-        Route::ProviderRevoke => {
-            deps.limit(Bucket::IdentityAssertion, req)?;
-            let token = logout_token_body(req)?;
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = deps.ctx(conn, client_ip.as_deref());
-            let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)
-                .inspect_err(|err| deps.metrics.id_jag_refusal(err.wire().1))?;
-            Ok(Response::json(200, &json!({ "revoked": revoked })).with_header("Cache-Control", NO_STORE))
-        }
-        Route::Claim => {
-            // It sends mail to an address the agent chose, like a
-            // verified-email registration.
-            deps.limit(Bucket::VerifiedEmail, req)?;
-            deps.limit(Bucket::Claim, req)?;
-            let body = json_body(req)?;
-            let object = json_object(&body)?;
-            let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let answer = claim::request(&mut deps.ctx(conn, client_ip.as_deref()), token, email)?;
-            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
-        }
-        Route::ClaimChallenge => {
-            deps.limit(Bucket::ClaimCode, req)?;
-            let body = json_body(req)?;
-            let token = required_str(json_object(&body)?, "claim_attempt_token")?;
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let (code, expires_ms) = claim::mint_code(&mut deps.ctx(conn, client_ip.as_deref()), token)?;
-            let answer = json!({ "type": "otp", "challenge": code, "expires_at": rfc3339(expires_ms) });
-            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
-        }
-        Route::ClaimComplete => {
-            deps.limit(Bucket::ClaimCode, req)?;
-            let body = json_body(req)?;
-            let object = json_object(&body)?;
-            let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let answer = claim::complete(&mut deps.ctx(conn, client_ip.as_deref()), token, otp)?;
-            Ok(Response::json(200, &answer).with_header("Cache-Control", NO_STORE))
-        }
-        Route::ClaimView if reading => {
-            let token = query_param(req, "token").unwrap_or_default();
-            let state = claim::view(&mut deps.ctx(conn, None), &token)?;
+    let Registered(answer) = result?;
+    deps.metrics
+        .registration(answer["registration_type"].as_str().unwrap_or("unknown"));
+    Ok(Response::json(200, &answer))
+}
+
+fn provider_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let token = logout_token_body(req)?;
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let mut ctx = deps.ctx(conn, client_ip.as_deref());
+    let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)
+        .inspect_err(|err| deps.metrics.id_jag_refusal(err.wire().1))?;
+    Ok(Response::json(200, &json!({ "revoked": revoked })))
+}
+
+fn claim_request(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let object = json_object(&body)?;
+    let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let answer = claim::request(&mut deps.ctx(conn, client_ip.as_deref()), token, email)?;
+    Ok(Response::json(200, &answer))
+}
+
+fn claim_challenge(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let token = required_str(json_object(&body)?, "claim_attempt_token")?;
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let (code, expires_ms) = claim::mint_code(&mut deps.ctx(conn, client_ip.as_deref()), token)?;
+    let answer = json!({ "type": "otp", "challenge": code, "expires_at": rfc3339(expires_ms) });
+    Ok(Response::json(200, &answer))
+}
+
+fn claim_complete(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let object = json_object(&body)?;
+    let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let answer = claim::complete(&mut deps.ctx(conn, client_ip.as_deref()), token, otp)?;
+    Ok(Response::json(200, &answer))
+}
+
+/// The page the emailed link opens; showing it mints nothing.
+fn claim_page(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let token = query_param(req, "token").unwrap_or_default();
+    let state = claim::view(&mut deps.ctx(conn, None), &token)?;
+    Ok(link_page(deps.config, state, &token))
+}
+
+/// The page's button: a code to read back to the agent.
+fn claim_page_code(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let config = deps.config;
+    let form = form_body(req)?;
+    let token = form_value(&form, "token");
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let mut ctx = deps.ctx(conn, client_ip.as_deref());
+    match claim::mint_code(&mut ctx, &token) {
+        Ok((code, expires_ms)) => Ok(pages::code(
+            &config.settings.resource_name,
+            &code,
+            &human_time(expires_ms),
+        )),
+        Err(Error::ClaimSuperseded | Error::ClaimCompleted | Error::ClaimExpired(_)) => {
+            let state = claim::view(&mut ctx, &token)?;
             Ok(link_page(config, state, &token))
         }
-        Route::ClaimView => {
-            deps.limit(Bucket::ClaimCode, req)?;
-            let form = form_body(req)?;
-            let token = form_value(&form, "token");
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let mut ctx = deps.ctx(conn, client_ip.as_deref());
-            match claim::mint_code(&mut ctx, &token) {
-                Ok((code, expires_ms)) => Ok(pages::code(
-                    &config.settings.resource_name,
-                    &code,
-                    &human_time(expires_ms),
-                )),
-                Err(Error::ClaimSuperseded | Error::ClaimCompleted | Error::ClaimExpired(_)) => {
-                    let state = claim::view(&mut ctx, &token)?;
-                    Ok(link_page(config, state, &token))
-                }
-                Err(other) => Err(other),
-            }
-        }
-        Route::ClaimReject => {
-            deps.limit(Bucket::Claim, req)?;
-            let form = form_body(req)?;
-            let token = form_value(&form, "token");
-            let confirmed = form_value(&form, "confirm") == "yes";
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            let name = &config.settings.resource_name;
-            Ok(
-                match claim::reject(&mut deps.ctx(conn, client_ip.as_deref()), &token, confirmed)? {
-                    claim::Rejected::NeedsConfirmation => pages::confirm_reject(name, &token),
-                    claim::Rejected::Done => pages::notice(
-                        200,
-                        name,
-                        "Request cancelled",
-                        "The agent was not linked to you and this link no longer works. Nothing else is needed.",
-                    ),
-                    claim::Rejected::NotOpen(state) => link_page(config, state, &token),
-                },
-            )
-        }
-        Route::Api => {
-            let caller = guard::authenticate(conn, now_ms, req.header("authorization"))?;
-            match deps.upstream {
-                None => {
-                    caller.require_scope(&config.settings.read_scope)?;
-                    Ok(Response::json(200, &caller.to_json()).with_header("Cache-Control", NO_STORE))
-                }
-                Some(upstream) => forward(deps, req, &caller, upstream),
-            }
-        }
-        Route::Introspect => {
-            let Some(expected) = &config.settings.introspection_secret_hash else {
-                return Err(Error::NotFound);
-            };
-            let presented = guard::bearer_token(req.header("authorization")).unwrap_or("");
-            let presented_hash: String = crate::secrets::hash(presented)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            if presented.is_empty() || presented_hash != *expected {
-                return Err(Error::Unauthorized);
-            }
-            let token = form_value(&form_body(req)?, "token");
-            Ok(Response::json(200, &guard::introspect(conn, now_ms, &token)?).with_header("Cache-Control", NO_STORE))
-        }
-        Route::OAuthRevoke => {
-            let token = form_value(&form_body(req)?, "token");
-            let client_ip = req.client_ip.map(|ip| ip.to_string());
-            revocation::self_revoke(&mut deps.ctx(conn, client_ip.as_deref()), &token)?;
-            Ok(Response::json(200, &json!({})).with_header("Cache-Control", NO_STORE))
-        }
+        Err(other) => Err(other),
     }
+}
+
+fn claim_reject(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let config = deps.config;
+    let form = form_body(req)?;
+    let token = form_value(&form, "token");
+    let confirmed = form_value(&form, "confirm") == "yes";
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    let name = &config.settings.resource_name;
+    Ok(
+        match claim::reject(&mut deps.ctx(conn, client_ip.as_deref()), &token, confirmed)? {
+            claim::Rejected::NeedsConfirmation => pages::confirm_reject(name, &token),
+            claim::Rejected::Done => pages::notice(
+                200,
+                name,
+                "Request cancelled",
+                "The agent was not linked to you and this link no longer works. Nothing else is needed.",
+            ),
+            claim::Rejected::NotOpen(state) => link_page(config, state, &token),
+        },
+    )
+}
+
+/// The guarded API: who the caller is, or (with an upstream) the gateway.
+fn api(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let caller = guard::authenticate(conn, deps.now_ms, req.header("authorization"))?;
+    match deps.upstream {
+        None => {
+            caller.require_scope(&deps.config.settings.read_scope)?;
+            Ok(Response::json(200, &caller.to_json()).with_header("Cache-Control", NO_STORE))
+        }
+        Some(upstream) => forward(deps, req, &caller, upstream),
+    }
+}
+
+fn introspect(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let Some(expected) = &deps.config.settings.introspection_secret_hash else {
+        return Err(Error::NotFound);
+    };
+    let presented = guard::bearer_token(req.header("authorization")).unwrap_or("");
+    let presented_hash: String = crate::secrets::hash(presented)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if presented.is_empty() || presented_hash != *expected {
+        return Err(Error::Unauthorized);
+    }
+    let token = form_value(&form_body(req)?, "token");
+    Ok(Response::json(200, &guard::introspect(conn, deps.now_ms, &token)?))
+}
+
+fn oauth_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let token = form_value(&form_body(req)?, "token");
+    let client_ip = req.client_ip.map(|ip| ip.to_string());
+    revocation::self_revoke(&mut deps.ctx(conn, client_ip.as_deref()), &token)?;
+    Ok(Response::json(200, &json!({})))
 }
 
 /// A gateway request whose body was too large to be read before it reached
@@ -355,7 +431,7 @@ pub fn refuse_upload(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> O
         .err()?;
     let mut response = error_response(&err, deps.config, &req.id);
     response.headers.push(("X-Content-Type-Options", "nosniff".into()));
-    response.route = Route::Api.name();
+    response.route = "api";
     Some(response)
 }
 
@@ -469,18 +545,15 @@ fn form_value(form: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn discovery_json(doc: &Value) -> Response {
-    Response::json(200, doc).with_header("Cache-Control", CACHE_PUBLIC)
-}
-
-fn auth_md(config: &Config) -> Result<Response, Error> {
+fn auth_md(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    let config = deps.config;
     let text = match &config.settings.auth_md_path {
         Some(path) => {
             std::fs::read_to_string(path).map_err(|e| Error::Internal(format!("auth_md_path {path}: {e}")))?
         }
         None => discovery::auth_md(config),
     };
-    Ok(Response::text(200, "text/markdown; charset=utf-8", text).with_header("Cache-Control", CACHE_PUBLIC))
+    Ok(Response::text(200, "text/markdown; charset=utf-8", text))
 }
 
 fn body_bytes(req: &Request) -> Result<&[u8], Error> {
@@ -587,6 +660,68 @@ mod tests {
         let response = handle(&mut conn, &deps, &req);
         let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         (response, body)
+    }
+
+    /// Every endpoint, listed by an exhaustive match: a new one does not
+    /// compile until it is listed here, and then it must have a row.
+    fn every_endpoint() -> Vec<Endpoint> {
+        use Endpoint::*;
+        let all = [
+            Healthz,
+            Readyz,
+            Metrics,
+            ResourceMetadata,
+            AuthorizationServerMetadata,
+            AuthMd,
+            Register,
+            ProviderRevoke,
+            Claim,
+            ClaimView,
+            ClaimReject,
+            ClaimChallenge,
+            ClaimComplete,
+            Introspect,
+            OAuthRevoke,
+        ];
+        for endpoint in all {
+            match endpoint {
+                Healthz
+                | Readyz
+                | Metrics
+                | ResourceMetadata
+                | AuthorizationServerMetadata
+                | AuthMd
+                | Register
+                | ProviderRevoke
+                | Claim
+                | ClaimView
+                | ClaimReject
+                | ClaimChallenge
+                | ClaimComplete
+                | Introspect
+                | OAuthRevoke => {}
+            }
+        }
+        all.to_vec()
+    }
+
+    #[test]
+    fn every_endpoint_has_a_row_and_its_own_path() {
+        let endpoints = every_endpoint();
+        for endpoint in &endpoints {
+            assert!(
+                ROUTES.iter().any(|r| r.at == At::Fixed(*endpoint)),
+                "{endpoint:?} has no row"
+            );
+        }
+        let mut paths: Vec<&str> = endpoints.iter().map(|e| e.path()).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), endpoints.len(), "two endpoints share a path");
+        // One place, one label.
+        for r in ROUTES {
+            assert!(ROUTES.iter().filter(|o| o.at == r.at).all(|o| o.label == r.label));
+        }
     }
 
     #[test]

@@ -446,7 +446,10 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         db_file: Some(&shared.db_file),
     };
     let response = catch_unwind(AssertUnwindSafe(|| {
-        if let Some(why) = shared.fatal().filter(|_| request.path != "/healthz") {
+        if let Some(why) = shared
+            .fatal()
+            .filter(|_| request.path != crate::site::Endpoint::Healthz.path())
+        {
             return error_response(&Error::Unavailable(why), &config, &request.id);
         }
         if request.body == Body::Unread {
