@@ -49,6 +49,26 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint (a test in `http::routes` checks each has its own
+    /// path and a route; add a new variant here too).
+    pub const ALL: [Endpoint; 15] = [
+        Endpoint::Healthz,
+        Endpoint::Readyz,
+        Endpoint::Metrics,
+        Endpoint::ResourceMetadata,
+        Endpoint::AuthorizationServerMetadata,
+        Endpoint::AuthMd,
+        Endpoint::Register,
+        Endpoint::ProviderRevoke,
+        Endpoint::Claim,
+        Endpoint::ClaimView,
+        Endpoint::ClaimReject,
+        Endpoint::ClaimChallenge,
+        Endpoint::ClaimComplete,
+        Endpoint::Introspect,
+        Endpoint::OAuthRevoke,
+    ];
+
     pub const fn path(self) -> &'static str {
         match self {
             Endpoint::Healthz => "/healthz",

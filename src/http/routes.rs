@@ -210,6 +210,12 @@ impl<'a> Deps<'a> {
             mail_wake: self.mail_wake,
         }
     }
+
+    /// Runs a flow in the context of `req` (its client IP, for audit).
+    fn run<T>(&self, conn: &mut Connection, req: &Request, flow: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+        let client_ip = req.client_ip.map(|ip| ip.to_string());
+        flow(&mut self.ctx(conn, client_ip.as_deref()))
+    }
 }
 
 pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
@@ -287,9 +293,7 @@ fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Res
         },
         req,
     )?;
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let mut ctx = deps.ctx(conn, client_ip.as_deref());
-    let result = registration::register(&mut ctx, request);
+    let result = deps.run(conn, req, |ctx| registration::register(ctx, request));
     if let (true, Err(err)) = (is_id_jag, &result) {
         deps.metrics.id_jag_refusal(err.wire().1);
     }
@@ -301,9 +305,8 @@ fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Res
 
 fn provider_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = logout_token_body(req)?;
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let mut ctx = deps.ctx(conn, client_ip.as_deref());
-    let revoked = id_jag::provider_revoke(&mut ctx, deps.keys, &token)
+    let revoked = deps
+        .run(conn, req, |ctx| id_jag::provider_revoke(ctx, deps.keys, &token))
         .inspect_err(|err| deps.metrics.id_jag_refusal(err.wire().1))?;
     Ok(Response::json(200, &json!({ "revoked": revoked })))
 }
@@ -312,16 +315,14 @@ fn claim_request(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Resul
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let answer = claim::request(&mut deps.ctx(conn, client_ip.as_deref()), token, email)?;
+    let answer = deps.run(conn, req, |ctx| claim::request(ctx, token, email))?;
     Ok(Response::json(200, &answer))
 }
 
 fn claim_challenge(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
     let token = required_str(json_object(&body)?, "claim_attempt_token")?;
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let (code, expires_ms) = claim::mint_code(&mut deps.ctx(conn, client_ip.as_deref()), token)?;
+    let (code, expires_ms) = deps.run(conn, req, |ctx| claim::mint_code(ctx, token))?;
     let answer = json!({ "type": "otp", "challenge": code, "expires_at": rfc3339(expires_ms) });
     Ok(Response::json(200, &answer))
 }
@@ -330,8 +331,7 @@ fn claim_complete(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Resu
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let answer = claim::complete(&mut deps.ctx(conn, client_ip.as_deref()), token, otp)?;
+    let answer = deps.run(conn, req, |ctx| claim::complete(ctx, token, otp))?;
     Ok(Response::json(200, &answer))
 }
 
@@ -347,20 +347,18 @@ fn claim_page_code(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     let config = deps.config;
     let form = form_body(req)?;
     let token = form_value(&form, "token");
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    let mut ctx = deps.ctx(conn, client_ip.as_deref());
-    match claim::mint_code(&mut ctx, &token) {
+    deps.run(conn, req, |ctx| match claim::mint_code(ctx, &token) {
         Ok((code, expires_ms)) => Ok(pages::code(
             &config.settings.resource_name,
             &code,
             &human_time(expires_ms),
         )),
         Err(Error::ClaimSuperseded | Error::ClaimCompleted | Error::ClaimExpired(_)) => {
-            let state = claim::view(&mut ctx, &token)?;
+            let state = claim::view(ctx, &token)?;
             Ok(link_page(config, state, &token))
         }
         Err(other) => Err(other),
-    }
+    })
 }
 
 fn claim_reject(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
@@ -368,10 +366,9 @@ fn claim_reject(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result
     let form = form_body(req)?;
     let token = form_value(&form, "token");
     let confirmed = form_value(&form, "confirm") == "yes";
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
     let name = &config.settings.resource_name;
     Ok(
-        match claim::reject(&mut deps.ctx(conn, client_ip.as_deref()), &token, confirmed)? {
+        match deps.run(conn, req, |ctx| claim::reject(ctx, &token, confirmed))? {
             claim::Rejected::NeedsConfirmation => pages::confirm_reject(name, &token),
             claim::Rejected::Done => pages::notice(
                 200,
@@ -414,8 +411,7 @@ fn introspect(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<R
 
 fn oauth_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = form_value(&form_body(req)?, "token");
-    let client_ip = req.client_ip.map(|ip| ip.to_string());
-    revocation::self_revoke(&mut deps.ctx(conn, client_ip.as_deref()), &token)?;
+    deps.run(conn, req, |ctx| revocation::self_revoke(ctx, &token))?;
     Ok(Response::json(200, &json!({})))
 }
 
@@ -662,52 +658,9 @@ mod tests {
         (response, body)
     }
 
-    /// Every endpoint, listed by an exhaustive match: a new one does not
-    /// compile until it is listed here, and then it must have a row.
-    fn every_endpoint() -> Vec<Endpoint> {
-        use Endpoint::*;
-        let all = [
-            Healthz,
-            Readyz,
-            Metrics,
-            ResourceMetadata,
-            AuthorizationServerMetadata,
-            AuthMd,
-            Register,
-            ProviderRevoke,
-            Claim,
-            ClaimView,
-            ClaimReject,
-            ClaimChallenge,
-            ClaimComplete,
-            Introspect,
-            OAuthRevoke,
-        ];
-        for endpoint in all {
-            match endpoint {
-                Healthz
-                | Readyz
-                | Metrics
-                | ResourceMetadata
-                | AuthorizationServerMetadata
-                | AuthMd
-                | Register
-                | ProviderRevoke
-                | Claim
-                | ClaimView
-                | ClaimReject
-                | ClaimChallenge
-                | ClaimComplete
-                | Introspect
-                | OAuthRevoke => {}
-            }
-        }
-        all.to_vec()
-    }
-
     #[test]
     fn every_endpoint_has_a_row_and_its_own_path() {
-        let endpoints = every_endpoint();
+        let endpoints = Endpoint::ALL;
         for endpoint in &endpoints {
             assert!(
                 ROUTES.iter().any(|r| r.at == At::Fixed(*endpoint)),
