@@ -46,6 +46,7 @@ fn main() {
         base_url: None,
         workers: 4,
         clock: Arc::new(authmd::time::SystemClock),
+        ticker: Arc::new(authmd::time::SystemTicker::default()),
         mail: authmd::mail::Transport::Log,
         trust_proxy: false,
         upstream: None,

@@ -8,7 +8,8 @@
 //! (and, past `MAX_KEYS`, the limiter stops tracking new IPs rather than
 //! growing: it fails open, like every error inside it).
 //!
-//! Windows measure elapsed time on the monotonic clock ([`Instant`]), never
+//! Windows measure elapsed time on the monotonic clock (a
+//! [`crate::time::Ticker`]'s `elapsed`, passed in as a `Duration`), never
 //! the wall clock: a wall clock stepped back an hour would otherwise hold
 //! every request in the window for an extra hour, and one stepped forward
 //! would empty every window at once. The caller passes the instant in, so
@@ -16,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::settings::{Limit, RateLimits};
 
@@ -70,7 +71,7 @@ pub struct Refused {
 #[derive(Default)]
 struct Windows {
     /// `None` key: the global window of the bucket.
-    by_key: HashMap<(Bucket, Option<String>), VecDeque<Instant>>,
+    by_key: HashMap<(Bucket, Option<String>), VecDeque<Duration>>,
 }
 
 #[derive(Default)]
@@ -80,25 +81,22 @@ pub struct Limiter {
 
 /// Drops instants out of the window; returns whether one more fits, and if
 /// not, how long until the oldest leaves.
-fn admit(window: &mut VecDeque<Instant>, limit: u64, now: Instant, length: Duration) -> Result<(), Duration> {
-    while window
-        .front()
-        .is_some_and(|&at| now.saturating_duration_since(at) >= length)
-    {
+fn admit(window: &mut VecDeque<Duration>, limit: u64, now: Duration, length: Duration) -> Result<(), Duration> {
+    while window.front().is_some_and(|&at| now.saturating_sub(at) >= length) {
         window.pop_front();
     }
     if limit == 0 || (window.len() as u64) < limit {
         return Ok(());
     }
     let oldest = window.front().copied().unwrap_or(now);
-    Err(length.saturating_sub(now.saturating_duration_since(oldest)))
+    Err(length.saturating_sub(now.saturating_sub(oldest)))
 }
 
 impl Limiter {
     /// Counts one request of `bucket` from `ip` at `now` (monotonic), or
     /// refuses it. Per IP first (skipped when the IP is unknown), then
     /// global; a request refused by either counts against neither.
-    pub fn check(&self, bucket: Bucket, ip: Option<&str>, now: Instant, limits: &RateLimits) -> Result<(), Refused> {
+    pub fn check(&self, bucket: Bucket, ip: Option<&str>, now: Duration, limits: &RateLimits) -> Result<(), Refused> {
         let limit = bucket.limit(limits);
         if limit.per_ip == 0 && limit.global == 0 {
             return Ok(());
@@ -134,15 +132,13 @@ impl Limiter {
     }
 
     /// Forgets windows with nothing left in them (the sweeper calls this).
-    pub fn prune(&self, now: Instant, window_secs: u64) -> usize {
+    pub fn prune(&self, now: Duration, window_secs: u64) -> usize {
         let Ok(mut windows) = self.windows.lock() else { return 0 };
         let length = Duration::from_secs(window_secs);
         let before = windows.by_key.len();
-        windows.by_key.retain(|_, window| {
-            window
-                .back()
-                .is_some_and(|&at| now.saturating_duration_since(at) < length)
-        });
+        windows
+            .by_key
+            .retain(|_, window| window.back().is_some_and(|&at| now.saturating_sub(at) < length));
         before - windows.by_key.len()
     }
 }
@@ -171,7 +167,7 @@ mod tests {
     fn per_ip_then_global_sliding_windows() {
         let limiter = Limiter::default();
         let l = limits(2, 3);
-        let t = Instant::now();
+        let t = Duration::from_secs(1000);
         assert!(limiter.check(Bucket::Anonymous, Some("a"), t, &l).is_ok());
         assert!(limiter.check(Bucket::Anonymous, Some("a"), t + secs(10), &l).is_ok());
         let refused = limiter
@@ -202,7 +198,7 @@ mod tests {
     #[test]
     fn zero_means_no_limit_and_unknown_ips_skip_the_per_ip_tier() {
         let limiter = Limiter::default();
-        let t = Instant::now();
+        let t = Duration::from_secs(1000);
         for n in 0..1000 {
             assert!(
                 limiter
@@ -224,7 +220,7 @@ mod tests {
     fn idle_windows_are_pruned() {
         let limiter = Limiter::default();
         let l = limits(5, 5);
-        let t = Instant::now();
+        let t = Duration::from_secs(1000);
         limiter.check(Bucket::Anonymous, Some("a"), t, &l).unwrap();
         assert_eq!(limiter.prune(t + secs(30), 60), 0);
         assert_eq!(limiter.prune(t + secs(61), 60), 2);
@@ -239,7 +235,7 @@ mod tests {
     fn windows_follow_elapsed_time_not_the_wall_clock() {
         let limiter = Limiter::default();
         let l = limits(1, 0);
-        let t = Instant::now();
+        let t = Duration::from_secs(1000);
         limiter.check(Bucket::Anonymous, Some("a"), t + secs(5), &l).unwrap();
         let refused = limiter.check(Bucket::Anonymous, Some("a"), t, &l).unwrap_err();
         assert_eq!(refused.retry_after_secs, 60, "never more than the window");

@@ -23,6 +23,7 @@ const ACCESS_TOKEN_GRACE_MS: i64 = 3600 * 1000;
 pub struct Sweeper {
     pub clock: Arc<dyn Clock>,
     pub limiter: Arc<Limiter>,
+    pub ticker: Arc<dyn crate::time::Ticker>,
     /// Writes go through the server's one writer, like requests'.
     pub writer: Arc<Writer>,
     /// The rate-limit window, from the live settings.
@@ -61,6 +62,6 @@ impl Sweeper {
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }
-        self.limiter.prune(std::time::Instant::now(), (self.window_secs)());
+        self.limiter.prune(self.ticker.elapsed(), (self.window_secs)());
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{Client, TestServer};
 
 const VALID: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::TestServer;
+use common::{Client, TestServer};
 use serde_json::{Value, json};
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Mail, Reply, TestServer};
+use common::{Client, InProcess, Mail, Reply, TestServer};
 use serde_json::{Value, json};
 
 fn register_email(server: &TestServer, email: &str, credential_type: &str) -> Value {
@@ -17,7 +17,7 @@ fn register_email(server: &TestServer, email: &str, credential_type: &str) -> Va
     reply.json()
 }
 
-fn request_claim(server: &TestServer, claim_token: &str, email: &str) -> Reply {
+fn request_claim(server: &impl Client, claim_token: &str, email: &str) -> Reply {
     server.post_json(
         "/agent/auth/claim",
         &json!({ "claim_token": claim_token, "email": email }).to_string(),
@@ -31,7 +31,7 @@ fn challenge(server: &TestServer, attempt_token: &str) -> Reply {
     )
 }
 
-fn complete(server: &TestServer, claim_token: &str, otp: &str) -> Reply {
+fn complete(server: &impl Client, claim_token: &str, otp: &str) -> Reply {
     server.post_json(
         "/agent/auth/claim/complete",
         &json!({ "claim_token": claim_token, "otp": otp }).to_string(),
@@ -227,7 +227,7 @@ fn verified_email_resend_needs_the_same_address() {
 
 #[test]
 fn refusals_have_their_codes() {
-    let server = TestServer::start();
+    let server = InProcess::start();
     request_claim(&server, "clm_nope", "a@example.com").assert_error(401, "invalid_claim_token");
     complete(&server, "clm_nope", "123456").assert_error(401, "invalid_claim_token");
     let reg = server.register_anonymous();
@@ -250,18 +250,14 @@ fn refusals_have_their_codes() {
         .assert_error(400, "invalid_request");
 
     // An expired registration cannot be claimed.
-    server.cli_ok(&["config", "set", "registration_ttl_secs", "1"]);
-    assert!(server.eventually(Duration::from_secs(3), || {
-        server.get("/auth.md").body.contains("after 1 second")
-    }));
+    server.set("registration_ttl_secs", "1");
     let short = server.register_anonymous();
-    std::thread::sleep(Duration::from_millis(1200));
+    server.advance(Duration::from_secs(1));
     request_claim(&server, short["claim_token"].as_str().unwrap(), "a@example.com").assert_error(410, "claim_expired");
     complete(&server, short["claim_token"].as_str().unwrap(), "123456").assert_error(410, "claim_expired");
 
     // Verified email switched off.
-    server.cli_ok(&["config", "set", "verified_email_enabled", "false"]);
-    std::thread::sleep(Duration::from_millis(2100));
+    server.set("verified_email_enabled", "false");
     let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"a@example.com","requested_credential_type":"api_key"});
     server
         .post_json("/agent/auth", &body.to_string())

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, TestServer, cli};
+use common::{BIN, Client, TestServer, cli};
 use serde_json::Value;
 
 fn stderr_of(out: &std::process::Output) -> String {

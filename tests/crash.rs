@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
-use common::TestServer;
+use common::{Client, TestServer};
 use serde_json::json;
 
 #[test]

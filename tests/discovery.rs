@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Client, TestServer};
 use serde_json::json;
 
 #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{Client, TestServer};
 
 const REGISTER: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
 

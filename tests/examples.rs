@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::TestServer;
+use common::{Client, TestServer};
 use serde_json::json;
 
 fn example(name: &str) -> PathBuf {

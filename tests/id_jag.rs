@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authmd::devprovider::{self, Alg, JwksServer, SigningKey, StalledServer};
-use common::{Reply, TestServer};
+use common::{Client, Reply, TestServer};
 use serde_json::{Value, json};
 
 const RSA_PKCS8: &[u8] = include_bytes!("fixtures/rsa2048.pk8.der");
@@ -187,8 +187,7 @@ fn a_verified_email_matches_an_existing_user_and_jit_off_refuses_strangers() {
         user_id
     );
 
-    world.server.cli_ok(&["config", "set", "jit_provisioning", "false"]);
-    std::thread::sleep(Duration::from_millis(2100));
+    world.server.set("jit_provisioning", "false");
     world
         .register(&world.mint(&world.claims("stranger")), "api_key")
         .assert_error(400, "user_not_provisioned");
@@ -291,8 +290,7 @@ fn every_refusal_has_its_code() {
     assert!(!world.server.stderr().contains(&token[..60]));
 
     // ID-JAG disabled altogether.
-    world.server.cli_ok(&["config", "set", "id_jag_enabled", "false"]);
-    std::thread::sleep(Duration::from_millis(2100));
+    world.server.set("id_jag_enabled", "false");
     world
         .register(&world.mint(&world.claims("u")), "access_token")
         .assert_error(400, "issuer_not_enabled");

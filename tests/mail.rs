@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, cli, parse_mail};
+use common::{Client, TestServer, cli, parse_mail};
 use serde_json::json;
 
 /// aiosmtpd delivering into a Maildir.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{Client, TestServer};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);

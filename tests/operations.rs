@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
-use common::{BIN, TestServer};
+use common::{BIN, Client, InProcess, TestServer};
 use serde_json::{Value, json};
 
 const ANON: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
@@ -22,7 +22,7 @@ fn limited(args: &[&str], settings: &[(&str, &str)]) -> TestServer {
     server
 }
 
-fn register_from(server: &TestServer, forwarded_for: Option<&str>) -> common::Reply {
+fn register_from(server: &impl Client, forwarded_for: Option<&str>) -> common::Reply {
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(ip) = forwarded_for {
         headers.push(("X-Forwarded-For", ip));
@@ -32,33 +32,35 @@ fn register_from(server: &TestServer, forwarded_for: Option<&str>) -> common::Re
 
 #[test]
 fn the_per_ip_limit_trips_and_recovers_after_the_window() {
-    let server = limited(
-        &[],
-        &[("rate_limit.anonymous.per_ip", "2"), ("rate_limit.window_secs", "2")],
+    let server = InProcess::start_with(
+        false,
+        &[("rate_limit.anonymous.per_ip", "2"), ("rate_limit.window_secs", "60")],
     );
     assert_eq!(register_from(&server, None).status, 200);
     assert_eq!(register_from(&server, None).status, 200);
     let refused = register_from(&server, None);
     refused.assert_error(429, "rate_limited");
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert_eq!(retry, 60, "Retry-After: the whole window, as no time passed");
     // A forged X-Forwarded-For changes nothing without --trust-proxy.
     register_from(&server, Some("203.0.113.9")).assert_error(429, "rate_limited");
     // Verified email has its own bucket.
     let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"a@example.com","requested_credential_type":"api_key"});
     assert_eq!(server.post_json("/agent/auth", &body.to_string()).status, 200);
-    std::thread::sleep(Duration::from_secs(retry));
+    server.advance(Duration::from_secs(retry - 1));
+    register_from(&server, None).assert_error(429, "rate_limited");
+    server.advance(Duration::from_secs(1));
     assert_eq!(register_from(&server, None).status, 200, "recovered after the window");
 }
 
 #[test]
 fn the_global_limit_trips_across_addresses_behind_a_trusted_proxy() {
-    let server = limited(
-        &["--trust-proxy"],
+    let server = InProcess::start_with(
+        true,
         &[
             ("rate_limit.anonymous.per_ip", "2"),
             ("rate_limit.anonymous.global", "3"),
-            ("rate_limit.window_secs", "2"),
+            ("rate_limit.window_secs", "60"),
         ],
     );
     // Right-most entry: the address the trusted proxy saw.
@@ -69,7 +71,7 @@ fn the_global_limit_trips_across_addresses_behind_a_trusted_proxy() {
     let refused = register_from(&server, Some("192.0.2.3"));
     refused.assert_error(429, "rate_limited");
     assert!(refused.json()["message"].as_str().unwrap().contains("anonymous"));
-    std::thread::sleep(Duration::from_millis(2100));
+    server.advance(Duration::from_secs(60));
     assert_eq!(register_from(&server, Some("192.0.2.3")).status, 200);
     let audit = server.cli_ok(&["audit", "--json", "--event", "registration.created"]);
     assert!(
@@ -158,25 +160,33 @@ fn an_emptied_claim_bucket_does_not_stall_a_ceremony_under_way() {
 
 #[test]
 fn the_sweeper_expires_unclaimed_registrations_once() {
-    let server = TestServer::start();
-    server.cli_ok(&["config", "set", "registration_ttl_secs", "1"]);
-    assert!(server.eventually(Duration::from_secs(3), || {
-        server.get("/auth.md").body.contains("after 1 second")
-    }));
-    let reg = server.register_anonymous();
-    let id = reg["registration_id"].as_str().unwrap();
-    assert!(server.eventually(Duration::from_secs(8), || {
+    let server = InProcess::start();
+    server.set("registration_ttl_secs", "1");
+    // Each registration expires at a later sweep; the last one expiring
+    // means every sweep before it ran, and the first was recorded once.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reg = server.register_anonymous();
+        let id = reg["registration_id"].as_str().unwrap().to_string();
+        server.advance(Duration::from_secs(2));
+        assert!(server.eventually(Duration::from_secs(10), || {
+            server
+                .cli_ok(&["registrations", "list", "--status", "expired"])
+                .contains(&id)
+        }));
         server
-            .cli_ok(&["registrations", "list", "--status", "expired"])
-            .contains(id)
-    }));
-    server
-        .get_with_token("/api/resource", reg["credential"].as_str().unwrap())
-        .assert_error(401, "invalid_token");
-    std::thread::sleep(Duration::from_millis(4500)); // two more sweeps
+            .get_with_token("/api/resource", reg["credential"].as_str().unwrap())
+            .assert_error(401, "invalid_token");
+        ids.push(id);
+    }
     let expired = server.events("registration.expired");
-    assert_eq!(expired.len(), 1, "{expired:?}");
-    assert_eq!(expired[0]["registration_id"], id);
+    assert_eq!(expired.len(), 3, "{expired:?}");
+    for id in ids {
+        assert_eq!(
+            expired.iter().filter(|e| e["registration_id"] == id.as_str()).count(),
+            1
+        );
+    }
 }
 
 fn now_secs() -> i64 {

@@ -123,6 +123,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         base_url,
         workers,
         clock: Arc::new(SystemClock),
+        ticker: Arc::new(crate::time::SystemTicker::default()),
         mail: mail.clone(),
         trust_proxy,
         upstream: upstream.clone(),

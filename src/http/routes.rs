@@ -174,6 +174,8 @@ pub struct Deps<'a> {
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
+    /// The same instant on the monotonic clock (rate-limit windows).
+    pub elapsed: std::time::Duration,
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
     /// The database file the server opened, for `/readyz` to check.
     pub db_file: Option<&'a store::FileIdentity>,
@@ -184,12 +186,7 @@ impl<'a> Deps<'a> {
     fn limit(&self, bucket: Bucket, req: &Request) -> Result<(), Error> {
         let ip = req.client_ip.map(|ip| ip.to_string());
         self.limiter
-            .check(
-                bucket,
-                ip.as_deref(),
-                std::time::Instant::now(),
-                &self.config.settings.rate_limits,
-            )
+            .check(bucket, ip.as_deref(), self.elapsed, &self.config.settings.rate_limits)
             .map_err(|refused| {
                 self.metrics.rate_limited(bucket.name());
                 Error::RateLimited {
@@ -650,6 +647,7 @@ mod tests {
             writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
+            elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,
         };
@@ -743,6 +741,7 @@ mod failure_tests {
             writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
+            elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,
         };

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::settings::Settings;
 use crate::store::{self, OpenError};
-use crate::time::Clock;
+use crate::time::{Clock, Ticker};
 use crate::{log, secrets};
 
 const SETTINGS_RELOAD_EVERY: Duration = Duration::from_secs(1);
@@ -48,7 +48,10 @@ pub struct Options {
     /// `None`: `http://<bound address>`.
     pub base_url: Option<String>,
     pub workers: usize,
+    /// The wall clock: every instant stored or compared with a token.
     pub clock: Arc<dyn Clock>,
+    /// The monotonic clock: rate-limit windows and cache freshness.
+    pub ticker: Arc<dyn Ticker>,
     /// Where the outbox is delivered.
     pub mail: crate::mail::Transport,
     /// Take the client IP from the right-most `X-Forwarded-For` entry (one trusted proxy).
@@ -94,6 +97,9 @@ struct Shared {
     upstream_client: crate::upstream::Client,
     writer: Arc<crate::store::writer::Writer>,
     clock: Arc<dyn Clock>,
+    ticker: Arc<dyn Ticker>,
+    base_url: String,
+    db_path: PathBuf,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
     db_file: store::FileIdentity,
@@ -165,7 +171,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
         keys: KeyCache::new(
             crate::fetch::Fetcher::new(options.allow_loopback_fetch),
-            Arc::new(crate::time::SystemTicker::default()),
+            options.ticker.clone(),
         ),
         limiter: Arc::new(Limiter::default()),
         metrics: Metrics::default(),
@@ -174,6 +180,9 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         upstream_client: crate::upstream::Client::default(),
         writer: Arc::new(crate::store::writer::Writer::open(&options.db_path).map_err(StartError::Database)?),
         clock: options.clock,
+        ticker: options.ticker,
+        base_url: base_url.clone(),
+        db_path: options.db_path.clone(),
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
         db_file,
@@ -233,6 +242,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let sweeper = crate::sweeper::Sweeper {
         clock: shared.clock.clone(),
         limiter: shared.limiter.clone(),
+        ticker: shared.ticker.clone(),
         writer: shared.writer.clone(),
         window_secs: Box::new(move || window_shared.config().settings.rate_limits.window_secs),
         stopping: shared.stopping.clone(),
@@ -243,11 +253,11 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .spawn(move || sweeper.run())
             .map_err(|e| StartError::Config(format!("cannot start the sweeper thread: {e}")))?,
     );
-    let (db_path, reload_shared, reload_base) = (options.db_path.clone(), shared.clone(), base_url.clone());
+    let reload_shared = shared.clone();
     threads.push(
         std::thread::Builder::new()
             .name("settings".into())
-            .spawn(move || reload_settings(&db_path, &reload_base, &reload_shared))
+            .spawn(move || reload_settings(&reload_shared))
             .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
     );
     let watched = shared.clone();
@@ -376,6 +386,13 @@ impl tiny_http::Hooks for EdgeHooks {
 }
 
 impl Running {
+    /// Loads the settings now, rather than within the next 2 seconds (for
+    /// programs that change them and go on at once, such as tests).
+    pub fn reload_settings(&self) -> Result<(), String> {
+        let conn = store::connect(&self.shared.db_path).map_err(|e| e.to_string())?;
+        load_settings(&conn, &self.shared)
+    }
+
     /// Why the server must stop on its own (its database file is gone), once it must.
     pub fn fatal(&self) -> Option<String> {
         self.shared.fatal()
@@ -442,6 +459,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         writer: &shared.writer,
         metrics: &shared.metrics,
         now_ms,
+        elapsed: shared.ticker.elapsed(),
         mail_wake: Some(&shared.mail_wake),
         db_file: Some(&shared.db_file),
     };
@@ -589,7 +607,20 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
     });
 }
 
-fn reload_settings(db_path: &Path, base_url: &str, shared: &Shared) {
+/// Loads the settings from the database into the running server; `Err`
+/// keeps the previous ones.
+fn load_settings(conn: &rusqlite::Connection, shared: &Shared) -> Result<(), String> {
+    let stored = store::settings::load(conn).map_err(|e| e.to_string())?;
+    let settings = Settings::from_stored(&stored)?;
+    if shared.config().settings != settings {
+        *shared.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Config::new(&shared.base_url, settings));
+        log::info("settings reloaded");
+    }
+    Ok(())
+}
+
+/// Every second, so `authmd config set` reaches a running server within 2 s.
+fn reload_settings(shared: &Shared) {
     let mut conn = None;
     let mut last_error = None;
     let mut last_load = Instant::now();
@@ -600,21 +631,11 @@ fn reload_settings(db_path: &Path, base_url: &str, shared: &Shared) {
         }
         last_load = Instant::now();
         if conn.is_none() {
-            conn = store::connect(db_path).ok();
+            conn = store::connect(&shared.db_path).ok();
         }
         let Some(db) = &conn else { continue };
-        let loaded = store::settings::load(db)
-            .map_err(|e| e.to_string())
-            .and_then(|stored| Settings::from_stored(&stored));
-        match loaded {
-            Ok(settings) => {
-                last_error = None;
-                if shared.config().settings != settings {
-                    *shared.config.write().unwrap_or_else(|e| e.into_inner()) =
-                        Arc::new(Config::new(base_url, settings));
-                    log::info("settings reloaded");
-                }
-            }
+        match load_settings(db, shared) {
+            Ok(()) => last_error = None,
             Err(why) if last_error.as_ref() != Some(&why) => {
                 log::warn(&format!("keeping the previous settings: {why}"));
                 last_error = Some(why);

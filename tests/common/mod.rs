@@ -110,10 +110,6 @@ impl TestServer {
         server
     }
 
-    pub fn db(&self) -> PathBuf {
-        self.dir.path().join("authmd.db")
-    }
-
     fn boot(&mut self) {
         let mut command = match self.launcher.split_first() {
             None => Command::new(BIN),
@@ -156,6 +152,19 @@ impl TestServer {
         if let Some(addr) = base.strip_prefix("http://127.0.0.1:") {
             self.listen = format!("127.0.0.1:{addr}");
         }
+    }
+
+    /// `authmd config set KEY VALUE`, in effect when this returns: it waits
+    /// for the server to log that it reloaded its settings.
+    pub fn set(&self, key: &str, value: &str) {
+        let reloads = || self.stderr().matches("settings reloaded").count();
+        let before = reloads();
+        self.cli_ok(&["config", "set", key, value]);
+        assert!(
+            self.eventually(Duration::from_secs(10), || reloads() > before),
+            "the server did not reload its settings; stderr:\n{}",
+            self.stderr()
+        );
     }
 
     /// Everything the server wrote to stderr so far.
@@ -202,14 +211,24 @@ impl TestServer {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
+}
+
+/// HTTP over a fresh loopback connection per request, to whichever server.
+pub trait Client {
+    /// `http://127.0.0.1:PORT`.
+    fn base(&self) -> &str;
+    /// What to print when no answer came.
+    fn log(&self) -> String;
+    /// Its database file.
+    fn db(&self) -> PathBuf;
 
     /// Runs `authmd --db <this db> ARGS`.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    fn cli(&self, args: &[&str]) -> Output {
         cli(&self.db(), args)
     }
 
     /// Runs a CLI command that must succeed; returns its stdout.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
+    fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -220,21 +239,40 @@ impl TestServer {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
-    pub fn get(&self, path: &str) -> Reply {
+    /// Polls `check` until it holds or `limit` passes.
+    fn eventually(&self, limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        check()
+    }
+    /// Events of one name from `authmd audit --json`.
+    fn events(&self, name: &str) -> Vec<Value> {
+        self.cli_ok(&["audit", "--json", "--event", name])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], b"")
     }
 
-    pub fn get_with_token(&self, path: &str, token: &str) -> Reply {
+    fn get_with_token(&self, path: &str, token: &str) -> Reply {
         self.request("GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
     }
 
-    pub fn post_json(&self, path: &str, body: &str) -> Reply {
+    fn post_json(&self, path: &str, body: &str) -> Reply {
         self.request("POST", path, &[("Content-Type", "application/json")], body.as_bytes())
     }
 
     /// One request over a fresh connection, written by hand so tests can send
     /// exactly the bytes they mean (bad UTF-8, odd headers, lying lengths).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
         for (name, value) in headers {
             head += &format!("{name}: {value}\r\n");
@@ -252,8 +290,8 @@ impl TestServer {
     }
 
     /// Sends raw bytes and reads the response until the server closes.
-    pub fn raw(&self, bytes: &[u8]) -> Reply {
-        let addr = self.base.trim_start_matches("http://");
+    fn raw(&self, bytes: &[u8]) -> Reply {
+        let addr = self.base().trim_start_matches("http://");
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         // The server may answer (and close) before taking a whole oversized body.
@@ -264,13 +302,13 @@ impl TestServer {
             panic!(
                 "no HTTP reply to {:?}; stderr:\n{}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)]),
-                self.stderr()
+                self.log()
             )
         })
     }
 
     /// Registers anonymously; returns the response body.
-    pub fn register_anonymous(&self) -> Value {
+    fn register_anonymous(&self) -> Value {
         let reply = self.post_json(
             "/agent/auth",
             r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
@@ -278,17 +316,120 @@ impl TestServer {
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json()
     }
+}
 
-    /// Polls `check` until it holds or `limit` passes.
-    pub fn eventually(&self, limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if check() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+impl Client for TestServer {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("authmd.db")
+    }
+
+    fn log(&self) -> String {
+        self.stderr()
+    }
+}
+
+/// authmd's server in this process (`authmd::start_server`) on a real
+/// SQLite file and a real socket, with clocks that move only when told:
+/// every TTL, expiry and rate-limit window is tested by moving the clock,
+/// never by sleeping. Settings changes take effect at once ([`InProcess::set`]).
+pub struct InProcess {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub clock: Arc<authmd::time::FixedClock>,
+    pub ticker: Arc<authmd::time::ManualTicker>,
+    running: Option<authmd::Running>,
+}
+
+impl InProcess {
+    /// Rate limits off, as [`TestServer::start`] has them.
+    pub fn start() -> InProcess {
+        let off: Vec<(&str, &str)> = authmd::settings::DEFS
+            .iter()
+            .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
+            .map(|d| (d.key, "0"))
+            .collect();
+        InProcess::start_with(false, &off)
+    }
+
+    /// With these settings stored before it starts (rate limits at their defaults otherwise).
+    pub fn start_with(trust_proxy: bool, settings: &[(&str, &str)]) -> InProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("authmd.db");
+        let conn = authmd::store::open(&db).expect("create the database");
+        for (key, value) in settings {
+            authmd::store::settings::put(&conn, key, Some(value), 0).expect("setting");
         }
-        check()
+        drop(conn);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let clock = Arc::new(authmd::time::FixedClock::at(now_ms));
+        let ticker = Arc::new(authmd::time::ManualTicker::default());
+        let running = authmd::start_server(authmd::ServerOptions {
+            db_path: db,
+            listen: "127.0.0.1:0".into(),
+            base_url: None,
+            workers: 4,
+            clock: clock.clone(),
+            ticker: ticker.clone(),
+            mail: authmd::mail::Transport::parse(&format!("file:{}", dir.path().join("outbox").display())).unwrap(),
+            trust_proxy,
+            upstream: None,
+            edge: Default::default(),
+            allow_loopback_fetch: true,
+        })
+        .expect("start authmd in process");
+        InProcess {
+            base: running.base_url.clone(),
+            dir,
+            clock,
+            ticker,
+            running: Some(running),
+        }
+    }
+
+    /// `authmd config set KEY VALUE`, in effect when this returns.
+    pub fn set(&self, key: &str, value: &str) {
+        let out = cli(&self.db(), &["config", "set", key, value]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.running
+            .as_ref()
+            .unwrap()
+            .reload_settings()
+            .expect("reload the settings");
+    }
+
+    /// Moves both clocks (wall and monotonic) forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance_secs(by.as_secs() as i64);
+        self.ticker.advance(by);
+    }
+}
+
+impl Client for InProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("authmd.db")
+    }
+
+    fn log(&self) -> String {
+        "(in process: the log went to this test's stderr)".into()
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::from_secs(5));
+        }
     }
 }
 
@@ -490,13 +631,5 @@ impl TestServer {
         let mail = self.outbox();
         assert!(found, "expected {count} messages, found {}", mail.len());
         mail
-    }
-
-    /// Events of one name from `authmd audit --json`.
-    pub fn events(&self, name: &str) -> Vec<Value> {
-        self.cli_ok(&["audit", "--json", "--event", name])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
     }
 }
