@@ -21,8 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
 use authmd::jose::{self, Jwks, Policy, TokenKind};
+use authmd_dev::{Alg, JwksServer, SigningKey};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
 
@@ -412,8 +412,8 @@ fn main() {
             let minting = Instant::now();
             let tokens: Vec<String> = (0..count)
                 .map(|n| {
-                    let claims = devprovider::id_jag_claims(&provider.base_url, &format!("user-{n}"), &server.base, now_secs());
-                    let token = key.sign(&devprovider::id_jag_header(), &claims);
+                    let claims = authmd_dev::id_jag_claims(&provider.base_url, &format!("user-{n}"), &server.base, now_secs());
+                    let token = key.sign(&authmd_dev::id_jag_header(), &claims);
                     json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"access_token"}).to_string()
                 })
                 .collect();

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use authmd_dev::{Alg, JwksServer, SigningKey};
 use lexopt::prelude::*;
 use ring::digest::{SHA256, digest};
 
@@ -120,7 +120,7 @@ fn main() {
                 "provider issuer {} serving {}{}",
                 server.base_url,
                 server.base_url,
-                devprovider::JWKS_PATH
+                authmd_dev::JWKS_PATH
             );
             println!(
                 "trust it with: authmd provider add {} --name \"Dev Provider\"",
@@ -133,22 +133,22 @@ fn main() {
         }
         "mint" => {
             let sub = required(&args.sub, "sub");
-            let mut claims = devprovider::id_jag_claims(&args.issuer, &sub, &required(&args.aud, "aud"), now_secs());
+            let mut claims = authmd_dev::id_jag_claims(&args.issuer, &sub, &required(&args.aud, "aud"), now_secs());
             if let Some(email) = args.email {
                 claims["email"] = email.into();
             }
             if let Some(scope) = args.scope {
                 claims["scope"] = scope.into();
             }
-            println!("{}", key.sign(&devprovider::id_jag_header(), &claims));
+            println!("{}", key.sign(&authmd_dev::id_jag_header(), &claims));
         }
         "revoke" => {
             let aud = required(&args.aud, "aud");
             let to = args
                 .to
                 .unwrap_or_else(|| format!("{}/agent/auth/revoke", aud.trim_end_matches('/')));
-            let claims = devprovider::logout_claims(&args.issuer, &required(&args.sub, "sub"), &aud, now_secs());
-            let token = key.sign(&devprovider::logout_header(), &claims);
+            let claims = authmd_dev::logout_claims(&args.issuer, &required(&args.sub, "sub"), &aud, now_secs());
+            let token = key.sign(&authmd_dev::logout_header(), &claims);
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             let mut response = agent
                 .post(&to)

@@ -314,7 +314,7 @@ mod tests {
     /// loopback fetching was allowed; the served document counts the visits.
     #[test]
     fn loopback_is_refused_without_the_development_switch() {
-        let server = crate::devprovider::JwksServer::start("127.0.0.1:0").unwrap();
+        let server = authmd_dev::JwksServer::start("127.0.0.1:0").unwrap();
         server.put("/doc", serde_json::json!({"ok": true}), "max-age=60");
         for host in [
             server.base_url.clone(),

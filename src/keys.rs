@@ -394,8 +394,8 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::devprovider::{self, Alg, JwksServer, SigningKey, StalledServer};
     use crate::time::ManualTicker;
+    use authmd_dev::{Alg, JwksServer, SigningKey, StalledServer};
 
     /// 2026-05-04T13:00:00Z, the wall clock the tests pass in.
     const T0_MS: i64 = 1_777_899_600_000;
@@ -440,7 +440,7 @@ mod tests {
     fn a_hanging_jwks_is_fetched_once_and_its_failure_remembered() {
         let f = fixture();
         let stalled = StalledServer::start().unwrap();
-        let uri = format!("{}{}", stalled.base_url, devprovider::JWKS_PATH);
+        let uri = format!("{}{}", stalled.base_url, authmd_dev::JWKS_PATH);
         let callers = 10;
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|scope| {
@@ -482,7 +482,7 @@ mod tests {
         let provider = JwksServer::start("127.0.0.1:0").unwrap();
         let key = SigningKey::generate(Alg::Es256, "k1");
         provider.publish(&[&key], "max-age=600");
-        let uri = format!("{}{}", provider.base_url, devprovider::JWKS_PATH);
+        let uri = format!("{}{}", provider.base_url, authmd_dev::JWKS_PATH);
         assert!(f.cache.jwks(&f.conn(), &uri, T0_MS).unwrap().has_kid("k1"));
 
         provider.documents.write().unwrap().by_path.clear(); // now 404
@@ -497,7 +497,7 @@ mod tests {
             f.cache.jwks(&f.conn(), &uri, at).unwrap().has_kid("k1"),
             "stale, still used"
         );
-        assert_eq!(provider.hits(devprovider::JWKS_PATH), 2, "the refetch was tried");
+        assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 2, "the refetch was tried");
         let at = advance(MAX_STALE - Duration::from_secs(10));
         assert!(
             f.cache.jwks(&f.conn(), &uri, at).unwrap().has_kid("k1"),
@@ -522,7 +522,7 @@ mod tests {
         let f = fixture();
         let provider = JwksServer::start("127.0.0.1:0").unwrap();
         provider.publish(&[&SigningKey::generate(Alg::Es256, "k1")], "max-age=3600");
-        let uri = format!("{}{}", provider.base_url, devprovider::JWKS_PATH);
+        let uri = format!("{}{}", provider.base_url, authmd_dev::JWKS_PATH);
         f.cache.jwks(&f.conn(), &uri, T0_MS).unwrap();
         assert!(
             f.cache
@@ -537,7 +537,7 @@ mod tests {
                 .is_none(),
             "once per 30 s"
         );
-        assert_eq!(provider.hits(devprovider::JWKS_PATH), 2);
+        assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 2);
 
         let an_hour_earlier_ms = T0_MS - 3_600_000;
         f.ticker.advance(REFETCH_INTERVAL + Duration::from_secs(1));
@@ -547,10 +547,10 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        assert_eq!(provider.hits(devprovider::JWKS_PATH), 3);
+        assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
         // The in-memory freshness does not care about the wall clock either.
         f.cache.jwks(&f.conn(), &uri, T0_MS + 2 * 3_600_000).unwrap();
-        assert_eq!(provider.hits(devprovider::JWKS_PATH), 3);
+        assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
     }
 
     #[test]

@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod devprovider;
 pub mod discovery;
 pub mod email;
 pub mod embed;

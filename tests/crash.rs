@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use authmd_dev::{Alg, JwksServer, SigningKey};
 use common::{Client, TestServer};
 use serde_json::json;
 
@@ -37,8 +37,8 @@ fn acknowledged_registrations_survive_sigkill() {
                     let (body, assertion) = if n % 2 == 0 {
                         (json!({"type":"anonymous","requested_credential_type":"api_key"}), None)
                     } else {
-                        let claims = devprovider::id_jag_claims(&provider.base_url, &format!("u{worker}-{n}"), &server.base, now);
-                        let token = key.sign(&devprovider::id_jag_header(), &claims);
+                        let claims = authmd_dev::id_jag_claims(&provider.base_url, &format!("u{worker}-{n}"), &server.base, now);
+                        let token = key.sign(&authmd_dev::id_jag_header(), &claims);
                         (json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"api_key"}), Some(token))
                     };
                     // A connection cut by the kill panics inside the helper; that

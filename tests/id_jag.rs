@@ -1,11 +1,11 @@
 //! SPEC.md 3.2, 4 and 6 against the real server and a real provider serving
-//! its JWKS over HTTP on loopback (`authmd::devprovider`).
+//! its JWKS over HTTP on loopback (`authmd_dev`).
 
 mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey, StalledServer};
+use authmd_dev::{Alg, JwksServer, SigningKey, StalledServer};
 use common::{Client, Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -40,11 +40,11 @@ impl World {
     }
 
     fn claims(&self, sub: &str) -> Value {
-        devprovider::id_jag_claims(self.issuer(), sub, &self.server.base, now_secs())
+        authmd_dev::id_jag_claims(self.issuer(), sub, &self.server.base, now_secs())
     }
 
     fn mint(&self, claims: &Value) -> String {
-        self.key.sign(&devprovider::id_jag_header(), claims)
+        self.key.sign(&authmd_dev::id_jag_header(), claims)
     }
 
     fn register(&self, token: &str, credential_type: &str) -> Reply {
@@ -67,8 +67,8 @@ impl World {
         // Addressed to the resource URL, the other name of this service: the
         // delegation is revoked whichever alias the ID-JAGs used.
         let resource = format!("{}/api/", self.server.base);
-        let claims = devprovider::logout_claims(self.issuer(), sub, &resource, iat);
-        let token = self.key.sign(&devprovider::logout_header(), &claims);
+        let claims = authmd_dev::logout_claims(self.issuer(), sub, &resource, iat);
+        let token = self.key.sign(&authmd_dev::logout_header(), &claims);
         self.server.request(
             "POST",
             "/agent/auth/revoke",
@@ -99,9 +99,8 @@ fn every_algorithm_and_both_credential_types_register() {
         .publish(&keys.iter().collect::<Vec<_>>(), "public, max-age=3600");
     for (n, key) in keys.iter().enumerate() {
         for credential_type in ["access_token", "api_key"] {
-            let claims =
-                devprovider::id_jag_claims(world.issuer(), &format!("user{n}"), &world.server.base, now_secs());
-            let token = key.sign(&devprovider::id_jag_header(), &claims);
+            let claims = authmd_dev::id_jag_claims(world.issuer(), &format!("user{n}"), &world.server.base, now_secs());
+            let token = key.sign(&authmd_dev::id_jag_header(), &claims);
             let reply = world.register(&token, credential_type);
             assert_eq!(
                 reply.status,
@@ -203,18 +202,18 @@ fn key_rotation_is_picked_up_through_one_refetch() {
     world.register_ok("alice");
     let rotated = SigningKey::generate(Alg::Es256, "k2");
     world.provider.publish(&[&world.key, &rotated], "public, max-age=86400");
-    let hits_before = world.provider.hits(devprovider::JWKS_PATH);
-    let token = rotated.sign(&devprovider::id_jag_header(), &world.claims("alice"));
+    let hits_before = world.provider.hits(authmd_dev::JWKS_PATH);
+    let token = rotated.sign(&authmd_dev::id_jag_header(), &world.claims("alice"));
     let reply = world.register(&token, "access_token");
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(world.provider.hits(devprovider::JWKS_PATH), hits_before + 1);
+    assert_eq!(world.provider.hits(authmd_dev::JWKS_PATH), hits_before + 1);
     // An unknown kid again within 30 s does not refetch again.
     let stranger = SigningKey::generate(Alg::Es256, "k3");
-    let token = stranger.sign(&devprovider::id_jag_header(), &world.claims("alice"));
+    let token = stranger.sign(&authmd_dev::id_jag_header(), &world.claims("alice"));
     world
         .register(&token, "access_token")
         .assert_error(400, "invalid_signature");
-    assert_eq!(world.provider.hits(devprovider::JWKS_PATH), hits_before + 1);
+    assert_eq!(world.provider.hits(authmd_dev::JWKS_PATH), hits_before + 1);
 }
 
 #[test]
@@ -262,7 +261,7 @@ fn every_refusal_has_its_code() {
         .assert_error(400, "invalid_signature");
     let reply = world.register("not.a.jwt", "access_token");
     reply.assert_error(400, "invalid_request");
-    let logout = world.key.sign(&devprovider::logout_header(), &world.claims("u"));
+    let logout = world.key.sign(&authmd_dev::logout_header(), &world.claims("u"));
     world
         .register(&logout, "access_token")
         .assert_error(400, "invalid_request");
@@ -340,8 +339,8 @@ fn a_provider_that_is_down_gives_invalid_signature_quickly() {
     let issuer = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     server.cli_ok(&["provider", "add", &issuer]);
-    let claims = devprovider::id_jag_claims(&issuer, "alice", &server.base, now_secs());
-    let token = key.sign(&devprovider::id_jag_header(), &claims);
+    let claims = authmd_dev::id_jag_claims(&issuer, "alice", &server.base, now_secs());
+    let token = key.sign(&authmd_dev::id_jag_header(), &claims);
     let started = Instant::now();
     let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"api_key"});
     let reply = server.post_json("/agent/auth", &body.to_string());
@@ -362,7 +361,7 @@ fn a_provider_that_is_down_gives_invalid_signature_quickly() {
 #[test]
 fn client_id_metadata_documents_match_or_refuse() {
     let world = World::new();
-    let jwks_uri = format!("{}{}", world.issuer(), devprovider::JWKS_PATH);
+    let jwks_uri = format!("{}{}", world.issuer(), authmd_dev::JWKS_PATH);
     let good = format!("{}/clients/good.json", world.issuer());
     world.provider.put(
         "/clients/good.json",
@@ -442,8 +441,8 @@ fn provider_revocation_end_to_end() {
     assert_eq!(event["sub"], "alice");
 
     // The same logout token twice is a replay; a wrong media type is 415; an ID-JAG is not a logout token.
-    let claims = devprovider::logout_claims(world.issuer(), "bob", &world.server.base, now_secs());
-    let token = world.key.sign(&devprovider::logout_header(), &claims);
+    let claims = authmd_dev::logout_claims(world.issuer(), "bob", &world.server.base, now_secs());
+    let token = world.key.sign(&authmd_dev::logout_header(), &claims);
     let send = |token: &str, content_type: &str| {
         world.server.request(
             "POST",
@@ -478,8 +477,8 @@ fn a_hanging_jwks_is_fetched_once_for_twenty_concurrent_tokens() {
     server.cli_ok(&["provider", "add", &stalled.base_url]);
     let key = SigningKey::generate(Alg::Es256, "k1");
     let body = |sub: &str| {
-        let claims = devprovider::id_jag_claims(&stalled.base_url, sub, &server.base, now_secs());
-        id_jag_body(&key.sign(&devprovider::id_jag_header(), &claims))
+        let claims = authmd_dev::id_jag_claims(&stalled.base_url, sub, &server.base, now_secs());
+        id_jag_body(&key.sign(&authmd_dev::id_jag_header(), &claims))
     };
     let replies: Vec<Reply> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..20)
@@ -513,7 +512,7 @@ fn a_hanging_jwks_is_fetched_once_for_twenty_concurrent_tokens() {
         .post_json("/agent/auth", &body("late"))
         .assert_error(400, "invalid_signature");
     assert_eq!(stalled.connections(), 1, "the failure is remembered");
-    let jwks_uri = format!("{}{}", stalled.base_url, devprovider::JWKS_PATH);
+    let jwks_uri = format!("{}{}", stalled.base_url, authmd_dev::JWKS_PATH);
     assert!(server.eventually(Duration::from_secs(5), || server.stderr().contains(&jwks_uri)));
 }
 
@@ -578,14 +577,14 @@ fn without_the_development_flag_loopback_providers_are_not_fetched() {
     let key = SigningKey::generate(Alg::Es256, "k1");
     provider.publish(&[&key], "max-age=3600");
     server.cli_ok(&["provider", "add", &provider.base_url]);
-    let claims = devprovider::id_jag_claims(&provider.base_url, "alice", &server.base, now_secs());
+    let claims = authmd_dev::id_jag_claims(&provider.base_url, "alice", &server.base, now_secs());
     let reply = server.post_json(
         "/agent/auth",
-        &id_jag_body(&key.sign(&devprovider::id_jag_header(), &claims)),
+        &id_jag_body(&key.sign(&authmd_dev::id_jag_header(), &claims)),
     );
     reply.assert_error(400, "invalid_signature");
     assert!(!reply.body.contains("127.0.0.1"), "{}", reply.body);
-    assert_eq!(provider.hits(devprovider::JWKS_PATH), 0);
+    assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 0);
     let logged = || server.stderr().contains("which is not a public address");
     assert!(server.eventually(Duration::from_secs(5), logged));
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authmd::devprovider::{self, Alg, JwksServer, SigningKey};
+use authmd_dev::{Alg, JwksServer, SigningKey};
 use common::{BIN, Client, InProcess, TestServer};
 use serde_json::{Value, json};
 
@@ -201,8 +201,8 @@ fn every_form_of_operator_revocation() {
     provider.publish(&[&key], "max-age=600");
     server.cli_ok(&["provider", "add", &provider.base_url]);
     let id_jag = |sub: &str| {
-        let claims = devprovider::id_jag_claims(&provider.base_url, sub, &server.base, now_secs());
-        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&devprovider::id_jag_header(), &claims),"requested_credential_type":"api_key"});
+        let claims = authmd_dev::id_jag_claims(&provider.base_url, sub, &server.base, now_secs());
+        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&authmd_dev::id_jag_header(), &claims),"requested_credential_type":"api_key"});
         let reply = server.post_json("/agent/auth", &body.to_string());
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json()
@@ -231,9 +231,9 @@ fn every_form_of_operator_revocation() {
     assert!(!works(&alice) && works(&bob));
     // An ID-JAG for alice issued before the revocation is refused; a fresh one registers again.
     let mint = |sub: &str, iat: i64| {
-        let mut claims = devprovider::id_jag_claims(&provider.base_url, sub, &server.base, iat);
+        let mut claims = authmd_dev::id_jag_claims(&provider.base_url, sub, &server.base, iat);
         claims["exp"] = json!(iat + 300);
-        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&devprovider::id_jag_header(), &claims),"requested_credential_type":"api_key"});
+        let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&authmd_dev::id_jag_header(), &claims),"requested_credential_type":"api_key"});
         server.post_json("/agent/auth", &body.to_string())
     };
     mint("alice", now_secs() - 5).assert_error(400, "expired");

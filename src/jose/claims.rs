@@ -296,7 +296,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::devprovider::{self, Alg as SigningAlg, SigningKey};
+    use authmd_dev::{Alg as SigningAlg, SigningKey};
 
     const NOW: i64 = 1_800_000_000;
 
@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn claims() -> serde_json::Value {
-        devprovider::id_jag_claims("https://p.example", "alice", "https://svc.example", NOW)
+        authmd_dev::id_jag_claims("https://p.example", "alice", "https://svc.example", NOW)
     }
 
     #[test]
@@ -340,7 +340,7 @@ mod tests {
     fn every_forbidden_header_is_refused_even_when_the_signature_is_good() {
         let key = SigningKey::generate(SigningAlg::Es256, "k");
         for name in ["crit", "cty", "zip", "b64", "jwk", "jku", "x5u", "x5c"] {
-            let mut header = devprovider::id_jag_header();
+            let mut header = authmd_dev::id_jag_header();
             header[name] = json!(if name == "crit" { json!(["exp"]) } else { json!("x") });
             let err = check(&key, header, claims()).unwrap_err();
             assert_eq!(err, Rejection::ForbiddenHeader(name));
@@ -354,7 +354,7 @@ mod tests {
         let mut rsa_jwk = ec.public_jwk();
         rsa_jwk["kty"] = json!("RSA");
         let jwks = Jwks::parse(json!({ "keys": [rsa_jwk] }).to_string().as_bytes()).unwrap();
-        let token = signed(&ec, devprovider::id_jag_header(), claims());
+        let token = signed(&ec, authmd_dev::id_jag_header(), claims());
         let err = verify(parse(&token, TokenKind::IdJag).unwrap(), &jwks, &policy(), NOW).unwrap_err();
         assert_eq!(err.code(), "invalid_signature");
 
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn time_rules_use_the_injected_clock_and_skew() {
         let key = SigningKey::generate(SigningAlg::EdDsa, "k");
-        let header = devprovider::id_jag_header();
+        let header = authmd_dev::id_jag_header();
         let with = |iat: i64, exp: i64| {
             let mut c = claims();
             c["iat"] = json!(iat);
@@ -420,10 +420,10 @@ mod tests {
         let key = SigningKey::generate(SigningAlg::Es256, "k");
         let jwks = Jwks::parse(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes()).unwrap();
         let run = |claims: serde_json::Value| {
-            let token = key.sign(&devprovider::logout_header(), &claims);
+            let token = key.sign(&authmd_dev::logout_header(), &claims);
             verify(parse(&token, TokenKind::Logout)?, &jwks, &policy(), NOW)
         };
-        let good = devprovider::logout_claims("https://p.example", "alice", "https://svc.example/api", NOW);
+        let good = authmd_dev::logout_claims("https://p.example", "alice", "https://svc.example/api", NOW);
         let verified = run(good.clone()).unwrap();
         assert_eq!(verified.claims().exp, NOW + 300, "no exp: iat + 300");
         let mut c = good.clone();

@@ -559,11 +559,11 @@ mod test {
         assert_eq!(with(&[("Transfer-Encoding", "Chunked")]), Ok(Framing::Chunked));
         assert_eq!(with(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]), Ok(Framing::Chunked));
         for bad in ["abc", "5, 5", "-1", "+37", "", " 1", "0x10", "99999999999999999999"] {
-            assert!(with(&[("Content-Length", bad)]).is_err(), "{bad}");
+            assert!(with(&[("Content-Length", bad)]).is_err(), "{}", bad);
         }
         assert!(with(&[("Content-Length", "0"), ("Content-Length", "37")]).is_err());
         for bad in ["gzip", "identity", "xchunked", "chunked, identity", "gzip, chunked", "chunked, chunked"] {
-            assert!(with(&[("Transfer-Encoding", bad)]).is_err(), "{bad}");
+            assert!(with(&[("Transfer-Encoding", bad)]).is_err(), "{}", bad);
         }
         assert!(framing(&head(v11.clone(), &[])).is_err(), "no Host");
         assert!(framing(&head(v11, &[("Host", "a"), ("Host", "b")])).is_err(), "two Hosts");

@@ -93,6 +93,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
+// authmd: upstream's code as published; authmd's patches are linted.
+#![allow(clippy::doc_overindented_list_items, clippy::unnecessary_map_or, clippy::io_other_error)]
 
 use std::error::Error;
 use std::io::Error as IoError;

@@ -79,7 +79,7 @@ impl<R: Read> ChunkedDecoder<R> {
         let rest = &line[digits..];
         // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): only its shape matters here.
         let ext_ok = rest.is_empty()
-            || (rest.iter().skip_while(|b| **b == b' ' || **b == b'\t').next() == Some(&b';')
+            || (rest.iter().find(|b| **b != b' ' && **b != b'\t') == Some(&b';')
                 && rest.iter().all(|b| *b == b'\t' || (0x20..0x7f).contains(b)));
         if !ext_ok {
             return Err(invalid("a chunk size is followed by something other than an extension"));

@@ -1,7 +1,9 @@
 //! A development agent provider: signing keys, a JWKS served over HTTP on
 //! loopback, and minted ID-JAGs and logout tokens. `examples/provider.rs` is
 //! its command line; the integration tests use it as the real provider they
-//! talk to. The server never uses this module: authmd only verifies.
+//! talk to. A crate of its own (a dev-dependency), so it is no part of
+//! authmd's library: authmd only verifies. It signs independently of
+//! authmd's verifier (its own JWS encoding on `ring`).
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
@@ -16,7 +18,15 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
-use crate::discovery::REVOKED_EVENT;
+/// SPEC.md 6: the event a provider's logout token carries.
+pub const REVOKED_EVENT: &str = "https://schemas.workos.com/events/agent/auth/identity/assertion/revoked";
+
+/// A fresh token id.
+fn new_jti() -> String {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut bytes).expect("randomness");
+    format!("jti_{}", B64.encode(bytes))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -148,7 +158,7 @@ pub fn id_jag_claims(issuer: &str, sub: &str, audience: &str, now_secs: i64) -> 
         "sub": sub,
         "aud": audience,
         "client_id": issuer,
-        "jti": crate::secrets::new_id("jti_"),
+        "jti": new_jti(),
         "iat": now_secs,
         "exp": now_secs + 300,
         "email": format!("{sub}@example.com"),
@@ -168,7 +178,7 @@ pub fn logout_claims(issuer: &str, sub: &str, audience: &str, now_secs: i64) -> 
         "iss": issuer,
         "sub": sub,
         "aud": audience,
-        "jti": crate::secrets::new_id("jti_"),
+        "jti": new_jti(),
         "iat": now_secs,
         "events": { REVOKED_EVENT: {} },
     })
