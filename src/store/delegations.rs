@@ -14,9 +14,13 @@ pub struct Delegation {
     pub registration_id: String,
 }
 
+/// The lookups below, shared with `store::index_tests`.
+pub(crate) const GET: &str = "SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
+pub(crate) const OF_REGISTRATION: &str = "SELECT iss, sub FROM delegations WHERE registration_id = ?1";
+pub(crate) const REVOKED_IAT: &str = "SELECT revoked_iat FROM provider_revocations WHERE iss = ?1 AND sub = ?2";
+
 pub fn get(conn: &Connection, iss: &str, sub: &str) -> Result<Option<Delegation>, Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2")?;
+    let mut stmt = conn.prepare_cached(GET)?;
     Ok(stmt
         .query_row([iss, sub], |r| {
             Ok(Delegation {
@@ -48,7 +52,7 @@ pub fn put(conn: &Connection, delegation: &Delegation, now_ms: i64) -> Result<()
 
 /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
 pub fn of_registration(conn: &Connection, registration_id: &str) -> Result<Option<(String, String)>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT iss, sub FROM delegations WHERE registration_id = ?1")?;
+    let mut stmt = conn.prepare_cached(OF_REGISTRATION)?;
     Ok(stmt
         .query_row([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
@@ -56,7 +60,7 @@ pub fn of_registration(conn: &Connection, registration_id: &str) -> Result<Optio
 
 /// The iat (provider clock, seconds) at or before which ID-JAGs for `(iss, sub)` are refused.
 pub fn revoked_iat(conn: &Connection, iss: &str, sub: &str) -> Result<Option<i64>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT revoked_iat FROM provider_revocations WHERE iss = ?1 AND sub = ?2")?;
+    let mut stmt = conn.prepare_cached(REVOKED_IAT)?;
     Ok(stmt.query_row([iss, sub], |r| r.get(0)).optional()?)
 }
 

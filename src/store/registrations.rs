@@ -1,6 +1,8 @@
 //! The `registrations` table: one row per agent registration, its kind,
 //! status and (once known) its user.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Error;
@@ -84,10 +86,20 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
     })
 }
 
+/// The statements below, shared with `store::index_tests`: what is planned
+/// there is what runs here.
+pub(crate) static BY_CLAIM_TOKEN_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r WHERE r.claim_token_hash = ?1"));
+pub(crate) static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r WHERE r.id = ?1"));
+pub(crate) static LIST_BY_STATUS: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM registrations r WHERE r.status = ?1 ORDER BY r.created_ms DESC LIMIT ?2")
+});
+pub(crate) static LIST_ALL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"));
+
 pub fn by_claim_token_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Registration>, Error> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM registrations r WHERE r.claim_token_hash = ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&BY_CLAIM_TOKEN_HASH)?;
     Ok(stmt.query_row([&hash[..]], |r| from_row(r, 0)).optional()?)
 }
 
@@ -116,7 +128,7 @@ pub fn add_claim_failure(conn: &Connection, id: &str) -> Result<i64, Error> {
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations r WHERE r.id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&BY_ID)?;
     Ok(stmt.query_row([id], |r| from_row(r, 0)).optional()?)
 }
 
@@ -125,16 +137,12 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error>
 pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec<Registration>, Error> {
     let rows = match status {
         Some(status) => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations r WHERE r.status = ?1 ORDER BY r.created_ms DESC LIMIT ?2"
-            ))?;
+            let mut stmt = conn.prepare_cached(&LIST_BY_STATUS)?;
             stmt.query_map(params![status.as_str(), limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?
         }
         None => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"
-            ))?;
+            let mut stmt = conn.prepare_cached(&LIST_ALL)?;
             stmt.query_map([limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?
         }
