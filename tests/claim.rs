@@ -402,3 +402,45 @@ fn this_wasnt_me_cancels_after_confirmation() {
     assert_eq!(me["status"], "unclaimed");
     assert_eq!(server.events("claim.rejected").len(), 2);
 }
+
+/// The claim attempts of a registration in the database: (status, whether a code is stored).
+fn attempt_rows(server: &TestServer, registration_id: &str) -> Vec<(String, bool)> {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT status, otp_mac IS NOT NULL FROM claim_attempts WHERE registration_id = ?1 ORDER BY rowid")
+        .unwrap();
+    stmt.query_map([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Regression for issue 11: `authmd revoke --registration` left an open
+/// claim link open, its code stored, while the bulk forms closed it. Every
+/// revocation now ends the same way: the link is closed and its code erased.
+#[test]
+fn an_open_claim_link_stops_working_after_any_operator_revocation() {
+    let server = TestServer::start();
+    for (n, target) in [&["--registration", ""][..], &["--all"][..]].into_iter().enumerate() {
+        let reg = server.register_anonymous();
+        let id = reg["registration_id"].as_str().unwrap();
+        request_claim(&server, reg["claim_token"].as_str().unwrap(), "olga@example.com");
+        let mail = server.wait_for_mail(n + 1).remove(n);
+        let otp = code(&server, &mail);
+        assert_eq!(attempt_rows(&server, id), [("open".to_string(), true)]);
+
+        let mut args = vec!["revoke"];
+        args.extend(target.iter().map(|a| if a.is_empty() { id } else { a }));
+        server.cli_ok(&args);
+
+        assert_eq!(
+            attempt_rows(&server, id),
+            [("closed".to_string(), false)],
+            "revoke {target:?}: the link is closed and its code erased"
+        );
+        assert_eq!(server.get(&mail.link_path()).status, 410, "revoke {target:?}");
+        challenge(&server, &mail.token()).assert_error(410, "claim_expired");
+        complete(&server, reg["claim_token"].as_str().unwrap(), &otp).assert_error(410, "claim_expired");
+    }
+}

@@ -49,7 +49,7 @@ pub struct Found {
     pub registration: Registration,
 }
 
-/// The statements of [`by_hash`] and [`revoke_for_registration`], shared with `store::index_tests`.
+/// The statement of [`by_hash`], shared with `store::index_tests`.
 pub(crate) static BY_HASH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT c.id, c.kind, c.scopes, c.created_ms, c.expires_ms, c.revoked_ms, {}
@@ -58,8 +58,6 @@ pub(crate) static BY_HASH: LazyLock<String> = LazyLock::new(|| {
         registrations::COLUMNS
     )
 });
-pub(crate) const REVOKE_FOR_REGISTRATION: &str =
-    "UPDATE credentials SET revoked_ms = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL";
 
 /// The credential whose token hashes to `hash`: one unique-index probe and
 /// one primary-key join, whatever the size of the tables.
@@ -79,13 +77,6 @@ pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Er
         })
         .optional()?;
     Ok(found)
-}
-
-/// Marks every live credential of a registration revoked; returns how many.
-pub fn revoke_for_registration(conn: &Connection, registration_id: &str, now_ms: i64) -> Result<usize, Error> {
-    Ok(conn
-        .prepare_cached(REVOKE_FOR_REGISTRATION)?
-        .execute(params![registration_id, now_ms])?)
 }
 
 /// Sets the scopes of every live credential of a registration (an anonymous

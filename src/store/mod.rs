@@ -348,9 +348,9 @@ mod index_tests {
             since_ms: Some(0),
             ..Default::default()
         });
+        let revoke_one = registrations::revoke_one_sql();
         for sql in [
             credentials::BY_HASH.as_str(),
-            credentials::REVOKE_FOR_REGISTRATION,
             registrations::BY_ID.as_str(),
             registrations::LIST_BY_STATUS.as_str(),
             registrations::BY_CLAIM_TOKEN_HASH.as_str(),
@@ -367,7 +367,10 @@ mod index_tests {
             documents::GET,
             attempts::BY_TOKEN_HASH.as_str(),
             attempts::OPEN_OF.as_str(),
-        ] {
+        ]
+        .into_iter()
+        .chain(revoke_one.iter().map(String::as_str))
+        {
             let plan = plan(&conn, sql);
             let scans_a_table = plan
                 .split("; ")
