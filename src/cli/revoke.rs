@@ -17,7 +17,7 @@ usage: authmd [--db PATH] revoke --registration ID
 
 Revokes the registrations and every credential issued to them, at once.
 --issuer revokes every delegation from that provider (or one of its subjects).
-ID-JAGs issued before the revocation are refused from then on; a fresh one
+ID-JAGs that arrived before the revocation are refused; one that arrives later
 from a provider still on the trust list registers again (`authmd provider
 remove ISS` stops those).
 ";

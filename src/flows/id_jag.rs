@@ -76,7 +76,9 @@ pub fn register(
         if !jti_recorded && !replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        if delegations::revoked_iat(tx, &claims.iss, &claims.sub)?.is_some_and(|revoked| claims.iat <= revoked) {
+        // The provider's `iat` against the provider's mark, the arrival
+        // against this server's: never one clock against the other.
+        if delegations::revocation_marks(tx, &claims.iss, &claims.sub)?.refuse(claims.iat, now_ms) {
             return Err(Error::AssertionRevoked);
         }
         let event = |detail: Value| audit::NewEvent {
@@ -168,7 +170,7 @@ pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Resul
         if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        delegations::mark_revoked(tx, &claims.iss, &claims.sub, claims.iat)?;
+        delegations::mark_revoked_by_provider(tx, &claims.iss, &claims.sub, claims.iat)?;
         let Some(delegation) = delegations::get(tx, &claims.iss, &claims.sub)? else {
             return Ok(0);
         };

@@ -297,6 +297,33 @@ mod tests {
         open(&dir.path().join("test.db")).unwrap();
     }
 
+    /// Issue 11: step 5 splits the revocation mark by clock; marks written
+    /// before it stay the provider-clock marks they were compared as.
+    #[test]
+    fn step_5_keeps_old_revocation_marks_on_the_provider_clock() {
+        let dir = tempfile_dir::TempDir::new();
+        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
+        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", number).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES ('i', 's', 42)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let marks = delegations::revocation_marks(&conn, "i", "s").unwrap();
+        assert_eq!(
+            marks,
+            delegations::RevocationMarks {
+                revoked_iat: Some(42),
+                revoked_ms: None
+            }
+        );
+        assert!(marks.refuse(42, 0) && !marks.refuse(43, i64::MAX));
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let (dir, conn) = open_temp();
@@ -361,7 +388,7 @@ mod index_tests {
             users::BY_PHONE.as_str(),
             delegations::GET,
             delegations::OF_REGISTRATION,
-            delegations::REVOKED_IAT,
+            delegations::REVOCATION_MARKS,
             replay::FIRST_USE,
             providers::BY_ISSUER,
             documents::GET,

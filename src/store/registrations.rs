@@ -305,13 +305,14 @@ pub(crate) fn end_revoked_sql(live: &str) -> [String; 4] {
             "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL, otp_expires_ms = ?1
              WHERE status = 'open' AND registration_id IN ({chosen})"
         ),
-        // ID-JAGs issued before this revocation stop working too; a fresh
-        // assertion from a still-trusted provider registers again.
+        // ID-JAGs that arrived before this revocation stop working too, on
+        // this server's clock (`delegations::RevocationMarks`); a later one
+        // from a still-trusted provider registers again.
         format!(
-            "INSERT INTO provider_revocations (iss, sub, revoked_iat)
-             SELECT iss, sub, ?1 / 1000 FROM delegations WHERE registration_id IN ({chosen})
-             ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
-             WHERE provider_revocations.revoked_iat < excluded.revoked_iat"
+            "INSERT INTO provider_revocations (iss, sub, revoked_ms)
+             SELECT iss, sub, ?1 FROM delegations WHERE registration_id IN ({chosen})
+             ON CONFLICT (iss, sub) DO UPDATE SET revoked_ms = excluded.revoked_ms
+             WHERE provider_revocations.revoked_ms IS NULL OR provider_revocations.revoked_ms < excluded.revoked_ms"
         ),
         format!(
             "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?1 WHERE id IN ({chosen})"
