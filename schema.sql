@@ -1,7 +1,8 @@
 -- authmd database schema.
 --
--- Opening a database applies every step numbered above its PRAGMA user_version,
--- each in its own transaction, and then sets user_version to that step. Steps
+-- Opening a database applies every step numbered above its PRAGMA user_version
+-- in one transaction, setting user_version after each step, so a failing step
+-- leaves the database as it was before any of them ran. Steps
 -- are append-only: a released step is never edited; a change is a new step.
 --
 -- Conventions (portable to PostgreSQL later): text ids, integer Unix times in

@@ -11,8 +11,12 @@
 //!           matching (4.4), registration per (iss, sub), credential, audit
 //! ```
 //!
-//! Only a [`Verified`] token reaches the transaction: the types make a
-//! skipped check a compile error. A token can make authmd fetch at most once
+//! The types prove only the signature and claim checks: a [`Verified`] is
+//! built by `jose::verify` alone, and the transaction reads its claims from
+//! one. The trust list, the `client_id` rule, replay and the revocation marks
+//! are checked in order by [`register`] itself, not proven by a type, and
+//! `credentials::insert` takes no proof; keep every check on the path above.
+//! A token can make authmd fetch at most once
 //! on its behalf: its jti goes into the replay store before the `client_id`
 //! document is fetched, so a replay is refused before any network request
 //! (issue 10). Fetch failures reach the log, not the wire: the refusal says

@@ -184,7 +184,8 @@ fn steps() -> Vec<(u32, &'static str)> {
     steps
 }
 
-/// Applies the steps of `schema.sql` above the database's `user_version`.
+/// Applies the steps of `schema.sql` above the database's `user_version`, all
+/// in one transaction: a failing step leaves the file as it was.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let steps = steps();
     let latest = steps.last().map_or(0, |s| s.0);
