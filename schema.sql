@@ -1,7 +1,8 @@
 -- authmd database schema.
 --
--- Opening a database applies every step numbered above its PRAGMA user_version,
--- each in its own transaction, and then sets user_version to that step. Steps
+-- Opening a database applies every step numbered above its PRAGMA user_version
+-- in one transaction, setting user_version after each step, so a failing step
+-- leaves the database as it was before any of them ran. Steps
 -- are append-only: a released step is never edited; a change is a new step.
 --
 -- Conventions (portable to PostgreSQL later): text ids, integer Unix times in
@@ -119,6 +120,7 @@ CREATE INDEX delegations_by_user ON delegations (user_id);
 
 -- Provider revocations (SPEC.md 6): an ID-JAG for (iss, sub) issued at or
 -- before `revoked_iat` (the logout token's iat, on the provider's clock) is refused.
+-- (Step 5 adds the server-clock mark beside it.)
 CREATE TABLE provider_revocations (
     iss         TEXT NOT NULL,
     sub         TEXT NOT NULL,
@@ -177,3 +179,23 @@ CREATE TABLE local_keys (
 -- The sweeper prunes expired access tokens by expiry.
 CREATE INDEX credentials_by_expiry ON credentials (expires_ms) WHERE expires_ms IS NOT NULL;
 CREATE INDEX outbox_failed ON outbox (id) WHERE status = 'failed';
+
+-- step 5
+-- A revocation mark keeps whose clock it is on (issue 11). `revoked_iat` is
+-- on the provider's clock: the latest logout token's `iat`, in seconds; an
+-- ID-JAG whose `iat` is at or before it is refused. `revoked_ms` is on this
+-- server's clock: when an operator (or any registration revocation) last
+-- revoked the delegation; an ID-JAG that arrived at or before it is refused.
+-- Either may be NULL. Marks written before this step came from both clocks
+-- and stay provider-clock marks, as they were compared until now.
+CREATE TABLE provider_revocations_by_clock (
+    iss         TEXT NOT NULL,
+    sub         TEXT NOT NULL,
+    revoked_iat INTEGER,
+    revoked_ms  INTEGER,
+    PRIMARY KEY (iss, sub)
+);
+INSERT INTO provider_revocations_by_clock (iss, sub, revoked_iat)
+    SELECT iss, sub, revoked_iat FROM provider_revocations;
+DROP TABLE provider_revocations;
+ALTER TABLE provider_revocations_by_clock RENAME TO provider_revocations;

@@ -87,7 +87,7 @@ fn main() {
                     let _ = request.as_reader().take(4096).read_to_string(&mut note);
                     notes.lock().unwrap().push(note);
                 }
-                let body = json!({ "notes": *notes.lock().unwrap(), "registration_id": caller.registration_id });
+                let body = json!({ "notes": *notes.lock().unwrap(), "registration_id": caller.registration_id() });
                 tiny_http::Response::from_string(body.to_string())
             }
         };

@@ -6,7 +6,7 @@
 //! ```no_run
 //! let guard = authmd::Guard::open("authmd.db".as_ref(), "http://127.0.0.1:8080").unwrap();
 //! match guard.check(Some("Bearer authmd_sk_..."), "api.read") {
-//!     Ok(caller) => println!("hello {}", caller.registration_id),
+//!     Ok(caller) => println!("hello {}", caller.registration_id()),
 //!     Err(refusal) => println!("{} {:?}", refusal.status, refusal.www_authenticate),
 //! }
 //! ```

@@ -4,7 +4,7 @@
 //!
 //! Settings live in the database (`store::settings`), so the one file is the
 //! whole state; a running server reloads them every second
-//! (`http::SettingsCache`).
+//! (`http::server`'s settings thread, `reload_settings`).
 
 use std::collections::BTreeMap;
 

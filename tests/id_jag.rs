@@ -457,6 +457,42 @@ fn provider_revocation_end_to_end() {
     send(&world.mint(&world.claims("bob")), "application/logout+jwt").assert_error(400, "invalid_request");
 }
 
+/// Regression for issue 11: the revocation mark mixed clocks. An operator's
+/// revocation was written in server seconds into the mark compared with the
+/// provider's `iat`, so a provider whose clock runs behind had its fresh
+/// assertions refused. Each mark now stays on its own clock.
+#[test]
+fn revocation_marks_keep_their_clocks() {
+    let world = World::new();
+    world.register_ok("alice");
+    world
+        .server
+        .cli_ok(&["revoke", "--issuer", world.issuer(), "--subject", "alice"]);
+    // The provider's clock runs 30 s behind this server's: what it mints now is fresh.
+    let behind = now_secs() - 30;
+    let at = |iat: i64| {
+        let mut claims = world.claims("alice");
+        claims["iat"] = json!(iat);
+        world.register(&world.mint(&claims), "api_key")
+    };
+    let fresh = at(behind);
+    assert_eq!(
+        fresh.status, 200,
+        "a fresh assertion after an operator revocation: {}",
+        fresh.body
+    );
+
+    // The provider's own revocation is on its clock: what it issued before
+    // the logout token is refused, what it issues after is accepted.
+    let reply = world.revoke("alice", behind);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    at(behind - 1).assert_error(400, "expired");
+    at(behind).assert_error(400, "expired");
+    let after = at(behind + 1);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_ne!(after.json()["registration_id"], fresh.json()["registration_id"]);
+}
+
 fn id_jag_body(token: &str) -> String {
     json!({
         "type": "identity_assertion",

@@ -7,20 +7,24 @@ use std::time::Duration;
 use lexopt::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::{CliError, Context, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
 use crate::store::audit::{self, Event, Filter};
 use crate::time::{Clock, SystemClock, parse_rfc3339, rfc3339};
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] audit [--json] [--follow] [--since TIME] [--event NAME]
-
-  --json          one JSON object per line
+pub const COMMAND: Command = Command {
+    name: "audit",
+    uses_db: true,
+    synopsis: &["audit [--json] [--follow] [--since TIME] [--event NAME]"],
+    summary: "print the audit log",
+    details: "  --json          one JSON object per line
   --follow        keep printing new events until interrupted
   --since TIME    only events at or after TIME: RFC 3339 (2026-05-04T13:00:00Z,
                   2026-05-04) or an age such as 30s, 15m, 2h, 7d
   --event NAME    only this event, such as registration.created
-";
+",
+    run,
+};
 
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 const PAGE: u32 = 10_000;
@@ -39,7 +43,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
                     CliError::usage(format!("unknown event `{name}`; valid: {}", all.join(", ")))
                 })?);
             }
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             other => return Err(other.unexpected().into()),
         }
     }

@@ -5,17 +5,24 @@
 use lexopt::prelude::*;
 use serde_json::json;
 
-use super::{CliError, Context, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
 use crate::settings::{self, DEFS, Settings};
 use crate::store::{self, audit};
 use crate::time::{Clock, SystemClock};
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] config list
-       authmd [--db PATH] config get KEY
-       authmd [--db PATH] config set KEY VALUE     (VALUE \"\" restores the default)
-";
+pub const COMMAND: Command = Command {
+    name: "config",
+    uses_db: true,
+    synopsis: &[
+        "config list",
+        "config get KEY",
+        "config set KEY VALUE     (VALUE \"\" restores the default)",
+    ],
+    summary: "read and change the settings",
+    details: "",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut words: Vec<String> = Vec::new();
@@ -27,7 +34,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         }
         let Some(arg) = parser.next()? else { break };
         match arg {
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             Value(word) => words.push(word.string()?),
             other => return Err(other.unexpected().into()),
         }
@@ -37,7 +44,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         ["list"] => list(ctx),
         ["get", key] => get(ctx, key),
         ["set", key, value] => set(ctx, key, value),
-        _ => Err(CliError::usage(USAGE)),
+        _ => Err(CliError::usage(COMMAND.usage())),
     }
 }
 

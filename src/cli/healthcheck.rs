@@ -5,22 +5,26 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use super::{CliError, Context, print};
+use super::{CliError, Command, Context, print};
 
-const USAGE: &str = "\
-usage: authmd healthcheck [--url URL]
-
-  --url URL   the server's base URL (default http://<AUTHMD_LISTEN>, or
+pub const COMMAND: Command = Command {
+    name: "healthcheck",
+    uses_db: false,
+    synopsis: &["healthcheck [--url URL]"],
+    summary: "exit 0 if the running server is ready",
+    details: "  --url URL   the server's base URL (default http://<AUTHMD_LISTEN>, or
               http://127.0.0.1:8080); a 0.0.0.0 or [::] listen address is
               reached through loopback
-";
+",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut url = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("url") => url = Some(parser.value()?.string()?),
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             other => return Err(other.unexpected().into()),
         }
     }

@@ -1,6 +1,7 @@
 //! The command line (DESIGN.md "Command line"): global options, environment
 //! variables, and dispatch to one file per command. Each command file holds
-//! its usage text, its arguments and `run`.
+//! its `COMMAND` (name, usage synopsis, help, `run`) and its arguments; the
+//! top-level usage and the dispatch are built from the table [`COMMANDS`].
 //!
 //! Exit statuses: 0 success, 1 failure, 2 usage error, 78 (EX_CONFIG) bad
 //! configuration, so a service manager stops restarting.
@@ -25,30 +26,73 @@ use lexopt::prelude::*;
 pub const EX_USAGE: u8 = 2;
 pub const EX_CONFIG: u8 = 78;
 
-const USAGE: &str = "\
-authmd: the service side of the auth.md agent-registration protocol
+/// One command: its usage synopsis (the forms after `authmd`, defined once,
+/// for its own `--help` and the top-level usage alike), its help and `run`.
+pub struct Command {
+    pub name: &'static str,
+    /// Whether it takes the global `--db PATH`.
+    pub uses_db: bool,
+    pub synopsis: &'static [&'static str],
+    /// One line for the top-level usage.
+    pub summary: &'static str,
+    /// What `authmd COMMAND --help` prints below the synopsis.
+    pub details: &'static str,
+    pub run: fn(&mut lexopt::Parser, &Context) -> Result<(), CliError>,
+}
 
-usage: authmd [--db PATH] COMMAND [OPTIONS]
+impl Command {
+    /// `authmd COMMAND --help`.
+    pub fn usage(&self) -> String {
+        let program = if self.uses_db { "authmd [--db PATH]" } else { "authmd" };
+        let mut text = String::new();
+        for (i, form) in self.synopsis.iter().enumerate() {
+            let lead = if i == 0 { "usage:" } else { "      " };
+            text.push_str(&format!("{lead} {program} {form}\n"));
+        }
+        if !self.details.is_empty() {
+            text.push('\n');
+            text.push_str(self.details);
+        }
+        text
+    }
+}
 
-commands:
-  serve                          run the server
-  healthcheck [--url URL]        exit 0 if the running server is ready
-  config list | get KEY | set KEY VALUE
-  registrations list [--status STATUS] [--json] [--limit N]
-  audit [--json] [--follow] [--since TIME] [--event NAME]
-  revoke (--registration ID | --all)
-  provider add ISSUER [--jwks-uri URL] [--client-id ID] [--name NAME]
-  provider list | provider remove ISSUER
-  users list | users add EMAIL [--name NAME]
-  mail test EMAIL [--mail SPEC]  send a test message through the configured transport
+/// Every command, in the order the top-level usage lists them.
+const COMMANDS: [&Command; 9] = [
+    &serve::COMMAND,
+    &healthcheck::COMMAND,
+    &config::COMMAND,
+    &registrations::COMMAND,
+    &audit::COMMAND,
+    &revoke::COMMAND,
+    &provider::COMMAND,
+    &users::COMMAND,
+    &mail::COMMAND,
+];
 
-global options:
+/// `authmd --help`: built from [`COMMANDS`], so it cannot drift from theirs.
+fn usage() -> String {
+    let mut text = String::from(
+        "authmd: the service side of the auth.md agent-registration protocol\n\n\
+         usage: authmd [--db PATH] COMMAND [OPTIONS]\n\ncommands:\n",
+    );
+    for command in COMMANDS {
+        for form in command.synopsis {
+            text.push_str(&format!("  {form}\n"));
+        }
+        text.push_str(&format!("      {}\n", command.summary));
+    }
+    text.push_str(
+        "\nglobal options:
   --db PATH        the database file (env AUTHMD_DB, default ./authmd.db)
   -h, --help       this text; `authmd COMMAND --help` for a command's own
   -V, --version    print the version
 
 Any variable may be given as NAME_FILE instead, naming a file that holds the value.
-";
+",
+    );
+    text
+}
 
 #[derive(Debug)]
 pub struct CliError {
@@ -193,28 +237,20 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
     let command = loop {
         match parser.next()? {
             Some(Long("db")) => db = Some(parser.value()?.into()),
-            Some(Short('h') | Long("help")) => return print(USAGE),
+            Some(Short('h') | Long("help")) => return print(&usage()),
             Some(Short('V') | Long("version")) => return print(&format!("authmd {}\n", env!("CARGO_PKG_VERSION"))),
             Some(Value(command)) => break command.string()?,
             Some(other) => return Err(other.unexpected().into()),
-            None => return Err(CliError::usage(format!("a command is needed\n\n{USAGE}"))),
+            None => return Err(CliError::usage(format!("a command is needed\n\n{}", usage()))),
         }
     };
     let ctx = Context {
         db: db.unwrap_or_else(|| PathBuf::from("./authmd.db")),
         env,
     };
-    match command.as_str() {
-        "serve" => serve::run(&mut parser, &ctx),
-        "healthcheck" => healthcheck::run(&mut parser, &ctx),
-        "config" => config::run(&mut parser, &ctx),
-        "registrations" => registrations::run(&mut parser, &ctx),
-        "audit" => audit::run(&mut parser, &ctx),
-        "revoke" => revoke::run(&mut parser, &ctx),
-        "provider" => provider::run(&mut parser, &ctx),
-        "mail" => mail::run(&mut parser, &ctx),
-        "users" => users::run(&mut parser, &ctx),
-        other => Err(CliError::usage(format!("unknown command `{other}`\n\n{USAGE}"))),
+    match COMMANDS.iter().find(|c| c.name == command) {
+        Some(found) => (found.run)(&mut parser, &ctx),
+        None => Err(CliError::usage(format!("unknown command `{command}`\n\n{}", usage()))),
     }
 }
 
@@ -236,4 +272,24 @@ pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliErr
         text.push('\n');
     }
     print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for issue 11: the top-level usage listed two of `revoke`'s
+    /// five forms. Each command's synopsis appears in it, and in its own.
+    #[test]
+    fn the_top_level_usage_holds_every_commands_synopsis() {
+        let top = usage();
+        for command in COMMANDS {
+            assert!(!command.synopsis.is_empty(), "{}", command.name);
+            for form in command.synopsis {
+                assert!(form.starts_with(command.name), "{form}");
+                assert!(top.contains(&format!("  {form}\n")), "`{form}` is missing from:\n{top}");
+                assert!(command.usage().contains(form), "{form}");
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use lexopt::prelude::*;
 use serde_json::json;
 
-use super::{CliError, Context, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::fetch;
 use crate::model::EventName;
 use crate::store::{
@@ -15,16 +15,23 @@ use crate::store::{
 use crate::time::{Clock, SystemClock, rfc3339};
 use crate::url::HttpUrl;
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] provider add ISSUER [--jwks-uri URL] [--client-id ID] [--name NAME]
-       authmd [--db PATH] provider list [--json]
-       authmd [--db PATH] provider remove ISSUER
-
+pub const COMMAND: Command = Command {
+    name: "provider",
+    uses_db: true,
+    synopsis: &[
+        "provider add ISSUER [--jwks-uri URL] [--client-id ID] [--name NAME]",
+        "provider list [--json]",
+        "provider remove ISSUER",
+    ],
+    summary: "the trust list of agent providers",
+    details: "\
 ISSUER is the provider's `iss`, such as https://agents.example.com. Its keys are
 fetched from --jwks-uri, by default ISSUER/.well-known/jwks.json (https, or http
 to a loopback host for development). --client-id pins the `client_id` its
 ID-JAGs must carry.
-";
+",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let (mut words, mut jwks_uri, mut client_id, mut name, mut as_json) = (Vec::new(), None, None, None, false);
@@ -34,7 +41,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("client-id") => client_id = Some(parser.value()?.string()?),
             Long("name") => name = Some(parser.value()?.string()?),
             Long("json") => as_json = true,
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             Value(word) => words.push(word.string()?),
             other => return Err(other.unexpected().into()),
         }
@@ -44,7 +51,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         ["add", issuer] => add(ctx, issuer, jwks_uri, client_id, name),
         ["list"] => list(ctx, as_json),
         ["remove", issuer] => remove(ctx, issuer),
-        _ => Err(CliError::usage(USAGE)),
+        _ => Err(CliError::usage(COMMAND.usage())),
     }
 }
 

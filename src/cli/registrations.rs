@@ -3,19 +3,23 @@
 use lexopt::prelude::*;
 use serde_json::json;
 
-use super::{CliError, Context, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::model::Status;
 use crate::store::registrations::{self, Registration};
 use crate::time::rfc3339;
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] registrations list [--status STATUS] [--json] [--limit N]
-
-  --status STATUS   only this status: active, unclaimed, pending_claim, claimed,
+pub const COMMAND: Command = Command {
+    name: "registrations",
+    uses_db: true,
+    synopsis: &["registrations list [--status STATUS] [--json] [--limit N]"],
+    summary: "list registrations",
+    details: "  --status STATUS   only this status: active, unclaimed, pending_claim, claimed,
                     expired, rejected, locked, revoked
   --json            one JSON object per line
   --limit N         at most N rows, newest first (default 1000)
-";
+",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let (mut listing, mut status, mut as_json, mut limit) = (false, None, false, 1000u32);
@@ -32,12 +36,12 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             }
             Long("json") => as_json = true,
             Long("limit") => limit = parser.value()?.parse()?,
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             other => return Err(other.unexpected().into()),
         }
     }
     if !listing {
-        return Err(CliError::usage(USAGE));
+        return Err(CliError::usage(COMMAND.usage()));
     }
     let rows = registrations::list(&ctx.open_db()?, status, limit)?;
     if as_json {

@@ -4,23 +4,30 @@
 
 use lexopt::prelude::*;
 
-use super::{CliError, Context, print};
+use super::{CliError, Command, Context, print};
 use crate::store::registrations::{self, RevokedBy, Selection};
 use crate::store::{self, users};
 use crate::time::{Clock, SystemClock};
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] revoke --registration ID
-       authmd [--db PATH] revoke --user ID
-       authmd [--db PATH] revoke --issuer ISS [--subject SUB]
-       authmd [--db PATH] revoke --all
-
+pub const COMMAND: Command = Command {
+    name: "revoke",
+    uses_db: true,
+    synopsis: &[
+        "revoke --registration ID",
+        "revoke --user ID",
+        "revoke --issuer ISS [--subject SUB]",
+        "revoke --all",
+    ],
+    summary: "revoke registrations and their credentials",
+    details: "\
 Revokes the registrations and every credential issued to them, at once.
 --issuer revokes every delegation from that provider (or one of its subjects).
-ID-JAGs issued before the revocation are refused from then on; a fresh one
+ID-JAGs that arrived before the revocation are refused; one that arrives later
 from a provider still on the trust list registers again (`authmd provider
 remove ISS` stops those).
-";
+",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let (mut registration, mut user, mut issuer, mut subject, mut all) = (None, None, None, None, false);
@@ -31,7 +38,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("issuer") => issuer = Some(parser.value()?.string()?),
             Long("subject") => subject = Some(parser.value()?.string()?),
             Long("all") => all = true,
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             other => return Err(other.unexpected().into()),
         }
     }
@@ -40,7 +47,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         .filter(|t| **t)
         .count();
     if targets != 1 || (subject.is_some() && issuer.is_none()) {
-        return Err(CliError::usage(format!("give exactly one target\n\n{USAGE}")));
+        return Err(CliError::usage(format!(
+            "give exactly one target\n\n{}",
+            COMMAND.usage()
+        )));
     }
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now_ms();

@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use super::{CliError, Context, print};
+use super::{CliError, Command, Context, print};
 use crate::http::server::{self, Options, StartError};
 use crate::log;
 use crate::time::SystemClock;
 use crate::url::HttpUrl;
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] serve [OPTIONS]
-
-  --listen ADDR          address to listen on (env AUTHMD_LISTEN, default 127.0.0.1:8080;
+pub const COMMAND: Command = Command {
+    name: "serve",
+    uses_db: true,
+    synopsis: &["serve [OPTIONS]"],
+    summary: "run the server",
+    details: "  --listen ADDR          address to listen on (env AUTHMD_LISTEN, default 127.0.0.1:8080;
                          port 0 picks a free port)
   --base-url URL         public URL of this server (env AUTHMD_BASE_URL,
                          default http://<bound address>)
@@ -49,7 +51,9 @@ Prints `authmd listening on <base-url>` once it accepts requests. SIGINT or
 SIGTERM: stop accepting, finish in-flight requests, exit 0. Only one server
 may run on a database file (it is locked); if the file is deleted or replaced
 while serving, writes are refused (503) and the server exits with status 1.
-";
+",
+    run,
+};
 
 /// A first run needs no mail server: messages land as files.
 pub const DEFAULT_MAIL: &str = "file:./authmd-outbox";
@@ -85,7 +89,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             Long("header-timeout-secs") => header_timeout = Some(parser.value()?.string()?),
             Long("body-timeout-secs") => body_timeout = Some(parser.value()?.string()?),
             Long("idle-timeout-secs") => idle_timeout = Some(parser.value()?.string()?),
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             other => return Err(other.unexpected().into()),
         }
     }

@@ -4,7 +4,7 @@
 use lexopt::prelude::*;
 use serde_json::json;
 
-use super::{CliError, Context, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::email;
 use crate::secrets;
 use crate::store::{
@@ -13,10 +13,14 @@ use crate::store::{
 };
 use crate::time::{Clock, SystemClock, rfc3339};
 
-const USAGE: &str = "\
-usage: authmd [--db PATH] users list [--json]
-       authmd [--db PATH] users add EMAIL [--name NAME]
-";
+pub const COMMAND: Command = Command {
+    name: "users",
+    uses_db: true,
+    synopsis: &["users list [--json]", "users add EMAIL [--name NAME]"],
+    summary: "list and add users",
+    details: "",
+    run,
+};
 
 pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let (mut words, mut name, mut as_json) = (Vec::new(), None, false);
@@ -24,7 +28,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         match arg {
             Long("name") => name = Some(parser.value()?.string()?),
             Long("json") => as_json = true,
-            Short('h') | Long("help") => return print(USAGE),
+            Short('h') | Long("help") => return print(&COMMAND.usage()),
             Value(word) => words.push(word.string()?),
             other => return Err(other.unexpected().into()),
         }
@@ -33,7 +37,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     match words.as_slice() {
         ["list"] => list(ctx, as_json),
         ["add", address] => add(ctx, address, name),
-        _ => Err(CliError::usage(USAGE)),
+        _ => Err(CliError::usage(COMMAND.usage())),
     }
 }
 

@@ -65,14 +65,14 @@ pub fn upstream_request_headers(client: &[(String, String)], caller: &Caller) ->
         })
         .cloned()
         .collect();
-    if let Some(user) = &caller.user_id {
+    if let Some(user) = caller.user_id() {
         headers.push(("X-Authmd-User-Id".into(), checked(user)?));
     }
-    headers.push(("X-Authmd-Registration-Id".into(), checked(&caller.registration_id)?));
-    headers.push(("X-Authmd-Scopes".into(), checked(&caller.scopes.join(" "))?));
+    headers.push(("X-Authmd-Registration-Id".into(), checked(caller.registration_id())?));
+    headers.push(("X-Authmd-Scopes".into(), checked(&caller.scopes().join(" "))?));
     headers.push((
         "X-Authmd-Credential-Type".into(),
-        checked(caller.credential_type.as_str())?,
+        checked(caller.credential_type().as_str())?,
     ));
     Ok(headers)
 }
@@ -90,20 +90,9 @@ pub fn client_response_headers(upstream: &[(String, String)]) -> Vec<(String, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CredentialType, RegistrationKind, Status};
 
     fn caller() -> Caller {
-        Caller {
-            credential_id: "cred_1".into(),
-            credential_type: CredentialType::ApiKey,
-            credential_expires_ms: None,
-            issued_ms: 0,
-            scopes: vec!["api.read".into(), "api.write".into()],
-            registration_id: "reg_1".into(),
-            registration_kind: RegistrationKind::Anonymous,
-            status: Status::Claimed,
-            user_id: Some("usr_1".into()),
-        }
+        Caller::for_tests("usr_1", "reg_1", &["api.read", "api.write"])
     }
 
     #[test]

@@ -16,21 +16,75 @@ use crate::secrets;
 use crate::store::credentials;
 use crate::time::rfc3339;
 
-/// Who is calling: proof that a credential was checked.
+/// Who is calling: proof that a credential was checked. The fields are
+/// private and only [`authenticate_token`] (through [`authenticate`]) builds
+/// one, so code that takes a `Caller` cannot skip the check.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub credential_id: String,
-    pub credential_type: CredentialType,
-    pub credential_expires_ms: Option<i64>,
-    pub issued_ms: i64,
-    pub scopes: Vec<String>,
-    pub registration_id: String,
-    pub registration_kind: RegistrationKind,
-    pub status: Status,
-    pub user_id: Option<String>,
+    credential_id: String,
+    credential_type: CredentialType,
+    credential_expires_ms: Option<i64>,
+    issued_ms: i64,
+    scopes: Vec<String>,
+    registration_id: String,
+    registration_kind: RegistrationKind,
+    status: Status,
+    user_id: Option<String>,
 }
 
 impl Caller {
+    pub fn credential_id(&self) -> &str {
+        &self.credential_id
+    }
+
+    pub fn credential_type(&self) -> CredentialType {
+        self.credential_type
+    }
+
+    pub fn credential_expires_ms(&self) -> Option<i64> {
+        self.credential_expires_ms
+    }
+
+    pub fn issued_ms(&self) -> i64 {
+        self.issued_ms
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    pub fn registration_id(&self) -> &str {
+        &self.registration_id
+    }
+
+    pub fn registration_kind(&self) -> RegistrationKind {
+        self.registration_kind
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// A caller for unit tests of code that takes one (`flows::gateway`).
+    #[cfg(test)]
+    pub(crate) fn for_tests(user_id: &str, registration_id: &str, scopes: &[&str]) -> Caller {
+        Caller {
+            credential_id: "cred_test".into(),
+            credential_type: CredentialType::ApiKey,
+            credential_expires_ms: None,
+            issued_ms: 0,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            registration_id: registration_id.into(),
+            registration_kind: RegistrationKind::Anonymous,
+            status: Status::Claimed,
+            user_id: Some(user_id.into()),
+        }
+    }
+
     pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
         if self.scopes.iter().any(|s| s == scope) {
             Ok(())

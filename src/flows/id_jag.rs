@@ -11,8 +11,12 @@
 //!           matching (4.4), registration per (iss, sub), credential, audit
 //! ```
 //!
-//! Only a [`Verified`] token reaches the transaction: the types make a
-//! skipped check a compile error. A token can make authmd fetch at most once
+//! The types prove only the signature and claim checks: a [`Verified`] is
+//! built by `jose::verify` alone, and the transaction reads its claims from
+//! one. The trust list, the `client_id` rule, replay and the revocation marks
+//! are checked in order by [`register`] itself, not proven by a type, and
+//! `credentials::insert` takes no proof; keep every check on the path above.
+//! A token can make authmd fetch at most once
 //! on its behalf: its jti goes into the replay store before the `client_id`
 //! document is fetched, so a replay is refused before any network request
 //! (issue 10). Fetch failures reach the log, not the wire: the refusal says
@@ -76,7 +80,9 @@ pub fn register(
         if !jti_recorded && !replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        if delegations::revoked_iat(tx, &claims.iss, &claims.sub)?.is_some_and(|revoked| claims.iat <= revoked) {
+        // The provider's `iat` against the provider's mark, the arrival
+        // against this server's: never one clock against the other.
+        if delegations::revocation_marks(tx, &claims.iss, &claims.sub)?.refuse(claims.iat, now_ms) {
             return Err(Error::AssertionRevoked);
         }
         let event = |detail: Value| audit::NewEvent {
@@ -168,7 +174,7 @@ pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Resul
         if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        delegations::mark_revoked(tx, &claims.iss, &claims.sub, claims.iat)?;
+        delegations::mark_revoked_by_provider(tx, &claims.iss, &claims.sub, claims.iat)?;
         let Some(delegation) = delegations::get(tx, &claims.iss, &claims.sub)? else {
             return Ok(0);
         };

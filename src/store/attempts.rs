@@ -2,6 +2,8 @@
 //! (SPEC.md 5). Looked up by the SHA-256 of the attempt token, or as the
 //! one `open` attempt of a registration (a partial index).
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Error;
@@ -60,6 +62,12 @@ pub struct Attempt {
 const COLUMNS: &str =
     "id, registration_id, email, status, created_ms, expires_ms, otp_mac, otp_expires_ms, otp_failures";
 
+/// The lookups of [`by_token_hash`] and [`open_of`], shared with `store::index_tests`.
+pub(crate) static BY_TOKEN_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM claim_attempts WHERE token_hash = ?1"));
+pub(crate) static OPEN_OF: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM claim_attempts WHERE registration_id = ?1 AND status = 'open'"));
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
         id: row.get(0)?,
@@ -103,14 +111,12 @@ pub fn open(conn: &Connection, attempt: &NewAttempt<'_>) -> Result<(), Error> {
 }
 
 pub fn by_token_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Attempt>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM claim_attempts WHERE token_hash = ?1"))?;
+    let mut stmt = conn.prepare_cached(&BY_TOKEN_HASH)?;
     Ok(stmt.query_row([&hash[..]], from_row).optional()?)
 }
 
 pub fn open_of(conn: &Connection, registration_id: &str) -> Result<Option<Attempt>, Error> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM claim_attempts WHERE registration_id = ?1 AND status = 'open'"
-    ))?;
+    let mut stmt = conn.prepare_cached(&OPEN_OF)?;
     Ok(stmt.query_row([registration_id], from_row).optional()?)
 }
 

@@ -83,18 +83,7 @@ pub struct Filter {
 /// Events matching `filter`, oldest first. The query is built for the filter
 /// given, so SQLite can serve each form from the rowid, event or time index.
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Event>, Error> {
-    let mut sql = String::from(
-        "SELECT id, at_ms, event, registration_id, client_ip, iss, sub, agent_platform, agent_context_id, detail
-         FROM audit_events WHERE id > ?1",
-    );
-    if filter.event.is_some() {
-        sql.push_str(" AND event = ?2");
-    }
-    if filter.since_ms.is_some() {
-        sql.push_str(" AND at_ms >= ?3");
-    }
-    sql.push_str(" ORDER BY id LIMIT ?4");
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&list_sql(filter))?;
     let limit = filter.limit.map_or(-1, i64::from);
     let event = filter.event.map(EventName::as_str);
     let mut args: Vec<(&str, &dyn rusqlite::ToSql)> = vec![("?1", &filter.after_id), ("?4", &limit)];
@@ -106,4 +95,20 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Event>, Error> {
     }
     let rows = stmt.query_map(args.as_slice(), from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The statement [`list`] runs for `filter` (also planned by `store::index_tests`).
+pub(crate) fn list_sql(filter: &Filter) -> String {
+    let mut sql = String::from(
+        "SELECT id, at_ms, event, registration_id, client_ip, iss, sub, agent_platform, agent_context_id, detail
+         FROM audit_events WHERE id > ?1",
+    );
+    if filter.event.is_some() {
+        sql.push_str(" AND event = ?2");
+    }
+    if filter.since_ms.is_some() {
+        sql.push_str(" AND at_ms >= ?3");
+    }
+    sql.push_str(" ORDER BY id LIMIT ?4");
+    sql
 }

@@ -1,6 +1,8 @@
 //! The `credentials` table: API keys and access tokens, stored only as the
 //! SHA-256 of the token and looked up by it (a unique index).
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::registrations::{self, Registration};
@@ -47,15 +49,20 @@ pub struct Found {
     pub registration: Registration,
 }
 
-/// The credential whose token hashes to `hash`: one unique-index probe and
-/// one primary-key join, whatever the size of the tables.
-pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Error> {
-    let mut stmt = conn.prepare_cached(&format!(
+/// The statement of [`by_hash`], shared with `store::index_tests`.
+pub(crate) static BY_HASH: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT c.id, c.kind, c.scopes, c.created_ms, c.expires_ms, c.revoked_ms, {}
              FROM credentials c JOIN registrations r ON r.id = c.registration_id
              WHERE c.token_hash = ?1",
         registrations::COLUMNS
-    ))?;
+    )
+});
+
+/// The credential whose token hashes to `hash`: one unique-index probe and
+/// one primary-key join, whatever the size of the tables.
+pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Error> {
+    let mut stmt = conn.prepare_cached(&BY_HASH)?;
     let found = stmt
         .query_row([&hash[..]], |row| {
             Ok(Found {
@@ -70,13 +77,6 @@ pub fn by_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Found>, Er
         })
         .optional()?;
     Ok(found)
-}
-
-/// Marks every live credential of a registration revoked; returns how many.
-pub fn revoke_for_registration(conn: &Connection, registration_id: &str, now_ms: i64) -> Result<usize, Error> {
-    Ok(conn
-        .prepare_cached("UPDATE credentials SET revoked_ms = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL")?
-        .execute(params![registration_id, now_ms])?)
 }
 
 /// Sets the scopes of every live credential of a registration (an anonymous

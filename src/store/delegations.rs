@@ -14,9 +14,14 @@ pub struct Delegation {
     pub registration_id: String,
 }
 
+/// The lookups below, shared with `store::index_tests`.
+pub(crate) const GET: &str = "SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
+pub(crate) const OF_REGISTRATION: &str = "SELECT iss, sub FROM delegations WHERE registration_id = ?1";
+pub(crate) const REVOCATION_MARKS: &str =
+    "SELECT revoked_iat, revoked_ms FROM provider_revocations WHERE iss = ?1 AND sub = ?2";
+
 pub fn get(conn: &Connection, iss: &str, sub: &str) -> Result<Option<Delegation>, Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2")?;
+    let mut stmt = conn.prepare_cached(GET)?;
     Ok(stmt
         .query_row([iss, sub], |r| {
             Ok(Delegation {
@@ -48,24 +53,51 @@ pub fn put(conn: &Connection, delegation: &Delegation, now_ms: i64) -> Result<()
 
 /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
 pub fn of_registration(conn: &Connection, registration_id: &str) -> Result<Option<(String, String)>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT iss, sub FROM delegations WHERE registration_id = ?1")?;
+    let mut stmt = conn.prepare_cached(OF_REGISTRATION)?;
     Ok(stmt
         .query_row([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
 
-/// The iat (provider clock, seconds) at or before which ID-JAGs for `(iss, sub)` are refused.
-pub fn revoked_iat(conn: &Connection, iss: &str, sub: &str) -> Result<Option<i64>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT revoked_iat FROM provider_revocations WHERE iss = ?1 AND sub = ?2")?;
-    Ok(stmt.query_row([iss, sub], |r| r.get(0)).optional()?)
+/// What has been revoked of a delegation `(iss, sub)`, each instant on the
+/// clock it was read from, so neither is ever compared with the other clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevocationMarks {
+    /// Provider clock, seconds: the latest logout token's `iat`.
+    pub revoked_iat: Option<i64>,
+    /// This server's clock, milliseconds: the latest revocation here.
+    pub revoked_ms: Option<i64>,
 }
 
-/// Raises the revocation mark of `(iss, sub)` to `iat` (never lowers it).
-pub fn mark_revoked(conn: &Connection, iss: &str, sub: &str, iat: i64) -> Result<(), Error> {
+impl RevocationMarks {
+    /// Whether an ID-JAG issued at `iat` (provider clock) that arrived at
+    /// `arrived_ms` (server clock) was issued before the provider revoked,
+    /// or arrived before this server revoked.
+    pub fn refuse(&self, iat: i64, arrived_ms: i64) -> bool {
+        self.revoked_iat.is_some_and(|mark| iat <= mark) || self.revoked_ms.is_some_and(|mark| arrived_ms <= mark)
+    }
+}
+
+pub fn revocation_marks(conn: &Connection, iss: &str, sub: &str) -> Result<RevocationMarks, Error> {
+    let mut stmt = conn.prepare_cached(REVOCATION_MARKS)?;
+    let marks = stmt
+        .query_row([iss, sub], |r| {
+            Ok(RevocationMarks {
+                revoked_iat: r.get(0)?,
+                revoked_ms: r.get(1)?,
+            })
+        })
+        .optional()?;
+    Ok(marks.unwrap_or_default())
+}
+
+/// Raises the provider-clock mark of `(iss, sub)` to a logout token's `iat`
+/// (never lowers it).
+pub fn mark_revoked_by_provider(conn: &Connection, iss: &str, sub: &str, iat: i64) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES (?1, ?2, ?3)
          ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
-         WHERE provider_revocations.revoked_iat < excluded.revoked_iat",
+         WHERE provider_revocations.revoked_iat IS NULL OR provider_revocations.revoked_iat < excluded.revoked_iat",
     )?
     .execute(params![iss, sub, iat])?;
     Ok(())

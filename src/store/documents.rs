@@ -13,8 +13,11 @@ pub struct Document {
     pub expires_ms: i64,
 }
 
+/// The statement of [`get`], shared with `store::index_tests`.
+pub(crate) const GET: &str = "SELECT body, fetched_ms, expires_ms FROM fetched_documents WHERE uri = ?1";
+
 pub fn get(conn: &Connection, uri: &str) -> Result<Option<Document>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT body, fetched_ms, expires_ms FROM fetched_documents WHERE uri = ?1")?;
+    let mut stmt = conn.prepare_cached(GET)?;
     Ok(stmt
         .query_row([uri], |r| {
             Ok(Document {

@@ -184,7 +184,8 @@ fn steps() -> Vec<(u32, &'static str)> {
     steps
 }
 
-/// Applies the steps of `schema.sql` above the database's `user_version`.
+/// Applies the steps of `schema.sql` above the database's `user_version`, all
+/// in one transaction: a failing step leaves the file as it was.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let steps = steps();
     let latest = steps.last().map_or(0, |s| s.0);
@@ -297,6 +298,33 @@ mod tests {
         open(&dir.path().join("test.db")).unwrap();
     }
 
+    /// Issue 11: step 5 splits the revocation mark by clock; marks written
+    /// before it stay the provider-clock marks they were compared as.
+    #[test]
+    fn step_5_keeps_old_revocation_marks_on_the_provider_clock() {
+        let dir = tempfile_dir::TempDir::new();
+        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
+        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", number).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES ('i', 's', 42)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let marks = delegations::revocation_marks(&conn, "i", "s").unwrap();
+        assert_eq!(
+            marks,
+            delegations::RevocationMarks {
+                revoked_iat: Some(42),
+                revoked_ms: None
+            }
+        );
+        assert!(marks.refuse(42, 0) && !marks.refuse(43, i64::MAX));
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let (dir, conn) = open_temp();
@@ -322,32 +350,55 @@ mod tests {
 mod index_tests {
     use super::*;
 
+    /// The plan of `sql` with its parameters unbound (NULL): plans do not
+    /// depend on bound values (QPSG, see `connect_with`).
     fn plan(conn: &Connection, sql: &str) -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
-        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
     }
 
+    /// The store's own statements, not copies: changing a query changes what
+    /// is planned here (issue 11).
     #[test]
     fn hot_queries_use_indexes() {
         let (_dir, conn) = open_temp();
+        let audit_by_event = audit::list_sql(&audit::Filter {
+            event: Some(crate::model::EventName::RegistrationCreated),
+            ..Default::default()
+        });
+        let audit_following = audit::list_sql(&audit::Filter::default());
+        let audit_since = audit::list_sql(&audit::Filter {
+            since_ms: Some(0),
+            ..Default::default()
+        });
+        let revoke_one = registrations::revoke_one_sql();
         for sql in [
-            "SELECT c.id FROM credentials c JOIN registrations r ON r.id = c.registration_id WHERE c.token_hash = x'00'",
-            "SELECT id FROM registrations WHERE id = 'reg_x'",
-            "SELECT id FROM registrations WHERE status = 'unclaimed' ORDER BY created_ms DESC LIMIT 10",
-            "SELECT id FROM registrations WHERE claim_token_hash = x'00'",
-            "UPDATE credentials SET revoked_ms = 1 WHERE registration_id = 'reg_x' AND revoked_ms IS NULL",
-            "SELECT id FROM audit_events WHERE id > 5 AND event = 'registration.created' ORDER BY id LIMIT 10",
-            "SELECT id FROM audit_events WHERE id > 5 ORDER BY id LIMIT 10",
-            "SELECT id FROM users WHERE email = 'a@b.c'",
-            "SELECT id FROM users WHERE phone_number = '+1'",
-            "SELECT user_id FROM delegations WHERE iss = 'i' AND sub = 's'",
-            "SELECT iss FROM delegations WHERE registration_id = 'reg_x'",
-            "SELECT revoked_iat FROM provider_revocations WHERE iss = 'i' AND sub = 's'",
-            "INSERT INTO seen_jtis (iss, jti, expires_ms) VALUES ('i', 'j', 1) ON CONFLICT (iss, jti) DO UPDATE SET expires_ms = excluded.expires_ms WHERE seen_jtis.expires_ms <= 0",
-            "SELECT issuer FROM providers WHERE issuer = 'i'",
-            "SELECT body FROM fetched_documents WHERE uri = 'u'",
-        ] {
+            credentials::BY_HASH.as_str(),
+            registrations::BY_ID.as_str(),
+            registrations::LIST_BY_STATUS.as_str(),
+            registrations::BY_CLAIM_TOKEN_HASH.as_str(),
+            &audit_by_event,
+            &audit_following,
+            &audit_since,
+            users::BY_EMAIL.as_str(),
+            users::BY_PHONE.as_str(),
+            delegations::GET,
+            delegations::OF_REGISTRATION,
+            delegations::REVOCATION_MARKS,
+            replay::FIRST_USE,
+            providers::BY_ISSUER,
+            documents::GET,
+            attempts::BY_TOKEN_HASH.as_str(),
+            attempts::OPEN_OF.as_str(),
+        ]
+        .into_iter()
+        .chain(revoke_one.iter().map(String::as_str))
+        {
             let plan = plan(&conn, sql);
             let scans_a_table = plan
                 .split("; ")

@@ -55,9 +55,12 @@ pub fn remove(conn: &Connection, issuer: &str) -> Result<bool, Error> {
     Ok(conn.execute("DELETE FROM providers WHERE issuer = ?1", [issuer])? > 0)
 }
 
+/// The statement of [`by_issuer`], shared with `store::index_tests`.
+pub(crate) const BY_ISSUER: &str =
+    "SELECT issuer, jwks_uri, client_id, name, created_ms FROM providers WHERE issuer = ?1";
+
 pub fn by_issuer(conn: &Connection, issuer: &str) -> Result<Option<Provider>, Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT issuer, jwks_uri, client_id, name, created_ms FROM providers WHERE issuer = ?1")?;
+    let mut stmt = conn.prepare_cached(BY_ISSUER)?;
     Ok(stmt.query_row([issuer], from_row).optional()?)
 }
 

@@ -1,6 +1,8 @@
 //! The `registrations` table: one row per agent registration, its kind,
 //! status and (once known) its user.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Error;
@@ -84,10 +86,20 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
     })
 }
 
+/// The statements below, shared with `store::index_tests`: what is planned
+/// there is what runs here.
+pub(crate) static BY_CLAIM_TOKEN_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r WHERE r.claim_token_hash = ?1"));
+pub(crate) static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r WHERE r.id = ?1"));
+pub(crate) static LIST_BY_STATUS: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM registrations r WHERE r.status = ?1 ORDER BY r.created_ms DESC LIMIT ?2")
+});
+pub(crate) static LIST_ALL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"));
+
 pub fn by_claim_token_hash(conn: &Connection, hash: &SecretHash) -> Result<Option<Registration>, Error> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM registrations r WHERE r.claim_token_hash = ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&BY_CLAIM_TOKEN_HASH)?;
     Ok(stmt.query_row([&hash[..]], |r| from_row(r, 0)).optional()?)
 }
 
@@ -116,7 +128,7 @@ pub fn add_claim_failure(conn: &Connection, id: &str) -> Result<i64, Error> {
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM registrations r WHERE r.id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&BY_ID)?;
     Ok(stmt.query_row([id], |r| from_row(r, 0)).optional()?)
 }
 
@@ -125,16 +137,12 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Registration>, Error>
 pub fn list(conn: &Connection, status: Option<Status>, limit: u32) -> Result<Vec<Registration>, Error> {
     let rows = match status {
         Some(status) => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations r WHERE r.status = ?1 ORDER BY r.created_ms DESC LIMIT ?2"
-            ))?;
+            let mut stmt = conn.prepare_cached(&LIST_BY_STATUS)?;
             stmt.query_map(params![status.as_str(), limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?
         }
         None => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"
-            ))?;
+            let mut stmt = conn.prepare_cached(&LIST_ALL)?;
             stmt.query_map([limit], |r| from_row(r, 0))?
                 .collect::<Result<Vec<_>, _>>()?
         }
@@ -170,27 +178,16 @@ impl RevokedBy<'_> {
     };
 }
 
-/// Revokes one live registration and its credentials, recording
-/// `registration.revoked`. Returns the number of credentials revoked, or
-/// `None` if the registration was not live.
+/// Revokes one live registration, as [`revoke_selected`] does, recording
+/// `registration.revoked` with who revoked and how many credentials.
+/// Returns the number of credentials revoked, or `None` if the registration
+/// was not live.
 pub fn revoke(conn: &Connection, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Result<Option<usize>, Error> {
-    let changed = conn
-        .prepare_cached(&format!(
-            "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?2
-             WHERE id = ?1 AND status IN ({})",
-            live_statuses()
-        ))?
-        .execute(params![id, now_ms])?;
-    if changed == 0 {
+    let (registrations, credentials) = end_revoked(conn, Selection::Registration(id), now_ms)?;
+    if registrations == 0 {
         return Ok(None);
     }
-    let credentials = super::credentials::revoke_for_registration(conn, id, now_ms)?;
     let delegation = super::delegations::of_registration(conn, id)?;
-    if let Some((iss, sub)) = &delegation {
-        // ID-JAGs issued before this revocation stop working too; a fresh
-        // assertion from a still-trusted provider registers again.
-        super::delegations::mark_revoked(conn, iss, sub, now_ms.div_euclid(1000))?;
-    }
     let (iss, sub) = match (&who.iss, &delegation) {
         (Some(_), _) | (_, None) => (who.iss, who.sub),
         (None, Some((iss, sub))) => (Some(iss.as_str()), Some(sub.as_str())),
@@ -214,10 +211,12 @@ pub fn revoke(conn: &Connection, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> 
     Ok(Some(credentials))
 }
 
-/// Which live registrations an operator revokes at once.
+/// Which live registrations are revoked at once.
 #[derive(Debug, Clone, Copy)]
 pub enum Selection<'a> {
     All,
+    /// One registration ([`revoke`]).
+    Registration(&'a str),
     User(&'a str),
     /// Every delegation of an issuer, or of one of its subjects.
     Issuer {
@@ -231,6 +230,7 @@ impl Selection<'_> {
     fn condition(&self) -> (&'static str, Vec<&str>) {
         match *self {
             Selection::All => ("1 = 1", vec![]),
+            Selection::Registration(id) => ("r.id = ?2", vec![id]),
             Selection::User(id) => ("r.user_id = ?2", vec![id]),
             Selection::Issuer { iss, sub: None } => (
                 "r.id IN (SELECT registration_id FROM delegations WHERE iss = ?2)",
@@ -241,6 +241,16 @@ impl Selection<'_> {
                 vec![iss, sub],
             ),
         }
+    }
+
+    /// The live registrations chosen, as SQL, and its parameters (`?1` is `now_ms`).
+    fn chosen(&self, now_ms: i64, extra: Option<&str>) -> (String, Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value;
+        let (condition, args) = self.condition();
+        let mut values: Vec<Value> = vec![now_ms.into()];
+        values.extend(args.iter().map(|a| Value::from(a.to_string())));
+        values.extend(extra.map(|e| Value::from(e.to_string())));
+        (format!("r.status IN ({}) AND {condition}", live_statuses()), values)
     }
 }
 
@@ -254,55 +264,66 @@ pub fn revoke_selected(
     by: &str,
     now_ms: i64,
 ) -> Result<(usize, usize), Error> {
-    let live = live_statuses();
-    let (condition, args) = selection.condition();
-    let chosen = format!("SELECT r.id FROM registrations r WHERE r.status IN ({live}) AND {condition}");
-    use rusqlite::types::Value;
-    let values = |extra: Option<&str>| {
-        let mut all: Vec<Value> = vec![now_ms.into()];
-        all.extend(args.iter().map(|a| Value::from(a.to_string())));
-        all.extend(extra.map(|e| Value::from(e.to_string())));
-        rusqlite::params_from_iter(all)
-    };
     let detail = serde_json::json!({ "by": by }).to_string();
-    let detail_index = args.len() + 2;
+    let (live, values) = selection.chosen(now_ms, Some(&detail));
+    let detail_index = values.len();
     conn.execute(
         &format!(
             "INSERT INTO audit_events (at_ms, event, registration_id, iss, sub, detail)
              SELECT ?1, 'registration.revoked', r.id, d.iss, d.sub, ?{detail_index}
              FROM registrations r LEFT JOIN delegations d ON d.registration_id = r.id
-             WHERE r.status IN ({live}) AND {condition}"
+             WHERE {live}"
         ),
-        values(Some(&detail)),
+        rusqlite::params_from_iter(values),
     )?;
-    let credentials = conn.execute(
-        &format!("UPDATE credentials SET revoked_ms = ?1 WHERE revoked_ms IS NULL AND registration_id IN ({chosen})"),
-        values(None),
-    )?;
-    conn.execute(
-        &format!(
+    end_revoked(conn, selection, now_ms)
+}
+
+/// How every revocation ends, whoever asked (operator, provider, one
+/// registration or many): the credentials are revoked, open claim links
+/// close and their codes are erased, ID-JAGs issued before now are refused,
+/// and the registrations become `revoked`. Returns (registrations,
+/// credentials) revoked. The caller records the audit events.
+fn end_revoked(conn: &Connection, selection: Selection<'_>, now_ms: i64) -> Result<(usize, usize), Error> {
+    let (live, values) = selection.chosen(now_ms, None);
+    let [credentials, attempts, marks, registrations] = end_revoked_sql(&live);
+    let run = |sql: &str| conn.execute(sql, rusqlite::params_from_iter(values.iter()));
+    let credentials = run(&credentials)?;
+    run(&attempts)?;
+    run(&marks)?;
+    let registrations = run(&registrations)?;
+    Ok((registrations, credentials))
+}
+
+/// The statements of [`end_revoked`] for the registrations `r` where `live`
+/// holds (also planned by `store::index_tests`).
+pub(crate) fn end_revoked_sql(live: &str) -> [String; 4] {
+    let chosen = format!("SELECT r.id FROM registrations r WHERE {live}");
+    [
+        format!("UPDATE credentials SET revoked_ms = ?1 WHERE revoked_ms IS NULL AND registration_id IN ({chosen})"),
+        format!(
             "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL, otp_expires_ms = ?1
              WHERE status = 'open' AND registration_id IN ({chosen})"
         ),
-        values(None),
-    )?;
-    // ID-JAGs issued before this revocation stop working too (as in `revoke`).
-    conn.execute(
-        &format!(
-            "INSERT INTO provider_revocations (iss, sub, revoked_iat)
-             SELECT iss, sub, ?1 / 1000 FROM delegations WHERE registration_id IN ({chosen})
-             ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
-             WHERE provider_revocations.revoked_iat < excluded.revoked_iat"
+        // ID-JAGs that arrived before this revocation stop working too, on
+        // this server's clock (`delegations::RevocationMarks`); a later one
+        // from a still-trusted provider registers again.
+        format!(
+            "INSERT INTO provider_revocations (iss, sub, revoked_ms)
+             SELECT iss, sub, ?1 FROM delegations WHERE registration_id IN ({chosen})
+             ON CONFLICT (iss, sub) DO UPDATE SET revoked_ms = excluded.revoked_ms
+             WHERE provider_revocations.revoked_ms IS NULL OR provider_revocations.revoked_ms < excluded.revoked_ms"
         ),
-        values(None),
-    )?;
-    let registrations = conn.execute(
-        &format!(
+        format!(
             "UPDATE registrations SET status = 'revoked', expires_ms = NULL, updated_ms = ?1 WHERE id IN ({chosen})"
         ),
-        values(None),
-    )?;
-    Ok((registrations, credentials))
+    ]
+}
+
+/// The statements that revoke one registration ([`revoke`]), for `store::index_tests`.
+#[cfg(test)]
+pub(crate) fn revoke_one_sql() -> [String; 4] {
+    end_revoked_sql(&Selection::Registration("").chosen(0, None).0)
 }
 
 /// Unclaimed (or pending) registrations past their TTL become `expired`,

@@ -7,16 +7,17 @@ use rusqlite::{Connection, params};
 
 use crate::error::Error;
 
+/// The statement of [`first_use`], shared with `store::index_tests`.
+pub(crate) const FIRST_USE: &str = "INSERT INTO seen_jtis (iss, jti, expires_ms) VALUES (?1, ?2, ?3)
+     ON CONFLICT (iss, jti) DO UPDATE SET expires_ms = excluded.expires_ms
+     WHERE seen_jtis.expires_ms <= ?4";
+
 /// Records `(iss, jti)` as used until `expires_ms`. Returns false when it was
 /// already recorded and still live (a replay). A stale row for the same pair
 /// is taken over, so an old jti cannot block forever.
 pub fn first_use(conn: &Connection, iss: &str, jti: &str, expires_ms: i64, now_ms: i64) -> Result<bool, Error> {
     let changed = conn
-        .prepare_cached(
-            "INSERT INTO seen_jtis (iss, jti, expires_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (iss, jti) DO UPDATE SET expires_ms = excluded.expires_ms
-             WHERE seen_jtis.expires_ms <= ?4",
-        )?
+        .prepare_cached(FIRST_USE)?
         .execute(params![iss, jti, expires_ms, now_ms])?;
     Ok(changed == 1)
 }

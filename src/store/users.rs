@@ -1,6 +1,8 @@
 //! The `users` table: people who own registrations. Emails are stored
 //! lower-cased and compared that way (SPEC.md 4.4).
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Error;
@@ -15,6 +17,12 @@ pub struct User {
 }
 
 const COLUMNS: &str = "id, email, phone_number, name, created_ms";
+
+/// The lookups of [`by_email`] and [`by_phone`], shared with `store::index_tests`.
+pub(crate) static BY_EMAIL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM users WHERE email = ?1"));
+pub(crate) static BY_PHONE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM users WHERE phone_number = ?1"));
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -44,12 +52,12 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<User>, Error> {
 }
 
 pub fn by_email(conn: &Connection, email: &str) -> Result<Option<User>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email = ?1"))?;
+    let mut stmt = conn.prepare_cached(&BY_EMAIL)?;
     Ok(stmt.query_row([email.to_lowercase()], from_row).optional()?)
 }
 
 pub fn by_phone(conn: &Connection, phone_number: &str) -> Result<Option<User>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE phone_number = ?1"))?;
+    let mut stmt = conn.prepare_cached(&BY_PHONE)?;
     Ok(stmt.query_row([phone_number], from_row).optional()?)
 }
 

@@ -625,6 +625,17 @@ impl TestServer {
             .collect()
     }
 
+    /// Recipients of the messages queued in the database, oldest first: the
+    /// committed state, complete once the request that queued them was
+    /// answered (a claim mail is queued in the request's own transaction),
+    /// whether or not the sender thread delivered them yet.
+    pub fn queued_mail(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let mut stmt = conn.prepare("SELECT recipient FROM outbox ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
     /// Waits for the outbox to hold `count` messages and returns them.
     pub fn wait_for_mail(&self, count: usize) -> Vec<Mail> {
         let found = self.eventually(Duration::from_secs(5), || self.outbox().len() >= count);
