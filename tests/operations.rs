@@ -229,15 +229,17 @@ fn every_form_of_operator_revocation() {
     let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url, "--subject", "alice"]);
     assert!(out.contains("revoked 1 registrations"), "{out}");
     assert!(!works(&alice) && works(&bob));
-    // A fresh ID-JAG for alice registers again, even from a provider whose
-    // clock runs behind this server's (issue 11: the operator's mark is on
-    // this server's clock, never compared with the provider's `iat`).
+    // An ID-JAG for alice certainly issued before the revocation (by more
+    // than the allowed skew) is refused; a fresh one registers again, even
+    // from a provider whose clock runs behind this server's within the skew
+    // (issue 11: the operator's mark is on this server's clock).
     let mint = |sub: &str, iat: i64| {
         let mut claims = authmd_dev::id_jag_claims(&provider.base_url, sub, &server.base, iat);
         claims["exp"] = json!(iat + 300);
         let body = json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":key.sign(&authmd_dev::id_jag_header(), &claims),"requested_credential_type":"api_key"});
         server.post_json("/agent/auth", &body.to_string())
     };
+    mint("alice", now_secs() - 120).assert_error(400, "expired");
     let again = mint("alice", now_secs() - 30);
     assert_eq!(again.status, 200, "{}", again.body);
     server.cli_ok(&[

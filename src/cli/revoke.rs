@@ -22,9 +22,10 @@ pub const COMMAND: Command = Command {
     details: "\
 Revokes the registrations and every credential issued to them, at once.
 --issuer revokes every delegation from that provider (or one of its subjects).
-ID-JAGs that arrived before the revocation are refused; one that arrives later
-from a provider still on the trust list registers again (`authmd provider
-remove ISS` stops those).
+ID-JAGs issued before the revocation (by more than clock_skew_secs, as the
+provider's clock may differ from this one) are refused; a fresh one from a
+provider still on the trust list registers again (`authmd provider remove
+ISS` stops those).
 ",
     run,
 };

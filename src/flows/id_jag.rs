@@ -80,9 +80,9 @@ pub fn register(
         if !jti_recorded && !replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        // The provider's `iat` against the provider's mark, the arrival
-        // against this server's: never one clock against the other.
-        if delegations::revocation_marks(tx, &claims.iss, &claims.sub)?.refuse(claims.iat, now_ms) {
+        // The provider's mark is on its clock; this server's is compared
+        // with the provider's `iat` only beyond the allowed skew.
+        if delegations::revocation_marks(tx, &claims.iss, &claims.sub)?.refuse(claims.iat, skew_secs as u64) {
             return Err(Error::AssertionRevoked);
         }
         let event = |detail: Value| audit::NewEvent {

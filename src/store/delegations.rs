@@ -70,11 +70,19 @@ pub struct RevocationMarks {
 }
 
 impl RevocationMarks {
-    /// Whether an ID-JAG issued at `iat` (provider clock) that arrived at
-    /// `arrived_ms` (server clock) was issued before the provider revoked,
-    /// or arrived before this server revoked.
-    pub fn refuse(&self, iat: i64, arrived_ms: i64) -> bool {
-        self.revoked_iat.is_some_and(|mark| iat <= mark) || self.revoked_ms.is_some_and(|mark| arrived_ms <= mark)
+    /// Whether an ID-JAG issued at `iat` (Unix seconds, the provider's
+    /// clock) is refused: issued at or before the provider's own mark (its
+    /// clock against its clock), or certainly issued before this server's
+    /// revocation (`revoked_ms`, this server's clock): more than
+    /// `clock_skew_secs` earlier, the skew the verifier already allows
+    /// between the two clocks. A provider whose clock is up to that much
+    /// behind keeps getting fresh assertions accepted.
+    pub fn refuse(&self, iat: i64, clock_skew_secs: u64) -> bool {
+        let skew_ms = (clock_skew_secs as i64).saturating_mul(1000);
+        self.revoked_iat.is_some_and(|mark| iat <= mark)
+            || self
+                .revoked_ms
+                .is_some_and(|mark| iat.saturating_mul(1000).saturating_add(skew_ms) < mark)
     }
 }
 

@@ -322,7 +322,16 @@ mod tests {
                 revoked_ms: None
             }
         );
-        assert!(marks.refuse(42, 0) && !marks.refuse(43, i64::MAX));
+        assert!(marks.refuse(42, 60) && !marks.refuse(43, 60));
+        let operator = delegations::RevocationMarks {
+            revoked_iat: None,
+            revoked_ms: Some(1_000_000),
+        };
+        assert!(operator.refuse(939, 60), "issued more than the skew before: refused");
+        assert!(
+            !operator.refuse(940, 60),
+            "within the skew: a provider behind by up to it is not refused"
+        );
     }
 
     #[test]
