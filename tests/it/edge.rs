@@ -2,13 +2,11 @@
 //! socket sent, over real sockets to the real binary. Each test fails on
 //! the edge as it was before the fix (named in its comment).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 
 const REGISTER: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
 
@@ -109,7 +107,7 @@ fn connections_over_the_cap_are_closed_at_once() {
 fn a_cap_above_the_descriptor_limit_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("prlimit")
-        .args(["--nofile=200:200", common::BIN, "--db"])
+        .args(["--nofile=200:200", crate::common::BIN, "--db"])
         .arg(dir.path().join("a.db"))
         .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", "5000"])
         .output()
@@ -128,7 +126,7 @@ fn a_cap_above_the_descriptor_limit_is_refused_at_start() {
 fn too_many_open_files_at_start_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("prlimit")
-        .args(["--nofile=6:6", common::BIN, "--db"])
+        .args(["--nofile=6:6", crate::common::BIN, "--db"])
         .arg(dir.path().join("a.db"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .output()
@@ -379,7 +377,7 @@ fn a_deleted_database_stops_writes_and_the_server() {
 #[test]
 fn a_second_server_on_the_same_file_refuses_to_start() {
     let server = TestServer::start();
-    let mut second = std::process::Command::new(common::BIN)
+    let mut second = std::process::Command::new(crate::common::BIN)
         .arg("--db")
         .arg(server.db())
         .args(["serve", "--listen", "127.0.0.1:0"])

@@ -2,17 +2,15 @@
 //! real server, and the embedded hobby API guarding its notes in-process.
 //! (`cargo test` builds the examples before running the tests.)
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use serde_json::json;
 
 fn example(name: &str) -> PathBuf {
-    let bin = PathBuf::from(common::BIN);
+    let bin = PathBuf::from(crate::common::BIN);
     bin.parent().unwrap().join("examples").join(name)
 }
 

@@ -1,15 +1,13 @@
 //! SPEC.md 3.2, 4 and 6 against the real server and a real provider serving
 //! its JWKS over HTTP on loopback (`authmd_dev`).
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Client, Reply, TestServer};
 use authmd_dev::{Alg, JwksServer, SigningKey, StalledServer};
-use common::{Client, Reply, TestServer};
 use serde_json::{Value, json};
 
-const RSA_PKCS8: &[u8] = include_bytes!("fixtures/rsa2048.pk8.der");
+const RSA_PKCS8: &[u8] = include_bytes!("../fixtures/rsa2048.pk8.der");
 
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64

@@ -1,11 +1,9 @@
 //! SPEC.md section 2 against the real server: every discovery document,
 //! field by field, consistent with each other and with the live settings.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use serde_json::json;
 
 #[test]

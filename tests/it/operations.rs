@@ -1,14 +1,12 @@
 //! Running authmd for real: rate limits, the sweeper, every form of
 //! operator revocation, following the audit log, and /metrics.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{BIN, Client, InProcess, TestServer};
 use authmd_dev::{Alg, JwksServer, SigningKey};
-use common::{BIN, Client, InProcess, TestServer};
 use serde_json::{Value, json};
 
 const ANON: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
@@ -22,7 +20,7 @@ fn limited(args: &[&str], settings: &[(&str, &str)]) -> TestServer {
     server
 }
 
-fn register_from(server: &impl Client, forwarded_for: Option<&str>) -> common::Reply {
+fn register_from(server: &impl Client, forwarded_for: Option<&str>) -> crate::common::Reply {
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(ip) = forwarded_for {
         headers.push(("X-Forwarded-For", ip));

@@ -3,15 +3,13 @@
 //! 200 still works, the database passes `PRAGMA integrity_check`, and the
 //! replay store still refuses the jtis it accepted.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Client, TestServer};
 use authmd_dev::{Alg, JwksServer, SigningKey};
-use common::{Client, TestServer};
 use serde_json::json;
 
 #[test]

@@ -1,11 +1,9 @@
 //! SPEC.md 3.1 and 7, end to end against the real server: an agent
 //! discovers, registers anonymously, and calls the API with its key.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, InProcess, TestServer};
+use crate::common::{Client, InProcess, TestServer};
 use serde_json::{Value, json};
 
 #[test]

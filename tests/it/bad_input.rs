@@ -1,9 +1,7 @@
 //! Bad input never gets a 5xx or a panic, always a 4xx JSON error with its
 //! SPEC.md code, and the server keeps serving afterwards.
 
-mod common;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 
 const VALID: &str = r#"{"type":"anonymous","requested_credential_type":"api_key"}"#;
 

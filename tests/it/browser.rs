@@ -4,12 +4,10 @@
 //! the button, read the code off the page, then the agent completes the
 //! claim over HTTP and calls the API. Screenshots land in `target/`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use serde_json::{Value, json};
 
 #[test]

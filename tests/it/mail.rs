@@ -1,13 +1,11 @@
 //! Mail through a real SMTP server process on loopback (Python's aiosmtpd,
 //! which `scripts/test` installs), the durable outbox, and the other transports.
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, cli, parse_mail};
+use crate::common::{Client, TestServer, cli, parse_mail};
 use serde_json::json;
 
 /// aiosmtpd delivering into a Maildir.

@@ -1,14 +1,12 @@
 //! Guarding an API: the gateway in front of a real upstream HTTP server on
 //! loopback, introspection (RFC 7662) and self-revocation (RFC 7009).
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Client, InProcess, TestServer};
+use crate::common::{Client, InProcess, TestServer};
 use serde_json::{Value, json};
 
 /// An upstream that answers `/api/echo...` with what it received, `/api/big`
@@ -241,7 +239,7 @@ fn an_unavailable_upstream_is_502_and_a_slow_one_504_quickly() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-fn introspect(server: &impl Client, secret: &str, token: &str) -> common::Reply {
+fn introspect(server: &impl Client, secret: &str, token: &str) -> crate::common::Reply {
     server.request(
         "POST",
         "/oauth/introspect",

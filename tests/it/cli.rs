@@ -1,14 +1,12 @@
 //! The command line as an operator meets it: settings, exit statuses,
 //! environment variables, signals, logs.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Client, TestServer, cli};
+use crate::common::{BIN, Client, TestServer, cli};
 use serde_json::Value;
 
 fn stderr_of(out: &std::process::Output) -> String {

@@ -2,11 +2,9 @@
 //! anonymous and verified-email registrations, every refusal, the lockout
 //! rules, and the pages a person (or a link scanner) meets.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, InProcess, Mail, Reply, TestServer};
+use crate::common::{Client, InProcess, Mail, Reply, TestServer};
 use serde_json::{Value, json};
 
 fn register_email(server: &TestServer, email: &str, credential_type: &str) -> Value {

@@ -3,9 +3,7 @@
 //! and the server keeps serving. Deterministic: a fixed-seed generator, so a
 //! failure names a case that can be replayed.
 
-mod common;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);

@@ -1,0 +1,20 @@
+//! The integration tests: one test binary (one link, one run) whose modules
+//! each cover one area, against the real `authmd` binary on loopback or the
+//! server in this process (`common::InProcess`). Regression tests cite their issue.
+
+mod common;
+
+mod anonymous;
+mod bad_input;
+mod browser;
+mod claim;
+mod cli;
+mod crash;
+mod discovery;
+mod edge;
+mod examples;
+mod gateway;
+mod id_jag;
+mod mail;
+mod malformed;
+mod operations;
