@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod core;
 pub mod discovery;
 pub mod email;
 pub mod embed;

@@ -17,6 +17,7 @@
 //! counters cannot be raced. Not here: page HTML (`http::pages`), delivery
 //! (`mail`).
 
+use crate::core::issue::{Grant, Minted, issue};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -341,8 +342,7 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value
     let settings = &ctx.config.settings;
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
     let post_claim = settings.post_claim_scopes.clone();
-    let access_ttl_ms = settings.access_token_ttl_secs as i64 * 1000;
-    let prefixes = (settings.api_key_prefix.clone(), settings.access_token_prefix.clone());
+    let config = ctx.config;
     let token_hash = secrets::hash(claim_token);
     // Failures must be recorded even though the answer is an error, so the
     // transaction returns the refusal as a value and commits.
@@ -420,38 +420,19 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value
             return Ok(Ok(json!({ "registration_id": registration.id, "status": "claimed" })));
         }
         let requested = registration.requested_credential_type.unwrap_or(CredentialType::ApiKey);
-        let prefix = if requested == CredentialType::ApiKey {
-            &prefixes.0
-        } else {
-            &prefixes.1
+        let credential = Minted::new(requested, &config.settings, v.now_ms);
+        let grant = Grant {
+            registration_id: &registration.id,
+            scopes: &post_claim,
+            event: event(&registration.id, v.client_ip, json!({})),
         };
-        let credential = secrets::new_credential(prefix);
-        let expires_ms = (requested == CredentialType::AccessToken).then_some(v.now_ms + access_ttl_ms);
-        credentials::insert(
-            tx,
-            &credentials::NewCredential {
-                id: &secrets::new_id("cred_"),
-                registration_id: &registration.id,
-                kind: requested,
-                token_hash: &secrets::hash(&credential),
-                scopes: &scopes,
-                created_ms: v.now_ms,
-                expires_ms,
-            },
-        )?;
-        let issued = json!({ "credential_type": requested.as_str() });
-        audit::record(
-            tx,
-            v.now_ms,
-            EventName::CredentialIssued,
-            event(&registration.id, v.client_ip, issued),
-        )?;
+        issue(tx, v.now_ms, &credential, grant)?;
         Ok(Ok(json!({
             "registration_id": registration.id,
             "status": "claimed",
             "credential_type": requested.as_str(),
-            "credential": credential,
-            "credential_expires": expires_ms.map(rfc3339),
+            "credential": credential.secret(),
+            "credential_expires": credential.expires_ms().map(rfc3339),
             "scopes": post_claim,
         })))
     })?

@@ -15,7 +15,8 @@
 //! built by `jose::verify` alone, and the transaction reads its claims from
 //! one. The trust list, the `client_id` rule, replay and the revocation marks
 //! are checked in order by [`register`] itself, not proven by a type, and
-//! `credentials::insert` takes no proof; keep every check on the path above.
+//! `core::issue` (the one place a credential is minted) takes no proof yet;
+//! keep every check on the path above.
 //! A token can make authmd fetch at most once
 //! on its behalf: its jti goes into the replay store before the `client_id`
 //! document is fetched, so a replay is refused before any network request
@@ -28,12 +29,13 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::registration::Registered;
+use crate::core::issue::{Grant, Minted, issue};
 use crate::error::Error;
 use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
-use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::secrets;
-use crate::store::{audit, credentials, delegations, providers, registrations, replay, users};
+use crate::store::{audit, delegations, providers, registrations, replay, users};
 use crate::time::rfc3339;
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
@@ -64,16 +66,8 @@ pub fn register(
         }
         None => false,
     };
-    let access_ttl_ms = settings.access_token_ttl_secs as i64 * 1000;
-    let (jit, prefix) = (
-        settings.jit_provisioning,
-        match requested {
-            CredentialType::ApiKey => settings.api_key_prefix.clone(),
-            CredentialType::AccessToken => settings.access_token_prefix.clone(),
-        },
-    );
-    let credential = secrets::new_credential(&prefix);
-    let credential_expires_ms = (requested == CredentialType::AccessToken).then_some(now_ms + access_ttl_ms);
+    let jit = settings.jit_provisioning;
+    let credential = Minted::new(requested, settings, now_ms);
     let client_ip = ctx.client_ip;
 
     let registration_id = ctx.writer.write(|tx| {
@@ -134,21 +128,12 @@ pub fn register(
                 id
             }
         };
-        credentials::insert(
-            tx,
-            &credentials::NewCredential {
-                id: &secrets::new_id("cred_"),
-                registration_id: &registration_id,
-                kind: requested,
-                token_hash: &secrets::hash(&credential),
-                scopes: &join_scopes(&scopes),
-                created_ms: now_ms,
-                expires_ms: credential_expires_ms,
-            },
-        )?;
-        let mut issued = event(json!({ "credential_type": requested.as_str() }));
-        issued.registration_id = Some(&registration_id);
-        audit::record(tx, now_ms, EventName::CredentialIssued, issued)?;
+        let grant = Grant {
+            registration_id: &registration_id,
+            scopes: &scopes,
+            event: event(json!({})),
+        };
+        issue(tx, now_ms, &credential, grant)?;
         Ok(registration_id)
     })?;
 
@@ -156,8 +141,8 @@ pub fn register(
         "registration_id": registration_id,
         "registration_type": RegistrationKind::AgentProvider.as_wire(),
         "credential_type": requested.as_str(),
-        "credential": credential,
-        "credential_expires": credential_expires_ms.map(rfc3339),
+        "credential": credential.secret(),
+        "credential_expires": credential.expires_ms().map(rfc3339),
         "scopes": scopes,
     })))
 }

@@ -10,10 +10,11 @@
 use serde_json::{Value, json};
 
 use super::{Ctx, required_str};
+use crate::core::issue::{Grant, Minted, issue};
 use crate::error::Error;
-use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::secrets;
-use crate::store::{audit, credentials, registrations};
+use crate::store::{audit, registrations};
 use crate::time::rfc3339;
 
 pub const ID_JAG_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
@@ -109,10 +110,8 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
     let now_ms = ctx.now_ms;
     let expires_ms = now_ms + (settings.registration_ttl_secs as i64) * 1000;
     let registration_id = secrets::new_id("reg_");
-    let credential_id = secrets::new_id("cred_");
-    let key = secrets::new_credential(&settings.api_key_prefix);
+    let key = Minted::new(CredentialType::ApiKey, settings, now_ms);
     let claim_token = secrets::new_claim_token();
-    let scopes = join_scopes(&settings.pre_claim_scopes);
     let client_ip = ctx.client_ip;
 
     ctx.writer.write(|tx| {
@@ -130,36 +129,29 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
                 expires_ms: Some(expires_ms),
             },
         )?;
-        credentials::insert(
-            tx,
-            &credentials::NewCredential {
-                id: &credential_id,
-                registration_id: &registration_id,
-                kind: CredentialType::ApiKey,
-                token_hash: &secrets::hash(&key),
-                scopes: &scopes,
-                created_ms: now_ms,
-                expires_ms: None,
-            },
-        )?;
-        let event = |fields: Value| audit::NewEvent {
-            registration_id: Some(&registration_id),
-            client_ip,
-            detail: fields.as_object().cloned().unwrap_or_default(),
-            ..Default::default()
-        };
         audit::record(
             tx,
             now_ms,
             EventName::RegistrationCreated,
-            event(json!({"registration_type": "anonymous"})),
+            audit::NewEvent {
+                registration_id: Some(&registration_id),
+                client_ip,
+                detail: json!({"registration_type": "anonymous"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
         )?;
-        audit::record(
-            tx,
-            now_ms,
-            EventName::CredentialIssued,
-            event(json!({"credential_type": "api_key"})),
-        )?;
+        let grant = Grant {
+            registration_id: &registration_id,
+            scopes: &settings.pre_claim_scopes,
+            event: audit::NewEvent {
+                client_ip,
+                ..Default::default()
+            },
+        };
+        issue(tx, now_ms, &key, grant)?;
         Ok(())
     })?;
 
@@ -167,7 +159,7 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
         "registration_id": registration_id,
         "registration_type": RegistrationKind::Anonymous.as_wire(),
         "credential_type": CredentialType::ApiKey.as_str(),
-        "credential": key,
+        "credential": key.secret(),
         "credential_expires": null,
         "scopes": settings.pre_claim_scopes,
         "claim_url": ctx.config.site.claim_uri,

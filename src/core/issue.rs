@@ -1,0 +1,89 @@
+//! Issuing a credential: the only code that makes one (SPEC.md 7). The
+//! secret is made and hashed before the write transaction ([`Minted::new`]),
+//! so the writer spends no time on randomness or hashing; [`issue`] stores
+//! its hash with the scopes and records `credential.issued`, in the caller's
+//! transaction. The secret itself is returned to the agent once and never
+//! stored.
+
+use rusqlite::Connection;
+use serde_json::json;
+
+use crate::error::Error;
+use crate::model::{CredentialType, EventName, join_scopes};
+use crate::secrets::{self, SecretHash};
+use crate::settings::Settings;
+use crate::store::{audit, credentials};
+
+/// A credential made and not yet stored.
+pub struct Minted {
+    id: String,
+    secret: String,
+    hash: SecretHash,
+    kind: CredentialType,
+    expires_ms: Option<i64>,
+}
+
+impl Minted {
+    /// An API key (no expiry) or an access token (`access_token_ttl_secs`
+    /// from `now_ms`), with the configured prefix.
+    pub fn new(kind: CredentialType, settings: &Settings, now_ms: i64) -> Minted {
+        let (prefix, expires_ms) = match kind {
+            CredentialType::ApiKey => (&settings.api_key_prefix, None),
+            CredentialType::AccessToken => (
+                &settings.access_token_prefix,
+                Some(now_ms + settings.access_token_ttl_secs as i64 * 1000),
+            ),
+        };
+        let secret = secrets::new_credential(prefix);
+        Minted {
+            id: secrets::new_id("cred_"),
+            hash: secrets::hash(&secret),
+            secret,
+            kind,
+            expires_ms,
+        }
+    }
+
+    /// For the agent's answer, once.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn kind(&self) -> CredentialType {
+        self.kind
+    }
+
+    pub fn expires_ms(&self) -> Option<i64> {
+        self.expires_ms
+    }
+}
+
+/// To whom, with what, and the audit event's who and where (its
+/// `registration_id` and `credential_type` are filled in here).
+pub struct Grant<'a> {
+    pub registration_id: &'a str,
+    pub scopes: &'a [String],
+    pub event: audit::NewEvent<'a>,
+}
+
+/// Stores `minted` for `grant.registration_id` and records `credential.issued`.
+pub fn issue(tx: &Connection, now_ms: i64, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
+    credentials::insert(
+        tx,
+        &credentials::NewCredential {
+            id: &minted.id,
+            registration_id: grant.registration_id,
+            kind: minted.kind,
+            token_hash: &minted.hash,
+            scopes: &join_scopes(grant.scopes),
+            created_ms: now_ms,
+            expires_ms: minted.expires_ms,
+        },
+    )?;
+    let mut event = grant.event;
+    event.registration_id = Some(grant.registration_id);
+    event
+        .detail
+        .insert("credential_type".into(), json!(minted.kind.as_str()));
+    audit::record(tx, now_ms, EventName::CredentialIssued, event)
+}
