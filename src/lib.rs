@@ -26,6 +26,7 @@ pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod phone;
+pub mod proto;
 pub mod ratelimit;
 pub mod secrets;
 pub mod settings;

@@ -173,14 +173,14 @@ pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: Creden
         open_attempt(tx, &v, &registration_id, &email)
     })?;
     ctx.poke_mail();
-    Ok(Registered(json!({
-        "registration_id": registration_id,
-        "registration_type": RegistrationKind::EmailVerification.as_wire(),
-        "claim_url": ctx.config.site.claim_uri,
-        "claim_token": claim_token,
-        "claim_token_expires": rfc3339(expires_ms),
-        "post_claim_scopes": ctx.config.settings.post_claim_scopes,
-    })))
+    Ok(
+        Registered::new(&registration_id, RegistrationKind::EmailVerification).with_claim(
+            &ctx.config.site.claim_uri,
+            &claim_token,
+            expires_ms,
+            &ctx.config.settings.post_claim_scopes,
+        ),
+    )
 }
 
 /// Refuses registrations that can no longer be claimed.

@@ -208,8 +208,8 @@ mod tests {
                 requested: CredentialType::ApiKey,
             },
         )
+        .map(|answer| serde_json::to_value(answer).unwrap())
         .unwrap()
-        .0
     }
 
     fn reason(result: Result<Caller, Error>) -> &'static str {

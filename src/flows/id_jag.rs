@@ -36,7 +36,6 @@ use crate::keys::{KeyCache, KeysError};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::secrets;
 use crate::store::{audit, delegations, providers, registrations, replay, users};
-use crate::time::rfc3339;
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
 pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
@@ -137,14 +136,7 @@ pub fn register(
         Ok(registration_id)
     })?;
 
-    Ok(Registered(json!({
-        "registration_id": registration_id,
-        "registration_type": RegistrationKind::AgentProvider.as_wire(),
-        "credential_type": requested.as_str(),
-        "credential": credential.secret(),
-        "credential_expires": credential.expires_ms().map(rfc3339),
-        "scopes": scopes,
-    })))
+    Ok(Registered::new(&registration_id, RegistrationKind::AgentProvider).with_credential(&credential, &scopes))
 }
 
 /// `POST /agent/auth/revoke`: a verified logout token revokes every live

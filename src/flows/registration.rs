@@ -15,7 +15,6 @@ use crate::error::Error;
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::secrets;
 use crate::store::{audit, registrations};
-use crate::time::rfc3339;
 
 pub const ID_JAG_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
 pub const VERIFIED_EMAIL_ASSERTION_TYPE: &str = "verified_email";
@@ -87,10 +86,7 @@ fn credential_type(text: &str) -> Result<CredentialType, Error> {
     })
 }
 
-/// The 200 answer to a registration; carries secrets, so the HTTP layer
-/// marks it `no-store`.
-#[derive(Debug)]
-pub struct Registered(pub Value);
+pub use crate::proto::v0_1::Registered;
 
 pub fn register(ctx: &mut Ctx<'_>, request: Request) -> Result<Registered, Error> {
     let available = ctx.config.available();
@@ -155,18 +151,14 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
         Ok(())
     })?;
 
-    Ok(Registered(json!({
-        "registration_id": registration_id,
-        "registration_type": RegistrationKind::Anonymous.as_wire(),
-        "credential_type": CredentialType::ApiKey.as_str(),
-        "credential": key.secret(),
-        "credential_expires": null,
-        "scopes": settings.pre_claim_scopes,
-        "claim_url": ctx.config.site.claim_uri,
-        "claim_token": claim_token,
-        "claim_token_expires": rfc3339(expires_ms),
-        "post_claim_scopes": settings.post_claim_scopes,
-    })))
+    Ok(Registered::new(&registration_id, RegistrationKind::Anonymous)
+        .with_credential(&key, &settings.pre_claim_scopes)
+        .with_claim(
+            &ctx.config.site.claim_uri,
+            &claim_token,
+            expires_ms,
+            &settings.post_claim_scopes,
+        ))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod server;
 
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::Error;
 use crate::flows::Config;
@@ -86,12 +86,14 @@ pub const CACHE_PUBLIC: &str = "public, max-age=300";
 pub const NO_STORE: &str = "no-store";
 
 impl Response {
-    pub fn json(status: u16, value: &Value) -> Response {
+    /// A JSON body: a `Value`, or a typed answer (`proto`).
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
         Response {
             status,
             headers: vec![("Content-Type", "application/json".into())],
             forwarded_headers: Vec::new(),
-            body: value.to_string().into_bytes(),
+            // Serializing a map with string keys or a derived struct cannot fail.
+            body: serde_json::to_vec(value).unwrap_or_default(),
             stream: None,
             reason: None,
             route: "",

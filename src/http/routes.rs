@@ -294,9 +294,8 @@ fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Res
     if let (true, Err(err)) = (is_id_jag, &result) {
         deps.metrics.id_jag_refusal(err.wire().1);
     }
-    let Registered(answer) = result?;
-    deps.metrics
-        .registration(answer["registration_type"].as_str().unwrap_or("unknown"));
+    let answer: Registered = result?;
+    deps.metrics.registration(answer.registration_type());
     Ok(Response::json(200, &answer))
 }
 

@@ -1,0 +1,10 @@
+//! The wire, per protocol generation (DESIGN.md "Two protocol generations"):
+//! request parsing, response shapes, error envelopes and discovery fields.
+//! `v0_1` is SPEC.md; `v0_7` will sit beside it over the same `core`.
+//! Nothing here decides: it parses what arrives and shapes what leaves.
+//!
+//! So far (issue 11): the registration answer. Still in `flows` and
+//! `http`, to move here: request parsing, the claim answers, the error
+//! envelope and its `(status, code)` mapping, discovery.
+
+pub mod v0_1;
