@@ -37,5 +37,8 @@ pub mod time;
 pub mod upstream;
 pub mod url;
 
+#[cfg(test)]
+mod layout_tests;
+
 pub use embed::{Guard, Refusal, Running, ServerOptions, start_server};
 pub use flows::guard::Caller;

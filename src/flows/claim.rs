@@ -23,10 +23,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use super::registration::Registered;
 use crate::error::Error;
 use crate::mail;
 use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::proto::v0_1::Registered;
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::{self, Registration};

@@ -28,12 +28,12 @@
 use serde_json::{Value, json};
 
 use super::Ctx;
-use super::registration::Registered;
 use crate::core::issue::{Grant, Minted, issue};
 use crate::error::Error;
 use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
+use crate::proto::v0_1::Registered;
 use crate::secrets;
 use crate::store::{audit, delegations, providers, registrations, replay, users};
 
