@@ -26,12 +26,11 @@ use super::Ctx;
 use crate::error::Error;
 use crate::mail;
 use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
-use crate::proto::v0_1::Registered;
+use crate::proto::v0_1::{ClaimInitiated, Claimed, Registered};
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::{self, Registration};
 use crate::store::{audit, credentials, local_keys, outbox, users};
-use crate::time::rfc3339;
 
 const OTP_KEY: &str = "otp_hmac";
 
@@ -197,7 +196,7 @@ fn claimable(registration: &Registration, now_ms: i64) -> Result<(), Error> {
 }
 
 /// `POST /agent/auth/claim` (SPEC.md 5.1).
-pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Value, Error> {
+pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<ClaimInitiated, Error> {
     let v = values(ctx);
     let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
     let token_hash = secrets::hash(claim_token);
@@ -223,12 +222,7 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Valu
     if created {
         ctx.poke_mail();
     }
-    Ok(json!({
-        "registration_id": registration_id,
-        "claim_attempt_id": attempt_id,
-        "status": "initiated",
-        "expires_at": rfc3339(expires_ms),
-    }))
+    Ok(ClaimInitiated::new(&registration_id, &attempt_id, expires_ms))
 }
 
 /// Where a claim link stands, for the page it opens.
@@ -337,7 +331,7 @@ pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejecte
 }
 
 /// `POST /agent/auth/claim/complete` (SPEC.md 5.5).
-pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value, Error> {
+pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claimed, Error> {
     let v = values(ctx);
     let settings = &ctx.config.settings;
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
@@ -417,7 +411,7 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value
         let scopes = join_scopes(&post_claim);
         if registration.kind == RegistrationKind::Anonymous {
             credentials::set_scopes_for_registration(tx, &registration.id, &scopes)?;
-            return Ok(Ok(json!({ "registration_id": registration.id, "status": "claimed" })));
+            return Ok(Ok(Claimed::new(&registration.id)));
         }
         let requested = registration.requested_credential_type.unwrap_or(CredentialType::ApiKey);
         let credential = Minted::new(requested, &config.settings, v.now_ms);
@@ -427,14 +421,9 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Value
             event: event(&registration.id, v.client_ip, json!({})),
         };
         issue(tx, v.now_ms, &credential, grant)?;
-        Ok(Ok(json!({
-            "registration_id": registration.id,
-            "status": "claimed",
-            "credential_type": requested.as_str(),
-            "credential": credential.secret(),
-            "credential_expires": credential.expires_ms().map(rfc3339),
-            "scopes": post_claim,
-        })))
+        Ok(Ok(
+            Claimed::new(&registration.id).with_credential(&credential, &post_claim)
+        ))
     })?
 }
 

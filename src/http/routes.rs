@@ -319,8 +319,10 @@ fn claim_challenge(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     let body = json_body(req)?;
     let token = required_str(json_object(&body)?, "claim_attempt_token")?;
     let (code, expires_ms) = deps.run(conn, req, |ctx| claim::mint_code(ctx, token))?;
-    let answer = json!({ "type": "otp", "challenge": code, "expires_at": rfc3339(expires_ms) });
-    Ok(Response::json(200, &answer))
+    Ok(Response::json(
+        200,
+        &crate::proto::v0_1::Challenge::otp(&code, expires_ms),
+    ))
 }
 
 fn claim_complete(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {

@@ -1,4 +1,6 @@
-//! SPEC.md (v0.1) on the wire.
+//! SPEC.md (v0.1) on the wire: the answers, as serde structs whose members
+//! are declared in the order they go out (alphabetical, as the hand-built
+//! `Value`s they replace sorted them).
 
 use serde::Serialize;
 
@@ -52,11 +54,7 @@ impl Registered {
 
     /// The credential just issued, shown this once, with its scopes.
     pub fn with_credential(mut self, minted: &Minted, scopes: &[String]) -> Registered {
-        self.credential = Some(Credential {
-            credential: minted.secret().to_string(),
-            credential_expires: minted.expires_ms().map(rfc3339),
-            credential_type: minted.kind().as_str(),
-        });
+        self.credential = Some(Credential::of(minted));
         self.scopes = Some(scopes.to_vec());
         self
     }
@@ -78,6 +76,85 @@ impl Registered {
     }
 }
 
+/// `POST /agent/auth/claim` (SPEC.md 5.1): the mail is on its way.
+#[derive(Debug, Serialize)]
+pub struct ClaimInitiated {
+    claim_attempt_id: String,
+    expires_at: String,
+    registration_id: String,
+    status: &'static str,
+}
+
+impl ClaimInitiated {
+    pub fn new(registration_id: &str, attempt_id: &str, expires_ms: i64) -> ClaimInitiated {
+        ClaimInitiated {
+            claim_attempt_id: attempt_id.to_string(),
+            expires_at: rfc3339(expires_ms),
+            registration_id: registration_id.to_string(),
+            status: "initiated",
+        }
+    }
+}
+
+/// `POST /agent/auth/claim/attempt/challenge` (SPEC.md 5.4).
+#[derive(Debug, Serialize)]
+pub struct Challenge {
+    challenge: String,
+    expires_at: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl Challenge {
+    pub fn otp(code: &str, expires_ms: i64) -> Challenge {
+        Challenge {
+            challenge: code.to_string(),
+            expires_at: rfc3339(expires_ms),
+            kind: "otp",
+        }
+    }
+}
+
+/// `POST /agent/auth/claim/complete` (SPEC.md 5.5): claimed; a registration
+/// that had no credential yet gets its first here.
+#[derive(Debug, Serialize)]
+pub struct Claimed {
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    credential: Option<Credential>,
+    registration_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    status: &'static str,
+}
+
+impl Claimed {
+    /// An anonymous registration: its key keeps working, with more scopes.
+    pub fn new(registration_id: &str) -> Claimed {
+        Claimed {
+            credential: None,
+            registration_id: registration_id.to_string(),
+            scopes: None,
+            status: "claimed",
+        }
+    }
+
+    pub fn with_credential(mut self, minted: &Minted, scopes: &[String]) -> Claimed {
+        self.credential = Some(Credential::of(minted));
+        self.scopes = Some(scopes.to_vec());
+        self
+    }
+}
+
+impl Credential {
+    fn of(minted: &Minted) -> Credential {
+        Credential {
+            credential: minted.secret().to_string(),
+            credential_expires: minted.expires_ms().map(rfc3339),
+            credential_type: minted.kind().as_str(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +170,34 @@ mod tests {
             .with_credential(&minted, &["api.read".into()])
             .with_claim("https://s/claim", "clm_x", 0, &["api.read".into(), "api.write".into()]);
         let text = serde_json::to_string(&answer).unwrap();
-        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+        assert_sorted(&text, 10);
+        assert!(text.contains("\"credential_expires\":null"), "{text}");
+    }
+
+    #[test]
+    fn the_claim_answers_keep_their_members_in_order() {
+        let minted = Minted::new(CredentialType::AccessToken, &Settings::default(), 0);
+        let claimed = Claimed::new("reg_1").with_credential(&minted, &["api.read".into()]);
+        assert_sorted(&serde_json::to_string(&claimed).unwrap(), 6);
+        assert_sorted(&serde_json::to_string(&Claimed::new("reg_1")).unwrap(), 2);
+        assert_sorted(
+            &serde_json::to_string(&ClaimInitiated::new("reg_1", "att_1", 0)).unwrap(),
+            4,
+        );
+        let challenge = serde_json::to_string(&Challenge::otp("123456", 0)).unwrap();
+        assert_sorted(&challenge, 3);
+        assert!(challenge.contains("\"type\":\"otp\""), "{challenge}");
+    }
+
+    /// `count` members, in sorted order (a parsed `Map` sorts its keys).
+    fn assert_sorted(text: &str, count: usize) {
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
             .unwrap()
             .keys()
             .cloned()
             .collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys.len(), 10, "{text}");
-        assert!(text.contains("\"credential_expires\":null"), "{text}");
-        let positions: Vec<usize> = sorted.iter().map(|k| text.find(&format!("\"{k}\"")).unwrap()).collect();
+        assert_eq!(keys.len(), count, "{text}");
+        let positions: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\"")).unwrap()).collect();
         assert!(
             positions.windows(2).all(|w| w[0] < w[1]),
             "members in sorted order: {text}"
