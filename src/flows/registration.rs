@@ -171,7 +171,7 @@ mod tests {
 
     fn message(body: &str) -> (&'static str, String) {
         let err = parse(body).unwrap_err();
-        (err.wire().1, err.to_string())
+        (crate::proto::v0_1::wire(&err).1, err.to_string())
     }
 
     #[test]

@@ -11,10 +11,9 @@ pub mod server;
 
 use std::net::IpAddr;
 
-use serde_json::json;
-
 use crate::error::Error;
 use crate::flows::Config;
+use crate::proto::v0_1::{ErrorBody, wire};
 
 /// Bodies of protocol requests are read up to this many bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -128,12 +127,8 @@ impl Response {
 /// The one translation of an error into a response: SPEC.md section 10's
 /// body, and the headers that belong with each kind of refusal.
 pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Response {
-    let (status, code) = err.wire();
-    let message = match err {
-        Error::Internal(_) => format!("internal error; request id {request_id}"),
-        _ => err.to_string(),
-    };
-    let body = json!({ "error": code, "message": message, "error_description": message });
+    let (status, code) = wire(err);
+    let body = ErrorBody::of(err, request_id);
     let mut response = Response::json(status, &body).with_header("Cache-Control", NO_STORE);
     let metadata = &config.site.resource_metadata_uri;
     match err {

@@ -292,7 +292,7 @@ fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Res
     )?;
     let result = deps.run(conn, req, |ctx| registration::register(ctx, request));
     if let (true, Err(err)) = (is_id_jag, &result) {
-        deps.metrics.id_jag_refusal(err.wire().1);
+        deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
     }
     let answer: Registered = result?;
     deps.metrics.registration(answer.registration_type());
@@ -303,7 +303,7 @@ fn provider_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     let token = logout_token_body(req)?;
     let revoked = deps
         .run(conn, req, |ctx| id_jag::provider_revoke(ctx, deps.keys, &token))
-        .inspect_err(|err| deps.metrics.id_jag_refusal(err.wire().1))?;
+        .inspect_err(|err| deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1))?;
     Ok(Response::json(200, &json!({ "revoked": revoked })))
 }
 

@@ -2,6 +2,10 @@
 //! are declared in the order they go out (alphabetical, as the hand-built
 //! `Value`s they replace sorted them).
 
+mod error;
+
+pub use error::{AUTHMD_CODES, ErrorBody, wire};
+
 use serde::Serialize;
 
 use crate::core::issue::Minted;
