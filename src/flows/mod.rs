@@ -10,9 +10,7 @@ pub mod registration;
 pub mod revocation;
 
 use rusqlite::Connection;
-use serde_json::{Map, Value};
 
-use crate::error::Error;
 use crate::keys::KeyCache;
 use crate::settings::Settings;
 use crate::site::Site;
@@ -72,29 +70,5 @@ impl Ctx<'_> {
         if let Some(wake) = self.mail_wake {
             let _ = wake.try_send(());
         }
-    }
-}
-
-/// Reads member `name` of a JSON object as a string: `400 invalid_request`
-/// naming the member when it is missing or of another JSON type.
-pub(crate) fn required_str<'v>(object: &'v Map<String, Value>, name: &str) -> Result<&'v str, Error> {
-    match object.get(name) {
-        Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(Error::InvalidRequest(format!(
-            "member `{name}` must be a string, not {}",
-            json_type(other)
-        ))),
-        None => Err(Error::InvalidRequest(format!("missing member `{name}`"))),
-    }
-}
-
-pub(crate) fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -11,10 +11,11 @@ use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, err
 use crate::discovery;
 use crate::error::Error;
 use crate::flows::registration::{self, Registered};
-use crate::flows::{Config, Ctx, claim, gateway, guard, id_jag, required_str, revocation};
+use crate::flows::{Config, Ctx, claim, gateway, guard, id_jag, revocation};
 use crate::http::pages;
 use crate::keys::KeyCache;
 use crate::metrics::{MailGauges, Metrics};
+use crate::proto::v0_1::{json_object, required_str};
 use crate::ratelimit::{Bucket, Limiter};
 use crate::site::Endpoint;
 use crate::store;
@@ -497,15 +498,6 @@ fn link_page(config: &Config, state: claim::LinkState, token: &str) -> Response 
 fn human_time(ms: i64) -> String {
     let wire = rfc3339(ms);
     format!("{} {} UTC", &wire[..10], &wire[11..16])
-}
-
-fn json_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Error> {
-    body.as_object().ok_or_else(|| {
-        Error::InvalidRequest(format!(
-            "the body must be a JSON object, not {}",
-            crate::flows::json_type(body)
-        ))
-    })
 }
 
 fn query_param(req: &Request, name: &str) -> Option<String> {

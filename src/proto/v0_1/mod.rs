@@ -3,8 +3,12 @@
 //! `Value`s they replace sorted them).
 
 mod error;
+mod request;
 
 pub use error::{AUTHMD_CODES, ErrorBody, wire};
+pub use request::{
+    ID_JAG_ASSERTION_TYPE, Request, VERIFIED_EMAIL_ASSERTION_TYPE, json_object, json_type, required_str,
+};
 
 use serde::Serialize;
 
