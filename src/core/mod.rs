@@ -1,8 +1,10 @@
 //! The protocol operations both generations use, below the wire (DESIGN.md
-//! "Layout"). So far: [`issue`], the one place a credential is minted. Next
+//! "Layout"). So far: [`issue`], the one place a credential is minted, and
+//! [`lifecycle::next`], the one transition function of SPEC.md 5.7. Next
 //! here (issue 11): register, verify into an `Admitted` proof, user
-//! matching, the claim transition function, revoke and expire, moved out of
+//! matching, revoke and expire, moved out of
 //! `flows` and over the store interface. Nothing here parses or shapes the
 //! wire, touches a socket, or reads a clock: the instant is passed in.
 
 pub mod issue;
+pub mod lifecycle;

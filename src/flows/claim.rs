@@ -18,6 +18,7 @@
 //! (`mail`).
 
 use crate::core::issue::{Grant, Minted, issue};
+use crate::core::lifecycle::{self, Event};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -183,15 +184,18 @@ pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: Creden
 }
 
 /// Refuses registrations that can no longer be claimed.
-fn claimable(registration: &Registration, now_ms: i64) -> Result<(), Error> {
-    match registration.status {
-        Status::Claimed => Err(Error::ClaimedOrInFlight("this registration was already claimed")),
-        Status::Active => Err(Error::ClaimedOrInFlight("agent-provider registrations are not claimed")),
-        Status::Expired | Status::Rejected | Status::Locked | Status::Revoked => {
-            Err(Error::ClaimExpired("this registration can no longer be claimed"))
-        }
-        _ if registration.lapsed(now_ms) => Err(Error::ClaimExpired("this registration expired unclaimed")),
-        _ => Ok(()),
+fn claimable(registration: &Registration, now_ms: i64) -> Result<Status, Error> {
+    let next = lifecycle::next(registration.kind, registration.status, Event::ClaimRequested)?;
+    unlapsed(registration, now_ms)?;
+    Ok(next)
+}
+
+/// A registration past its TTL may be `unclaimed` still: the sweeper marks
+/// it `expired` within seconds, but it is over now.
+fn unlapsed(registration: &Registration, now_ms: i64) -> Result<(), Error> {
+    match registration.lapsed(now_ms) {
+        true => Err(Error::ClaimExpired("this registration expired unclaimed")),
+        false => Ok(()),
     }
 }
 
@@ -202,7 +206,7 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Clai
     let token_hash = secrets::hash(claim_token);
     let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
         let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
-        claimable(&registration, v.now_ms)?;
+        let pending = claimable(&registration, v.now_ms)?;
         if registration.kind == RegistrationKind::EmailVerification && registration.email.as_deref() != Some(&email) {
             return Err(Error::ClaimedOrInFlight(
                 "this registration is waiting for another email address",
@@ -216,7 +220,7 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Clai
             return Ok((registration.id, open.id, open.expires_ms, false));
         }
         let (attempt_id, expires_ms) = open_attempt(tx, &v, &registration.id, &email)?;
-        registrations::set_status(tx, &registration.id, Status::PendingClaim, v.now_ms)?;
+        registrations::set_status(tx, &registration.id, pending, v.now_ms)?;
         Ok((registration.id, attempt_id, expires_ms, true))
     })?;
     if created {
@@ -314,10 +318,7 @@ pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejecte
             return Ok(Rejected::NeedsConfirmation);
         }
         attempts::set_status(tx, &attempt.id, AttemptStatus::Cancelled)?;
-        let next = match registration.kind {
-            RegistrationKind::EmailVerification => Status::Rejected,
-            _ => Status::Unclaimed,
-        };
+        let next = lifecycle::next(registration.kind, registration.status, Event::Rejected)?;
         registrations::set_status(tx, &registration.id, next, v.now_ms)?;
         let detail = json!({ "email": attempt.email, "registration_status": next.as_str() });
         audit::record(
@@ -342,17 +343,8 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
     // transaction returns the refusal as a value and commits.
     ctx.writer.write(|tx| {
         let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
-        match registration.status {
-            Status::Claimed => return Err(Error::PreviouslyClaimed),
-            Status::Active => return Err(Error::InvalidClaimToken),
-            Status::Expired | Status::Rejected | Status::Locked | Status::Revoked => {
-                return Err(Error::ClaimExpired("this registration can no longer be claimed"));
-            }
-            _ if registration.lapsed(v.now_ms) => {
-                return Err(Error::ClaimExpired("this registration expired unclaimed"));
-            }
-            _ => {}
-        }
+        lifecycle::next(registration.kind, registration.status, Event::Confirmed)?;
+        unlapsed(&registration, v.now_ms)?;
         let attempt = attempts::open_of(tx, &registration.id)?.ok_or(Error::OtpNotGenerated)?;
         let Some(mac) = &attempt.otp_mac else {
             return Err(if attempt.otp_failures >= otp_max {
@@ -378,7 +370,8 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
                 event(&registration.id, v.client_ip, detail),
             )?;
             if total >= claim_max {
-                registrations::set_status(tx, &registration.id, Status::Locked, v.now_ms)?;
+                let locked = lifecycle::next(registration.kind, registration.status, Event::TooManyFailures)?;
+                registrations::set_status(tx, &registration.id, locked, v.now_ms)?;
                 attempts::close_all(tx, &registration.id)?;
             }
             return Ok(Err(Error::OtpInvalid {
