@@ -19,6 +19,7 @@
 
 use crate::core::issue::{Grant, Minted, issue};
 use crate::core::lifecycle::{self, Event};
+use crate::core::users::{Identity, Provision, match_user};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -31,7 +32,7 @@ use crate::proto::v0_1::{ClaimInitiated, Claimed, Registered};
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::{self, Registration};
-use crate::store::{audit, credentials, local_keys, outbox, users};
+use crate::store::{audit, credentials, local_keys, outbox};
 
 const OTP_KEY: &str = "otp_hmac";
 
@@ -379,20 +380,11 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
             }));
         }
         attempts::set_status(tx, &attempt.id, AttemptStatus::Completed)?;
-        let user_id = match users::by_email(tx, &attempt.email)? {
-            Some(user) => user.id,
-            None => {
-                let user = users::User {
-                    id: secrets::new_id("usr_"),
-                    email: Some(attempt.email.clone()),
-                    phone_number: None,
-                    name: None,
-                    created_ms: v.now_ms,
-                };
-                users::insert(tx, &user)?;
-                user.id
-            }
+        let confirmed_by = Identity {
+            email: Some(attempt.email.clone()),
+            ..Identity::default()
         };
+        let user_id = match_user(tx, confirmed_by, Provision::Allowed, v.now_ms)?;
         registrations::mark_claimed(tx, &registration.id, &user_id, v.now_ms)?;
         let confirmed = json!({ "claimed_by_user_id": user_id, "email": attempt.email });
         audit::record(

@@ -29,13 +29,14 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::core::issue::{Grant, Minted, issue};
+use crate::core::users::{self, Identity, Provision};
 use crate::error::Error;
 use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::proto::v0_1::Registered;
 use crate::secrets;
-use crate::store::{audit, delegations, providers, registrations, replay, users};
+use crate::store::{audit, delegations, providers, registrations, replay};
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
 pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
@@ -282,35 +283,19 @@ fn granted_scopes(allowed: &[String], requested: Option<&str>) -> Result<Vec<Str
 }
 
 /// SPEC.md 4.4 steps 2 to 4 (step 1, the delegation, is the caller's).
+/// SPEC.md 4.4, from what the provider verified.
 fn match_user(tx: &rusqlite::Connection, claims: &Claims, jit: bool, now_ms: i64) -> Result<String, Error> {
-    let email = claims
-        .email
-        .as_deref()
-        .filter(|_| claims.email_verified)
-        .and_then(|e| crate::email::normalize(e).ok());
-    let phone = claims.phone_number.as_deref().filter(|_| claims.phone_number_verified);
-    if let Some(email) = &email
-        && let Some(user) = users::by_email(tx, email)?
-    {
-        return Ok(user.id);
-    }
-    if let Some(phone) = phone
-        && let Some(user) = users::by_phone(tx, phone)?
-    {
-        return Ok(user.id);
-    }
-    if !jit {
-        return Err(Error::UserNotProvisioned);
-    }
-    let user = users::User {
-        id: secrets::new_id("usr_"),
-        email,
-        phone_number: phone.map(str::to_string),
-        name: claims.name.clone(),
-        created_ms: now_ms,
+    let identity = Identity {
+        email: claims
+            .email
+            .as_deref()
+            .filter(|_| claims.email_verified)
+            .and_then(|e| crate::email::normalize(e).ok()),
+        phone_number: claims.phone_number.as_deref().filter(|_| claims.phone_number_verified),
+        name: claims.name.as_deref(),
     };
-    users::insert(tx, &user)?;
-    Ok(user.id)
+    let provision = if jit { Provision::Allowed } else { Provision::Refused };
+    users::match_user(tx, identity, provision, now_ms)
 }
 
 fn shorten(text: &str) -> String {
