@@ -28,6 +28,7 @@ pub use crate::http::server::{Options as ServerOptions, Running, StartError, sta
 pub struct Guard {
     conn: Mutex<Connection>,
     base_url: String,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 /// Why a request was refused, ready to send: the status, the
@@ -43,16 +44,23 @@ impl Guard {
     /// Opens (creating and migrating if needed) the database; `base_url` is
     /// the authmd server's public URL, named in challenges.
     pub fn open(db: &Path, base_url: &str) -> Result<Guard, OpenError> {
+        Guard::open_with_clock(db, base_url, std::sync::Arc::new(SystemClock))
+    }
+
+    /// [`Guard::open`] on a given clock (a test's `FixedClock`, say), which
+    /// decides when credentials and registrations expire.
+    pub fn open_with_clock(db: &Path, base_url: &str, clock: std::sync::Arc<dyn Clock>) -> Result<Guard, OpenError> {
         Ok(Guard {
             conn: Mutex::new(store::open(db)?),
             base_url: base_url.trim_end_matches('/').to_string(),
+            clock,
         })
     }
 
     /// Who presents this `Authorization` header value, if the credential is live.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        guard::authenticate(&conn, SystemClock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
+        guard::authenticate(&conn, self.clock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
     }
 
     /// [`Guard::authenticate`], and the credential must carry `scope`.

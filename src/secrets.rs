@@ -89,10 +89,9 @@ pub fn new_claim_token() -> String {
 /// random bits), and time-ordered (it starts with the creation time in
 /// milliseconds), so new rows append to the end of their primary-key index
 /// instead of landing on a random page: fewer pages touched per insert.
-pub fn new_id(prefix: &str) -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+/// `now_ms` is the caller's clock (the request's instant).
+pub fn new_id(prefix: &str, now_ms: i64) -> String {
+    let millis = u64::try_from(now_ms).unwrap_or(0);
     let mut time = [0u8; TIME_CHARS];
     let mut value = millis;
     for slot in time.iter_mut().rev() {
@@ -143,12 +142,11 @@ mod tests {
 
     #[test]
     fn ids_sort_by_creation_time() {
-        let first = new_id("reg_");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let second = new_id("reg_");
+        let first = new_id("reg_", 1_800_000_000_000);
+        let second = new_id("reg_", 1_800_000_000_001);
         assert!(first < second, "{first} {second}");
         assert_eq!(first.len(), 4 + ID_CHARS);
-        assert_ne!(new_id("reg_"), new_id("reg_"));
+        assert_ne!(new_id("reg_", 0), new_id("reg_", 0));
     }
 
     #[test]

@@ -62,12 +62,13 @@ fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 fn add(ctx: &Context, address: &str, name: Option<String>) -> Result<(), CliError> {
     let address = email::normalize(address).map_err(CliError::config)?;
     let mut conn = ctx.open_db()?;
+    let now_ms = SystemClock.now_ms();
     let user = User {
-        id: secrets::new_id("usr_"),
+        id: secrets::new_id("usr_", now_ms),
         email: Some(address.clone()),
         phone_number: None,
         name,
-        created_ms: SystemClock.now_ms(),
+        created_ms: now_ms,
     };
     let added = store::write(&mut conn, |tx| {
         if users::by_email(tx, &address)?.is_some() {

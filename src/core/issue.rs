@@ -36,7 +36,7 @@ impl Minted {
         };
         let secret = secrets::new_credential(prefix);
         Minted {
-            id: secrets::new_id("cred_"),
+            id: secrets::new_id("cred_", now_ms),
             hash: secrets::hash(&secret),
             secret,
             kind,

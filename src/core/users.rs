@@ -46,7 +46,7 @@ pub fn match_user(tx: &Connection, identity: Identity<'_>, provision: Provision,
         return Err(Error::UserNotProvisioned);
     }
     let user = users::User {
-        id: secrets::new_id("usr_"),
+        id: secrets::new_id("usr_", now_ms),
         email: identity.email,
         phone_number: identity.phone_number.map(str::to_string),
         name: identity.name.map(str::to_string),

@@ -81,7 +81,7 @@ fn open_attempt(
     registration_id: &str,
     email: &str,
 ) -> Result<(String, i64), Error> {
-    let attempt_id = secrets::new_id("att_");
+    let attempt_id = secrets::new_id("att_", ctx_values.now_ms);
     let token = format!(
         "cat_{}",
         &secrets::new_claim_token()[secrets::CLAIM_TOKEN_PREFIX.len()..]
@@ -146,7 +146,7 @@ pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: Creden
         crate::email::normalize(email).map_err(|why| Error::InvalidRequest(why.replace("`email`", "`assertion`")))?;
     let settings = &ctx.config.settings;
     let expires_ms = ctx.now_ms + settings.registration_ttl_secs as i64 * 1000;
-    let registration_id = secrets::new_id("reg_");
+    let registration_id = secrets::new_id("reg_", ctx.now_ms);
     let claim_token = secrets::new_claim_token();
     let v = values(ctx);
     ctx.writer.write(|tx| {

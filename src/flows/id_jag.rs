@@ -100,7 +100,7 @@ pub fn register(
                     Some(d) => d.user_id,
                     None => match_user(tx, claims, jit, now_ms)?,
                 };
-                let id = secrets::new_id("reg_");
+                let id = secrets::new_id("reg_", now_ms);
                 registrations::insert(
                     tx,
                     &registrations::NewRegistration {

@@ -35,7 +35,7 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
     let settings = &ctx.config.settings;
     let now_ms = ctx.now_ms;
     let expires_ms = now_ms + (settings.registration_ttl_secs as i64) * 1000;
-    let registration_id = secrets::new_id("reg_");
+    let registration_id = secrets::new_id("reg_", now_ms);
     let key = Minted::new(CredentialType::ApiKey, settings, now_ms);
     let claim_token = secrets::new_claim_token();
     let client_ip = ctx.client_ip;

@@ -200,3 +200,18 @@ fn operator_revocation_of_one_and_of_all() {
         ""
     );
 }
+
+/// Issue 11: the library's `Guard` takes the clock, like the server, so
+/// expiry is decided by the instant it is given (here, one moved by hand).
+#[test]
+fn the_library_guard_decides_expiry_on_its_clock() {
+    let server = InProcess::start();
+    server.set("registration_ttl_secs", "60");
+    let key = server.register_anonymous()["credential"].as_str().unwrap().to_string();
+    let guard = authmd::Guard::open_with_clock(&server.db(), &server.base, server.clock.clone()).unwrap();
+    let bearer = format!("Bearer {key}");
+    assert!(guard.check(Some(&bearer), "api.read").is_ok());
+    server.advance(Duration::from_secs(60));
+    let refused = guard.check(Some(&bearer), "api.read").unwrap_err();
+    assert_eq!(refused.status, 401, "{}", refused.body);
+}
