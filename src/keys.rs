@@ -40,6 +40,14 @@ use serde_json::Value;
 use crate::fetch::{FetchError, Fetcher, TOTAL_TIMEOUT};
 use crate::jose::Jwks;
 use crate::store::documents::{self, Document};
+use crate::store::writer::Writer;
+
+/// Where the cache keeps its documents: read on the caller's connection,
+/// written through the server's one writer (group commit).
+pub struct Store<'a> {
+    pub read: &'a Connection,
+    pub writer: &'a Writer,
+}
 use crate::time::{SystemTicker, Ticker};
 
 pub const MIN_FRESH_SECS: u64 = 10 * 60;
@@ -265,13 +273,13 @@ impl KeyCache {
     }
 
     /// The key set at `uri`: from memory, else the database, else the network.
-    pub fn jwks(&self, conn: &Connection, uri: &str, now_ms: i64) -> Result<Arc<Jwks>, KeysError> {
-        self.document(&self.jwks, conn, uri, now_ms)
+    pub fn jwks(&self, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<Jwks>, KeysError> {
+        self.document(&self.jwks, db, uri, now_ms)
     }
 
     /// A JSON metadata document (a Client ID Metadata Document), cached like a JWKS.
-    pub fn json_document(&self, conn: &Connection, uri: &str, now_ms: i64) -> Result<Arc<Value>, KeysError> {
-        self.document(&self.json, conn, uri, now_ms)
+    pub fn json_document(&self, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<Value>, KeysError> {
+        self.document(&self.json, db, uri, now_ms)
     }
 
     /// Refetches `uri` because a token named a `kid` it lacks; `None` when a
@@ -279,7 +287,7 @@ impl KeyCache {
     /// flight is waited for rather than repeated.
     pub fn refetch_for_unknown_kid(
         &self,
-        conn: &Connection,
+        db: &Store<'_>,
         uri: &str,
         now_ms: i64,
     ) -> Result<Option<Arc<Jwks>>, KeysError> {
@@ -300,12 +308,12 @@ impl KeyCache {
         state.fetching = true;
         drop(state);
         let turn = Turn { slot: &slot };
-        let fetched = self.fetch(&self.jwks, conn, uri, now_ms);
+        let fetched = self.fetch(&self.jwks, db, uri, now_ms);
         turn.finish(Loaded { fetched, stale: None }, self.ticker.elapsed())
             .map(Some)
     }
 
-    fn document<T>(&self, docs: &Documents<T>, conn: &Connection, uri: &str, now_ms: i64) -> Result<Arc<T>, KeysError> {
+    fn document<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<T>, KeysError> {
         let slot = docs.slot(uri);
         let mut state = slot.lock();
         loop {
@@ -331,16 +339,16 @@ impl KeyCache {
         state.fetching = true;
         drop(state);
         let turn = Turn { slot: &slot };
-        let loaded = self.load(docs, conn, uri, now_ms);
+        let loaded = self.load(docs, db, uri, now_ms);
         turn.finish(loaded, self.ticker.elapsed())
     }
 
     /// The database copy when it is fresh, else the network (keeping an
     /// expired database copy as the fallback).
-    fn load<T>(&self, docs: &Documents<T>, conn: &Connection, uri: &str, now_ms: i64) -> Loaded<T> {
+    fn load<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Loaded<T> {
         let now = self.ticker.elapsed();
         let mut stale = None;
-        if let Ok(Some(doc)) = documents::get(conn, uri)
+        if let Ok(Some(doc)) = documents::get(db.read, uri)
             && let Ok(value) = (docs.parse)(&doc.body)
         {
             let max_fresh_ms = MAX_FRESH_SECS as i64 * 1000;
@@ -361,25 +369,23 @@ impl KeyCache {
             stale = Some(cached);
         }
         Loaded {
-            fetched: self.fetch(docs, conn, uri, now_ms),
+            fetched: self.fetch(docs, db, uri, now_ms),
             stale,
         }
     }
 
-    fn fetch<T>(&self, docs: &Documents<T>, conn: &Connection, uri: &str, now_ms: i64) -> Result<Cached<T>, KeysError> {
+    fn fetch<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Cached<T>, KeysError> {
         let fetched = self.fetcher.get(uri).map_err(KeysError::Fetch)?;
         let value = (docs.parse)(&fetched.body).map_err(KeysError::Invalid)?;
         let fresh_ms = fresh_for_ms(fetched.max_age_secs);
-        // Losing this write only costs a refetch after a restart.
-        let _ = documents::put(
-            conn,
-            uri,
-            &Document {
-                body: fetched.body,
-                fetched_ms: now_ms,
-                expires_ms: now_ms + fresh_ms,
-            },
-        );
+        // Through the server's one writer (never a second write path);
+        // losing this write only costs a refetch after a restart.
+        let document = Document {
+            body: fetched.body,
+            fetched_ms: now_ms,
+            expires_ms: now_ms + fresh_ms,
+        };
+        let _ = db.writer.write(|tx| documents::put(tx, uri, &document));
         let fresh_until = self.ticker.elapsed() + Duration::from_millis(fresh_ms as u64);
         Ok(Cached {
             value: Arc::new(value),
@@ -405,6 +411,7 @@ mod tests {
         db: std::path::PathBuf,
         ticker: Arc<ManualTicker>,
         cache: KeyCache,
+        writer: Writer,
     }
 
     fn fixture() -> Fixture {
@@ -415,6 +422,7 @@ mod tests {
         let cache = KeyCache::new(Fetcher::new(true), ticker.clone());
         Fixture {
             _dir: dir,
+            writer: Writer::open(&db).unwrap(),
             db,
             ticker,
             cache,
@@ -424,6 +432,13 @@ mod tests {
     impl Fixture {
         fn conn(&self) -> Connection {
             crate::store::connect(&self.db).unwrap()
+        }
+
+        fn store<'a>(&'a self, read: &'a Connection) -> Store<'a> {
+            Store {
+                read,
+                writer: &self.writer,
+            }
         }
     }
 
@@ -446,7 +461,10 @@ mod tests {
         std::thread::scope(|scope| {
             for _ in 0..callers {
                 let (tx, f, uri) = (tx.clone(), &f, &uri);
-                scope.spawn(move || tx.send(f.cache.jwks(&f.conn(), uri, T0_MS).map(|_| ())).unwrap());
+                scope.spawn(move || {
+                    tx.send(f.cache.jwks(&f.store(&f.conn()), uri, T0_MS).map(|_| ()))
+                        .unwrap()
+                });
             }
             // Refused at once while the one fetch still hangs.
             let refused: Vec<_> = (0..callers - 1 - MAX_WAITERS).map(|_| rx.recv().unwrap()).collect();
@@ -461,13 +479,16 @@ mod tests {
 
         // Remembered: no fetch for the next 30 s.
         f.ticker.advance(FAILURE_TTL - Duration::from_secs(1));
-        assert!(matches!(f.cache.jwks(&f.conn(), &uri, T0_MS), Err(KeysError::Fetch(_))));
+        assert!(matches!(
+            f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS),
+            Err(KeysError::Fetch(_))
+        ));
         assert_eq!(stalled.connections(), 1);
 
         // Then tried again.
         f.ticker.advance(Duration::from_secs(2));
         std::thread::scope(|scope| {
-            let again = scope.spawn(|| f.cache.jwks(&f.conn(), &uri, T0_MS).map(|_| ()));
+            let again = scope.spawn(|| f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS).map(|_| ()));
             wait_until(|| stalled.connections() == 2);
             stalled.release();
             assert!(matches!(again.join().unwrap(), Err(KeysError::Fetch(_))));
@@ -483,7 +504,7 @@ mod tests {
         let key = SigningKey::generate(Alg::Es256, "k1");
         provider.publish(&[&key], "max-age=600");
         let uri = format!("{}{}", provider.base_url, authmd_dev::JWKS_PATH);
-        assert!(f.cache.jwks(&f.conn(), &uri, T0_MS).unwrap().has_kid("k1"));
+        assert!(f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS).unwrap().has_kid("k1"));
 
         provider.documents.write().unwrap().by_path.clear(); // now 404
         let mut now_ms = T0_MS;
@@ -494,25 +515,25 @@ mod tests {
         };
         let at = advance(Duration::from_secs(601));
         assert!(
-            f.cache.jwks(&f.conn(), &uri, at).unwrap().has_kid("k1"),
+            f.cache.jwks(&f.store(&f.conn()), &uri, at).unwrap().has_kid("k1"),
             "stale, still used"
         );
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 2, "the refetch was tried");
         let at = advance(MAX_STALE - Duration::from_secs(10));
         assert!(
-            f.cache.jwks(&f.conn(), &uri, at).unwrap().has_kid("k1"),
+            f.cache.jwks(&f.store(&f.conn()), &uri, at).unwrap().has_kid("k1"),
             "a week minus 9 s past expiry"
         );
         let at = advance(Duration::from_secs(20));
         assert!(matches!(
-            f.cache.jwks(&f.conn(), &uri, at),
+            f.cache.jwks(&f.store(&f.conn()), &uri, at),
             Err(KeysError::Fetch(FetchError::Status(404)))
         ));
 
         // A fresh fetch that succeeds replaces it.
         provider.publish(&[&key], "max-age=600");
         let at = advance(FAILURE_TTL);
-        assert!(f.cache.jwks(&f.conn(), &uri, at).is_ok());
+        assert!(f.cache.jwks(&f.store(&f.conn()), &uri, at).is_ok());
     }
 
     /// Issue 10 item 9: the refetch interval is measured on the monotonic
@@ -523,16 +544,16 @@ mod tests {
         let provider = JwksServer::start("127.0.0.1:0").unwrap();
         provider.publish(&[&SigningKey::generate(Alg::Es256, "k1")], "max-age=3600");
         let uri = format!("{}{}", provider.base_url, authmd_dev::JWKS_PATH);
-        f.cache.jwks(&f.conn(), &uri, T0_MS).unwrap();
+        f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS).unwrap();
         assert!(
             f.cache
-                .refetch_for_unknown_kid(&f.conn(), &uri, T0_MS)
+                .refetch_for_unknown_kid(&f.store(&f.conn()), &uri, T0_MS)
                 .unwrap()
                 .is_some()
         );
         assert!(
             f.cache
-                .refetch_for_unknown_kid(&f.conn(), &uri, T0_MS)
+                .refetch_for_unknown_kid(&f.store(&f.conn()), &uri, T0_MS)
                 .unwrap()
                 .is_none(),
             "once per 30 s"
@@ -543,13 +564,13 @@ mod tests {
         f.ticker.advance(REFETCH_INTERVAL + Duration::from_secs(1));
         assert!(
             f.cache
-                .refetch_for_unknown_kid(&f.conn(), &uri, an_hour_earlier_ms)
+                .refetch_for_unknown_kid(&f.store(&f.conn()), &uri, an_hour_earlier_ms)
                 .unwrap()
                 .is_some()
         );
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
         // The in-memory freshness does not care about the wall clock either.
-        f.cache.jwks(&f.conn(), &uri, T0_MS + 2 * 3_600_000).unwrap();
+        f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS + 2 * 3_600_000).unwrap();
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
     }
 

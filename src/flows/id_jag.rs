@@ -199,11 +199,13 @@ fn verify(
         logout_lifetime_without_exp_secs: LOGOUT_LIFETIME_WITHOUT_EXP_SECS,
     };
     let now_secs = ctx.now_ms.div_euclid(1000);
-    let mut jwks = keys.jwks(ctx.conn, &jwks_uri, ctx.now_ms).map_err(unavailable)?;
+    let mut jwks = keys
+        .jwks(&ctx.key_store(), &jwks_uri, ctx.now_ms)
+        .map_err(unavailable)?;
     if let Some(kid) = unverified.kid()
         && !jwks.has_kid(kid)
         && let Some(refetched) = keys
-            .refetch_for_unknown_kid(ctx.conn, &jwks_uri, ctx.now_ms)
+            .refetch_for_unknown_kid(&ctx.key_store(), &jwks_uri, ctx.now_ms)
             .map_err(unavailable)?
     {
         jwks = refetched;
@@ -247,7 +249,7 @@ fn client_id_document<'c>(provider: &providers::Provider, claims: &'c Claims) ->
 fn check_client_id_document(ctx: &Ctx<'_>, keys: &KeyCache, client_id: &str, jwks_uri: &str) -> Result<(), Error> {
     let refuse = |why: String| Error::InvalidClientId(format!("`client_id` {}: {why}", shorten(client_id)));
     let doc = keys
-        .json_document(ctx.conn, client_id, ctx.now_ms)
+        .json_document(&ctx.key_store(), client_id, ctx.now_ms)
         .map_err(|e| Error::ClientIdUnverifiable(format!("metadata document {}: {e}", shorten(client_id))))?;
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err(refuse(

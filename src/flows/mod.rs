@@ -65,6 +65,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Where the key cache reads and writes its documents.
+    pub fn key_store(&self) -> crate::keys::Store<'_> {
+        crate::keys::Store {
+            read: self.conn,
+            writer: self.writer,
+        }
+    }
+
     /// Wakes the mail sender; harmless when it is busy or absent.
     pub fn poke_mail(&self) {
         if let Some(wake) = self.mail_wake {
