@@ -574,6 +574,9 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
     headers.extend(tiny_http::Header::from_bytes("X-Request-Id", request.id.as_bytes()).ok());
     // tiny_http sends no body for HEAD, but keeps the Content-Length of GET;
     // a stream without a known length goes out chunked.
+    // Counted before the answer leaves, so whoever reads /metrics after an
+    // answer sees it counted (a streamed body's time is not included).
+    shared.metrics.request(response.route, status, started.elapsed());
     let code = tiny_http::StatusCode(status);
     let _ = match response.stream {
         Some(stream) => raw.respond(tiny_http::Response::new(
@@ -594,7 +597,6 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
             ))
         }
     };
-    shared.metrics.request(response.route, status, started.elapsed());
     let client_ip = request.client_ip.map(|ip| ip.to_string());
     log::access(&log::Access {
         request_id: &request.id,
