@@ -8,6 +8,7 @@ mod anonymous;
 mod bad_input;
 mod browser;
 mod claim;
+mod claim_states;
 mod cli;
 mod crash;
 mod discovery;

@@ -221,6 +221,45 @@ pub trait Client {
     fn log(&self) -> String;
     /// Its database file.
     fn db(&self) -> PathBuf;
+    /// Where its `file:` mail transport writes.
+    fn outbox_dir(&self) -> PathBuf;
+
+    /// Messages the default `file:` transport wrote, oldest first.
+    fn outbox(&self) -> Vec<Mail> {
+        let dir = self.outbox_dir();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
+        files
+            .iter()
+            .map(|p| parse_mail(&std::fs::read_to_string(p).unwrap()))
+            .collect()
+    }
+
+    /// Recipients of the messages queued in the database, oldest first: the
+    /// committed state, complete once the request that queued them was
+    /// answered (a claim mail is queued in the request's own transaction),
+    /// whether or not the sender thread delivered them yet.
+    fn queued_mail(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let mut stmt = conn.prepare("SELECT recipient FROM outbox ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Waits for the outbox to hold `count` messages and returns them.
+    fn wait_for_mail(&self, count: usize) -> Vec<Mail> {
+        let found = self.eventually(Duration::from_secs(5), || self.outbox().len() >= count);
+        let mail = self.outbox();
+        assert!(found, "expected {count} messages, found {}", mail.len());
+        mail
+    }
 
     /// Runs `authmd --db <this db> ARGS`.
     fn cli(&self, args: &[&str]) -> Output {
@@ -323,6 +362,10 @@ impl Client for TestServer {
         &self.base
     }
 
+    fn outbox_dir(&self) -> PathBuf {
+        self.dir.path().join("authmd-outbox")
+    }
+
     fn db(&self) -> PathBuf {
         self.dir.path().join("authmd.db")
     }
@@ -414,6 +457,10 @@ impl InProcess {
 impl Client for InProcess {
     fn base(&self) -> &str {
         &self.base
+    }
+
+    fn outbox_dir(&self) -> PathBuf {
+        self.dir.path().join("outbox")
     }
 
     fn db(&self) -> PathBuf {
@@ -604,43 +651,4 @@ fn decode_qp(text: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
-}
-
-impl TestServer {
-    /// Messages the default `file:` transport wrote, oldest first.
-    pub fn outbox(&self) -> Vec<Mail> {
-        let dir = self.dir.path().join("authmd-outbox");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
-        files
-            .iter()
-            .map(|p| parse_mail(&std::fs::read_to_string(p).unwrap()))
-            .collect()
-    }
-
-    /// Recipients of the messages queued in the database, oldest first: the
-    /// committed state, complete once the request that queued them was
-    /// answered (a claim mail is queued in the request's own transaction),
-    /// whether or not the sender thread delivered them yet.
-    pub fn queued_mail(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let mut stmt = conn.prepare("SELECT recipient FROM outbox ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    }
-
-    /// Waits for the outbox to hold `count` messages and returns them.
-    pub fn wait_for_mail(&self, count: usize) -> Vec<Mail> {
-        let found = self.eventually(Duration::from_secs(5), || self.outbox().len() >= count);
-        let mail = self.outbox();
-        assert!(found, "expected {count} messages, found {}", mail.len());
-        mail
-    }
 }
