@@ -248,6 +248,23 @@ fn oversized_headers_are_431_and_close() {
     assert_eq!(statuses(&exchange(&server, fine.as_bytes())), [200]);
 }
 
+/// An `Expect` other than `100-continue` is a 417 in the JSON error body,
+/// and the body that followed never runs as a request.
+#[test]
+fn an_unknown_expectation_is_417() {
+    let server = TestServer::start();
+    let hidden = registration(REGISTER);
+    let request = format!(
+        "POST /agent/auth HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: {}\r\n\r\n{hidden}",
+        hidden.len()
+    );
+    let answer = exchange(&server, request.as_bytes());
+    assert_eq!(statuses(&answer), [417], "{answer}");
+    assert!(answer.contains("\"error\":\"expectation_failed\""), "{answer}");
+    assert!(answer.contains("Connection: close"), "{answer}");
+    assert_eq!(registrations(&server), 0);
+}
+
 /// Issue 10 item 4. Before: a chunked body of 65,537 bytes of padding got a
 /// 413, and then the request hidden after the padding ran (and minted a
 /// key). Now an unread body closes the connection after the answer.
