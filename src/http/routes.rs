@@ -133,8 +133,8 @@ impl At {
 }
 
 /// The `Allow` header for the rows at one place.
-fn allow(rows: &[&Route]) -> &'static str {
-    let has = |m: Methods| rows.iter().any(|r| r.methods == m);
+fn allow(at: At) -> &'static str {
+    let has = |m: Methods| ROUTES.iter().any(|r| r.at == at && r.methods == m);
     match (has(Read), has(Post)) {
         (true, true) => "GET, HEAD, POST",
         (false, true) => "POST",
@@ -155,12 +155,13 @@ fn find(req: &Request, deps: &Deps<'_>) -> Result<&'static Route, (Error, &'stat
     let Some(at) = at else {
         return Err((Error::NotFound, "other"));
     };
-    let rows: Vec<&'static Route> = ROUTES.iter().filter(|r| r.at == at).collect();
+    let mut rows = ROUTES.iter().filter(|r| r.at == at);
     let upstream = deps.upstream.is_some();
-    match rows.iter().find(|r| r.methods.admit(&req.method, upstream)) {
-        Some(row) => Ok(row),
-        None => Err((Error::MethodNotAllowed { allow: allow(&rows) }, rows[0].label)),
+    if let Some(row) = rows.clone().find(|r| r.methods.admit(&req.method, upstream)) {
+        return Ok(row);
     }
+    let first = rows.next().expect("a place has a row");
+    Err((Error::MethodNotAllowed { allow: allow(at) }, first.label))
 }
 
 /// What a request is answered with, besides its own connection.

@@ -317,19 +317,30 @@ fn connection_limit(requested: Option<usize>, workers: usize) -> Result<usize, S
 /// server opened? If not, every acknowledged write from now on would be lost
 /// with the unlinked file, so the server refuses them and stops.
 fn watch_database(shared: &Shared) {
-    let mut last_check = Instant::now();
-    while !shared.stopping.load(Ordering::SeqCst) {
-        std::thread::sleep(POLL_EVERY);
-        if last_check.elapsed() < DATABASE_CHECK_EVERY {
-            continue;
-        }
-        last_check = Instant::now();
-        if let Err(why) = shared.db_file.check() {
+    every(shared, DATABASE_CHECK_EVERY, || match shared.db_file.check() {
+        Ok(()) => true,
+        Err(why) => {
             log::error(
                 &format!("{why} while the server was running: refusing writes and stopping"),
                 None,
             );
             *shared.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            false
+        }
+    });
+}
+
+/// Runs `tick` every `interval` until the server stops or `tick` says
+/// `false`, waking often enough to notice the stop within `POLL_EVERY`.
+fn every(shared: &Shared, interval: Duration, mut tick: impl FnMut() -> bool) {
+    let mut last = Instant::now();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL_EVERY);
+        if last.elapsed() < interval {
+            continue;
+        }
+        last = Instant::now();
+        if !tick() {
             return;
         }
     }
@@ -625,17 +636,11 @@ fn load_settings(conn: &rusqlite::Connection, shared: &Shared) -> Result<(), Str
 fn reload_settings(shared: &Shared) {
     let mut conn = None;
     let mut last_error = None;
-    let mut last_load = Instant::now();
-    while !shared.stopping.load(Ordering::SeqCst) {
-        std::thread::sleep(POLL_EVERY);
-        if last_load.elapsed() < SETTINGS_RELOAD_EVERY {
-            continue;
-        }
-        last_load = Instant::now();
+    every(shared, SETTINGS_RELOAD_EVERY, || {
         if conn.is_none() {
             conn = store::connect(&shared.db_path).ok();
         }
-        let Some(db) = &conn else { continue };
+        let Some(db) = &conn else { return true };
         match load_settings(db, shared) {
             Ok(()) => last_error = None,
             Err(why) if last_error.as_ref() != Some(&why) => {
@@ -644,5 +649,6 @@ fn reload_settings(shared: &Shared) {
             }
             Err(_) => {}
         }
-    }
+        true
+    });
 }

@@ -15,6 +15,16 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
 
+/// Every rate limit at 0 (no limit): most tests register more than five
+/// times an hour from one address.
+fn rate_limits_off() -> Vec<(&'static str, &'static str)> {
+    authmd::settings::DEFS
+        .iter()
+        .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
+        .map(|d| (d.key, "0"))
+        .collect()
+}
+
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub base: String,
@@ -72,11 +82,8 @@ impl TestServer {
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let conn = authmd::store::open(&dir.path().join("authmd.db")).expect("create the database");
-        for def in authmd::settings::DEFS
-            .iter()
-            .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
-        {
-            authmd::store::settings::put(&conn, def.key, Some("0"), 0).expect("setting");
+        for (key, value) in rate_limits_off() {
+            authmd::store::settings::put(&conn, key, Some(value), 0).expect("setting");
         }
         drop(conn);
         TestServer::start_in(dir, args, env)
@@ -390,12 +397,7 @@ pub struct InProcess {
 impl InProcess {
     /// Rate limits off, as [`TestServer::start`] has them.
     pub fn start() -> InProcess {
-        let off: Vec<(&str, &str)> = authmd::settings::DEFS
-            .iter()
-            .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
-            .map(|d| (d.key, "0"))
-            .collect();
-        InProcess::start_with(false, &off)
+        InProcess::start_with(false, &rate_limits_off())
     }
 
     /// With these settings stored before it starts (rate limits at their defaults otherwise).
