@@ -166,34 +166,27 @@ fn fill(db: &std::path::Path, count: usize) {
         authmd::store::write(&mut conn, |tx| {
             for n in chunk * 100_000..((chunk + 1) * 100_000).min(count) {
                 let id = format!("reg_fill{n:08}");
-                authmd::store::registrations::insert(
-                    tx,
-                    &authmd::store::registrations::NewRegistration {
-                        id: &id,
-                        kind: authmd::model::RegistrationKind::Anonymous,
-                        status: authmd::model::Status::Unclaimed,
-                        user_id: None,
-                        claim_token_hash: Some(&authmd::secrets::hash(&id)),
-                        requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
-                        email: None,
-                        created_ms: 0,
-                        expires_ms: Some(i64::MAX / 2),
-                    },
-                )?;
-                authmd::store::credentials::insert(
-                    tx,
-                    &authmd::store::credentials::NewCredential {
-                        id: &format!("cred_fill{n:08}"),
-                        registration_id: &id,
-                        kind: authmd::model::CredentialType::ApiKey,
-                        token_hash: &authmd::secrets::hash(&format!("key{n}")),
-                        scopes: "api.read",
-                        created_ms: 0,
-                        expires_ms: None,
-                    },
-                )?;
-                authmd::store::audit::record(
-                    tx,
+                tx.insert_registration(&authmd::store::registrations::NewRegistration {
+                    id: &id,
+                    kind: authmd::model::RegistrationKind::Anonymous,
+                    status: authmd::model::Status::Unclaimed,
+                    user_id: None,
+                    claim_token_hash: Some(&authmd::secrets::hash(&id)),
+                    requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
+                    email: None,
+                    created_ms: 0,
+                    expires_ms: Some(i64::MAX / 2),
+                })?;
+                tx.insert_credential(&authmd::store::credentials::NewCredential {
+                    id: &format!("cred_fill{n:08}"),
+                    registration_id: &id,
+                    kind: authmd::model::CredentialType::ApiKey,
+                    token_hash: &authmd::secrets::hash(&format!("key{n}")),
+                    scopes: "api.read",
+                    created_ms: 0,
+                    expires_ms: None,
+                })?;
+                tx.record_event(
                     0,
                     authmd::model::EventName::RegistrationCreated,
                     authmd::store::audit::NewEvent {

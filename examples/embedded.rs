@@ -9,6 +9,7 @@
 //! `GET /api/notes` needs `api.read`, `POST /api/notes` (a note as the body)
 //! needs `api.write`. Agents discover authmd from the 401 challenge.
 
+use authmd::store::prelude::*;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -36,8 +37,9 @@ fn main() {
 
     // The notes API is the protected resource authmd advertises.
     let conn = authmd::store::open(db.as_ref()).expect("open the database");
-    authmd::store::settings::put(&conn, "resource", Some(&format!("{api_url}/api/")), 0).unwrap();
-    authmd::store::settings::put(&conn, "resource_name", Some("Hobby Notes"), 0).unwrap();
+    conn.put_setting("resource", Some(&format!("{api_url}/api/")), 0)
+        .unwrap();
+    conn.put_setting("resource_name", Some("Hobby Notes"), 0).unwrap();
     drop(conn);
 
     let running = authmd::start_server(ServerOptions {

@@ -19,6 +19,7 @@ use rusqlite::Connection;
 use crate::flows::Config;
 use crate::flows::guard::{self, Caller};
 use crate::settings::Settings;
+use crate::store::prelude::*;
 use crate::store::{self, OpenError};
 use crate::time::{Clock, SystemClock};
 
@@ -60,7 +61,7 @@ impl Guard {
     /// Who presents this `Authorization` header value, if the credential is live.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        guard::authenticate(&conn, self.clock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
+        guard::authenticate(&*conn, self.clock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
     }
 
     /// [`Guard::authenticate`], and the credential must carry `scope`.
@@ -74,7 +75,8 @@ impl Guard {
     }
 
     fn refusal(&self, conn: &Connection, err: &crate::error::Error) -> Refusal {
-        let settings = store::settings::load(conn)
+        let settings = conn
+            .stored_settings()
             .ok()
             .and_then(|stored| Settings::from_stored(&stored).ok())
             .unwrap_or_default();

@@ -179,9 +179,15 @@ impl fmt::Display for Error {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Error {
-        Error::Internal(format!("database: {err}"))
+/// The one place a store error becomes an answer: unavailable is a 503
+/// with `Retry-After`, anything else an internal error whose detail stays
+/// in the log.
+impl From<crate::store::Error> for Error {
+    fn from(err: crate::store::Error) -> Error {
+        match err {
+            crate::store::Error::Unavailable(why) => Error::Unavailable(why),
+            crate::store::Error::Failed(why) => Error::Internal(format!("database: {why}")),
+        }
     }
 }
 

@@ -34,18 +34,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::fetch::{FetchError, Fetcher, TOTAL_TIMEOUT};
 use crate::jose::Jwks;
-use crate::store::documents::{self, Document};
-use crate::store::writer::Writer;
+use crate::store::Writer;
+use crate::store::documents::Document;
 
 /// Where the cache keeps its documents: read on the caller's connection,
 /// written through the server's one writer (group commit).
 pub struct Store<'a> {
-    pub read: &'a Connection,
+    pub read: &'a dyn crate::store::Tx,
     pub writer: &'a Writer,
 }
 use crate::time::{SystemTicker, Ticker};
@@ -348,7 +347,7 @@ impl KeyCache {
     fn load<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Loaded<T> {
         let now = self.ticker.elapsed();
         let mut stale = None;
-        if let Ok(Some(doc)) = documents::get(db.read, uri)
+        if let Ok(Some(doc)) = db.read.document(uri)
             && let Ok(value) = (docs.parse)(&doc.body)
         {
             let max_fresh_ms = MAX_FRESH_SECS as i64 * 1000;
@@ -385,7 +384,7 @@ impl KeyCache {
             fetched_ms: now_ms,
             expires_ms: now_ms + fresh_ms,
         };
-        let _ = db.writer.write(|tx| documents::put(tx, uri, &document));
+        let _ = db.writer.write(|tx| Ok(tx.put_document(uri, &document)?));
         let fresh_until = self.ticker.elapsed() + Duration::from_millis(fresh_ms as u64);
         Ok(Cached {
             value: Arc::new(value),
@@ -430,11 +429,11 @@ mod tests {
     }
 
     impl Fixture {
-        fn conn(&self) -> Connection {
+        fn conn(&self) -> rusqlite::Connection {
             crate::store::connect(&self.db).unwrap()
         }
 
-        fn store<'a>(&'a self, read: &'a Connection) -> Store<'a> {
+        fn store<'a>(&'a self, read: &'a rusqlite::Connection) -> Store<'a> {
             Store {
                 read,
                 writer: &self.writer,

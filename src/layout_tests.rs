@@ -108,3 +108,28 @@ fn every_endpoint_path_is_spelled_once() {
         assert_eq!(spelled.len(), 1, "{quoted} is spelled in {spelled:?}");
     }
 }
+
+/// Issue 11: only the SQLite backend and the layers that open a database
+/// (the server's workers, CLI commands, the embedded guard) name the driver;
+/// `core`, the flows, the wire modules and the rest go through `store::Tx`.
+#[test]
+fn only_the_backend_and_its_openers_name_the_driver() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let allowed = |module: &str| {
+        module.starts_with("store::sqlite")
+            || module.starts_with("cli")
+            || ["http::server", "embed", "main"].contains(&module)
+    };
+    let mut offenders = Vec::new();
+    for path in &files {
+        let module = module_of(path, &src);
+        let text = std::fs::read_to_string(path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        if !allowed(&module) && module != "layout_tests" && code.contains("rusqlite") {
+            offenders.push(module);
+        }
+    }
+    assert!(offenders.is_empty(), "name rusqlite outside the backend: {offenders:?}");
+}

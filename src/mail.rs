@@ -252,7 +252,7 @@ pub struct Sender {
     pub policy: Box<dyn Fn() -> Policy + Send>,
     pub stopping: Arc<AtomicBool>,
     /// Bookkeeping writes go through the server's one writer.
-    pub writer: Arc<crate::store::writer::Writer>,
+    pub writer: Arc<crate::store::Writer>,
     /// A message on it says "look now" (a new message was committed).
     pub wake: Receiver<()>,
 }
@@ -276,9 +276,9 @@ impl Sender {
         }
     }
 
-    fn deliver_due(&self, conn: &rusqlite::Connection) {
+    fn deliver_due(&self, conn: &dyn crate::store::Tx) {
         let now_ms = self.clock.now_ms();
-        let Ok(due) = outbox::due(conn, now_ms, 20) else { return };
+        let Ok(due) = conn.due_mail(now_ms, 20) else { return };
         for message in due {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
@@ -288,12 +288,10 @@ impl Sender {
             let now_ms = self.clock.now_ms();
             let outcome = self.writer.write(|tx| {
                 match &result {
-                    Ok(()) => outbox::mark_sent(tx, message.id, now_ms)?,
+                    Ok(()) => tx.mark_mail_sent(message.id, now_ms)?,
                     Err(why) if message.attempts + 1 >= policy.max_attempts => {
-                        outbox::mark_failed(tx, message.id, why, now_ms)?;
-                        audit::record(
-                            tx,
-                            now_ms,
+                        tx.mark_mail_failed(message.id, why, now_ms)?;
+                        tx.record_event(now_ms,
                             EventName::MailFailed,
                             audit::NewEvent {
                                 registration_id: message.registration_id.as_deref(),
@@ -309,7 +307,7 @@ impl Sender {
                         let delay_secs = policy
                             .retry_base_secs
                             .saturating_mul(1 << message.attempts.clamp(0, 20));
-                        outbox::mark_retry(tx, message.id, why, now_ms + delay_secs * 1000)?;
+                        tx.mark_mail_retry(message.id, why, now_ms + delay_secs * 1000)?;
                     }
                 }
                 Ok(())

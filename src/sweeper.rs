@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use crate::log;
 use crate::ratelimit::Limiter;
-use crate::store::writer::Writer;
-use crate::store::{credentials, registrations, replay};
+use crate::store::Writer;
 use crate::time::Clock;
 
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
@@ -48,17 +47,17 @@ impl Sweeper {
     /// One pass; public so tests can run it at a chosen instant.
     pub fn sweep(&self) {
         let now_ms = self.clock.now_ms();
-        match self.writer.write(|tx| registrations::expire_lapsed(tx, now_ms)) {
+        match self.writer.write(|tx| crate::core::revoke::expire(tx, now_ms)) {
             Ok(0) => {}
             Ok(n) => log::info(&format!("sweeper: {n} unclaimed registrations expired")),
             Err(err) => log::warn(&format!("sweeper: expiring registrations failed: {err}")),
         }
-        if let Err(err) = self.writer.write(|tx| replay::prune(tx, now_ms)) {
+        if let Err(err) = self.writer.write(|tx| Ok(tx.prune_replay(now_ms)?)) {
             log::warn(&format!("sweeper: pruning seen jtis failed: {err}"));
         }
         if let Err(err) = self
             .writer
-            .write(|tx| credentials::prune_expired(tx, now_ms - ACCESS_TOKEN_GRACE_MS))
+            .write(|tx| Ok(tx.prune_expired_credentials(now_ms - ACCESS_TOKEN_GRACE_MS)?))
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }

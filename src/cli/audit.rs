@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
-use crate::store::audit::{self, Event, Filter};
+use crate::store::audit::{Event, Filter};
+use crate::store::prelude::*;
 use crate::time::{Clock, SystemClock, parse_rfc3339, rfc3339};
 
 pub const COMMAND: Command = Command {
@@ -55,7 +56,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         limit: Some(PAGE),
     };
     loop {
-        let events = audit::list(&conn, &filter)?;
+        let events = conn.events(&filter)?;
         if let Some(last) = events.last() {
             filter.after_id = last.id;
         }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
 use crate::settings::{self, DEFS, Settings};
+use crate::store::prelude::*;
 use crate::store::{self, audit};
 use crate::time::{Clock, SystemClock};
 
@@ -49,7 +50,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
 }
 
 fn list(ctx: &Context) -> Result<(), CliError> {
-    let stored = store::settings::load(&ctx.open_db()?)?;
+    let stored = ctx.open_db()?.stored_settings()?;
     let width = DEFS.iter().map(|d| d.key.len()).max().unwrap_or(0);
     print_lines(DEFS.iter().map(|def| {
         let value = match stored.get(def.key) {
@@ -62,7 +63,7 @@ fn list(ctx: &Context) -> Result<(), CliError> {
 
 fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
     let def = settings::def(key).ok_or_else(|| CliError::config(settings::normalize(key, "").unwrap_err()))?;
-    let stored = store::settings::load(&ctx.open_db()?)?;
+    let stored = ctx.open_db()?.stored_settings()?;
     let value = match stored.get(key) {
         Some(value) => settings::display(key, value),
         None => def.default.unwrap_or("").to_string(),
@@ -80,7 +81,7 @@ fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
     // The whole resulting set is checked inside the transaction, so two
     // concurrent `config set`s cannot combine into an inconsistent one.
     let checked = store::write(&mut conn, |tx| {
-        let mut stored = store::settings::load(tx)?;
+        let mut stored = tx.stored_settings()?;
         match &normalized {
             Some(v) => stored.insert(key.to_string(), v.clone()),
             None => stored.remove(key),
@@ -88,10 +89,9 @@ fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
         if let Err(why) = Settings::from_stored(&stored) {
             return Ok(Err(why));
         }
-        store::settings::put(tx, key, normalized.as_deref(), now_ms)?;
+        tx.put_setting(key, normalized.as_deref(), now_ms)?;
         let shown = normalized.as_deref().map(|v| settings::display(key, v));
-        audit::record(
-            tx,
+        tx.record_event(
             now_ms,
             EventName::SettingChanged,
             audit::NewEvent {

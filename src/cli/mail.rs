@@ -8,7 +8,8 @@ use super::serve::DEFAULT_MAIL;
 use super::{CliError, Command, Context, print};
 use crate::mail::Transport;
 use crate::settings::Settings;
-use crate::store::{self, outbox};
+use crate::store::outbox;
+use crate::store::prelude::*;
 
 pub const COMMAND: Command = Command {
     name: "mail",
@@ -43,7 +44,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let address = crate::email::normalize(address).map_err(CliError::usage)?;
     let transport = Transport::parse(spec.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
     let conn = ctx.open_db()?;
-    let settings = Settings::from_stored(&store::settings::load(&conn)?).map_err(CliError::config)?;
+    let settings = Settings::from_stored(&conn.stored_settings()?).map_err(CliError::config)?;
     let message = outbox::Pending {
         id: 0,
         recipient: address.clone(),

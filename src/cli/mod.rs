@@ -146,6 +146,12 @@ impl From<crate::error::Error> for CliError {
     }
 }
 
+impl From<crate::store::Error> for CliError {
+    fn from(err: crate::store::Error) -> CliError {
+        crate::error::Error::from(err).into()
+    }
+}
+
 impl From<crate::store::OpenError> for CliError {
     fn from(err: crate::store::OpenError) -> CliError {
         CliError::config(err.0)

@@ -8,10 +8,8 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::fetch;
 use crate::model::EventName;
-use crate::store::{
-    self, audit,
-    providers::{self, Provider},
-};
+use crate::store::prelude::*;
+use crate::store::{self, audit, providers::Provider};
 use crate::time::{Clock, SystemClock, rfc3339};
 use crate::url::HttpUrl;
 
@@ -88,9 +86,8 @@ fn add(
     fetch::check_url(&provider.jwks_uri()).map_err(|why| CliError::config(format!("JWKS URI: {why}")))?;
     let mut conn = ctx.open_db()?;
     let added = store::write(&mut conn, |tx| {
-        let added = providers::upsert(tx, &provider)?;
-        audit::record(
-            tx,
+        let added = tx.upsert_provider(&provider)?;
+        tx.record_event(
             now_ms,
             EventName::ProviderAdded,
             audit::NewEvent {
@@ -110,7 +107,7 @@ fn add(
 }
 
 fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
-    let all = providers::list(&ctx.open_db()?)?;
+    let all = ctx.open_db()?.providers()?;
     if as_json {
         return print_lines(all.iter().map(|p| {
             json!({
@@ -141,10 +138,9 @@ fn remove(ctx: &Context, issuer: &str) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now_ms();
     let removed = store::write(&mut conn, |tx| {
-        let removed = providers::remove(tx, issuer)?;
+        let removed = tx.remove_provider(issuer)?;
         if removed {
-            audit::record(
-                tx,
+            tx.record_event(
                 now_ms,
                 EventName::ProviderRemoved,
                 audit::NewEvent {

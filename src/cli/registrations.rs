@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::{CliError, Command, Context, print, print_lines};
 use crate::model::Status;
-use crate::store::registrations::{self, Registration};
+use crate::store::prelude::*;
+use crate::store::registrations::Registration;
 use crate::time::rfc3339;
 
 pub const COMMAND: Command = Command {
@@ -43,7 +44,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     if !listing {
         return Err(CliError::usage(COMMAND.usage()));
     }
-    let rows = registrations::list(&ctx.open_db()?, status, limit)?;
+    let rows = ctx.open_db()?.registrations(status, limit)?;
     if as_json {
         return print_lines(rows.iter().map(|r| to_json(r).to_string()));
     }

@@ -5,8 +5,10 @@
 use lexopt::prelude::*;
 
 use super::{CliError, Command, Context, print};
-use crate::store::registrations::{self, RevokedBy, Selection};
-use crate::store::{self, users};
+use crate::core::revoke::{self, RevokedBy};
+use crate::store::prelude::*;
+use crate::store::registrations::Selection;
+use crate::store::{self};
 use crate::time::{Clock, SystemClock};
 
 pub const COMMAND: Command = Command {
@@ -57,10 +59,10 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let now_ms = SystemClock.now_ms();
     if let Some(id) = registration {
         let revoked = store::write(&mut conn, |tx| {
-            let Some(found) = registrations::by_id(tx, &id)? else {
+            let Some(found) = tx.registration(&id)? else {
                 return Ok(Err(format!("no registration {id}")));
             };
-            match registrations::revoke(tx, &id, &RevokedBy::OPERATOR, now_ms)? {
+            match revoke::revoke_one(tx, &id, &RevokedBy::OPERATOR, now_ms)? {
                 Some(credentials) => Ok(Ok(credentials)),
                 None => Ok(Err(format!(
                     "registration {id} is already {}; nothing to revoke",
@@ -75,7 +77,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
     let selection = match (&user, &issuer) {
         (Some(id), _) => {
-            if users::by_id(&conn, id)?.is_none() {
+            if conn.user(id)?.is_none() {
                 return Err(CliError::failure(format!("no user {id}")));
             }
             Selection::User(id)
@@ -86,10 +88,9 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         },
         _ => Selection::All,
     };
-    let (registrations, credentials) = store::write(&mut conn, |tx| {
-        registrations::revoke_selected(tx, selection, "operator", now_ms)
-    })?;
+    let revoked = store::write(&mut conn, |tx| revoke::revoke(tx, selection, "operator", now_ms))?;
     print(&format!(
-        "revoked {registrations} registrations and {credentials} credentials\n"
+        "revoked {} registrations and {} credentials\n",
+        revoked.registrations, revoked.credentials
     ))
 }

@@ -7,10 +7,8 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::email;
 use crate::secrets;
-use crate::store::{
-    self,
-    users::{self, User},
-};
+use crate::store::prelude::*;
+use crate::store::{self, users::User};
 use crate::time::{Clock, SystemClock, rfc3339};
 
 pub const COMMAND: Command = Command {
@@ -42,7 +40,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
 }
 
 fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
-    let all = users::list(&ctx.open_db()?, 10_000)?;
+    let all = ctx.open_db()?.users(10_000)?;
     if as_json {
         return print_lines(all.iter().map(|u| {
             json!({ "user_id": u.id, "email": u.email, "phone_number": u.phone_number, "name": u.name, "created_at": rfc3339(u.created_ms) })
@@ -71,10 +69,10 @@ fn add(ctx: &Context, address: &str, name: Option<String>) -> Result<(), CliErro
         created_ms: now_ms,
     };
     let added = store::write(&mut conn, |tx| {
-        if users::by_email(tx, &address)?.is_some() {
+        if tx.user_by_email(&address)?.is_some() {
             return Ok(false);
         }
-        users::insert(tx, &user)?;
+        tx.insert_user(&user)?;
         Ok(true)
     })?;
     if !added {

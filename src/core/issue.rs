@@ -5,7 +5,7 @@
 //! transaction. The secret itself is returned to the agent once and never
 //! stored.
 
-use rusqlite::Connection;
+use crate::store::Tx;
 use serde_json::json;
 
 use crate::error::Error;
@@ -67,23 +67,20 @@ pub struct Grant<'a> {
 }
 
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.
-pub fn issue(tx: &Connection, now_ms: i64, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
-    credentials::insert(
-        tx,
-        &credentials::NewCredential {
-            id: &minted.id,
-            registration_id: grant.registration_id,
-            kind: minted.kind,
-            token_hash: &minted.hash,
-            scopes: &join_scopes(grant.scopes),
-            created_ms: now_ms,
-            expires_ms: minted.expires_ms,
-        },
-    )?;
+pub fn issue(tx: &dyn Tx, now_ms: i64, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
+    tx.insert_credential(&credentials::NewCredential {
+        id: &minted.id,
+        registration_id: grant.registration_id,
+        kind: minted.kind,
+        token_hash: &minted.hash,
+        scopes: &join_scopes(grant.scopes),
+        created_ms: now_ms,
+        expires_ms: minted.expires_ms,
+    })?;
     let mut event = grant.event;
     event.registration_id = Some(grant.registration_id);
     event
         .detail
         .insert("credential_type".into(), json!(minted.kind.as_str()));
-    audit::record(tx, now_ms, EventName::CredentialIssued, event)
+    Ok(tx.record_event(now_ms, EventName::CredentialIssued, event)?)
 }

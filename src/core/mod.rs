@@ -8,4 +8,5 @@
 
 pub mod issue;
 pub mod lifecycle;
+pub mod revoke;
 pub mod users;

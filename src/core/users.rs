@@ -5,7 +5,7 @@
 //! a new user is made with what was verified. The claim ceremony matches by
 //! the confirmed email and always provisions.
 
-use rusqlite::Connection;
+use crate::store::Tx;
 
 use crate::error::Error;
 use crate::secrets;
@@ -31,14 +31,14 @@ pub enum Provision {
 }
 
 /// The id of the user `identity` is, made now if `provision` allows.
-pub fn match_user(tx: &Connection, identity: Identity<'_>, provision: Provision, now_ms: i64) -> Result<String, Error> {
+pub fn match_user(tx: &dyn Tx, identity: Identity<'_>, provision: Provision, now_ms: i64) -> Result<String, Error> {
     if let Some(email) = &identity.email
-        && let Some(user) = users::by_email(tx, email)?
+        && let Some(user) = tx.user_by_email(email)?
     {
         return Ok(user.id);
     }
     if let Some(phone) = identity.phone_number
-        && let Some(user) = users::by_phone(tx, phone)?
+        && let Some(user) = tx.user_by_phone(phone)?
     {
         return Ok(user.id);
     }
@@ -52,6 +52,6 @@ pub fn match_user(tx: &Connection, identity: Identity<'_>, provision: Provision,
         name: identity.name.map(str::to_string),
         created_ms: now_ms,
     };
-    users::insert(tx, &user)?;
+    tx.insert_user(&user)?;
     Ok(user.id)
 }

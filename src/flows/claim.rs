@@ -32,7 +32,7 @@ use crate::proto::v0_1::{ClaimInitiated, Claimed, Registered};
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::{self, Registration};
-use crate::store::{audit, credentials, local_keys, outbox};
+use crate::store::{Tx, audit, outbox};
 
 const OTP_KEY: &str = "otp_hmac";
 
@@ -50,14 +50,12 @@ fn new_code() -> String {
     }
 }
 
-fn otp_key(tx: &rusqlite::Connection, now_ms: i64) -> Result<hmac::Key, Error> {
-    let bytes = local_keys::get_or_create(tx, OTP_KEY, now_ms, || {
-        let mut key = vec![0u8; 32];
-        SystemRandom::new()
-            .fill(&mut key)
-            .expect("the system CSPRNG is available");
-        key
-    })?;
+fn otp_key(tx: &dyn Tx, now_ms: i64) -> Result<hmac::Key, Error> {
+    let mut fresh = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut fresh)
+        .expect("the system CSPRNG is available");
+    let bytes = tx.local_key(OTP_KEY, &fresh, now_ms)?;
     Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
 }
 
@@ -76,7 +74,7 @@ fn event<'a>(registration_id: &'a str, client_ip: Option<&'a str>, detail: Value
 
 /// Opens a claim attempt and queues its email; returns the attempt id.
 fn open_attempt(
-    tx: &rusqlite::Connection,
+    tx: &dyn Tx,
     ctx_values: &Values<'_>,
     registration_id: &str,
     email: &str,
@@ -87,32 +85,25 @@ fn open_attempt(
         &secrets::new_claim_token()[secrets::CLAIM_TOKEN_PREFIX.len()..]
     );
     let expires_ms = ctx_values.now_ms + ctx_values.attempt_ttl_ms;
-    attempts::open(
-        tx,
-        &attempts::NewAttempt {
-            id: &attempt_id,
-            registration_id,
-            email,
-            token_hash: &secrets::hash(&token),
-            created_ms: ctx_values.now_ms,
-            expires_ms,
-        },
-    )?;
+    tx.open_attempt(&attempts::NewAttempt {
+        id: &attempt_id,
+        registration_id,
+        email,
+        token_hash: &secrets::hash(&token),
+        created_ms: ctx_values.now_ms,
+        expires_ms,
+    })?;
     let link = ctx_values.site.claim_link(&token);
     let (subject, text, html) = mail::claim_email(ctx_values.resource_name, &link, expires_ms, registration_id);
-    outbox::enqueue(
-        tx,
-        &outbox::NewMessage {
-            recipient: email,
-            subject: &subject,
-            body_text: &text,
-            body_html: &html,
-            registration_id: Some(registration_id),
-            created_ms: ctx_values.now_ms,
-        },
-    )?;
-    audit::record(
-        tx,
+    tx.enqueue_mail(&outbox::NewMessage {
+        recipient: email,
+        subject: &subject,
+        body_text: &text,
+        body_html: &html,
+        registration_id: Some(registration_id),
+        created_ms: ctx_values.now_ms,
+    })?;
+    tx.record_event(
         ctx_values.now_ms,
         EventName::ClaimRequested,
         event(registration_id, ctx_values.client_ip, json!({ "email": email })),
@@ -150,23 +141,19 @@ pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: Creden
     let claim_token = secrets::new_claim_token();
     let v = values(ctx);
     ctx.writer.write(|tx| {
-        registrations::insert(
-            tx,
-            &registrations::NewRegistration {
-                id: &registration_id,
-                kind: RegistrationKind::EmailVerification,
-                status: Status::PendingClaim,
-                user_id: None,
-                claim_token_hash: Some(&secrets::hash(&claim_token)),
-                requested_credential_type: Some(requested),
-                email: Some(&email),
-                created_ms: v.now_ms,
-                expires_ms: Some(expires_ms),
-            },
-        )?;
+        tx.insert_registration(&registrations::NewRegistration {
+            id: &registration_id,
+            kind: RegistrationKind::EmailVerification,
+            status: Status::PendingClaim,
+            user_id: None,
+            claim_token_hash: Some(&secrets::hash(&claim_token)),
+            requested_credential_type: Some(requested),
+            email: Some(&email),
+            created_ms: v.now_ms,
+            expires_ms: Some(expires_ms),
+        })?;
         let created = json!({ "registration_type": RegistrationKind::EmailVerification.as_wire() });
-        audit::record(
-            tx,
+        tx.record_event(
             v.now_ms,
             EventName::RegistrationCreated,
             event(&registration_id, v.client_ip, created),
@@ -206,14 +193,16 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Clai
     let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
     let token_hash = secrets::hash(claim_token);
     let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
-        let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
+        let registration = tx
+            .registration_by_claim_token_hash(&token_hash)?
+            .ok_or(Error::InvalidClaimToken)?;
         let pending = claimable(&registration, v.now_ms)?;
         if registration.kind == RegistrationKind::EmailVerification && registration.email.as_deref() != Some(&email) {
             return Err(Error::ClaimedOrInFlight(
                 "this registration is waiting for another email address",
             ));
         }
-        if let Some(open) = attempts::open_of(tx, &registration.id)?
+        if let Some(open) = tx.open_attempt_of(&registration.id)?
             && open.email == email
             && open.expires_ms > v.now_ms
         {
@@ -221,7 +210,7 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Clai
             return Ok((registration.id, open.id, open.expires_ms, false));
         }
         let (attempt_id, expires_ms) = open_attempt(tx, &v, &registration.id, &email)?;
-        registrations::set_status(tx, &registration.id, pending, v.now_ms)?;
+        tx.set_registration_status(&registration.id, pending, v.now_ms)?;
         Ok((registration.id, attempt_id, expires_ms, true))
     })?;
     if created {
@@ -243,11 +232,12 @@ pub enum LinkState {
     },
 }
 
-fn link_state(tx: &rusqlite::Connection, token: &str, now_ms: i64) -> Result<LinkState, Error> {
-    let Some(attempt) = attempts::by_token_hash(tx, &secrets::hash(token))? else {
+fn link_state(tx: &dyn Tx, token: &str, now_ms: i64) -> Result<LinkState, Error> {
+    let Some(attempt) = tx.attempt_by_token_hash(&secrets::hash(token))? else {
         return Ok(LinkState::Unknown);
     };
-    let registration = registrations::by_id(tx, &attempt.registration_id)?
+    let registration = tx
+        .registration(&attempt.registration_id)?
         .ok_or_else(|| Error::Internal("a claim attempt without its registration".into()))?;
     Ok(match attempt.status {
         AttemptStatus::Superseded => LinkState::Superseded,
@@ -287,9 +277,8 @@ pub fn mint_code(ctx: &mut Ctx<'_>, token: &str) -> Result<(String, i64), Error>
         let code = new_code();
         let mac = hmac::sign(&otp_key(tx, v.now_ms)?, &otp_message(&attempt.id, &code));
         let expires_ms = v.now_ms + otp_ttl_ms;
-        attempts::set_code(tx, &attempt.id, mac.as_ref(), expires_ms)?;
-        audit::record(
-            tx,
+        tx.set_attempt_code(&attempt.id, mac.as_ref(), expires_ms)?;
+        tx.record_event(
             v.now_ms,
             EventName::OtpGenerated,
             event(&registration.id, v.client_ip, json!({})),
@@ -318,12 +307,11 @@ pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejecte
         if !confirmed {
             return Ok(Rejected::NeedsConfirmation);
         }
-        attempts::set_status(tx, &attempt.id, AttemptStatus::Cancelled)?;
+        tx.set_attempt_status(&attempt.id, AttemptStatus::Cancelled)?;
         let next = lifecycle::next(registration.kind, registration.status, Event::Rejected)?;
-        registrations::set_status(tx, &registration.id, next, v.now_ms)?;
+        tx.set_registration_status(&registration.id, next, v.now_ms)?;
         let detail = json!({ "email": attempt.email, "registration_status": next.as_str() });
-        audit::record(
-            tx,
+        tx.record_event(
             v.now_ms,
             EventName::ClaimRejected,
             event(&registration.id, v.client_ip, detail),
@@ -343,10 +331,12 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
     // Failures must be recorded even though the answer is an error, so the
     // transaction returns the refusal as a value and commits.
     ctx.writer.write(|tx| {
-        let registration = registrations::by_claim_token_hash(tx, &token_hash)?.ok_or(Error::InvalidClaimToken)?;
+        let registration = tx
+            .registration_by_claim_token_hash(&token_hash)?
+            .ok_or(Error::InvalidClaimToken)?;
         lifecycle::next(registration.kind, registration.status, Event::Confirmed)?;
         unlapsed(&registration, v.now_ms)?;
-        let attempt = attempts::open_of(tx, &registration.id)?.ok_or(Error::OtpNotGenerated)?;
+        let attempt = tx.open_attempt_of(&registration.id)?.ok_or(Error::OtpNotGenerated)?;
         let Some(mac) = &attempt.otp_mac else {
             return Err(if attempt.otp_failures >= otp_max {
                 Error::OtpExpired("too many wrong codes: the user must open the link again for a new code")
@@ -361,41 +351,39 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
         }
         let key = otp_key(tx, v.now_ms)?;
         if hmac::verify(&key, &otp_message(&attempt.id, otp), mac).is_err() {
-            let failures = attempts::record_failure(tx, &attempt.id, otp_max)?;
-            let total = registrations::add_claim_failure(tx, &registration.id)?;
+            let failures = tx.record_attempt_failure(&attempt.id, otp_max)?;
+            let total = tx.add_claim_failure(&registration.id)?;
             let detail = json!({ "failures": failures, "total_failures": total });
-            audit::record(
-                tx,
+            tx.record_event(
                 v.now_ms,
                 EventName::OtpFailed,
                 event(&registration.id, v.client_ip, detail),
             )?;
             if total >= claim_max {
                 let locked = lifecycle::next(registration.kind, registration.status, Event::TooManyFailures)?;
-                registrations::set_status(tx, &registration.id, locked, v.now_ms)?;
-                attempts::close_all(tx, &registration.id)?;
+                tx.set_registration_status(&registration.id, locked, v.now_ms)?;
+                tx.close_attempts(&registration.id)?;
             }
             return Ok(Err(Error::OtpInvalid {
                 remaining: (otp_max - failures).max(0),
             }));
         }
-        attempts::set_status(tx, &attempt.id, AttemptStatus::Completed)?;
+        tx.set_attempt_status(&attempt.id, AttemptStatus::Completed)?;
         let confirmed_by = Identity {
             email: Some(attempt.email.clone()),
             ..Identity::default()
         };
         let user_id = match_user(tx, confirmed_by, Provision::Allowed, v.now_ms)?;
-        registrations::mark_claimed(tx, &registration.id, &user_id, v.now_ms)?;
+        tx.mark_claimed(&registration.id, &user_id, v.now_ms)?;
         let confirmed = json!({ "claimed_by_user_id": user_id, "email": attempt.email });
-        audit::record(
-            tx,
+        tx.record_event(
             v.now_ms,
             EventName::ClaimConfirmed,
             event(&registration.id, v.client_ip, confirmed),
         )?;
         let scopes = join_scopes(&post_claim);
         if registration.kind == RegistrationKind::Anonymous {
-            credentials::set_scopes_for_registration(tx, &registration.id, &scopes)?;
+            tx.set_live_credential_scopes(&registration.id, &scopes)?;
             return Ok(Ok(Claimed::new(&registration.id)));
         }
         let requested = registration.requested_credential_type.unwrap_or(CredentialType::ApiKey);

@@ -7,13 +7,12 @@
 //! at authentication time, so an expired registration stops working at once
 //! even before the sweeper records it.
 
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::model::{CredentialType, RegistrationKind, Status, split_scopes};
 use crate::secrets;
-use crate::store::credentials;
+use crate::store::Tx;
 use crate::time::rfc3339;
 
 /// Who is calling: proof that a credential was checked. The fields are
@@ -117,7 +116,7 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-pub fn authenticate(conn: &Connection, now_ms: i64, authorization: Option<&str>) -> Result<Caller, Error> {
+pub fn authenticate(conn: &dyn Tx, now_ms: i64, authorization: Option<&str>) -> Result<Caller, Error> {
     let token = bearer_token(authorization).ok_or(Error::InvalidToken {
         presented: false,
         reason: "no bearer credential",
@@ -127,7 +126,7 @@ pub fn authenticate(conn: &Connection, now_ms: i64, authorization: Option<&str>)
 
 /// The credential `token`, if it is live (SPEC.md 7): for the guarded API,
 /// introspection and self-revocation alike.
-pub fn authenticate_token(conn: &Connection, now_ms: i64, token: &str) -> Result<Caller, Error> {
+pub fn authenticate_token(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Caller, Error> {
     let invalid = |reason| Error::InvalidToken {
         presented: true,
         reason,
@@ -135,7 +134,9 @@ pub fn authenticate_token(conn: &Connection, now_ms: i64, token: &str) -> Result
     if !secrets::credential_checksum_ok(token) {
         return Err(invalid("not a credential issued here (malformed or mistyped)"));
     }
-    let found = credentials::by_hash(conn, &secrets::hash(token))?.ok_or(invalid("unknown credential"))?;
+    let found = conn
+        .credential_by_hash(&secrets::hash(token))?
+        .ok_or(invalid("unknown credential"))?;
     let registration = &found.registration;
     if found.revoked_ms.is_some() || registration.status == Status::Revoked {
         return Err(invalid("the credential was revoked"));
@@ -162,7 +163,7 @@ pub fn authenticate_token(conn: &Connection, now_ms: i64, token: &str) -> Result
 }
 
 /// RFC 7662 introspection of `token`: `{"active": false}` for anything not live.
-pub fn introspect(conn: &Connection, now_ms: i64, token: &str) -> Result<Value, Error> {
+pub fn introspect(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Value, Error> {
     let caller = match authenticate_token(conn, now_ms, token) {
         Ok(caller) => caller,
         Err(Error::InvalidToken { .. }) => return Ok(json!({ "active": false })),
@@ -191,8 +192,8 @@ mod tests {
     use crate::settings::Settings;
     use crate::store;
 
-    fn register_at(conn: &mut Connection, dir: &std::path::Path, config: &Config, now_ms: i64) -> Value {
-        let writer = crate::store::writer::Writer::open(&dir.join("test.db")).unwrap();
+    fn register_at(conn: &rusqlite::Connection, dir: &std::path::Path, config: &Config, now_ms: i64) -> Value {
+        let writer = crate::store::Writer::open(&dir.join("test.db")).unwrap();
         let mut ctx = Ctx {
             conn,
             config,
@@ -230,14 +231,14 @@ mod tests {
 
     #[test]
     fn an_anonymous_key_works_until_its_registration_ttl() {
-        let (dir, mut conn) = store::open_temp();
+        let (dir, conn) = store::open_temp();
         let settings = Settings {
             registration_ttl_secs: 60,
             ..Settings::default()
         };
         let config = Config::new("http://127.0.0.1:1", settings);
         let t0 = 1_800_000_000_000;
-        let body = register_at(&mut conn, dir.path(), &config, t0);
+        let body = register_at(&conn, dir.path(), &config, t0);
         let header = format!("Bearer {}", body["credential"].as_str().unwrap());
 
         let caller = authenticate(&conn, t0 + 59_999, Some(&header)).unwrap();
@@ -260,7 +261,7 @@ mod tests {
         let (dir, mut conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let t0 = 1_800_000_000_000;
-        let body = register_at(&mut conn, dir.path(), &config, t0);
+        let body = register_at(&conn, dir.path(), &config, t0);
         let key = body["credential"].as_str().unwrap().to_string();
 
         let unknown = secrets::new_credential("authmd_sk_");
@@ -278,7 +279,7 @@ mod tests {
 
         let id = body["registration_id"].as_str().unwrap();
         store::write(&mut conn, |tx| {
-            store::registrations::revoke(tx, id, &store::registrations::RevokedBy::OPERATOR, t0)
+            crate::core::revoke::revoke_one(tx, id, &crate::core::revoke::RevokedBy::OPERATOR, t0)
         })
         .unwrap();
         assert_eq!(

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::core::issue::{Grant, Minted, issue};
+use crate::core::revoke::{self, RevokedBy};
 use crate::core::users::{self, Identity, Provision};
 use crate::error::Error;
 use crate::jose::{self, Claims, Policy, TokenKind, Verified};
@@ -36,7 +37,7 @@ use crate::keys::{KeyCache, KeysError};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::proto::v0_1::Registered;
 use crate::secrets;
-use crate::store::{audit, delegations, providers, registrations, replay};
+use crate::store::{Tx, audit, delegations, providers, registrations};
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
 pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
@@ -57,7 +58,7 @@ pub fn register(
         Some(document_url) => {
             if !ctx
                 .writer
-                .write(|tx| replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms))?
+                .write(|tx| Ok(tx.first_use(&claims.iss, &claims.jti, jti_expires_ms, now_ms)?))?
             {
                 return Err(Error::ReplayDetected);
             }
@@ -71,12 +72,15 @@ pub fn register(
     let client_ip = ctx.client_ip;
 
     let registration_id = ctx.writer.write(|tx| {
-        if !jti_recorded && !replay::first_use(tx, &claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
+        if !jti_recorded && !tx.first_use(&claims.iss, &claims.jti, jti_expires_ms, now_ms)? {
             return Err(Error::ReplayDetected);
         }
         // The provider's mark is on its clock; this server's is compared
         // with the provider's `iat` only beyond the allowed skew.
-        if delegations::revocation_marks(tx, &claims.iss, &claims.sub)?.refuse(claims.iat, skew_secs as u64) {
+        if tx
+            .revocation_marks(&claims.iss, &claims.sub)?
+            .refuse(claims.iat, skew_secs as u64)
+        {
             return Err(Error::AssertionRevoked);
         }
         let event = |detail: Value| audit::NewEvent {
@@ -88,9 +92,9 @@ pub fn register(
             detail: detail.as_object().cloned().unwrap_or_default(),
             registration_id: None,
         };
-        let existing = delegations::get(tx, &claims.iss, &claims.sub)?;
+        let existing = tx.delegation(&claims.iss, &claims.sub)?;
         let live_registration = match &existing {
-            Some(d) => registrations::by_id(tx, &d.registration_id)?.filter(|r| r.status.is_live()),
+            Some(d) => tx.registration(&d.registration_id)?.filter(|r| r.status.is_live()),
             None => None,
         };
         let registration_id = match live_registration {
@@ -101,30 +105,27 @@ pub fn register(
                     None => match_user(tx, claims, jit, now_ms)?,
                 };
                 let id = secrets::new_id("reg_", now_ms);
-                registrations::insert(
-                    tx,
-                    &registrations::NewRegistration {
-                        id: &id,
-                        kind: RegistrationKind::AgentProvider,
-                        status: Status::Active,
-                        user_id: Some(&user_id),
-                        claim_token_hash: None,
-                        requested_credential_type: Some(requested),
-                        email: None,
-                        created_ms: now_ms,
-                        expires_ms: None,
-                    },
-                )?;
+                tx.insert_registration(&registrations::NewRegistration {
+                    id: &id,
+                    kind: RegistrationKind::AgentProvider,
+                    status: Status::Active,
+                    user_id: Some(&user_id),
+                    claim_token_hash: None,
+                    requested_credential_type: Some(requested),
+                    email: None,
+                    created_ms: now_ms,
+                    expires_ms: None,
+                })?;
                 let delegation = delegations::Delegation {
                     iss: claims.iss.clone(),
                     sub: claims.sub.clone(),
                     user_id,
                     registration_id: id.clone(),
                 };
-                delegations::put(tx, &delegation, now_ms)?;
+                tx.put_delegation(&delegation, now_ms)?;
                 let mut created = event(json!({ "registration_type": RegistrationKind::AgentProvider.as_wire() }));
                 created.registration_id = Some(&id);
-                audit::record(tx, now_ms, EventName::RegistrationCreated, created)?;
+                tx.record_event(now_ms, EventName::RegistrationCreated, created)?;
                 id
             }
         };
@@ -149,20 +150,20 @@ pub fn provider_revoke(ctx: &mut Ctx<'_>, keys: &KeyCache, token: &str) -> Resul
     let (now_ms, skew_secs) = (ctx.now_ms, ctx.config.settings.clock_skew_secs as i64);
     let client_ip = ctx.client_ip;
     ctx.writer.write(|tx| {
-        if !replay::first_use(tx, &claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
+        if !tx.first_use(&claims.iss, &claims.jti, (claims.exp + skew_secs) * 1000, now_ms)? {
             return Err(Error::ReplayDetected);
         }
-        delegations::mark_revoked_by_provider(tx, &claims.iss, &claims.sub, claims.iat)?;
-        let Some(delegation) = delegations::get(tx, &claims.iss, &claims.sub)? else {
+        tx.mark_revoked_by_provider(&claims.iss, &claims.sub, claims.iat)?;
+        let Some(delegation) = tx.delegation(&claims.iss, &claims.sub)? else {
             return Ok(0);
         };
-        let by = registrations::RevokedBy {
+        let by = RevokedBy {
             by: "provider",
             iss: Some(&claims.iss),
             sub: Some(&claims.sub),
             client_ip,
         };
-        Ok(registrations::revoke(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0))
+        Ok(revoke::revoke_one(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0))
     })
 }
 
@@ -180,7 +181,7 @@ fn verify(
         .issuer()
         .ok_or_else(|| Error::InvalidIssuer("the assertion has no `iss` claim".into()))?
         .to_string();
-    let provider = providers::by_issuer(ctx.conn, &issuer)?.ok_or_else(|| {
+    let provider = ctx.conn.provider(&issuer)?.ok_or_else(|| {
         Error::InvalidIssuer(format!(
             "the issuer `{}` is not trusted by this service",
             shorten(&issuer)
@@ -286,7 +287,7 @@ fn granted_scopes(allowed: &[String], requested: Option<&str>) -> Result<Vec<Str
 
 /// SPEC.md 4.4 steps 2 to 4 (step 1, the delegation, is the caller's).
 /// SPEC.md 4.4, from what the provider verified.
-fn match_user(tx: &rusqlite::Connection, claims: &Claims, jit: bool, now_ms: i64) -> Result<String, Error> {
+fn match_user(tx: &dyn Tx, claims: &Claims, jit: bool, now_ms: i64) -> Result<String, Error> {
     let identity = Identity {
         email: claims
             .email

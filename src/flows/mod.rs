@@ -9,8 +9,6 @@ pub mod id_jag;
 pub mod registration;
 pub mod revocation;
 
-use rusqlite::Connection;
-
 use crate::keys::KeyCache;
 use crate::settings::Settings;
 use crate::site::Site;
@@ -51,7 +49,8 @@ pub struct Available {
 
 /// What every flow runs against.
 pub struct Ctx<'a> {
-    pub conn: &'a mut Connection,
+    /// Reads outside a write transaction (the worker's own connection).
+    pub conn: &'a dyn crate::store::Tx,
     pub config: &'a Config,
     /// The instant of the request, from the server's clock.
     pub now_ms: i64,
@@ -59,7 +58,7 @@ pub struct Ctx<'a> {
     /// Provider keys and metadata documents.
     pub keys: &'a KeyCache,
     /// The one writer connection (group commit); `conn` is for reads.
-    pub writer: &'a crate::store::writer::Writer,
+    pub writer: &'a crate::store::Writer,
     /// Tells the mail sender a message was committed to the outbox.
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
 }

@@ -41,22 +41,18 @@ fn register_anonymous(ctx: &mut Ctx<'_>) -> Result<Registered, Error> {
     let client_ip = ctx.client_ip;
 
     ctx.writer.write(|tx| {
-        registrations::insert(
-            tx,
-            &registrations::NewRegistration {
-                id: &registration_id,
-                kind: RegistrationKind::Anonymous,
-                status: Status::Unclaimed,
-                user_id: None,
-                claim_token_hash: Some(&secrets::hash(&claim_token)),
-                requested_credential_type: Some(CredentialType::ApiKey),
-                email: None,
-                created_ms: now_ms,
-                expires_ms: Some(expires_ms),
-            },
-        )?;
-        audit::record(
-            tx,
+        tx.insert_registration(&registrations::NewRegistration {
+            id: &registration_id,
+            kind: RegistrationKind::Anonymous,
+            status: Status::Unclaimed,
+            user_id: None,
+            claim_token_hash: Some(&secrets::hash(&claim_token)),
+            requested_credential_type: Some(CredentialType::ApiKey),
+            email: None,
+            created_ms: now_ms,
+            expires_ms: Some(expires_ms),
+        })?;
+        tx.record_event(
             now_ms,
             EventName::RegistrationCreated,
             audit::NewEvent {

@@ -4,7 +4,7 @@
 //! spelled once, in [`Endpoint::path`]. Handlers read the request, call one
 //! flow or document builder, and shape the response.
 
-use rusqlite::Connection;
+use crate::store::Tx;
 use serde_json::{Value, json};
 
 use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, error_response};
@@ -19,7 +19,6 @@ use crate::proto::v0_1::{json_object, required_str};
 use crate::ratelimit::{Bucket, Limiter};
 use crate::site::Endpoint;
 use crate::store;
-use crate::store::outbox;
 use crate::time::rfc3339;
 
 /// Where a row answers.
@@ -61,7 +60,7 @@ enum Cache {
     AsAnswered,
 }
 
-type Handler = fn(&mut Connection, &Deps<'_>, &Request) -> Result<Response, Error>;
+type Handler = fn(&dyn Tx, &Deps<'_>, &Request) -> Result<Response, Error>;
 
 struct Route {
     at: At,
@@ -172,7 +171,7 @@ pub struct Deps<'a> {
     /// The API behind the gateway (`serve --upstream`), if any.
     pub upstream: Option<&'a str>,
     pub upstream_client: &'a crate::upstream::Client,
-    pub writer: &'a crate::store::writer::Writer,
+    pub writer: &'a crate::store::Writer,
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: i64,
@@ -198,7 +197,7 @@ impl<'a> Deps<'a> {
             })
     }
 
-    fn ctx<'c>(&'c self, conn: &'c mut Connection, client_ip: Option<&'c str>) -> Ctx<'c> {
+    fn ctx<'c>(&'c self, conn: &'c dyn Tx, client_ip: Option<&'c str>) -> Ctx<'c> {
         Ctx {
             conn,
             config: self.config,
@@ -211,13 +210,13 @@ impl<'a> Deps<'a> {
     }
 
     /// Runs a flow in the context of `req` (its client IP, for audit).
-    fn run<T>(&self, conn: &mut Connection, req: &Request, flow: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+    fn run<T>(&self, conn: &dyn Tx, req: &Request, flow: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
         let client_ip = req.client_ip.map(|ip| ip.to_string());
         flow(&mut self.ctx(conn, client_ip.as_deref()))
     }
 }
 
-pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response {
+pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
     let (mut response, label) = match find(req, deps) {
         Ok(row) => {
             let answer = row
@@ -243,12 +242,13 @@ pub fn handle(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Response
     response
 }
 
-fn healthz(_: &mut Connection, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+fn healthz(_: &dyn Tx, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     Ok(Response::json(200, &json!({ "status": "ok" })))
 }
 
-fn readyz(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
-    let ready = store::ping(conn)
+fn readyz(conn: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    let ready = conn
+        .ping()
         .map_err(|e| e.to_string())
         .and_then(|()| match deps.db_file {
             Some(file) => file.check(),
@@ -260,10 +260,10 @@ fn readyz(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Respons
     })
 }
 
-fn metrics(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+fn metrics(conn: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     let mail = MailGauges {
-        outbox_pending: outbox::pending_count(conn).unwrap_or(-1),
-        failed: outbox::failed_count(conn).unwrap_or(-1),
+        outbox_pending: conn.pending_mail_count().unwrap_or(-1),
+        failed: conn.failed_mail_count().unwrap_or(-1),
     };
     Ok(Response::text(
         200,
@@ -272,15 +272,15 @@ fn metrics(conn: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Respon
     ))
 }
 
-fn resource_metadata(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+fn resource_metadata(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     Ok(Response::json(200, &discovery::protected_resource(deps.config)))
 }
 
-fn authorization_server_metadata(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+fn authorization_server_metadata(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     Ok(Response::json(200, &discovery::authorization_server(deps.config)))
 }
 
-fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
     let request = registration::Request::from_json(&body)?;
     let is_id_jag = matches!(request, registration::Request::IdJag { .. });
@@ -301,7 +301,7 @@ fn register(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Res
     Ok(Response::json(200, &answer))
 }
 
-fn provider_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn provider_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = logout_token_body(req)?;
     let revoked = deps
         .run(conn, req, |ctx| id_jag::provider_revoke(ctx, deps.keys, &token))
@@ -309,7 +309,7 @@ fn provider_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     Ok(Response::json(200, &json!({ "revoked": revoked })))
 }
 
-fn claim_request(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_request(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
@@ -317,7 +317,7 @@ fn claim_request(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Resul
     Ok(Response::json(200, &answer))
 }
 
-fn claim_challenge(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_challenge(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
     let token = required_str(json_object(&body)?, "claim_attempt_token")?;
     let (code, expires_ms) = deps.run(conn, req, |ctx| claim::mint_code(ctx, token))?;
@@ -327,7 +327,7 @@ fn claim_challenge(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     ))
 }
 
-fn claim_complete(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
@@ -336,14 +336,14 @@ fn claim_complete(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Resu
 }
 
 /// The page the emailed link opens; showing it mints nothing.
-fn claim_page(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = query_param(req, "token").unwrap_or_default();
     let state = claim::view(&mut deps.ctx(conn, None), &token)?;
     Ok(link_page(deps.config, state, &token))
 }
 
 /// The page's button: a code to read back to the agent.
-fn claim_page_code(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_page_code(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let config = deps.config;
     let form = form_body(req)?;
     let token = form_value(&form, "token");
@@ -361,7 +361,7 @@ fn claim_page_code(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Res
     })
 }
 
-fn claim_reject(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let config = deps.config;
     let form = form_body(req)?;
     let token = form_value(&form, "token");
@@ -382,7 +382,7 @@ fn claim_reject(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result
 }
 
 /// The guarded API: who the caller is, or (with an upstream) the gateway.
-fn api(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn api(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let caller = guard::authenticate(conn, deps.now_ms, req.header("authorization"))?;
     match deps.upstream {
         None => {
@@ -393,7 +393,7 @@ fn api(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response
     }
 }
 
-fn introspect(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn introspect(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let Some(expected) = &deps.config.settings.introspection_secret_hash else {
         return Err(Error::NotFound);
     };
@@ -409,7 +409,7 @@ fn introspect(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<R
     Ok(Response::json(200, &guard::introspect(conn, deps.now_ms, &token)?))
 }
 
-fn oauth_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+fn oauth_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = form_value(&form_body(req)?, "token");
     deps.run(conn, req, |ctx| revocation::self_revoke(ctx, &token))?;
     Ok(Response::json(200, &json!({})))
@@ -420,7 +420,7 @@ fn oauth_revoke(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Result
 /// caller whose credential may send it, so slow anonymous uploads cannot
 /// hold the workers. `Some` is the refusal; the body stays unread and the
 /// connection closes after it.
-pub fn refuse_upload(conn: &mut Connection, deps: &Deps<'_>, req: &Request) -> Option<Response> {
+pub fn refuse_upload(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Option<Response> {
     let settings = &deps.config.settings;
     let err = guard::authenticate(conn, deps.now_ms, req.header("authorization"))
         .and_then(|caller| caller.require_scope(gateway::required_scope(&req.method, settings)))
@@ -532,7 +532,7 @@ fn form_value(form: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn auth_md(_: &mut Connection, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+fn auth_md(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     let config = deps.config;
     let text = match &config.settings.auth_md_path {
         Some(path) => {
@@ -629,7 +629,7 @@ mod tests {
     }
 
     fn send(req: Request) -> (Response, Value) {
-        let (dir, mut conn) = store::open_temp();
+        let (dir, conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let keys = KeyCache::default();
         let deps = Deps {
@@ -638,14 +638,14 @@ mod tests {
             limiter: &Limiter::default(),
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
-            writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
+            writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,
         };
-        let response = handle(&mut conn, &deps, &req);
+        let response = handle(&conn, &deps, &req);
         let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         (response, body)
     }
@@ -713,7 +713,7 @@ mod failure_tests {
     /// detail goes to the log through `Response::reason`.
     #[test]
     fn a_database_failure_is_a_500_with_nothing_but_a_request_id() {
-        let (dir, mut conn) = store::open_temp();
+        let (dir, conn) = store::open_temp();
         conn.execute_batch("DROP TABLE audit_events").unwrap();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
         let req = Request {
@@ -732,14 +732,14 @@ mod failure_tests {
             limiter: &Limiter::default(),
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
-            writer: &crate::store::writer::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
+            writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
             now_ms: 1_800_000_000_000,
             elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,
         };
-        let response = handle(&mut conn, &deps, &req);
+        let response = handle(&conn, &deps, &req);
         assert_eq!(response.status, 500);
         let body: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(body["error"], "server_error");

@@ -32,6 +32,7 @@ use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::settings::Settings;
+use crate::store::prelude::*;
 use crate::store::{self, OpenError};
 use crate::time::{Clock, Ticker};
 use crate::{log, secrets};
@@ -95,7 +96,7 @@ struct Shared {
     trust_proxy: bool,
     upstream: Option<String>,
     upstream_client: crate::upstream::Client,
-    writer: Arc<crate::store::writer::Writer>,
+    writer: Arc<crate::store::Writer>,
     clock: Arc<dyn Clock>,
     ticker: Arc<dyn Ticker>,
     base_url: String,
@@ -148,7 +149,7 @@ impl std::fmt::Display for StartError {
 /// Opens (creating and migrating) the database, binds, and starts the workers.
 pub fn start(options: Options) -> Result<Running, StartError> {
     let conn = store::open(&options.db_path).map_err(StartError::Database)?;
-    let stored = store::settings::load(&conn).map_err(|e| StartError::Config(e.to_string()))?;
+    let stored = conn.stored_settings().map_err(|e| StartError::Config(e.to_string()))?;
     let settings = Settings::from_stored(&stored)
         .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
     drop(conn);
@@ -178,7 +179,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         trust_proxy: options.trust_proxy,
         upstream: options.upstream,
         upstream_client: crate::upstream::Client::default(),
-        writer: Arc::new(crate::store::writer::Writer::open(&options.db_path).map_err(StartError::Database)?),
+        writer: Arc::new(crate::store::Writer::open(&options.db_path).map_err(StartError::Database)?),
         clock: options.clock,
         ticker: options.ticker,
         base_url: base_url.clone(),
@@ -623,7 +624,7 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
 /// Loads the settings from the database into the running server; `Err`
 /// keeps the previous ones.
 fn load_settings(conn: &rusqlite::Connection, shared: &Shared) -> Result<(), String> {
-    let stored = store::settings::load(conn).map_err(|e| e.to_string())?;
+    let stored = conn.stored_settings().map_err(|e| e.to_string())?;
     let settings = Settings::from_stored(&stored)?;
     if shared.config().settings != settings {
         *shared.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Config::new(&shared.base_url, settings));

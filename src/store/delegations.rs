@@ -1,10 +1,9 @@
-//! The `delegations` and `provider_revocations` tables: which user and
-//! registration stand behind a provider's `(iss, sub)`, and what the provider
-//! has revoked (SPEC.md 3.2, 4.4, 6).
+//! Delegations and provider revocation marks: which user and registration
+//! stand behind a provider's `(iss, sub)`, and what has been revoked of it
+//! (SPEC.md 3.2, 4.4, 6).
 
-use rusqlite::{Connection, OptionalExtension, params};
-
-use crate::error::Error;
+use super::Result;
+use super::registrations::Selection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
@@ -12,51 +11,6 @@ pub struct Delegation {
     pub sub: String,
     pub user_id: String,
     pub registration_id: String,
-}
-
-/// The lookups below, shared with `store::index_tests`.
-pub(crate) const GET: &str = "SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
-pub(crate) const OF_REGISTRATION: &str = "SELECT iss, sub FROM delegations WHERE registration_id = ?1";
-pub(crate) const REVOCATION_MARKS: &str =
-    "SELECT revoked_iat, revoked_ms FROM provider_revocations WHERE iss = ?1 AND sub = ?2";
-
-pub fn get(conn: &Connection, iss: &str, sub: &str) -> Result<Option<Delegation>, Error> {
-    let mut stmt = conn.prepare_cached(GET)?;
-    Ok(stmt
-        .query_row([iss, sub], |r| {
-            Ok(Delegation {
-                iss: r.get(0)?,
-                sub: r.get(1)?,
-                user_id: r.get(2)?,
-                registration_id: r.get(3)?,
-            })
-        })
-        .optional()?)
-}
-
-/// Records the delegation, or points it at a new registration (after the
-/// previous one was revoked).
-pub fn put(conn: &Connection, delegation: &Delegation, now_ms: i64) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO delegations (iss, sub, user_id, registration_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (iss, sub) DO UPDATE SET registration_id = excluded.registration_id",
-    )?
-    .execute(params![
-        delegation.iss,
-        delegation.sub,
-        delegation.user_id,
-        delegation.registration_id,
-        now_ms
-    ])?;
-    Ok(())
-}
-
-/// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
-pub fn of_registration(conn: &Connection, registration_id: &str) -> Result<Option<(String, String)>, Error> {
-    let mut stmt = conn.prepare_cached(OF_REGISTRATION)?;
-    Ok(stmt
-        .query_row([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
 }
 
 /// What has been revoked of a delegation `(iss, sub)`, each instant on the
@@ -86,27 +40,18 @@ impl RevocationMarks {
     }
 }
 
-pub fn revocation_marks(conn: &Connection, iss: &str, sub: &str) -> Result<RevocationMarks, Error> {
-    let mut stmt = conn.prepare_cached(REVOCATION_MARKS)?;
-    let marks = stmt
-        .query_row([iss, sub], |r| {
-            Ok(RevocationMarks {
-                revoked_iat: r.get(0)?,
-                revoked_ms: r.get(1)?,
-            })
-        })
-        .optional()?;
-    Ok(marks.unwrap_or_default())
-}
-
-/// Raises the provider-clock mark of `(iss, sub)` to a logout token's `iat`
-/// (never lowers it).
-pub fn mark_revoked_by_provider(conn: &Connection, iss: &str, sub: &str, iat: i64) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES (?1, ?2, ?3)
-         ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
-         WHERE provider_revocations.revoked_iat IS NULL OR provider_revocations.revoked_iat < excluded.revoked_iat",
-    )?
-    .execute(params![iss, sub, iat])?;
-    Ok(())
+pub trait Delegations {
+    fn delegation(&self, iss: &str, sub: &str) -> Result<Option<Delegation>>;
+    /// Records the delegation, or points it at a new registration (after the
+    /// previous one was revoked).
+    fn put_delegation(&self, delegation: &Delegation, now_ms: i64) -> Result<()>;
+    /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
+    fn delegation_of(&self, registration_id: &str) -> Result<Option<(String, String)>>;
+    fn revocation_marks(&self, iss: &str, sub: &str) -> Result<RevocationMarks>;
+    /// Raises the provider-clock mark of `(iss, sub)` to a logout token's
+    /// `iat` (never lowers it).
+    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: i64) -> Result<()>;
+    /// Raises this server's mark (`revoked_ms`) of every delegation behind
+    /// the chosen registrations to `now_ms`.
+    fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: i64) -> Result<()>;
 }

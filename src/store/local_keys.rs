@@ -1,30 +1,10 @@
-//! The `local_keys` table: secrets this database makes for itself, such as
-//! the key OTPs are MACed under. Made once, on first use, and never leave
-//! the file.
+//! Secrets the database makes for itself, such as the key OTPs are MACed
+//! under: made once, on first use, and never leave the database.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::Result;
 
-use crate::error::Error;
-
-/// The key called `name`, created with `make` if it does not exist yet.
-pub fn get_or_create(
-    conn: &Connection,
-    name: &str,
-    now_ms: i64,
-    make: impl FnOnce() -> Vec<u8>,
-) -> Result<Vec<u8>, Error> {
-    if let Some(value) = conn
-        .prepare_cached("SELECT value FROM local_keys WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?
-    {
-        return Ok(value);
-    }
-    conn.prepare_cached(
-        "INSERT INTO local_keys (name, value, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
-    )?
-    .execute(params![name, make(), now_ms])?;
-    Ok(conn
-        .prepare_cached("SELECT value FROM local_keys WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))?)
+pub trait LocalKeys {
+    /// The key called `name`; `fresh` is stored as it if there is none yet
+    /// (of two racing first uses, one value wins and both read it).
+    fn local_key(&self, name: &str, fresh: &[u8], now_ms: i64) -> Result<Vec<u8>>;
 }

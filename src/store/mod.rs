@@ -1,12 +1,16 @@
-//! The database: opening, migrating, transactions. All SQL of authmd lives
-//! under this module, one file per table, as typed functions.
+//! The store interface: what authmd keeps, as typed functions over one
+//! transaction ([`Tx`]), one trait per table, and the rows they take and
+//! give. `core` and the flows see only this module; the SQL lives in one
+//! implementation per database (`sqlite/` today), which is the only code
+//! that names a driver.
 //!
-//! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
-//! write survives power loss, and `secure_delete`, so erased secrets do not
-//! linger in free space; `busy_timeout` lets the server, the sweeper and
-//! CLI commands share the file. Writers take the lock up front
-//! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
-//! with `SQLITE_BUSY`.
+//! A [`Tx`] is either a write transaction (inside [`sqlite::writer::Writer`]
+//! or [`sqlite::write`]) or a worker's reading connection. Writes are made
+//! only through the first; the type does not stop a reader from writing,
+//! the one write path does (`layout_tests`).
+//!
+//! Every function answers [`Error`], converted once into the internal error
+//! (in `error.rs`), so no driver error travels further than its backend.
 
 pub mod attempts;
 pub mod audit;
@@ -19,400 +23,70 @@ pub mod providers;
 pub mod registrations;
 pub mod replay;
 pub mod settings;
+pub mod sqlite;
 pub mod users;
-pub mod writer;
 
 use std::fmt;
-use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+#[cfg(test)]
+pub(crate) use sqlite::open_temp;
+pub use sqlite::writer::Writer;
+pub use sqlite::{FileIdentity, OpenError, connect, open, write};
 
-use crate::error::Error;
-
-const SCHEMA: &str = include_str!("../../schema.sql");
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Page cache of a reading connection (one per worker), in KiB.
-pub const READER_CACHE_KIB: u32 = 1024;
-/// Page cache of the one writer connection, in KiB: it touches every index.
-pub const WRITER_CACHE_KIB: u32 = 8192;
-
-/// Why a database could not be opened; said to the operator at start.
-#[derive(Debug)]
-pub struct OpenError(pub String);
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Which file a path named when the server opened it: device and inode.
-/// A file deleted or replaced under a running server keeps taking writes
-/// that no restart will see, so the writer and `/readyz` check this.
+/// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileIdentity {
-    path: std::path::PathBuf,
-    dev: u64,
-    ino: u64,
+pub enum Error {
+    /// The database is gone or unreachable; retrying later may work.
+    Unavailable(String),
+    /// Anything else: a failed statement, a corrupt row.
+    Failed(String),
 }
 
-impl FileIdentity {
-    pub fn of(path: &Path) -> Result<FileIdentity, OpenError> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).map_err(|e| OpenError(format!("cannot read {}: {e}", path.display())))?;
-        Ok(FileIdentity {
-            path: path.to_path_buf(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
-
-    /// `Err` says what happened to the file.
-    pub fn check(&self) -> Result<(), String> {
-        match FileIdentity::of(&self.path) {
-            Ok(now) if now == *self => Ok(()),
-            Ok(_) => Err(format!("{} was replaced by another file", self.path.display())),
-            Err(_) => Err(format!("{} was deleted", self.path.display())),
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unavailable(why) => write!(f, "database unavailable: {why}"),
+            Error::Failed(why) => write!(f, "database: {why}"),
         }
     }
 }
 
-/// Opens (creating it if needed) and migrates the database at `path`.
-pub fn open(path: &Path) -> Result<Connection, OpenError> {
-    let mut conn = connect_with(path, OpenFlags::SQLITE_OPEN_CREATE)?;
-    migrate(&mut conn).map_err(|e| OpenError(format!("{}: {e}", path.display())))?;
-    Ok(conn)
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One transaction (or reading connection) of the store: every table's
+/// functions. Implemented by each backend, used as `&dyn Tx`.
+pub trait Tx:
+    attempts::Attempts
+    + audit::Audit
+    + credentials::Credentials
+    + delegations::Delegations
+    + documents::Documents
+    + local_keys::LocalKeys
+    + outbox::Outbox
+    + providers::Providers
+    + registrations::Registrations
+    + replay::Replay
+    + settings::Settings
+    + users::Users
+{
+    /// Does the database answer?
+    fn ping(&self) -> Result<()>;
 }
 
-/// Opens an already migrated database: what each server worker does. It
-/// never creates one: a file gone from under a server stays gone.
-pub fn connect(path: &Path) -> Result<Connection, OpenError> {
-    connect_with(path, OpenFlags::empty())
-}
-
-fn connect_with(path: &Path, create: OpenFlags) -> Result<Connection, OpenError> {
-    let fail = |e: rusqlite::Error| {
-        OpenError(format!(
-            "cannot open database {}: {}",
-            path.display(),
-            explain_open(path, &e)
-        ))
-    };
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    // Plans must not depend on bound values: otherwise every statement that
-    // touches a table with a partial index is re-prepared (parsed and planned
-    // again) at each new binding, which was most of the cost of a cached
-    // credential lookup. Every hot query names its partial index's condition
-    // itself, so the plans stay the same (see index_tests).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(fail)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(fail)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(OpenError(format!(
-            "cannot open database {}: it would not switch to WAL mode (got {mode})",
-            path.display()
-        )));
-    }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(fail)?;
-    // Deleted and overwritten content is zeroed, not left in free pages and
-    // free cell space: a delivered claim mail's body (a live link until it
-    // expires) must not outlive its erasure in the file, nor in a backup of it.
-    conn.execute_batch("PRAGMA secure_delete = ON").map_err(fail)?;
-    // Page caches are sized on purpose: a server holds a connection per
-    // worker plus the writer's, and memory must not grow with their count
-    // times SQLite's default. Readers need the index pages of one lookup.
-    conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB}"))
-        .map_err(fail)?;
-    Ok(conn)
-}
-
-/// Why a file could not be opened: SQLite says only "unable to open", the
-/// operating system says why (a missing directory, too many open files).
-fn explain_open(path: &Path, err: &rusqlite::Error) -> String {
-    if err.sqlite_error_code() != Some(rusqlite::ErrorCode::CannotOpen) {
-        return explain(err);
-    }
-    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-                format!("the directory {} does not exist", dir.display())
-            }
-            _ => "the file does not exist and cannot be created here (is the directory writable?)".into(),
-        },
-        Err(e) => format!("the file cannot be opened: {e}"),
-        Ok(_) => "the file cannot be opened or created (is its directory writable?)".into(),
-    }
-}
-
-fn explain(err: &rusqlite::Error) -> String {
-    match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => {
-            "the file is not an SQLite database (corrupt, or some other file)".into()
-        }
-        Some(rusqlite::ErrorCode::ReadOnly) => "the file or its directory is read-only".into(),
-        _ => err.to_string(),
-    }
-}
-
-/// The numbered steps of `schema.sql`: `(n, sql)` in order.
-fn steps() -> Vec<(u32, &'static str)> {
-    let mut steps = Vec::new();
-    let mut rest = SCHEMA;
-    while let Some(start) = rest.find("-- step ") {
-        let after = &rest[start + "-- step ".len()..];
-        let line_end = after.find('\n').unwrap_or(after.len());
-        let number = after[..line_end]
-            .trim()
-            .parse()
-            .expect("schema.sql: `-- step N` needs a number");
-        let body_start = (line_end + 1).min(after.len());
-        let body_end = after[body_start..]
-            .find("-- step ")
-            .map_or(after.len(), |i| body_start + i);
-        steps.push((number, &after[body_start..body_end]));
-        rest = &after[body_end..];
-    }
-    steps
-}
-
-/// Applies the steps of `schema.sql` above the database's `user_version`, all
-/// in one transaction: a failing step leaves the file as it was.
-pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let steps = steps();
-    let latest = steps.last().map_or(0, |s| s.0);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| explain(&e))?;
-    let current: u32 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| explain(&e))?;
-    if current > latest {
-        return Err(format!(
-            "the database is at schema step {current}, newer than this authmd knows ({latest}); use a newer authmd"
-        ));
-    }
-    for (number, sql) in steps.into_iter().filter(|s| s.0 > current) {
-        tx.execute_batch(sql)
-            .map_err(|e| format!("schema step {number}: {e}"))?;
-        tx.pragma_update(None, "user_version", number)
-            .map_err(|e| e.to_string())?;
-    }
-    tx.commit().map_err(|e| explain(&e))
-}
-
-/// Writers in this process queue here instead of in SQLite's busy handler,
-/// which sleeps and polls (up to 100 ms at a time) while another connection
-/// holds the write lock: handing the lock over directly keeps tail latency
-/// down. Other processes (CLI commands) still meet the busy timeout.
-static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Reads text column `index` of `row` as one of the enum spellings `parse`
-/// knows; anything else is a corrupt row, reported as such.
-pub(crate) fn text_enum<T>(
-    row: &rusqlite::Row<'_>,
-    index: usize,
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    parse(&text).ok_or_else(|| rusqlite::Error::InvalidColumnType(index, text, rusqlite::types::Type::Text))
-}
-
-/// Runs `work` in one write transaction and commits it, or rolls back on error.
-pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
-    let _turn = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = work(&tx)?;
-    tx.commit()?;
-    Ok(value)
-}
-
-/// `SELECT 1`: does the database answer?
-pub fn ping(conn: &Connection) -> Result<(), Error> {
-    conn.query_row("SELECT 1", [], |_| Ok(()))?;
-    Ok(())
-}
-
-#[cfg(test)]
-pub(crate) fn open_temp() -> (tempfile_dir::TempDir, Connection) {
-    let dir = tempfile_dir::TempDir::new();
-    let conn = open(&dir.path().join("test.db")).expect("open temp database");
-    (dir, conn)
-}
-
-/// A temporary directory removed on drop, for unit tests (no extra crate).
-#[cfg(test)]
-pub(crate) mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new() -> TempDir {
-            let path = std::env::temp_dir().join(format!("authmd-unit-{}", crate::secrets::new_request_id()));
-            std::fs::create_dir_all(&path).expect("create temp dir");
-            TempDir(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_steps_are_numbered_from_one_without_gaps() {
-        let numbers: Vec<u32> = steps().iter().map(|s| s.0).collect();
-        assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn open_migrates_once_and_sets_durable_pragmas() {
-        let (dir, conn) = open_temp();
-        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, steps().last().unwrap().0);
-        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!(sync, 2, "synchronous=FULL");
-        let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
-        assert_eq!(secure_delete, 1, "secure_delete");
-        drop(conn);
-        // Opening again applies nothing and fails nothing.
-        open(&dir.path().join("test.db")).unwrap();
-    }
-
-    /// Issue 11: step 5 splits the revocation mark by clock; marks written
-    /// before it stay the provider-clock marks they were compared as.
-    #[test]
-    fn step_5_keeps_old_revocation_marks_on_the_provider_clock() {
-        let dir = tempfile_dir::TempDir::new();
-        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
-        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 4) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", number).unwrap();
-        }
-        conn.execute(
-            "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES ('i', 's', 42)",
-            [],
-        )
-        .unwrap();
-        migrate(&mut conn).unwrap();
-        let marks = delegations::revocation_marks(&conn, "i", "s").unwrap();
-        assert_eq!(
-            marks,
-            delegations::RevocationMarks {
-                revoked_iat: Some(42),
-                revoked_ms: None
-            }
-        );
-        assert!(marks.refuse(42, 60) && !marks.refuse(43, 60));
-        let operator = delegations::RevocationMarks {
-            revoked_iat: None,
-            revoked_ms: Some(1_000_000),
-        };
-        assert!(operator.refuse(939, 60), "issued more than the skew before: refused");
-        assert!(
-            !operator.refuse(940, 60),
-            "within the skew: a provider behind by up to it is not refused"
-        );
-    }
-
-    #[test]
-    fn a_newer_database_is_refused() {
-        let (dir, conn) = open_temp();
-        conn.pragma_update(None, "user_version", 999).unwrap();
-        drop(conn);
-        let err = open(&dir.path().join("test.db")).unwrap_err();
-        assert!(err.0.contains("newer"), "{err}");
-    }
-
-    #[test]
-    fn a_corrupt_file_is_refused_with_a_clear_message() {
-        let dir = tempfile_dir::TempDir::new();
-        let path = dir.path().join("junk.db");
-        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
-        let err = open(&path).unwrap_err();
-        assert!(err.0.contains("not an SQLite database"), "{err}");
-    }
-}
-
-/// Every query on a request's path is served by an index: none may scan a
-/// table whose size grows with use.
-#[cfg(test)]
-mod index_tests {
-    use super::*;
-
-    /// The plan of `sql` with its parameters unbound (NULL): plans do not
-    /// depend on bound values (QPSG, see `connect_with`).
-    fn plan(conn: &Connection, sql: &str) -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let mut rows = stmt.raw_query();
-        let mut steps = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            steps.push(row.get::<_, String>(3).unwrap());
-        }
-        steps.join("; ")
-    }
-
-    /// The store's own statements, not copies: changing a query changes what
-    /// is planned here (issue 11).
-    #[test]
-    fn hot_queries_use_indexes() {
-        let (_dir, conn) = open_temp();
-        let audit_by_event = audit::list_sql(&audit::Filter {
-            event: Some(crate::model::EventName::RegistrationCreated),
-            ..Default::default()
-        });
-        let audit_following = audit::list_sql(&audit::Filter::default());
-        let audit_since = audit::list_sql(&audit::Filter {
-            since_ms: Some(0),
-            ..Default::default()
-        });
-        let revoke_one = registrations::revoke_one_sql();
-        for sql in [
-            credentials::BY_HASH.as_str(),
-            registrations::BY_ID.as_str(),
-            registrations::LIST_BY_STATUS.as_str(),
-            registrations::BY_CLAIM_TOKEN_HASH.as_str(),
-            &audit_by_event,
-            &audit_following,
-            &audit_since,
-            users::BY_EMAIL.as_str(),
-            users::BY_PHONE.as_str(),
-            delegations::GET,
-            delegations::OF_REGISTRATION,
-            delegations::REVOCATION_MARKS,
-            replay::FIRST_USE,
-            providers::BY_ISSUER,
-            documents::GET,
-            attempts::BY_TOKEN_HASH.as_str(),
-            attempts::OPEN_OF.as_str(),
-        ]
-        .into_iter()
-        .chain(revoke_one.iter().map(String::as_str))
-        {
-            let plan = plan(&conn, sql);
-            let scans_a_table = plan
-                .split("; ")
-                .any(|step| step.starts_with("SCAN") && !step.contains("USING"));
-            assert!(!scans_a_table, "{sql}\n  plan: {plan}");
-        }
-    }
+/// Every table's trait, for code that calls them on a concrete connection
+/// (`use crate::store::prelude::*`); through `&dyn Tx` they need no import.
+pub mod prelude {
+    pub use super::Tx;
+    pub use super::attempts::Attempts as _;
+    pub use super::audit::Audit as _;
+    pub use super::credentials::Credentials as _;
+    pub use super::delegations::Delegations as _;
+    pub use super::documents::Documents as _;
+    pub use super::local_keys::LocalKeys as _;
+    pub use super::outbox::Outbox as _;
+    pub use super::providers::Providers as _;
+    pub use super::registrations::Registrations as _;
+    pub use super::replay::Replay as _;
+    pub use super::settings::Settings as _;
+    pub use super::users::Users as _;
 }

@@ -1,26 +1,8 @@
-//! The `seen_jtis` table: replay protection for ID-JAGs and logout tokens
-//! (SPEC.md 4.2). The primary key makes "first one wins" atomic: of two
-//! concurrent transactions inserting the same `(iss, jti)`, one inserts and
-//! the other sees the conflict.
+//! Replay protection for ID-JAGs and logout tokens (SPEC.md 4.2): of two
+//! concurrent transactions recording the same `(iss, jti)`, exactly one
+//! succeeds.
 
-use rusqlite::{Connection, params};
-
-use crate::error::Error;
-
-/// The statement of [`first_use`], shared with `store::index_tests`.
-pub(crate) const FIRST_USE: &str = "INSERT INTO seen_jtis (iss, jti, expires_ms) VALUES (?1, ?2, ?3)
-     ON CONFLICT (iss, jti) DO UPDATE SET expires_ms = excluded.expires_ms
-     WHERE seen_jtis.expires_ms <= ?4";
-
-/// Records `(iss, jti)` as used until `expires_ms`. Returns false when it was
-/// already recorded and still live (a replay). A stale row for the same pair
-/// is taken over, so an old jti cannot block forever.
-pub fn first_use(conn: &Connection, iss: &str, jti: &str, expires_ms: i64, now_ms: i64) -> Result<bool, Error> {
-    let changed = conn
-        .prepare_cached(FIRST_USE)?
-        .execute(params![iss, jti, expires_ms, now_ms])?;
-    Ok(changed == 1)
-}
+use super::Result;
 
 /// How long past its expiry a seen jti is kept. A row is needed only while
 /// its token could still pass the expiry check, and that is judged by the
@@ -33,44 +15,12 @@ pub fn first_use(conn: &Connection, iss: &str, jti: &str, expires_ms: i64, now_m
 /// the errors that happen in practice for the cost of a day's extra rows.
 pub const PRUNE_MARGIN_MS: i64 = 24 * 3600 * 1000;
 
-/// Drops rows that can no longer matter, [`PRUNE_MARGIN_MS`] after their
-/// expiry; returns how many.
-pub fn prune(conn: &Connection, now_ms: i64) -> Result<usize, Error> {
-    Ok(conn
-        .prepare_cached("DELETE FROM seen_jtis WHERE expires_ms <= ?1")?
-        .execute([now_ms.saturating_sub(PRUNE_MARGIN_MS)])?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_jti_is_accepted_once_per_issuer_until_it_expires() {
-        let (_dir, conn) = crate::store::open_temp();
-        assert!(first_use(&conn, "https://p", "j1", 2_000, 1_000).unwrap());
-        assert!(!first_use(&conn, "https://p", "j1", 2_000, 1_500).unwrap());
-        assert!(first_use(&conn, "https://other", "j1", 2_000, 1_500).unwrap());
-        assert!(
-            first_use(&conn, "https://p", "j1", 3_000, 2_000).unwrap(),
-            "stale row taken over"
-        );
-        assert_eq!(prune(&conn, 10_000).unwrap(), 0, "kept for the margin");
-        assert_eq!(prune(&conn, 10_000 + PRUNE_MARGIN_MS).unwrap(), 2);
-    }
-
-    /// Regression for issue 10: the sweeper pruned jtis the moment their
-    /// expiry passed by the wall clock, so a clock stepped forward for one
-    /// sweep and then corrected reopened every live token to replay.
-    #[test]
-    fn a_clock_jump_forward_and_back_does_not_reopen_replay() {
-        let (_dir, conn) = crate::store::open_temp();
-        let now = 1_800_000_000_000;
-        let hour = 3600 * 1000;
-        assert!(first_use(&conn, "https://p", "j1", now + hour, now).unwrap());
-        // The clock jumps six hours ahead; the sweeper runs.
-        prune(&conn, now + 6 * hour).unwrap();
-        // Corrected: the token is live again, and must not be accepted twice.
-        assert!(!first_use(&conn, "https://p", "j1", now + hour, now + 60_000).unwrap());
-    }
+pub trait Replay {
+    /// Records `(iss, jti)` as used until `expires_ms`. Returns false when it
+    /// was already recorded and still live (a replay). A stale row for the
+    /// same pair is taken over, so an old jti cannot block forever.
+    fn first_use(&self, iss: &str, jti: &str, expires_ms: i64, now_ms: i64) -> Result<bool>;
+    /// Drops rows that can no longer matter, [`PRUNE_MARGIN_MS`] after their
+    /// expiry; returns how many.
+    fn prune_replay(&self, now_ms: i64) -> Result<usize>;
 }

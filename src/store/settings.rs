@@ -1,27 +1,13 @@
-//! The `settings` table: stored values of the keys in `crate::settings::DEFS`.
-//! Values arrive here already normalised; absent keys mean "default".
+//! Stored settings: the values of the keys in `crate::settings::DEFS`, as
+//! set by the operator. Values arrive already normalised; an absent key
+//! means its default.
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use super::Result;
 
-use crate::error::Error;
-
-pub fn load(conn: &Connection) -> Result<BTreeMap<String, String>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT key, value FROM settings")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Stores `value` for `key`, or deletes the row when `value` is `None`.
-pub fn put(conn: &Connection, key: &str, value: Option<&str>, now_ms: i64) -> Result<(), Error> {
-    match value {
-        Some(value) => conn.execute(
-            "INSERT INTO settings (key, value, updated_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
-            params![key, value, now_ms],
-        )?,
-        None => conn.execute("DELETE FROM settings WHERE key = ?1", [key])?,
-    };
-    Ok(())
+pub trait Settings {
+    fn stored_settings(&self) -> Result<BTreeMap<String, String>>;
+    /// Stores `value` for `key`, or removes it when `value` is `None`.
+    fn put_setting(&self, key: &str, value: Option<&str>, now_ms: i64) -> Result<()>;
 }

@@ -1,11 +1,7 @@
-//! The `users` table: people who own registrations. Emails are stored
-//! lower-cased and compared that way (SPEC.md 4.4).
+//! Users: the people who own registrations. Emails are kept lower-cased and
+//! compared that way (SPEC.md 4.4).
 
-use std::sync::LazyLock;
-
-use rusqlite::{Connection, OptionalExtension, Row, params};
-
-use crate::error::Error;
+use super::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -16,53 +12,11 @@ pub struct User {
     pub created_ms: i64,
 }
 
-const COLUMNS: &str = "id, email, phone_number, name, created_ms";
-
-/// The lookups of [`by_email`] and [`by_phone`], shared with `store::index_tests`.
-pub(crate) static BY_EMAIL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} FROM users WHERE email = ?1"));
-pub(crate) static BY_PHONE: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} FROM users WHERE phone_number = ?1"));
-
-fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        id: row.get(0)?,
-        email: row.get(1)?,
-        phone_number: row.get(2)?,
-        name: row.get(3)?,
-        created_ms: row.get(4)?,
-    })
-}
-
-pub fn insert(conn: &Connection, user: &User) -> Result<(), Error> {
-    conn.prepare_cached("INSERT INTO users (id, email, phone_number, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![
-            user.id,
-            user.email.as_deref().map(str::to_lowercase),
-            user.phone_number,
-            user.name,
-            user.created_ms
-        ])?;
-    Ok(())
-}
-
-pub fn by_id(conn: &Connection, id: &str) -> Result<Option<User>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?;
-    Ok(stmt.query_row([id], from_row).optional()?)
-}
-
-pub fn by_email(conn: &Connection, email: &str) -> Result<Option<User>, Error> {
-    let mut stmt = conn.prepare_cached(&BY_EMAIL)?;
-    Ok(stmt.query_row([email.to_lowercase()], from_row).optional()?)
-}
-
-pub fn by_phone(conn: &Connection, phone_number: &str) -> Result<Option<User>, Error> {
-    let mut stmt = conn.prepare_cached(&BY_PHONE)?;
-    Ok(stmt.query_row([phone_number], from_row).optional()?)
-}
-
-pub fn list(conn: &Connection, limit: u32) -> Result<Vec<User>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users ORDER BY rowid DESC LIMIT ?1"))?;
-    let rows = stmt.query_map([limit], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub trait Users {
+    fn insert_user(&self, user: &User) -> Result<()>;
+    fn user(&self, id: &str) -> Result<Option<User>>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    fn user_by_phone(&self, phone_number: &str) -> Result<Option<User>>;
+    /// The newest `limit` users.
+    fn users(&self, limit: u32) -> Result<Vec<User>>;
 }

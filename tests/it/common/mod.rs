@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use authmd::store::prelude::*;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
@@ -83,7 +84,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let conn = authmd::store::open(&dir.path().join("authmd.db")).expect("create the database");
         for (key, value) in rate_limits_off() {
-            authmd::store::settings::put(&conn, key, Some(value), 0).expect("setting");
+            conn.put_setting(key, Some(value), 0).expect("setting");
         }
         drop(conn);
         TestServer::start_in(dir, args, env)
@@ -406,7 +407,7 @@ impl InProcess {
         let db = dir.path().join("authmd.db");
         let conn = authmd::store::open(&db).expect("create the database");
         for (key, value) in settings {
-            authmd::store::settings::put(&conn, key, Some(value), 0).expect("setting");
+            conn.put_setting(key, Some(value), 0).expect("setting");
         }
         drop(conn);
         let now_ms = std::time::SystemTime::now()

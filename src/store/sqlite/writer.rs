@@ -22,6 +22,7 @@ use rusqlite::Connection;
 
 use super::OpenError;
 use crate::error::Error;
+use crate::store::{self, Tx};
 
 const LOST: &str = "the database file is gone";
 
@@ -80,14 +81,17 @@ impl Writer {
 
     /// Runs `work` as one atomic, durable unit: committed (and fsynced)
     /// before this returns `Ok`, rolled back if it returns `Err`.
-    pub fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn write<T>(&self, work: impl FnOnce(&dyn Tx) -> Result<T, Error>) -> Result<T, Error> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut state = self.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let batch = match state.open {
             Some(batch) => batch,
             None => {
-                state.conn.execute_batch("BEGIN IMMEDIATE")?;
+                state
+                    .conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(store::Error::from)?;
                 state.last_batch += 1;
                 state.open = Some(state.last_batch);
                 state.last_batch
@@ -107,11 +111,11 @@ impl Writer {
                     // unknown state, so it must not be committed.
                     let _ = state.conn.execute_batch("ROLLBACK");
                     self.finish(&mut state, batch, Err(err.to_string()));
-                    return Err(Error::Internal(format!("savepoint: {err}")));
+                    return Err(store::Error::Failed(format!("savepoint: {err}")).into());
                 }
                 outcome
             }
-            Err(err) => Ok(Err(err.into())),
+            Err(err) => Ok(Err(store::Error::from(err).into())),
         };
         state.in_batch += 1;
         if self.queued.load(Ordering::SeqCst) == 0 || state.in_batch >= MAX_BATCH {
@@ -139,8 +143,8 @@ impl Writer {
         match (outcome, failed) {
             (Err(panic), _) => resume_unwind(panic),
             (Ok(Err(err)), _) => Err(err),
-            (Ok(Ok(_)), Some(why)) if why.starts_with(LOST) => Err(Error::Unavailable(why)),
-            (Ok(Ok(_)), Some(why)) => Err(Error::Internal(format!("commit failed: {why}"))),
+            (Ok(Ok(_)), Some(why)) if why.starts_with(LOST) => Err(store::Error::Unavailable(why).into()),
+            (Ok(Ok(_)), Some(why)) => Err(store::Error::Failed(format!("commit failed: {why}")).into()),
             (Ok(Ok(value)), None) => Ok(value),
         }
     }
@@ -176,7 +180,7 @@ mod tests {
                     for m in 0..50 {
                         let key = format!("k{n}-{m}");
                         let result = writer.write(|tx| {
-                            store::settings::put(tx, &key, Some("v"), 0)?;
+                            tx.put_setting(&key, Some("v"), 0)?;
                             if m % 10 == 0 {
                                 return Err(Error::InvalidRequest("refused".into()));
                             }

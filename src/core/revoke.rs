@@ -1,0 +1,115 @@
+//! Ending registrations: every form of revocation (one registration, a
+//! user's, an issuer's or one of its subjects', all, a provider's logout
+//! token, an agent dropping one credential) and expiry. What each does is
+//! decided here; the store runs it as a few set-wide statements, so even a
+//! large database is shut off in one short transaction.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::Error;
+use crate::model::{EventName, Status};
+use crate::store::Tx;
+use crate::store::audit::NewEvent;
+use crate::store::registrations::Selection;
+
+/// Who revoked, for the `registration.revoked` event (SPEC.md 8).
+#[derive(Debug, Clone, Copy)]
+pub struct RevokedBy<'a> {
+    /// `provider` or `operator`.
+    pub by: &'a str,
+    pub iss: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+}
+
+impl RevokedBy<'_> {
+    pub const OPERATOR: RevokedBy<'static> = RevokedBy {
+        by: "operator",
+        iss: None,
+        sub: None,
+        client_ip: None,
+    };
+}
+
+/// What a revocation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    pub registrations: usize,
+    pub credentials: usize,
+}
+
+/// Revokes one live registration, recording `registration.revoked` with who
+/// revoked, the delegation behind it (unless the revoker names its own
+/// `iss`/`sub`) and how many credentials. `None` if it was not live.
+pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Result<Option<usize>, Error> {
+    let chosen = Selection::Registration(id);
+    if tx.registration(id)?.is_none_or(|r| !r.status.is_live()) {
+        return Ok(None);
+    }
+    let credentials = tx.revoke_credentials_of(chosen, now_ms)?;
+    let delegation = tx.delegation_of(id)?;
+    let (iss, sub) = match (&who.iss, &delegation) {
+        (Some(_), _) | (_, None) => (who.iss, who.sub),
+        (None, Some((iss, sub))) => (Some(iss.as_str()), Some(sub.as_str())),
+    };
+    tx.record_event(
+        now_ms,
+        EventName::RegistrationRevoked,
+        NewEvent {
+            registration_id: Some(id),
+            client_ip: who.client_ip,
+            iss,
+            sub,
+            detail: detail(json!({ "by": who.by, "credentials_revoked": credentials })),
+            ..Default::default()
+        },
+    )?;
+    end(tx, chosen, Status::Revoked, now_ms)?;
+    Ok(Some(credentials))
+}
+
+/// Revokes every live registration chosen, one `registration.revoked` each.
+pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: i64) -> Result<Revoked, Error> {
+    tx.record_event_for_each(
+        chosen,
+        now_ms,
+        EventName::RegistrationRevoked,
+        &detail(json!({ "by": by })),
+    )?;
+    let credentials = tx.revoke_credentials_of(chosen, now_ms)?;
+    let registrations = end(tx, chosen, Status::Revoked, now_ms)?;
+    Ok(Revoked {
+        registrations,
+        credentials,
+    })
+}
+
+/// Unclaimed (or pending) registrations past their TTL become `expired`,
+/// each recorded once as `registration.expired`. Their credentials are left
+/// as they are: an anonymous key keeps its pre-claim scopes (SPEC.md 5.7).
+/// Returns how many.
+pub fn expire(tx: &dyn Tx, now_ms: i64) -> Result<usize, Error> {
+    tx.record_event_for_each(Selection::Lapsed, now_ms, EventName::RegistrationExpired, &Map::new())?;
+    end(tx, Selection::Lapsed, Status::Expired, now_ms)
+}
+
+/// How every ending finishes, whoever asked: open claim links close and
+/// their codes are erased; on revocation, ID-JAGs issued before now are
+/// refused (this server's mark, `RevocationMarks`), so a later one from a
+/// still-trusted provider registers again; and the registrations take
+/// their final status. That last step comes last: it is what takes them out
+/// of the selection.
+fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: i64) -> Result<usize, Error> {
+    tx.close_attempts_of(chosen, now_ms)?;
+    if status == Status::Revoked {
+        tx.mark_revoked_here(chosen, now_ms)?;
+    }
+    Ok(tx.end_registrations(chosen, status, now_ms)?)
+}
+
+fn detail(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

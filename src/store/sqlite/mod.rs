@@ -1,0 +1,445 @@
+//! The SQLite store: opening, migrating, transactions, and the store
+//! interface (`store::Tx`) implemented on a `rusqlite::Connection`, one file
+//! per table. All SQL of authmd for SQLite lives here.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
+//! write survives power loss, and `secure_delete`, so erased secrets do not
+//! linger in free space; `busy_timeout` lets the server, the sweeper and
+//! CLI commands share the file. Writers take the lock up front
+//! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
+//! with `SQLITE_BUSY`.
+
+mod attempts;
+mod audit;
+mod credentials;
+mod delegations;
+mod documents;
+mod local_keys;
+mod outbox;
+mod providers;
+mod registrations;
+mod replay;
+mod settings;
+mod users;
+pub mod writer;
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::Error;
+use crate::store::{self, Tx};
+
+const SCHEMA: &str = include_str!("../../../schema.sql");
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of a reading connection (one per worker), in KiB.
+pub const READER_CACHE_KIB: u32 = 1024;
+/// Page cache of the one writer connection, in KiB: it touches every index.
+pub const WRITER_CACHE_KIB: u32 = 8192;
+
+/// Why a database could not be opened; said to the operator at start.
+#[derive(Debug)]
+pub struct OpenError(pub String);
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which file a path named when the server opened it: device and inode.
+/// A file deleted or replaced under a running server keeps taking writes
+/// that no restart will see, so the writer and `/readyz` check this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    pub fn of(path: &Path) -> Result<FileIdentity, OpenError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| OpenError(format!("cannot read {}: {e}", path.display())))?;
+        Ok(FileIdentity {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// `Err` says what happened to the file.
+    pub fn check(&self) -> Result<(), String> {
+        match FileIdentity::of(&self.path) {
+            Ok(now) if now == *self => Ok(()),
+            Ok(_) => Err(format!("{} was replaced by another file", self.path.display())),
+            Err(_) => Err(format!("{} was deleted", self.path.display())),
+        }
+    }
+}
+
+/// Opens (creating it if needed) and migrates the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    let mut conn = connect_with(path, OpenFlags::SQLITE_OPEN_CREATE)?;
+    migrate(&mut conn).map_err(|e| OpenError(format!("{}: {e}", path.display())))?;
+    Ok(conn)
+}
+
+/// Opens an already migrated database: what each server worker does. It
+/// never creates one: a file gone from under a server stays gone.
+pub fn connect(path: &Path) -> Result<Connection, OpenError> {
+    connect_with(path, OpenFlags::empty())
+}
+
+fn connect_with(path: &Path, create: OpenFlags) -> Result<Connection, OpenError> {
+    let fail = |e: rusqlite::Error| {
+        OpenError(format!(
+            "cannot open database {}: {}",
+            path.display(),
+            explain_open(path, &e)
+        ))
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    // Plans must not depend on bound values: otherwise every statement that
+    // touches a table with a partial index is re-prepared (parsed and planned
+    // again) at each new binding, which was most of the cost of a cached
+    // credential lookup. Every hot query names its partial index's condition
+    // itself, so the plans stay the same (see index_tests).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(fail)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(fail)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError(format!(
+            "cannot open database {}: it would not switch to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(fail)?;
+    // Deleted and overwritten content is zeroed, not left in free pages and
+    // free cell space: a delivered claim mail's body (a live link until it
+    // expires) must not outlive its erasure in the file, nor in a backup of it.
+    conn.execute_batch("PRAGMA secure_delete = ON").map_err(fail)?;
+    // Page caches are sized on purpose: a server holds a connection per
+    // worker plus the writer's, and memory must not grow with their count
+    // times SQLite's default. Readers need the index pages of one lookup.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB}"))
+        .map_err(fail)?;
+    Ok(conn)
+}
+
+/// Why a file could not be opened: SQLite says only "unable to open", the
+/// operating system says why (a missing directory, too many open files).
+fn explain_open(path: &Path, err: &rusqlite::Error) -> String {
+    if err.sqlite_error_code() != Some(rusqlite::ErrorCode::CannotOpen) {
+        return explain(err);
+    }
+    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                format!("the directory {} does not exist", dir.display())
+            }
+            _ => "the file does not exist and cannot be created here (is the directory writable?)".into(),
+        },
+        Err(e) => format!("the file cannot be opened: {e}"),
+        Ok(_) => "the file cannot be opened or created (is its directory writable?)".into(),
+    }
+}
+
+fn explain(err: &rusqlite::Error) -> String {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "the file is not an SQLite database (corrupt, or some other file)".into()
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => "the file or its directory is read-only".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// The numbered steps of `schema.sql`: `(n, sql)` in order.
+fn steps() -> Vec<(u32, &'static str)> {
+    let mut steps = Vec::new();
+    let mut rest = SCHEMA;
+    while let Some(start) = rest.find("-- step ") {
+        let after = &rest[start + "-- step ".len()..];
+        let line_end = after.find('\n').unwrap_or(after.len());
+        let number = after[..line_end]
+            .trim()
+            .parse()
+            .expect("schema.sql: `-- step N` needs a number");
+        let body_start = (line_end + 1).min(after.len());
+        let body_end = after[body_start..]
+            .find("-- step ")
+            .map_or(after.len(), |i| body_start + i);
+        steps.push((number, &after[body_start..body_end]));
+        rest = &after[body_end..];
+    }
+    steps
+}
+
+/// Applies the steps of `schema.sql` above the database's `user_version`, all
+/// in one transaction: a failing step leaves the file as it was.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let steps = steps();
+    let latest = steps.last().map_or(0, |s| s.0);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| explain(&e))?;
+    let current: u32 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| explain(&e))?;
+    if current > latest {
+        return Err(format!(
+            "the database is at schema step {current}, newer than this authmd knows ({latest}); use a newer authmd"
+        ));
+    }
+    for (number, sql) in steps.into_iter().filter(|s| s.0 > current) {
+        tx.execute_batch(sql)
+            .map_err(|e| format!("schema step {number}: {e}"))?;
+        tx.pragma_update(None, "user_version", number)
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| explain(&e))
+}
+
+/// Writers in this process queue here instead of in SQLite's busy handler,
+/// which sleeps and polls (up to 100 ms at a time) while another connection
+/// holds the write lock: handing the lock over directly keeps tail latency
+/// down. Other processes (CLI commands) still meet the busy timeout.
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Reads text column `index` of `row` as one of the enum spellings `parse`
+/// knows; anything else is a corrupt row, reported as such.
+pub(crate) fn text_enum<T>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| rusqlite::Error::InvalidColumnType(index, text, rusqlite::types::Type::Text))
+}
+
+/// Runs `work` in one write transaction of its own and commits it, or rolls
+/// back on error: for CLI commands, which do not share the server's writer.
+pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&dyn Tx) -> Result<T, Error>) -> Result<T, Error> {
+    let _turn = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store::Error::from)?;
+    let value = work(&*tx)?;
+    tx.commit().map_err(store::Error::from)?;
+    Ok(value)
+}
+
+impl From<rusqlite::Error> for store::Error {
+    fn from(err: rusqlite::Error) -> store::Error {
+        store::Error::Failed(explain(&err))
+    }
+}
+
+impl Tx for Connection {
+    fn ping(&self) -> store::Result<()> {
+        self.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn open_temp() -> (tempfile_dir::TempDir, Connection) {
+    let dir = tempfile_dir::TempDir::new();
+    let conn = open(&dir.path().join("test.db")).expect("open temp database");
+    (dir, conn)
+}
+
+/// A temporary directory removed on drop, for unit tests (no extra crate).
+#[cfg(test)]
+pub(crate) mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir().join(format!("authmd-unit-{}", crate::secrets::new_request_id()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_steps_are_numbered_from_one_without_gaps() {
+        let numbers: Vec<u32> = steps().iter().map(|s| s.0).collect();
+        assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn open_migrates_once_and_sets_durable_pragmas() {
+        let (dir, conn) = open_temp();
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, steps().last().unwrap().0);
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        assert_eq!(secure_delete, 1, "secure_delete");
+        drop(conn);
+        // Opening again applies nothing and fails nothing.
+        open(&dir.path().join("test.db")).unwrap();
+    }
+
+    /// Issue 11: step 5 splits the revocation mark by clock; marks written
+    /// before it stay the provider-clock marks they were compared as.
+    #[test]
+    fn step_5_keeps_old_revocation_marks_on_the_provider_clock() {
+        let dir = tempfile_dir::TempDir::new();
+        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
+        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", number).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES ('i', 's', 42)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let marks = crate::store::delegations::Delegations::revocation_marks(&conn, "i", "s").unwrap();
+        assert_eq!(
+            marks,
+            crate::store::delegations::RevocationMarks {
+                revoked_iat: Some(42),
+                revoked_ms: None
+            }
+        );
+        assert!(marks.refuse(42, 60) && !marks.refuse(43, 60));
+        let operator = crate::store::delegations::RevocationMarks {
+            revoked_iat: None,
+            revoked_ms: Some(1_000_000),
+        };
+        assert!(operator.refuse(939, 60), "issued more than the skew before: refused");
+        assert!(
+            !operator.refuse(940, 60),
+            "within the skew: a provider behind by up to it is not refused"
+        );
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let (dir, conn) = open_temp();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        let err = open(&dir.path().join("test.db")).unwrap_err();
+        assert!(err.0.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_with_a_clear_message() {
+        let dir = tempfile_dir::TempDir::new();
+        let path = dir.path().join("junk.db");
+        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        let err = open(&path).unwrap_err();
+        assert!(err.0.contains("not an SQLite database"), "{err}");
+    }
+}
+
+/// Every query on a request's path is served by an index: none may scan a
+/// table whose size grows with use.
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    /// The plan of `sql` with its parameters unbound (NULL): plans do not
+    /// depend on bound values (QPSG, see `connect_with`).
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    /// The store's own statements, not copies: changing a query changes what
+    /// is planned here (issue 11).
+    #[test]
+    fn hot_queries_use_indexes() {
+        let (_dir, conn) = open_temp();
+        use crate::store::audit::Filter;
+        use crate::store::registrations::Selection;
+        let audit_by_event = audit::list_sql(&Filter {
+            event: Some(crate::model::EventName::RegistrationCreated),
+            ..Default::default()
+        });
+        let audit_following = audit::list_sql(&Filter::default());
+        let audit_since = audit::list_sql(&Filter {
+            since_ms: Some(0),
+            ..Default::default()
+        });
+        // What revocation of one registration and expiry run (`core::revoke`).
+        let for_selections: Vec<String> = [Selection::Registration(""), Selection::Lapsed]
+            .into_iter()
+            .flat_map(|chosen| {
+                [
+                    registrations::END,
+                    credentials::REVOKE_OF,
+                    attempts::CLOSE_OF,
+                    delegations::MARK_HERE,
+                    audit::FOR_EACH,
+                ]
+                .map(|template| registrations::statement(template, chosen))
+            })
+            .collect();
+        for sql in [
+            credentials::BY_HASH.as_str(),
+            registrations::BY_ID.as_str(),
+            registrations::LIST_BY_STATUS.as_str(),
+            registrations::BY_CLAIM_TOKEN_HASH.as_str(),
+            &audit_by_event,
+            &audit_following,
+            &audit_since,
+            users::BY_EMAIL.as_str(),
+            users::BY_PHONE.as_str(),
+            delegations::GET,
+            delegations::OF_REGISTRATION,
+            delegations::REVOCATION_MARKS,
+            replay::FIRST_USE,
+            providers::BY_ISSUER,
+            documents::GET,
+            attempts::BY_TOKEN_HASH.as_str(),
+            attempts::OPEN_OF.as_str(),
+        ]
+        .into_iter()
+        .chain(for_selections.iter().map(String::as_str))
+        {
+            let plan = plan(&conn, sql);
+            let scans_a_table = plan
+                .split("; ")
+                .any(|step| step.starts_with("SCAN") && !step.contains("USING"));
+            assert!(!scans_a_table, "{sql}\n  plan: {plan}");
+        }
+    }
+}
