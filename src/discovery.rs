@@ -7,7 +7,7 @@
 use crate::site::Endpoint;
 use serde_json::{Value, json};
 
-use crate::flows::Config;
+use crate::core::Config;
 use crate::proto::v0_1::{ID_JAG_ASSERTION_TYPE, VERIFIED_EMAIL_ASSERTION_TYPE};
 
 pub use crate::jose::REVOKED_EVENT;

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::flows::Config;
-use crate::flows::guard::{self, Caller};
+use crate::core::Config;
+use crate::core::guard::{self, Caller};
 use crate::settings::Settings;
 use crate::store::prelude::*;
 use crate::store::{self, OpenError};

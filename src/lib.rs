@@ -3,9 +3,11 @@
 //! it, `../shared/SPEC.md` for the wire contract, and each module's header for
 //! what belongs in it.
 //!
-//! Layers, data flowing one way: `http` (tiny_http workers, routing, bodies,
-//! headers) calls `flows` (protocol logic, no sockets, the clock passed in),
-//! which call `store` (all SQL, typed functions per table). `error` maps every
+//! Layers, data flowing one way: `http` (tiny_http workers, the route table,
+//! bodies, headers, pages) calls `proto::v0_1` (the wire of SPEC.md: parsing
+//! and answers), which calls `core` (the protocol operations, no sockets, the
+//! clock passed in), which calls the store interface (`store::Tx`, one trait
+//! per table; the SQL in `store::sqlite`). `proto::v0_1::wire` maps every
 //! refusal to its wire code in one place.
 
 #![forbid(unsafe_code)]
@@ -17,7 +19,7 @@ pub mod email;
 pub mod embed;
 pub mod error;
 pub mod fetch;
-pub mod flows;
+
 pub mod http;
 pub mod jose;
 pub mod keys;
@@ -40,5 +42,5 @@ pub mod url;
 #[cfg(test)]
 mod layout_tests;
 
+pub use core::guard::Caller;
 pub use embed::{Guard, Refusal, Running, ServerOptions, start_server};
-pub use flows::guard::Caller;

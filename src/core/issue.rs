@@ -5,14 +5,14 @@
 //! transaction. The secret itself is returned to the agent once and never
 //! stored.
 
-use crate::store::Tx;
 use serde_json::json;
 
+use super::verify::Admitted;
 use crate::error::Error;
 use crate::model::{CredentialType, EventName, join_scopes};
 use crate::secrets::{self, SecretHash};
 use crate::settings::Settings;
-use crate::store::{audit, credentials};
+use crate::store::{Tx, audit, credentials};
 
 /// A credential made and not yet stored.
 pub struct Minted {
@@ -58,12 +58,72 @@ impl Minted {
     }
 }
 
+/// A claim the user confirmed: the code matched in this transaction
+/// (`core::claim::complete`, the one maker).
+pub struct Confirmed {
+    registration_id: String,
+}
+
+impl Confirmed {
+    pub(in crate::core) fn new(registration_id: &str) -> Confirmed {
+        Confirmed {
+            registration_id: registration_id.to_string(),
+        }
+    }
+
+    pub fn registration_id(&self) -> &str {
+        &self.registration_id
+    }
+}
+
 /// To whom, with what, and the audit event's who and where (its
-/// `registration_id` and `credential_type` are filled in here).
+/// `registration_id` and `credential_type` are filled in here). Built only
+/// from a proof of why the credential is deserved, one constructor each.
 pub struct Grant<'a> {
-    pub registration_id: &'a str,
-    pub scopes: &'a [String],
-    pub event: audit::NewEvent<'a>,
+    registration_id: &'a str,
+    scopes: &'a [String],
+    event: audit::NewEvent<'a>,
+}
+
+impl<'a> Grant<'a> {
+    /// An anonymous registration made in this same transaction
+    /// (`core::register`): no identity is asserted, the scopes are the
+    /// pre-claim ones.
+    pub(in crate::core) fn anonymous(
+        registration_id: &'a str,
+        scopes: &'a [String],
+        event: audit::NewEvent<'a>,
+    ) -> Grant<'a> {
+        Grant {
+            registration_id,
+            scopes,
+            event,
+        }
+    }
+
+    /// A claim the user confirmed with the code (`core::claim`).
+    pub fn claimed(claim: &'a Confirmed, scopes: &'a [String], event: audit::NewEvent<'a>) -> Grant<'a> {
+        Grant {
+            registration_id: claim.registration_id(),
+            scopes,
+            event,
+        }
+    }
+
+    /// An identity assertion admitted in this transaction, for the
+    /// registration of its delegation `(iss, sub)`.
+    pub fn asserted(
+        _admitted: &'a Admitted,
+        registration_id: &'a str,
+        scopes: &'a [String],
+        event: audit::NewEvent<'a>,
+    ) -> Grant<'a> {
+        Grant {
+            registration_id,
+            scopes,
+            event,
+        }
+    }
 }
 
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.

@@ -1,13 +1,18 @@
 //! Ending registrations: every form of revocation (one registration, a
-//! user's, an issuer's or one of its subjects', all, a provider's logout
-//! token, an agent dropping one credential) and expiry. What each does is
+//! user's, an issuer's or one of its subjects', all: [`revoke`] and
+//! [`revoke_one`]; a provider's logout token: [`by_provider`]; an agent
+//! dropping one credential: [`self_revoke`]) and expiry ([`expire`]). What each does is
 //! decided here; the store runs it as a few set-wide statements, so even a
 //! large database is shut off in one short transaction.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
+use super::verify::{self, Checked};
+use super::{Ctx, detail};
 use crate::error::Error;
+use crate::jose::TokenKind;
 use crate::model::{EventName, Status};
+use crate::secrets;
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
 use crate::store::registrations::Selection;
@@ -84,6 +89,59 @@ pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: i64) -> Resu
     })
 }
 
+/// SPEC.md 6: a verified logout token revokes the live registration of its
+/// delegation `(iss, sub)`, whichever audience alias it named, and raises
+/// the provider's mark so ID-JAGs it issued up to then are refused. Returns
+/// the number of credentials revoked.
+pub fn by_provider(ctx: &Ctx<'_>, token: &str) -> Result<usize, Error> {
+    let checked: Checked = verify::signed(ctx, token, TokenKind::Logout)?.check_client_id(ctx)?;
+    let (now_ms, skew_secs, client_ip) = (ctx.now_ms, ctx.config.settings.clock_skew_secs, ctx.client_ip);
+    ctx.writer.write(|tx| {
+        let admitted = checked.admit(tx, now_ms, skew_secs)?;
+        let claims = admitted.claims();
+        tx.mark_revoked_by_provider(&claims.iss, &claims.sub, claims.iat)?;
+        let Some(delegation) = tx.delegation(&claims.iss, &claims.sub)? else {
+            return Ok(0);
+        };
+        let by = RevokedBy {
+            by: "provider",
+            iss: Some(&claims.iss),
+            sub: Some(&claims.sub),
+            client_ip,
+        };
+        Ok(revoke_one(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0))
+    })
+}
+
+/// RFC 7009 (`POST /oauth/revoke`): an agent drops one of its own
+/// credentials. Nothing is said of whether the token was known.
+pub fn self_revoke(ctx: &Ctx<'_>, token: &str) -> Result<(), Error> {
+    if token.is_empty() || !secrets::credential_checksum_ok(token) {
+        return Ok(());
+    }
+    let (now_ms, client_ip) = (ctx.now_ms, ctx.client_ip);
+    let hash = secrets::hash(token);
+    ctx.writer.write(|tx| {
+        let Some(found) = tx.credential_by_hash(&hash)? else {
+            return Ok(());
+        };
+        if found.revoked_ms.is_some() || !tx.revoke_credential(&found.id, now_ms)? {
+            return Ok(());
+        }
+        tx.record_event(
+            now_ms,
+            EventName::CredentialRevoked,
+            NewEvent {
+                registration_id: Some(&found.registration.id),
+                client_ip,
+                detail: detail(json!({ "by": "agent", "credential_type": found.kind.as_str() })),
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    })
+}
+
 /// Unclaimed (or pending) registrations past their TTL become `expired`,
 /// each recorded once as `registration.expired`. Their credentials are left
 /// as they are: an anonymous key keeps its pre-claim scopes (SPEC.md 5.7).
@@ -105,11 +163,4 @@ fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: i64) -> Resul
         tx.mark_revoked_here(chosen, now_ms)?;
     }
     Ok(tx.end_registrations(chosen, status, now_ms)?)
-}
-
-fn detail(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
 }

@@ -5,14 +5,15 @@
 //! Nothing here decides protocol questions; it reads bodies and headers,
 //! calls a flow, and writes what the flow returned.
 
+pub mod gateway;
 pub mod pages;
 pub mod routes;
 pub mod server;
 
 use std::net::IpAddr;
 
+use crate::core::Config;
 use crate::error::Error;
-use crate::flows::Config;
 use crate::proto::v0_1::{ErrorBody, wire};
 
 /// Bodies of protocol requests are read up to this many bytes.

@@ -8,13 +8,14 @@ use crate::store::Tx;
 use serde_json::{Value, json};
 
 use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, error_response};
+use crate::core::{Config, Ctx, claim, guard, revoke};
 use crate::discovery;
 use crate::error::Error;
-use crate::flows::registration::{self, Registered};
-use crate::flows::{Config, Ctx, claim, gateway, guard, id_jag, revocation};
+use crate::http::gateway;
 use crate::http::pages;
 use crate::keys::KeyCache;
 use crate::metrics::{MailGauges, Metrics};
+use crate::proto::v0_1::{self, Registered, Request as Registration};
 use crate::proto::v0_1::{json_object, required_str};
 use crate::ratelimit::{Bucket, Limiter};
 use crate::site::Endpoint;
@@ -282,17 +283,17 @@ fn authorization_server_metadata(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Re
 
 fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let body = json_body(req)?;
-    let request = registration::Request::from_json(&body)?;
-    let is_id_jag = matches!(request, registration::Request::IdJag { .. });
+    let request = Registration::from_json(&body)?;
+    let is_id_jag = matches!(request, Registration::IdJag { .. });
     deps.limit(
         match request {
-            registration::Request::Anonymous { .. } => Bucket::Anonymous,
-            registration::Request::IdJag { .. } => Bucket::IdentityAssertion,
-            registration::Request::VerifiedEmail { .. } => Bucket::VerifiedEmail,
+            Registration::Anonymous { .. } => Bucket::Anonymous,
+            Registration::IdJag { .. } => Bucket::IdentityAssertion,
+            Registration::VerifiedEmail { .. } => Bucket::VerifiedEmail,
         },
         req,
     )?;
-    let result = deps.run(conn, req, |ctx| registration::register(ctx, request));
+    let result = deps.run(conn, req, |ctx| v0_1::register(ctx, request));
     if let (true, Err(err)) = (is_id_jag, &result) {
         deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
     }
@@ -304,7 +305,7 @@ fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
 fn provider_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = logout_token_body(req)?;
     let revoked = deps
-        .run(conn, req, |ctx| id_jag::provider_revoke(ctx, deps.keys, &token))
+        .run(conn, req, |ctx| revoke::by_provider(ctx, &token))
         .inspect_err(|err| deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1))?;
     Ok(Response::json(200, &json!({ "revoked": revoked })))
 }
@@ -313,7 +314,7 @@ fn claim_request(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respon
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, email) = (required_str(object, "claim_token")?, required_str(object, "email")?);
-    let answer = deps.run(conn, req, |ctx| claim::request(ctx, token, email))?;
+    let answer = deps.run(conn, req, |ctx| v0_1::request_claim(ctx, token, email))?;
     Ok(Response::json(200, &answer))
 }
 
@@ -331,14 +332,14 @@ fn claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respo
     let body = json_body(req)?;
     let object = json_object(&body)?;
     let (token, otp) = (required_str(object, "claim_token")?, required_str(object, "otp")?);
-    let answer = deps.run(conn, req, |ctx| claim::complete(ctx, token, otp))?;
+    let answer = deps.run(conn, req, |ctx| v0_1::complete_claim(ctx, token, otp))?;
     Ok(Response::json(200, &answer))
 }
 
 /// The page the emailed link opens; showing it mints nothing.
 fn claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = query_param(req, "token").unwrap_or_default();
-    let state = claim::view(&mut deps.ctx(conn, None), &token)?;
+    let state = claim::view(&deps.ctx(conn, None), &token)?;
     Ok(link_page(deps.config, state, &token))
 }
 
@@ -411,7 +412,7 @@ fn introspect(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response,
 
 fn oauth_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = form_value(&form_body(req)?, "token");
-    deps.run(conn, req, |ctx| revocation::self_revoke(ctx, &token))?;
+    deps.run(conn, req, |ctx| revoke::self_revoke(ctx, &token))?;
     Ok(Response::json(200, &json!({})))
 }
 

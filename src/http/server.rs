@@ -26,8 +26,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, routes};
+use crate::core::Config;
 use crate::error::Error;
-use crate::flows::Config;
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;

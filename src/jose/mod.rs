@@ -12,7 +12,7 @@
 //!
 //! Not here: the trust list, fetching keys, replay protection, provider
 //! revocations, scope narrowing, client-id metadata documents: the caller
-//! (`flows::id_jag`) does those with the database and the network. Refusals
+//! (`core::verify`) does those with the database and the network. Refusals
 //! are precise ([`Rejection`]) and fold into SPEC.md codes in one place,
 //! [`Rejection::code`].
 

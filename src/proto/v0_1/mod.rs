@@ -13,8 +13,40 @@ pub use request::{
 use serde::Serialize;
 
 use crate::core::issue::Minted;
+use crate::core::{Ctx, claim, register};
+use crate::error::Error;
 use crate::model::RegistrationKind;
 use crate::time::rfc3339;
+
+/// `POST /agent/auth` (SPEC.md 3): one of three registrations, by `type`.
+pub fn register(ctx: &Ctx<'_>, request: Request) -> Result<Registered, Error> {
+    let outcome = match request {
+        Request::Anonymous { .. } => register::anonymous(ctx)?,
+        Request::IdJag { assertion, requested } => register::from_assertion(ctx, &assertion, requested)?,
+        Request::VerifiedEmail { email, requested } => register::verified_email(ctx, &email, requested)?,
+    };
+    Ok(Registered::of(&outcome, &ctx.config.site.claim_uri))
+}
+
+/// `POST /agent/auth/claim` (SPEC.md 5.1).
+pub fn request_claim(ctx: &Ctx<'_>, claim_token: &str, email: &str) -> Result<ClaimInitiated, Error> {
+    let requested = claim::request(ctx, claim_token, email)?;
+    Ok(ClaimInitiated::new(
+        &requested.registration_id,
+        &requested.attempt_id,
+        requested.expires_ms,
+    ))
+}
+
+/// `POST /agent/auth/claim/complete` (SPEC.md 5.5).
+pub fn complete_claim(ctx: &Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claimed, Error> {
+    let completed = claim::complete(ctx, claim_token, otp)?;
+    let claimed = Claimed::new(&completed.registration_id);
+    Ok(match &completed.credential {
+        Some((minted, scopes)) => claimed.with_credential(minted, scopes),
+        None => claimed,
+    })
+}
 
 /// The 200 answer to `POST /agent/auth` (SPEC.md 3): a credential, a claim
 /// offer, or both. It carries secrets; its route is `no-store`. Members are
@@ -58,6 +90,18 @@ impl Registered {
             registration_type: kind.as_wire(),
             scopes: None,
         }
+    }
+
+    /// What registering made, with the claim URL of this server.
+    pub fn of(outcome: &register::Outcome, claim_url: &str) -> Registered {
+        let mut registered = Registered::new(&outcome.registration_id, outcome.kind);
+        if let Some((minted, scopes)) = &outcome.credential {
+            registered = registered.with_credential(minted, scopes);
+        }
+        if let Some(claim) = &outcome.claim {
+            registered = registered.with_claim(claim_url, &claim.token, claim.expires_ms, &claim.post_claim_scopes);
+        }
+        registered
     }
 
     /// The credential just issued, shown this once, with its scopes.

@@ -2,7 +2,7 @@
 //! request needs, which headers go to the upstream and which come back. The
 //! forwarding itself is `upstream`; this module touches no socket.
 
-use super::guard::Caller;
+use crate::core::guard::Caller;
 use crate::error::Error;
 use crate::settings::Settings;
 

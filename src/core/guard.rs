@@ -68,7 +68,7 @@ impl Caller {
         self.user_id.as_deref()
     }
 
-    /// A caller for unit tests of code that takes one (`flows::gateway`).
+    /// A caller for unit tests of code that takes one (`http::gateway`).
     #[cfg(test)]
     pub(crate) fn for_tests(user_id: &str, registration_id: &str, scopes: &[&str]) -> Caller {
         Caller {
@@ -187,14 +187,14 @@ pub fn introspect(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Value, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::registration::{Request, register};
-    use crate::flows::{Config, Ctx};
+    use crate::core::{Config, Ctx};
+    use crate::proto::v0_1::{Request, register};
     use crate::settings::Settings;
     use crate::store;
 
     fn register_at(conn: &rusqlite::Connection, dir: &std::path::Path, config: &Config, now_ms: i64) -> Value {
         let writer = crate::store::Writer::open(&dir.join("test.db")).unwrap();
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             conn,
             config,
             now_ms,
@@ -204,7 +204,7 @@ mod tests {
             mail_wake: None,
         };
         register(
-            &mut ctx,
+            &ctx,
             Request::Anonymous {
                 requested: CredentialType::ApiKey,
             },

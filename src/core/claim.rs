@@ -1,13 +1,7 @@
 //! The claim ceremony (SPEC.md 3.3 and 5): a person confirms ownership of
 //! a registration by opening an emailed link, pressing a button, and reading
-//! a six-digit code back to the agent.
-//!
-//! ```text
-//!  anonymous:      unclaimed ─/claim─▶ pending_claim ─/complete─▶ claimed
-//!                      ▲  "wasn't me" ──┘   │
-//!  verified email: pending_claim ───────────┤ (from registration)
-//!                  "wasn't me" ▶ rejected   └─ 20 wrong codes ▶ locked
-//! ```
+//! a six-digit code back to the agent. Every status change is
+//! `lifecycle::next` (the diagram is there).
 //!
 //! Each link is a claim attempt: at most one is open per registration, a new
 //! one supersedes it. A GET of the link mints nothing; the button (or the
@@ -17,21 +11,20 @@
 //! counters cannot be raced. Not here: page HTML (`http::pages`), delivery
 //! (`mail`).
 
-use crate::core::issue::{Grant, Minted, issue};
-use crate::core::lifecycle::{self, Event};
-use crate::core::users::{Identity, Provision, match_user};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::issue::{Confirmed, Grant, Minted, issue};
+use super::lifecycle::{self, Event};
+use super::users::{Identity, Provision, match_user};
 use crate::error::Error;
 use crate::mail;
 use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
-use crate::proto::v0_1::{ClaimInitiated, Claimed, Registered};
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
-use crate::store::registrations::{self, Registration};
+use crate::store::registrations::Registration;
 use crate::store::{Tx, audit, outbox};
 
 const OTP_KEY: &str = "otp_hmac";
@@ -73,9 +66,9 @@ fn event<'a>(registration_id: &'a str, client_ip: Option<&'a str>, detail: Value
 }
 
 /// Opens a claim attempt and queues its email; returns the attempt id.
-fn open_attempt(
+pub(super) fn open_attempt(
     tx: &dyn Tx,
-    ctx_values: &Values<'_>,
+    ctx_values: &ClaimContext<'_>,
     registration_id: &str,
     email: &str,
 ) -> Result<(String, i64), Error> {
@@ -111,9 +104,8 @@ fn open_attempt(
     Ok((attempt_id, expires_ms))
 }
 
-/// What the transactions need from the context, copied out so the
-/// connection can be borrowed mutably.
-struct Values<'a> {
+/// What the transactions need from the context, copied out of it.
+pub(super) struct ClaimContext<'a> {
     now_ms: i64,
     attempt_ttl_ms: i64,
     site: &'a crate::site::Site,
@@ -121,54 +113,16 @@ struct Values<'a> {
     client_ip: Option<&'a str>,
 }
 
-fn values<'a>(ctx: &Ctx<'a>) -> Values<'a> {
-    Values {
-        now_ms: ctx.now_ms,
-        attempt_ttl_ms: ctx.config.settings.claim_attempt_ttl_secs as i64 * 1000,
-        site: &ctx.config.site,
-        resource_name: &ctx.config.settings.resource_name,
-        client_ip: ctx.client_ip,
+impl<'a> ClaimContext<'a> {
+    pub(super) fn of(ctx: &Ctx<'a>) -> ClaimContext<'a> {
+        ClaimContext {
+            now_ms: ctx.now_ms,
+            attempt_ttl_ms: ctx.config.settings.claim_attempt_ttl_secs as i64 * 1000,
+            site: &ctx.config.site,
+            resource_name: &ctx.config.settings.resource_name,
+            client_ip: ctx.client_ip,
+        }
     }
-}
-
-/// SPEC.md 3.3: a registration that gets nothing until the user confirms.
-pub fn register_verified_email(ctx: &mut Ctx<'_>, email: &str, requested: CredentialType) -> Result<Registered, Error> {
-    let email =
-        crate::email::normalize(email).map_err(|why| Error::InvalidRequest(why.replace("`email`", "`assertion`")))?;
-    let settings = &ctx.config.settings;
-    let expires_ms = ctx.now_ms + settings.registration_ttl_secs as i64 * 1000;
-    let registration_id = secrets::new_id("reg_", ctx.now_ms);
-    let claim_token = secrets::new_claim_token();
-    let v = values(ctx);
-    ctx.writer.write(|tx| {
-        tx.insert_registration(&registrations::NewRegistration {
-            id: &registration_id,
-            kind: RegistrationKind::EmailVerification,
-            status: Status::PendingClaim,
-            user_id: None,
-            claim_token_hash: Some(&secrets::hash(&claim_token)),
-            requested_credential_type: Some(requested),
-            email: Some(&email),
-            created_ms: v.now_ms,
-            expires_ms: Some(expires_ms),
-        })?;
-        let created = json!({ "registration_type": RegistrationKind::EmailVerification.as_wire() });
-        tx.record_event(
-            v.now_ms,
-            EventName::RegistrationCreated,
-            event(&registration_id, v.client_ip, created),
-        )?;
-        open_attempt(tx, &v, &registration_id, &email)
-    })?;
-    ctx.poke_mail();
-    Ok(
-        Registered::new(&registration_id, RegistrationKind::EmailVerification).with_claim(
-            &ctx.config.site.claim_uri,
-            &claim_token,
-            expires_ms,
-            &ctx.config.settings.post_claim_scopes,
-        ),
-    )
 }
 
 /// Refuses registrations that can no longer be claimed.
@@ -188,8 +142,15 @@ fn unlapsed(registration: &Registration, now_ms: i64) -> Result<(), Error> {
 }
 
 /// `POST /agent/auth/claim` (SPEC.md 5.1).
-pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<ClaimInitiated, Error> {
-    let v = values(ctx);
+/// A claim attempt open and its mail queued (or the same one, asked again).
+pub struct Requested {
+    pub registration_id: String,
+    pub attempt_id: String,
+    pub expires_ms: i64,
+}
+
+pub fn request(ctx: &Ctx<'_>, claim_token: &str, email: &str) -> Result<Requested, Error> {
+    let v = ClaimContext::of(ctx);
     let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
     let token_hash = secrets::hash(claim_token);
     let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
@@ -216,7 +177,11 @@ pub fn request(ctx: &mut Ctx<'_>, claim_token: &str, email: &str) -> Result<Clai
     if created {
         ctx.poke_mail();
     }
-    Ok(ClaimInitiated::new(&registration_id, &attempt_id, expires_ms))
+    Ok(Requested {
+        registration_id,
+        attempt_id,
+        expires_ms,
+    })
 }
 
 /// Where a claim link stands, for the page it opens.
@@ -256,14 +221,14 @@ fn link_state(tx: &dyn Tx, token: &str, now_ms: i64) -> Result<LinkState, Error>
 }
 
 /// `GET` on the claim page (`Endpoint::ClaimView`): reads only; never mints or consumes.
-pub fn view(ctx: &mut Ctx<'_>, token: &str) -> Result<LinkState, Error> {
+pub fn view(ctx: &Ctx<'_>, token: &str) -> Result<LinkState, Error> {
     link_state(ctx.conn, token, ctx.now_ms)
 }
 
 /// A fresh code for an open link (the button, or the JSON challenge of
 /// SPEC.md 5.4); the previous code stops working.
-pub fn mint_code(ctx: &mut Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
-    let v = values(ctx);
+pub fn mint_code(ctx: &Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
+    let v = ClaimContext::of(ctx);
     let otp_ttl_ms = ctx.config.settings.otp_ttl_secs as i64 * 1000;
     ctx.writer.write(|tx| {
         let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
@@ -297,8 +262,8 @@ pub enum Rejected {
 }
 
 /// `POST /agent/auth/claim/reject`: cancels the attempt only with `confirm=yes`.
-pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejected, Error> {
-    let v = values(ctx);
+pub fn reject(ctx: &Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejected, Error> {
+    let v = ClaimContext::of(ctx);
     ctx.writer.write(|tx| {
         let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
             LinkState::Open { attempt, registration } => (attempt, registration),
@@ -321,8 +286,15 @@ pub fn reject(ctx: &mut Ctx<'_>, token: &str, confirmed: bool) -> Result<Rejecte
 }
 
 /// `POST /agent/auth/claim/complete` (SPEC.md 5.5).
-pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claimed, Error> {
-    let v = values(ctx);
+/// A claim completed: the registration is the user's; one that had no
+/// credential yet gets its first, shown once, with its scopes.
+pub struct Completed {
+    pub registration_id: String,
+    pub credential: Option<(Minted, Vec<String>)>,
+}
+
+pub fn complete(ctx: &Ctx<'_>, claim_token: &str, otp: &str) -> Result<Completed, Error> {
+    let v = ClaimContext::of(ctx);
     let settings = &ctx.config.settings;
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
     let post_claim = settings.post_claim_scopes.clone();
@@ -384,19 +356,20 @@ pub fn complete(ctx: &mut Ctx<'_>, claim_token: &str, otp: &str) -> Result<Claim
         let scopes = join_scopes(&post_claim);
         if registration.kind == RegistrationKind::Anonymous {
             tx.set_live_credential_scopes(&registration.id, &scopes)?;
-            return Ok(Ok(Claimed::new(&registration.id)));
+            return Ok(Ok(Completed {
+                registration_id: registration.id,
+                credential: None,
+            }));
         }
         let requested = registration.requested_credential_type.unwrap_or(CredentialType::ApiKey);
         let credential = Minted::new(requested, &config.settings, v.now_ms);
-        let grant = Grant {
-            registration_id: &registration.id,
-            scopes: &post_claim,
-            event: event(&registration.id, v.client_ip, json!({})),
-        };
+        let confirmed = Confirmed::new(&registration.id);
+        let grant = Grant::claimed(&confirmed, &post_claim, event(&registration.id, v.client_ip, json!({})));
         issue(tx, v.now_ms, &credential, grant)?;
-        Ok(Ok(
-            Claimed::new(&registration.id).with_credential(&credential, &post_claim)
-        ))
+        Ok(Ok(Completed {
+            registration_id: registration.id,
+            credential: Some((credential, post_claim.clone())),
+        }))
     })?
 }
 
