@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use authmd::jose::{self, Jwks, Policy, TokenKind};
+use authmd::internals::jose::{self, Jwks, Policy, TokenKind};
 use authmd_dev::{Alg, JwksServer, SigningKey};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
@@ -161,35 +161,35 @@ fn spawn(binary: &str, db: &std::path::Path, workers: usize, extra: &[&str]) -> 
 /// Inserts `count` unclaimed anonymous registrations with an API key each,
 /// straight into the database (the server is not running).
 fn fill(db: &std::path::Path, count: usize) {
-    let mut conn = authmd::store::connect(db).unwrap();
+    let mut conn = authmd::internals::store::connect(db).unwrap();
     for chunk in 0..count.div_ceil(100_000) {
-        authmd::store::write(&mut conn, |tx| {
+        authmd::internals::store::write(&mut conn, |tx| {
             for n in chunk * 100_000..((chunk + 1) * 100_000).min(count) {
                 let id = format!("reg_fill{n:08}");
-                tx.insert_registration(&authmd::store::registrations::NewRegistration {
+                tx.insert_registration(&authmd::internals::store::NewRegistration {
                     id: &id,
-                    kind: authmd::model::RegistrationKind::Anonymous,
-                    status: authmd::model::Status::Unclaimed,
+                    kind: authmd::internals::model::RegistrationKind::Anonymous,
+                    status: authmd::internals::model::Status::Unclaimed,
                     user_id: None,
-                    claim_token_hash: Some(&authmd::secrets::hash(&id)),
-                    requested_credential_type: Some(authmd::model::CredentialType::ApiKey),
+                    claim_token_hash: Some(&authmd::internals::hash(&id)),
+                    requested_credential_type: Some(authmd::internals::model::CredentialType::ApiKey),
                     email: None,
                     created_ms: 0,
                     expires_ms: Some(i64::MAX / 2),
                 })?;
-                tx.insert_credential(&authmd::store::credentials::NewCredential {
+                tx.insert_credential(&authmd::internals::store::NewCredential {
                     id: &format!("cred_fill{n:08}"),
                     registration_id: &id,
-                    kind: authmd::model::CredentialType::ApiKey,
-                    token_hash: &authmd::secrets::hash(&format!("key{n}")),
+                    kind: authmd::internals::model::CredentialType::ApiKey,
+                    token_hash: &authmd::internals::hash(&format!("key{n}")),
                     scopes: "api.read",
                     created_ms: 0,
                     expires_ms: None,
                 })?;
                 tx.record_event(
                     0,
-                    authmd::model::EventName::RegistrationCreated,
-                    authmd::store::audit::NewEvent {
+                    authmd::internals::model::EventName::RegistrationCreated,
+                    authmd::internals::store::NewEvent {
                         registration_id: Some(&id),
                         ..Default::default()
                     },
@@ -470,7 +470,7 @@ fn main() {
         "commit-rate" => {
             // The ceiling group commit has to beat: one writer, one small
             // row per transaction, one fsync per commit (WAL, synchronous=FULL).
-            let conn = authmd::store::connect(&server.db).unwrap();
+            let conn = authmd::internals::store::connect(&server.db).unwrap();
             conn.execute_batch("CREATE TABLE bench_commits (n INTEGER)").unwrap();
             let t0 = Instant::now();
             let mut commits = 0;

@@ -9,7 +9,6 @@
 //! `GET /api/notes` needs `api.read`, `POST /api/notes` (a note as the body)
 //! needs `api.write`. Agents discover authmd from the 401 challenge.
 
-use authmd::store::prelude::*;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -36,11 +35,12 @@ fn main() {
     let api_url = format!("http://{}", api.server_addr().to_ip().unwrap());
 
     // The notes API is the protected resource authmd advertises.
-    let conn = authmd::store::open(db.as_ref()).expect("open the database");
-    conn.put_setting("resource", Some(&format!("{api_url}/api/")), 0)
-        .unwrap();
-    conn.put_setting("resource_name", Some("Hobby Notes"), 0).unwrap();
-    drop(conn);
+    let resource = format!("{api_url}/api/");
+    authmd::configure(
+        db.as_ref(),
+        &[("resource", &resource), ("resource_name", "Hobby Notes")],
+    )
+    .expect("configure authmd");
 
     let running = authmd::start_server(ServerOptions {
         db_path: db.clone().into(),
@@ -49,7 +49,7 @@ fn main() {
         workers: 4,
         clock: Arc::new(authmd::time::SystemClock),
         ticker: Arc::new(authmd::time::SystemTicker::default()),
-        mail: authmd::mail::Transport::Log,
+        mail: authmd::MailTransport::Log,
         trust_proxy: false,
         upstream: None,
         edge: Default::default(),

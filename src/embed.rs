@@ -25,6 +25,30 @@ use crate::time::{Clock, SystemClock};
 
 pub use crate::http::server::{Options as ServerOptions, Running, StartError, start as start_server};
 
+/// Opens (creating and migrating if needed) the database at `db` and sets
+/// each `(key, value)` as `authmd config set` does: validated, the whole set
+/// checked, each change audited; all or none. For a program that configures
+/// authmd before it starts the server.
+pub fn configure(db: &Path, settings: &[(&str, &str)]) -> Result<(), String> {
+    let mut conn = store::open(db).map_err(|e| e.0)?;
+    let now_ms = SystemClock.now_ms();
+    let mut refused = None;
+    let written = store::write(&mut conn, |tx| {
+        for (key, value) in settings {
+            if let Err(why) = crate::core::configure::set(tx, key, value, now_ms)? {
+                // An error rolls back the settings set before this one.
+                refused = Some(why);
+                return Err(crate::error::Error::InvalidRequest(String::new()));
+            }
+        }
+        Ok(())
+    });
+    match refused {
+        Some(why) => Err(why),
+        None => written.map_err(|e| e.to_string()),
+    }
+}
+
 /// Authenticates bearer tokens against an authmd database.
 pub struct Guard {
     conn: Mutex<Connection>,

@@ -12,35 +12,67 @@
 
 #![forbid(unsafe_code)]
 
-pub mod cli;
-pub mod core;
-pub mod discovery;
-pub mod email;
-pub mod embed;
-pub mod error;
-pub mod fetch;
+mod cli;
+mod core;
+mod discovery;
+mod email;
+mod embed;
+mod error;
+mod fetch;
 
-pub mod http;
-pub mod jose;
-pub mod keys;
-pub mod log;
-pub mod mail;
-pub mod metrics;
-pub mod model;
-pub mod phone;
-pub mod proto;
-pub mod ratelimit;
-pub mod secrets;
-pub mod settings;
-pub mod site;
-pub mod store;
-pub mod sweeper;
+mod http;
+mod jose;
+mod keys;
+mod log;
+mod mail;
+mod metrics;
+mod model;
+mod phone;
+mod proto;
+mod ratelimit;
+mod secrets;
+mod settings;
+mod site;
+mod store;
+mod sweeper;
 pub mod time;
-pub mod upstream;
-pub mod url;
+mod upstream;
+mod url;
 
 #[cfg(test)]
 mod layout_tests;
 
+pub use cli::{CliError, run as run_cli};
 pub use core::guard::Caller;
-pub use embed::{Guard, Refusal, Running, ServerOptions, start_server};
+pub use embed::{Guard, Refusal, Running, ServerOptions, StartError, configure, start_server};
+pub use error::Error;
+pub use http::server::EdgeLimits;
+pub use mail::Transport as MailTransport;
+pub use settings::keys as setting_keys;
+pub use store::OpenError;
+
+/// What the fuzz targets, the benchmark and the integration tests reach
+/// into beyond the facade above. Not a stable interface: it moves with the
+/// code, and nothing outside this repository should use it.
+#[doc(hidden)]
+pub mod internals {
+    pub mod jose {
+        pub use crate::jose::json::object as json_object;
+        pub use crate::jose::{Jwks, Policy, TokenKind, parse, verify};
+    }
+    pub mod model {
+        pub use crate::model::{CredentialType, EventName, RegistrationKind, Status};
+    }
+    pub mod store {
+        pub use crate::store::audit::NewEvent;
+        pub use crate::store::credentials::NewCredential;
+        pub use crate::store::registrations::NewRegistration;
+        pub use crate::store::{Tx, connect, write};
+    }
+    pub use crate::email::normalize as normalize_email;
+    pub use crate::http::form_pairs;
+    pub use crate::proto::v0_1::{Request as V0_1Request, wire as v0_1_wire};
+    pub use crate::secrets::hash;
+    pub use crate::time::parse_rfc3339;
+    pub use crate::url::{HttpUrl, percent_decode};
+}

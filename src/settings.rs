@@ -54,6 +54,11 @@ const LIMIT: Kind = Kind::Number {
     max: 1_000_000_000,
 };
 
+/// Every setting's key, in the order of [`DEFS`].
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    DEFS.iter().map(|d| d.key)
+}
+
 pub const DEFS: &[Def] = &[
     Def {
         key: "resource_name",

@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = authmd::http::form_pairs(text);
-    let _ = authmd::url::percent_decode(text);
-    let _ = authmd::url::HttpUrl::parse(text);
-    let _ = authmd::email::normalize(text);
-    let _ = authmd::time::parse_rfc3339(text);
+    let _ = authmd::internals::form_pairs(text);
+    let _ = authmd::internals::percent_decode(text);
+    let _ = authmd::internals::HttpUrl::parse(text);
+    let _ = authmd::internals::normalize_email(text);
+    let _ = authmd::internals::parse_rfc3339(text);
 });

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use authmd::jose::{self, Jwks, Policy, TokenKind};
+use authmd::internals::jose::{self, Jwks, Policy, TokenKind};
 use libfuzzer_sys::fuzz_target;
 
 fn jwks() -> &'static Jwks {

@@ -2,15 +2,13 @@
 //! DESIGN.md, stored in the database. A running server sees a change within
 //! 2 seconds. `set KEY ""` returns a key to its default.
 
-use lexopt::prelude::*;
-use serde_json::json;
-
 use super::{CliError, Command, Context, print, print_lines};
-use crate::model::EventName;
-use crate::settings::{self, DEFS, Settings};
+use crate::core::configure;
+use crate::settings::{self, DEFS};
+use crate::store;
 use crate::store::prelude::*;
-use crate::store::{self, audit};
 use crate::time::{Clock, SystemClock};
+use lexopt::prelude::*;
 
 pub const COMMAND: Command = Command {
     name: "config",
@@ -72,39 +70,10 @@ fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
 }
 
 fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
-    let normalized = settings::normalize(key, value).map_err(CliError::config)?;
-    if settings::def(key).map(|d| d.kind) == Some(settings::Kind::Path) && !value.is_empty() {
-        std::fs::read_to_string(value).map_err(|e| CliError::config(format!("`{key}`: cannot read {value}: {e}")))?;
-    }
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now_ms();
-    // The whole resulting set is checked inside the transaction, so two
-    // concurrent `config set`s cannot combine into an inconsistent one.
-    let checked = store::write(&mut conn, |tx| {
-        let mut stored = tx.stored_settings()?;
-        match &normalized {
-            Some(v) => stored.insert(key.to_string(), v.clone()),
-            None => stored.remove(key),
-        };
-        if let Err(why) = Settings::from_stored(&stored) {
-            return Ok(Err(why));
-        }
-        tx.put_setting(key, normalized.as_deref(), now_ms)?;
-        let shown = normalized.as_deref().map(|v| settings::display(key, v));
-        tx.record_event(
-            now_ms,
-            EventName::SettingChanged,
-            audit::NewEvent {
-                detail: json!({ "key": key, "value": shown })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                ..Default::default()
-            },
-        )?;
-        Ok(Ok(()))
-    })?;
-    checked.map_err(CliError::config)?;
+    let checked = store::write(&mut conn, |tx| configure::set(tx, key, value, now_ms))?;
+    let normalized = checked.map_err(CliError::config)?;
     let shown = normalized.map_or_else(|| "its default".to_string(), |v| settings::display(key, &v));
     print(&format!("{key} set to {shown}\n"))
 }

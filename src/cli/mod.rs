@@ -19,7 +19,7 @@ mod users;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
@@ -225,10 +225,6 @@ pub struct Context {
 impl Context {
     pub fn open_db(&self) -> Result<rusqlite::Connection, CliError> {
         Ok(crate::store::open(&self.db)?)
-    }
-
-    pub fn db_path(&self) -> &Path {
-        &self.db
     }
 }
 

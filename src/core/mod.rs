@@ -22,6 +22,7 @@
 //! (`proto::v0_1`, later `proto::v0_7`) call these and shape their answers.
 
 pub mod claim;
+pub mod configure;
 pub mod guard;
 pub mod issue;
 pub mod lifecycle;

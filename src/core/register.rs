@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::jose::{Claims, TokenKind};
 use crate::model::{CredentialType, EventName, RegistrationKind, Status};
 use crate::secrets;
+use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
 use crate::store::delegations::Delegation;
@@ -42,6 +43,33 @@ pub struct ClaimOffer {
     pub token: String,
     pub expires_ms: i64,
     pub post_claim_scopes: Vec<String>,
+}
+
+impl ClaimOffer {
+    fn new(token: String, expires_ms: i64, settings: &Settings) -> ClaimOffer {
+        ClaimOffer {
+            token,
+            expires_ms,
+            post_claim_scopes: settings.post_claim_scopes.clone(),
+        }
+    }
+}
+
+/// `registration.created` for a registration no provider vouched for.
+fn record_created(
+    tx: &dyn Tx,
+    now_ms: i64,
+    registration_id: &str,
+    kind: RegistrationKind,
+    client_ip: Option<&str>,
+) -> Result<(), Error> {
+    let event = NewEvent {
+        registration_id: Some(registration_id),
+        client_ip,
+        detail: detail(json!({ "registration_type": kind.as_wire() })),
+        ..Default::default()
+    };
+    Ok(tx.record_event(now_ms, EventName::RegistrationCreated, event)?)
 }
 
 /// SPEC.md 3.1: registration, key, claim token and audit event in one transaction.
@@ -69,16 +97,7 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
             created_ms: now_ms,
             expires_ms: Some(expires_ms),
         })?;
-        tx.record_event(
-            now_ms,
-            EventName::RegistrationCreated,
-            NewEvent {
-                registration_id: Some(&registration_id),
-                client_ip,
-                detail: detail(json!({"registration_type": "anonymous"})),
-                ..Default::default()
-            },
-        )?;
+        record_created(tx, now_ms, &registration_id, RegistrationKind::Anonymous, client_ip)?;
         let event = NewEvent {
             client_ip,
             ..Default::default()
@@ -94,11 +113,7 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
         registration_id,
         kind: RegistrationKind::Anonymous,
         credential: Some((key, settings.pre_claim_scopes.clone())),
-        claim: Some(ClaimOffer {
-            token: claim_token,
-            expires_ms,
-            post_claim_scopes: settings.post_claim_scopes.clone(),
-        }),
+        claim: Some(ClaimOffer::new(claim_token, expires_ms, settings)),
     })
 }
 
@@ -128,15 +143,12 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
             created_ms: now_ms,
             expires_ms: Some(expires_ms),
         })?;
-        tx.record_event(
+        record_created(
+            tx,
             now_ms,
-            EventName::RegistrationCreated,
-            NewEvent {
-                registration_id: Some(&registration_id),
-                client_ip: ctx.client_ip,
-                detail: detail(json!({ "registration_type": RegistrationKind::EmailVerification.as_wire() })),
-                ..Default::default()
-            },
+            &registration_id,
+            RegistrationKind::EmailVerification,
+            ctx.client_ip,
         )?;
         super::claim::open_attempt(tx, &mail, &registration_id, &email)
     })?;
@@ -145,11 +157,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
         registration_id,
         kind: RegistrationKind::EmailVerification,
         credential: None,
-        claim: Some(ClaimOffer {
-            token: claim_token,
-            expires_ms,
-            post_claim_scopes: settings.post_claim_scopes.clone(),
-        }),
+        claim: Some(ClaimOffer::new(claim_token, expires_ms, settings)),
     })
 }
 

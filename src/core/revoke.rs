@@ -7,6 +7,7 @@
 
 use serde_json::{Map, json};
 
+use super::lifecycle::{self, Event};
 use super::verify::{self, Checked};
 use super::{Ctx, detail};
 use crate::error::Error;
@@ -48,8 +49,9 @@ pub struct Revoked {
 /// `iss`/`sub`) and how many credentials. `None` if it was not live.
 pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Result<Option<usize>, Error> {
     let chosen = Selection::Registration(id);
-    if tx.registration(id)?.is_none_or(|r| !r.status.is_live()) {
-        return Ok(None);
+    match tx.registration(id)? {
+        Some(r) if lifecycle::next(r.kind, r.status, Event::Revoked).is_ok() => {}
+        _ => return Ok(None),
     }
     let credentials = tx.revoke_credentials_of(chosen, now_ms)?;
     let delegation = tx.delegation_of(id)?;
@@ -163,4 +165,102 @@ fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: i64) -> Resul
         tx.mark_revoked_here(chosen, now_ms)?;
     }
     Ok(tx.end_registrations(chosen, status, now_ms)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CredentialType, RegistrationKind};
+    use crate::secrets;
+    use crate::store::audit::Filter;
+    use crate::store::credentials::NewCredential;
+    use crate::store::registrations::NewRegistration;
+
+    fn add(tx: &dyn Tx, id: &str, user: Option<&str>, status: Status, expires_ms: Option<i64>) {
+        tx.insert_registration(&NewRegistration {
+            id,
+            kind: RegistrationKind::Anonymous,
+            status,
+            user_id: user,
+            claim_token_hash: None,
+            requested_credential_type: None,
+            email: None,
+            created_ms: 0,
+            expires_ms,
+        })
+        .unwrap();
+        tx.insert_credential(&NewCredential {
+            id: &format!("cred_{id}"),
+            registration_id: id,
+            kind: CredentialType::ApiKey,
+            token_hash: &secrets::hash(id),
+            scopes: "api.read",
+            created_ms: 0,
+            expires_ms: None,
+        })
+        .unwrap();
+    }
+
+    fn events(tx: &dyn Tx, name: EventName) -> Vec<String> {
+        let filter = Filter {
+            event: Some(name),
+            ..Default::default()
+        };
+        let found = tx.events(&filter).unwrap();
+        found.into_iter().filter_map(|e| e.registration_id).collect()
+    }
+
+    #[test]
+    fn a_set_is_revoked_once_and_only_its_live_members() {
+        let (_dir, conn) = crate::store::open_temp();
+        let tx: &dyn Tx = &conn;
+        tx.insert_user(&crate::store::users::User {
+            id: "usr_1".into(),
+            email: None,
+            phone_number: None,
+            name: None,
+            created_ms: 0,
+        })
+        .unwrap();
+        add(tx, "reg_a", Some("usr_1"), Status::Claimed, None);
+        add(tx, "reg_b", Some("usr_1"), Status::Expired, None);
+        add(tx, "reg_c", None, Status::Unclaimed, Some(10));
+        let revoked = revoke(tx, Selection::User("usr_1"), "operator", 5).unwrap();
+        assert_eq!(
+            revoked,
+            Revoked {
+                registrations: 1,
+                credentials: 1
+            }
+        );
+        assert_eq!(events(tx, EventName::RegistrationRevoked), ["reg_a"]);
+        assert_eq!(
+            revoke(tx, Selection::User("usr_1"), "operator", 6).unwrap(),
+            Revoked::default()
+        );
+        assert_eq!(
+            revoke_one(tx, "reg_a", &RevokedBy::OPERATOR, 7).unwrap(),
+            None,
+            "not live any more"
+        );
+        assert_eq!(tx.registration("reg_c").unwrap().unwrap().status, Status::Unclaimed);
+    }
+
+    #[test]
+    fn expiry_takes_only_lapsed_unclaimed_registrations_once() {
+        let (_dir, conn) = crate::store::open_temp();
+        let tx: &dyn Tx = &conn;
+        add(tx, "reg_old", None, Status::Unclaimed, Some(10));
+        add(tx, "reg_new", None, Status::PendingClaim, Some(1_000));
+        assert_eq!(expire(tx, 10).unwrap(), 1);
+        assert_eq!(expire(tx, 11).unwrap(), 0, "recorded once");
+        assert_eq!(events(tx, EventName::RegistrationExpired), ["reg_old"]);
+        assert_eq!(tx.registration("reg_old").unwrap().unwrap().status, Status::Expired);
+        assert_eq!(
+            tx.registration("reg_new").unwrap().unwrap().status,
+            Status::PendingClaim
+        );
+        let key = tx.credential_by_hash(&secrets::hash("reg_old")).unwrap().unwrap();
+        assert_eq!(key.revoked_ms, None, "expiry leaves an anonymous key as it is");
+    }
 }

@@ -52,16 +52,11 @@ pub struct Checked {
 /// asserted identity.
 pub struct Admitted {
     verified: Verified,
-    kind: TokenKind,
 }
 
 impl Admitted {
     pub fn claims(&self) -> &Claims {
         self.verified.claims()
-    }
-
-    pub fn kind(&self) -> TokenKind {
-        self.kind
     }
 }
 
@@ -118,10 +113,6 @@ impl Signed {
 }
 
 impl Checked {
-    pub fn claims(&self) -> &Claims {
-        self.verified.claims()
-    }
-
     /// Replay and revocation, in the transaction that acts on the token.
     /// The provider's mark is on its clock; this server's is compared with
     /// the provider's `iat` only beyond the allowed skew.
@@ -146,7 +137,6 @@ impl Checked {
         }
         Ok(Admitted {
             verified: self.verified,
-            kind: self.kind,
         })
     }
 }

@@ -24,9 +24,8 @@ mod jws;
 #[cfg(test)]
 mod vector_tests;
 
-pub use claims::{Claims, MAX_TOKEN_BYTES, Policy, REVOKED_EVENT, Unverified, Verified, parse, verify};
-pub use jwk::{Jwk, Jwks, Material};
-pub use jws::verify_signature;
+pub use claims::{Claims, Policy, REVOKED_EVENT, Verified, parse, verify};
+pub use jwk::{Jwks, Material};
 
 use std::fmt;
 

@@ -81,8 +81,10 @@ mod wycheproof {
     use serde_json::Value;
 
     use super::shared;
+    use crate::jose::jwk::Jwk;
+    use crate::jose::jws::verify_signature;
     use crate::jose::jws::{check_header, split};
-    use crate::jose::{Alg, Jwk, Jwks, verify_signature};
+    use crate::jose::{Alg, Jwks};
 
     /// Our deliberate choice for `acceptable` cases (legacy encodings that
     /// some libraries tolerate, such as PKCS#1 v1.5 padding without the NULL

@@ -75,6 +75,8 @@ pub trait Tx:
 
 /// Every table's trait, for code that calls them on a concrete connection
 /// (`use crate::store::prelude::*`); through `&dyn Tx` they need no import.
+/// Whole, whichever a caller uses.
+#[allow(unused_imports)]
 pub mod prelude {
     pub use super::Tx;
     pub use super::attempts::Attempts as _;

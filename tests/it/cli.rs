@@ -56,6 +56,27 @@ fn config_set_refuses_unknown_keys_and_bad_values_with_what_is_valid() {
     );
 }
 
+/// The library's `configure` is `config set` for several keys at once: the
+/// same validation and audit, and all or none.
+#[test]
+fn configure_from_the_library_is_all_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let err = authmd::configure(&db, &[("registration_ttl_secs", "120"), ("anonymous_enabled", "maybe")]).unwrap_err();
+    assert!(err.contains("true or false"), "{err}");
+    let get = |key| String::from_utf8(cli(&db, &["config", "get", key]).stdout).unwrap();
+    assert_eq!(
+        get("registration_ttl_secs"),
+        "86400\n",
+        "the first change was rolled back"
+    );
+    authmd::configure(&db, &[("registration_ttl_secs", "120"), ("anonymous_enabled", "false")]).unwrap();
+    assert_eq!(get("registration_ttl_secs"), "120\n");
+    assert_eq!(get("anonymous_enabled"), "false\n");
+    let audit = String::from_utf8(cli(&db, &["audit", "--json"]).stdout).unwrap();
+    assert_eq!(audit.matches("setting.changed").count(), 2, "{audit}");
+}
+
 #[test]
 fn config_set_get_and_reset() {
     let dir = tempfile::tempdir().unwrap();

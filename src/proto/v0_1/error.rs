@@ -9,7 +9,8 @@ use crate::error::{Edge, Error};
 
 /// Codes authmd adds to SPEC.md section 10's, for refusals the protocol
 /// leaves to HTTP; the README lists them under "Error codes".
-pub const AUTHMD_CODES: [&str; 5] = [
+#[cfg(test)]
+const AUTHMD_CODES: [&str; 5] = [
     "request_timeout",
     "uri_too_long",
     "expectation_failed",

@@ -5,10 +5,8 @@
 mod error;
 mod request;
 
-pub use error::{AUTHMD_CODES, ErrorBody, wire};
-pub use request::{
-    ID_JAG_ASSERTION_TYPE, Request, VERIFIED_EMAIL_ASSERTION_TYPE, json_object, json_type, required_str,
-};
+pub use error::{ErrorBody, wire};
+pub use request::{ID_JAG_ASSERTION_TYPE, Request, VERIFIED_EMAIL_ASSERTION_TYPE, json_object, required_str};
 
 use serde::Serialize;
 

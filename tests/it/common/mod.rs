@@ -11,7 +11,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use authmd::store::prelude::*;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
@@ -19,10 +18,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
 /// Every rate limit at 0 (no limit): most tests register more than five
 /// times an hour from one address.
 fn rate_limits_off() -> Vec<(&'static str, &'static str)> {
-    authmd::settings::DEFS
-        .iter()
-        .filter(|d| d.key.starts_with("rate_limit.") && d.key != "rate_limit.window_secs")
-        .map(|d| (d.key, "0"))
+    authmd::setting_keys()
+        .filter(|key| key.starts_with("rate_limit.") && *key != "rate_limit.window_secs")
+        .map(|key| (key, "0"))
         .collect()
 }
 
@@ -82,11 +80,7 @@ impl TestServer {
     /// from one address; [`TestServer::start_rate_limited`] keeps the defaults.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let conn = authmd::store::open(&dir.path().join("authmd.db")).expect("create the database");
-        for (key, value) in rate_limits_off() {
-            conn.put_setting(key, Some(value), 0).expect("setting");
-        }
-        drop(conn);
+        authmd::configure(&dir.path().join("authmd.db"), &rate_limits_off()).expect("configure the database");
         TestServer::start_in(dir, args, env)
     }
 
@@ -405,11 +399,7 @@ impl InProcess {
     pub fn start_with(trust_proxy: bool, settings: &[(&str, &str)]) -> InProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("authmd.db");
-        let conn = authmd::store::open(&db).expect("create the database");
-        for (key, value) in settings {
-            conn.put_setting(key, Some(value), 0).expect("setting");
-        }
-        drop(conn);
+        authmd::configure(&db, settings).expect("configure the database");
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -423,7 +413,7 @@ impl InProcess {
             workers: 4,
             clock: clock.clone(),
             ticker: ticker.clone(),
-            mail: authmd::mail::Transport::parse(&format!("file:{}", dir.path().join("outbox").display())).unwrap(),
+            mail: authmd::MailTransport::parse(&format!("file:{}", dir.path().join("outbox").display())).unwrap(),
             trust_proxy,
             upstream: None,
             edge: Default::default(),
