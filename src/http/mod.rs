@@ -1,9 +1,18 @@
-//! The HTTP edge: an owned [`Request`] value, a [`Response`] value, the one
-//! function that turns an [`Error`] into a response, and the router
-//! (`routes`). `server` is the only code that touches `tiny_http`.
+//! The HTTP edge: an owned [`Request`] value, a [`Response`] value, and the
+//! one function that turns an [`Error`] into a response.
 //!
-//! Nothing here decides protocol questions; it reads bodies and headers,
-//! calls a flow, and writes what the flow returned.
+//! ```text
+//!  server.rs   the only code that touches tiny_http: workers, limits, the
+//!              accept loop's hooks, settings reload, the database watch
+//!  routes.rs   the route table (path, methods, rate-limit bucket, metric
+//!              label, no-store, handler) and the handlers
+//!  pages.rs    the claim pages people see (no script, CSP, escaped)
+//!  gateway.rs  which scope a proxied request needs, which headers pass
+//! ```
+//!
+//! Nothing here decides protocol questions: a handler reads the body and
+//! headers, calls the wire module of its generation (`proto::v0_1`) or
+//! `core`, and writes what came back.
 
 pub mod gateway;
 pub mod pages;

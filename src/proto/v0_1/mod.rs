@@ -1,7 +1,17 @@
-//! SPEC.md (v0.1) on the wire: the answers, as serde structs whose members
-//! are declared in the order they go out (alphabetical, as the hand-built
-//! `Value`s they replace sorted them).
+//! SPEC.md (v0.1) on the wire.
+//!
+//! ```text
+//!  request.rs    the body of POST /agent/auth parsed into a [`Request`]
+//!  mod.rs        the operations as v0.1 calls them (register, request_claim,
+//!                complete_claim: core's outcomes shaped) and the answers,
+//!                serde structs whose members are declared in the order they
+//!                go out (alphabetical, as the hand-built values they
+//!                replaced sorted them)
+//!  error.rs      every `Error` to its (status, code) and the JSON body
+//!  discovery.rs  the `agent_auth` block and the v0.1 steps of /auth.md
+//! ```
 
+pub mod discovery;
 mod error;
 mod request;
 

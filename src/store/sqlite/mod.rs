@@ -1,6 +1,8 @@
 //! The SQLite store: opening, migrating, transactions, and the store
 //! interface (`store::Tx`) implemented on a `rusqlite::Connection`, one file
-//! per table. All SQL of authmd for SQLite lives here.
+//! per table (the same names as the interface's files), plus `writer.rs`,
+//! the group commit every server write goes through. All SQL of authmd for
+//! SQLite lives here; the schema is `schema.sql`, applied in numbered steps.
 //!
 //! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
 //! write survives power loss, and `secure_delete`, so erased secrets do not
