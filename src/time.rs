@@ -124,7 +124,7 @@ impl Sub<Duration> for UnixSecs {
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
+    fn now(&self) -> UnixMs;
 }
 
 /// The real clock.
@@ -132,11 +132,13 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+    fn now(&self) -> UnixMs {
+        UnixMs(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -145,8 +147,8 @@ impl Clock for SystemClock {
 pub struct FixedClock(AtomicI64);
 
 impl FixedClock {
-    pub fn at(ms: i64) -> FixedClock {
-        FixedClock(AtomicI64::new(ms))
+    pub fn at(instant: UnixMs) -> FixedClock {
+        FixedClock(AtomicI64::new(instant.0))
     }
 
     pub fn advance_secs(&self, secs: i64) {
@@ -155,8 +157,8 @@ impl FixedClock {
 }
 
 impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn now(&self) -> UnixMs {
+        UnixMs(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -198,9 +200,9 @@ impl Ticker for ManualTicker {
 }
 
 /// `2026-05-04T13:00:00.000Z`
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
+pub fn rfc3339(instant: UnixMs) -> String {
+    let secs = instant.secs_floor().0;
+    let millis = instant.0.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let second_of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
@@ -214,7 +216,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or an
 /// offset `+HH:MM` / `-HH:MM` (a bare date means midnight UTC).
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
+pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
     let bytes = text.as_bytes();
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = text.get(range)?;
@@ -232,7 +234,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     }
     let date_ms = days_from_civil(year, month, day) * 86_400_000;
     if bytes.len() == 10 {
-        return Some(date_ms);
+        return Some(UnixMs(date_ms));
     }
     if !matches!(bytes[10], b'T' | b't' | b' ') || bytes.len() < 16 || bytes[13] != b':' {
         return None;
@@ -277,7 +279,9 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(date_ms + ((hour * 3600 + minute * 60 + second - offset_secs) * 1000) + millis)
+    Some(UnixMs(
+        date_ms + ((hour * 3600 + minute * 60 + second - offset_secs) * 1000) + millis,
+    ))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -322,20 +326,24 @@ mod tests {
 
     #[test]
     fn formats_with_milliseconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_777_899_600_123), "2026-05-04T13:00:00.123Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(1_777_899_600_123)), "2026-05-04T13:00:00.123Z");
+        assert_eq!(rfc3339(UnixMs(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(-1)), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn parses_what_it_formats_and_common_forms() {
-        for ms in [0, 1_777_899_600_123, 951_782_400_000, 4_102_444_799_999] {
+        for ms in [0, 1_777_899_600_123, 951_782_400_000, 4_102_444_799_999].map(UnixMs) {
             assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
         }
-        assert_eq!(parse_rfc3339("2026-05-04"), Some(1_777_852_800_000));
-        assert_eq!(parse_rfc3339("2026-05-04T13:00Z"), Some(1_777_899_600_000));
-        assert_eq!(parse_rfc3339("2026-05-04T15:00:00+02:00"), Some(1_777_899_600_000));
-        assert_eq!(parse_rfc3339("2026-05-04T13:00:00.5Z"), Some(1_777_899_600_500));
+        assert_eq!(parse_rfc3339("2026-05-04"), Some(UnixMs(1_777_852_800_000)));
+        assert_eq!(parse_rfc3339("2026-05-04T13:00Z"), Some(UnixMs(1_777_899_600_000)));
+        assert_eq!(
+            parse_rfc3339("2026-05-04T15:00:00+02:00"),
+            Some(UnixMs(1_777_899_600_000))
+        );
+        assert_eq!(parse_rfc3339("2026-05-04T13:00:00.5Z"), Some(UnixMs(1_777_899_600_500)));
     }
 
     #[test]
@@ -434,9 +442,9 @@ mod tests {
 
     #[test]
     fn fixed_clock_moves_only_when_told() {
-        let clock = FixedClock::at(1_000);
-        assert_eq!(clock.now_ms(), 1_000);
+        let clock = FixedClock::at(UnixMs::from_millis(1_000));
+        assert_eq!(clock.now(), UnixMs::from_millis(1_000));
         clock.advance_secs(2);
-        assert_eq!(clock.now_ms(), 3_000);
+        assert_eq!(clock.now(), UnixMs::from_millis(3_000));
     }
 }
