@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authmd::internals::jose::{self, Jwks, Policy, TokenKind};
-use authmd::time::UnixMs;
+use authmd::time::{UnixMs, UnixSecs};
 use authmd_dev::{Alg, JwksServer, SigningKey};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
@@ -439,7 +439,7 @@ fn main() {
             while t0.elapsed() < Duration::from_secs(2) {
                 for token in &raw {
                     let unverified = jose::parse(token, TokenKind::IdJag).unwrap();
-                    jose::verify(unverified, &jwks, &policy, now_secs()).unwrap();
+                    jose::verify(unverified, &jwks, &policy, UnixSecs::new(now_secs())).unwrap();
                     verified += 1;
                 }
             }

@@ -35,7 +35,7 @@ use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
 use crate::store::Tx;
 use crate::store::providers::Provider;
-use crate::time::{UnixMs, UnixSecs};
+use crate::time::UnixMs;
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
 pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
@@ -146,7 +146,7 @@ impl Checked {
 
 /// Until when a jti is remembered: its token's `exp` plus the skew.
 fn jti_expires_ms(claims: &Claims, clock_skew_secs: u64) -> UnixMs {
-    UnixMs::from(UnixSecs::new(claims.exp)) + Duration::from_secs(clock_skew_secs)
+    UnixMs::from(claims.exp) + Duration::from_secs(clock_skew_secs)
 }
 
 /// Parse, trust, keys, signature and claims: everything that can be
@@ -176,7 +176,7 @@ fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Resul
         max_assertion_lifetime_secs: settings.max_assertion_lifetime_secs,
         logout_lifetime_without_exp_secs: LOGOUT_LIFETIME_WITHOUT_EXP_SECS,
     };
-    let now_secs = ctx.now_ms.secs_floor().secs();
+    let now_secs = ctx.now_ms.secs_floor();
     let mut jwks = keys
         .jwks(&ctx.key_store(), &jwks_uri, ctx.now_ms)
         .map_err(unavailable)?;

@@ -21,7 +21,7 @@ pub struct Delegation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RevocationMarks {
     /// Provider clock, seconds: the latest logout token's `iat`.
-    pub revoked_iat: Option<i64>,
+    pub revoked_iat: Option<UnixSecs>,
     /// This server's clock, milliseconds: the latest revocation here.
     pub revoked_ms: Option<UnixMs>,
 }
@@ -34,12 +34,10 @@ impl RevocationMarks {
     /// `clock_skew_secs` earlier, the skew the verifier already allows
     /// between the two clocks. A provider whose clock is up to that much
     /// behind keeps getting fresh assertions accepted.
-    pub fn refuse(&self, iat: i64, clock_skew_secs: u64) -> bool {
+    pub fn refuse(&self, iat: UnixSecs, clock_skew_secs: u64) -> bool {
         let skew = Duration::from_secs(clock_skew_secs);
         self.revoked_iat.is_some_and(|mark| iat <= mark)
-            || self
-                .revoked_ms
-                .is_some_and(|mark| UnixMs::from(UnixSecs::new(iat)) + skew < mark)
+            || self.revoked_ms.is_some_and(|mark| UnixMs::from(iat) + skew < mark)
     }
 }
 
@@ -53,7 +51,7 @@ pub trait Delegations {
     fn revocation_marks(&self, iss: &str, sub: &str) -> Result<RevocationMarks>;
     /// Raises the provider-clock mark of `(iss, sub)` to a logout token's
     /// `iat` (never lowers it).
-    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: i64) -> Result<()>;
+    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: UnixSecs) -> Result<()>;
     /// Raises this server's mark (`revoked_ms`) of every delegation behind
     /// the chosen registrations to `now_ms`.
     fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<()>;

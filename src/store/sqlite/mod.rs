@@ -32,7 +32,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::Error;
 use crate::store::{self, Tx};
-use crate::time::UnixMs;
+use crate::time::{UnixMs, UnixSecs};
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -230,8 +230,9 @@ pub(crate) fn text_enum<T>(
     parse(&text).ok_or_else(|| rusqlite::Error::InvalidColumnType(index, text, rusqlite::types::Type::Text))
 }
 
-/// An instant is stored as its raw count in an INTEGER column (named
-/// `*_ms`): the SQL and the schema do not know the type.
+/// An instant is stored as its raw count in an INTEGER column (`*_ms`
+/// milliseconds; `revoked_iat`, a provider's NumericDate, seconds): the SQL
+/// and the schema do not know the types.
 impl ToSql for UnixMs {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::from(self.millis()))
@@ -241,6 +242,18 @@ impl ToSql for UnixMs {
 impl FromSql for UnixMs {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<UnixMs> {
         i64::column_result(value).map(UnixMs::from_millis)
+    }
+}
+
+impl ToSql for UnixSecs {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.secs()))
+    }
+}
+
+impl FromSql for UnixSecs {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<UnixSecs> {
+        i64::column_result(value).map(UnixSecs::new)
     }
 }
 
@@ -346,18 +359,21 @@ mod tests {
         assert_eq!(
             marks,
             crate::store::delegations::RevocationMarks {
-                revoked_iat: Some(42),
+                revoked_iat: Some(UnixSecs::new(42)),
                 revoked_ms: None
             }
         );
-        assert!(marks.refuse(42, 60) && !marks.refuse(43, 60));
+        assert!(marks.refuse(UnixSecs::new(42), 60) && !marks.refuse(UnixSecs::new(43), 60));
         let operator = crate::store::delegations::RevocationMarks {
             revoked_iat: None,
             revoked_ms: Some(UnixMs::from_millis(1_000_000)),
         };
-        assert!(operator.refuse(939, 60), "issued more than the skew before: refused");
         assert!(
-            !operator.refuse(940, 60),
+            operator.refuse(UnixSecs::new(939), 60),
+            "issued more than the skew before: refused"
+        );
+        assert!(
+            !operator.refuse(UnixSecs::new(940), 60),
             "within the skew: a provider behind by up to it is not refused"
         );
     }
