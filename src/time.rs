@@ -6,8 +6,8 @@
 //! columns end in `_ms`) or, in JWT claims, [`UnixSecs`] (NumericDate, Unix
 //! seconds, often another party's clock). Each converts to the other only
 //! through the named conversions here, and moves only by a [`Duration`], so
-//! no `* 1000` or `/ 1000` is written anywhere else; the raw `i64` comes out
-//! only for storage and the wire. Intervals that only this process measures
+//! no instant is multiplied or divided by 1000 anywhere else; the raw `i64`
+//! comes out only for storage and the wire. Intervals that only this process measures
 //! (cache freshness, refetch limits) use a [`Ticker`] instead: monotonic, so
 //! a wall clock that jumps backward cannot stretch them. No calendar crate:
 //! the civil-date conversion below is Howard Hinnant's `days_from_civil` and

@@ -217,17 +217,19 @@ mod tests {
     use crate::model::CredentialType;
     use crate::settings::Settings;
 
+    const EPOCH: UnixMs = UnixMs::from_millis(0);
+
     /// The members and their order are what agents got before the typed
     /// answer (serde_json's sorted `Value` maps).
     #[test]
     fn an_anonymous_answer_has_every_member_in_order() {
-        let minted = Minted::new(CredentialType::ApiKey, &Settings::default(), UnixMs::from_millis(0));
+        let minted = Minted::new(CredentialType::ApiKey, &Settings::default(), EPOCH);
         let answer = Registered::new("reg_1", RegistrationKind::Anonymous)
             .with_credential(&minted, &["api.read".into()])
             .with_claim(
                 "https://s/claim",
                 "clm_x",
-                UnixMs::from_millis(0),
+                EPOCH,
                 &["api.read".into(), "api.write".into()],
             );
         let text = serde_json::to_string(&answer).unwrap();
@@ -237,19 +239,15 @@ mod tests {
 
     #[test]
     fn the_claim_answers_keep_their_members_in_order() {
-        let minted = Minted::new(
-            CredentialType::AccessToken,
-            &Settings::default(),
-            UnixMs::from_millis(0),
-        );
+        let minted = Minted::new(CredentialType::AccessToken, &Settings::default(), EPOCH);
         let claimed = Claimed::new("reg_1").with_credential(&minted, &["api.read".into()]);
         assert_sorted(&serde_json::to_string(&claimed).unwrap(), 6);
         assert_sorted(&serde_json::to_string(&Claimed::new("reg_1")).unwrap(), 2);
         assert_sorted(
-            &serde_json::to_string(&ClaimInitiated::new("reg_1", "att_1", UnixMs::from_millis(0))).unwrap(),
+            &serde_json::to_string(&ClaimInitiated::new("reg_1", "att_1", EPOCH)).unwrap(),
             4,
         );
-        let challenge = serde_json::to_string(&Challenge::otp("123456", UnixMs::from_millis(0))).unwrap();
+        let challenge = serde_json::to_string(&Challenge::otp("123456", EPOCH)).unwrap();
         assert_sorted(&challenge, 3);
         assert!(challenge.contains("\"type\":\"otp\""), "{challenge}");
     }
