@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authmd::internals::jose::{self, Jwks, Policy, TokenKind};
+use authmd::time::{UnixMs, UnixSecs};
 use authmd_dev::{Alg, JwksServer, SigningKey};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
@@ -174,8 +175,8 @@ fn fill(db: &std::path::Path, count: usize) {
                     claim_token_hash: Some(&authmd::internals::hash(&id)),
                     requested_credential_type: Some(authmd::internals::model::CredentialType::ApiKey),
                     email: None,
-                    created_ms: 0,
-                    expires_ms: Some(i64::MAX / 2),
+                    created_ms: UnixMs::from_millis(0),
+                    expires_ms: Some(UnixMs::from_millis(i64::MAX / 2)),
                 })?;
                 tx.insert_credential(&authmd::internals::store::NewCredential {
                     id: &format!("cred_fill{n:08}"),
@@ -183,11 +184,11 @@ fn fill(db: &std::path::Path, count: usize) {
                     kind: authmd::internals::model::CredentialType::ApiKey,
                     token_hash: &authmd::internals::hash(&format!("key{n}")),
                     scopes: "api.read",
-                    created_ms: 0,
+                    created_ms: UnixMs::from_millis(0),
                     expires_ms: None,
                 })?;
                 tx.record_event(
-                    0,
+                    UnixMs::from_millis(0),
                     authmd::internals::model::EventName::RegistrationCreated,
                     authmd::internals::store::NewEvent {
                         registration_id: Some(&id),
@@ -438,7 +439,7 @@ fn main() {
             while t0.elapsed() < Duration::from_secs(2) {
                 for token in &raw {
                     let unverified = jose::parse(token, TokenKind::IdJag).unwrap();
-                    jose::verify(unverified, &jwks, &policy, now_secs()).unwrap();
+                    jose::verify(unverified, &jwks, &policy, UnixSecs::new(now_secs())).unwrap();
                     verified += 1;
                 }
             }

@@ -31,7 +31,7 @@ pub use crate::http::server::{Options as ServerOptions, Running, StartError, sta
 /// authmd before it starts the server.
 pub fn configure(db: &Path, settings: &[(&str, &str)]) -> Result<(), String> {
     let mut conn = store::open(db).map_err(|e| e.0)?;
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     let mut refused = None;
     let written = store::write(&mut conn, |tx| {
         for (key, value) in settings {
@@ -85,7 +85,7 @@ impl Guard {
     /// Who presents this `Authorization` header value, if the credential is live.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        guard::authenticate(&*conn, self.clock.now_ms(), authorization).map_err(|err| self.refusal(&conn, &err))
+        guard::authenticate(&*conn, self.clock.now(), authorization).map_err(|err| self.refusal(&conn, &err))
     }
 
     /// [`Guard::authenticate`], and the credential must carry `scope`.

@@ -47,7 +47,7 @@ pub struct Store<'a> {
     pub read: &'a dyn crate::store::Tx,
     pub writer: &'a Writer,
 }
-use crate::time::{SystemTicker, Ticker};
+use crate::time::{SystemTicker, Ticker, UnixMs};
 
 pub const MIN_FRESH_SECS: u64 = 10 * 60;
 pub const MAX_FRESH_SECS: u64 = 24 * 3600;
@@ -254,11 +254,12 @@ impl Default for KeyCache {
     }
 }
 
-fn fresh_for_ms(max_age_secs: Option<u64>) -> i64 {
-    (max_age_secs
-        .unwrap_or(MIN_FRESH_SECS)
-        .clamp(MIN_FRESH_SECS, MAX_FRESH_SECS)
-        * 1000) as i64
+fn fresh_for(max_age_secs: Option<u64>) -> Duration {
+    Duration::from_secs(
+        max_age_secs
+            .unwrap_or(MIN_FRESH_SECS)
+            .clamp(MIN_FRESH_SECS, MAX_FRESH_SECS),
+    )
 }
 
 impl KeyCache {
@@ -272,12 +273,12 @@ impl KeyCache {
     }
 
     /// The key set at `uri`: from memory, else the database, else the network.
-    pub fn jwks(&self, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<Jwks>, KeysError> {
+    pub fn jwks(&self, db: &Store<'_>, uri: &str, now_ms: UnixMs) -> Result<Arc<Jwks>, KeysError> {
         self.document(&self.jwks, db, uri, now_ms)
     }
 
     /// A JSON metadata document (a Client ID Metadata Document), cached like a JWKS.
-    pub fn json_document(&self, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<Value>, KeysError> {
+    pub fn json_document(&self, db: &Store<'_>, uri: &str, now_ms: UnixMs) -> Result<Arc<Value>, KeysError> {
         self.document(&self.json, db, uri, now_ms)
     }
 
@@ -288,7 +289,7 @@ impl KeyCache {
         &self,
         db: &Store<'_>,
         uri: &str,
-        now_ms: i64,
+        now_ms: UnixMs,
     ) -> Result<Option<Arc<Jwks>>, KeysError> {
         let slot = self.jwks.slot(uri);
         let mut state = slot.lock();
@@ -312,7 +313,7 @@ impl KeyCache {
             .map(Some)
     }
 
-    fn document<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Arc<T>, KeysError> {
+    fn document<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: UnixMs) -> Result<Arc<T>, KeysError> {
         let slot = docs.slot(uri);
         let mut state = slot.lock();
         loop {
@@ -344,22 +345,23 @@ impl KeyCache {
 
     /// The database copy when it is fresh, else the network (keeping an
     /// expired database copy as the fallback).
-    fn load<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Loaded<T> {
+    fn load<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: UnixMs) -> Loaded<T> {
         let now = self.ticker.elapsed();
         let mut stale = None;
         if let Ok(Some(doc)) = db.read.document(uri)
             && let Ok(value) = (docs.parse)(&doc.body)
         {
-            let max_fresh_ms = MAX_FRESH_SECS as i64 * 1000;
-            let max_stale_ms = MAX_STALE.as_millis() as i64;
-            let fresh_ms = (doc.expires_ms - now_ms).clamp(0, max_fresh_ms);
-            let usable_ms = (doc.expires_ms + max_stale_ms - now_ms).clamp(0, max_fresh_ms + max_stale_ms);
+            let max_fresh = Duration::from_secs(MAX_FRESH_SECS);
+            let fresh = doc.expires_ms.saturating_since(now_ms).min(max_fresh);
+            let usable = (doc.expires_ms + MAX_STALE)
+                .saturating_since(now_ms)
+                .min(max_fresh + MAX_STALE);
             let cached = Cached {
                 value: Arc::new(value),
-                fresh_until: now + Duration::from_millis(fresh_ms as u64),
-                usable_until: now + Duration::from_millis(usable_ms as u64),
+                fresh_until: now + fresh,
+                usable_until: now + usable,
             };
-            if fresh_ms > 0 {
+            if !fresh.is_zero() {
                 return Loaded {
                     fetched: Ok(cached),
                     stale: None,
@@ -373,19 +375,19 @@ impl KeyCache {
         }
     }
 
-    fn fetch<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: i64) -> Result<Cached<T>, KeysError> {
+    fn fetch<T>(&self, docs: &Documents<T>, db: &Store<'_>, uri: &str, now_ms: UnixMs) -> Result<Cached<T>, KeysError> {
         let fetched = self.fetcher.get(uri).map_err(KeysError::Fetch)?;
         let value = (docs.parse)(&fetched.body).map_err(KeysError::Invalid)?;
-        let fresh_ms = fresh_for_ms(fetched.max_age_secs);
+        let fresh = fresh_for(fetched.max_age_secs);
         // Through the server's one writer (never a second write path);
         // losing this write only costs a refetch after a restart.
         let document = Document {
             body: fetched.body,
             fetched_ms: now_ms,
-            expires_ms: now_ms + fresh_ms,
+            expires_ms: now_ms + fresh,
         };
         let _ = db.writer.write(|tx| Ok(tx.put_document(uri, &document)?));
-        let fresh_until = self.ticker.elapsed() + Duration::from_millis(fresh_ms as u64);
+        let fresh_until = self.ticker.elapsed() + fresh;
         Ok(Cached {
             value: Arc::new(value),
             fresh_until,
@@ -403,7 +405,7 @@ mod tests {
     use authmd_dev::{Alg, JwksServer, SigningKey, StalledServer};
 
     /// 2026-05-04T13:00:00Z, the wall clock the tests pass in.
-    const T0_MS: i64 = 1_777_899_600_000;
+    const T0_MS: UnixMs = UnixMs::from_millis(1_777_899_600_000);
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -509,7 +511,7 @@ mod tests {
         let mut now_ms = T0_MS;
         let mut advance = |by: Duration| {
             f.ticker.advance(by);
-            now_ms += by.as_millis() as i64;
+            now_ms = now_ms + by;
             now_ms
         };
         let at = advance(Duration::from_secs(601));
@@ -559,7 +561,7 @@ mod tests {
         );
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 2);
 
-        let an_hour_earlier_ms = T0_MS - 3_600_000;
+        let an_hour_earlier_ms = T0_MS - Duration::from_secs(3600);
         f.ticker.advance(REFETCH_INTERVAL + Duration::from_secs(1));
         assert!(
             f.cache
@@ -569,15 +571,17 @@ mod tests {
         );
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
         // The in-memory freshness does not care about the wall clock either.
-        f.cache.jwks(&f.store(&f.conn()), &uri, T0_MS + 2 * 3_600_000).unwrap();
+        f.cache
+            .jwks(&f.store(&f.conn()), &uri, T0_MS + Duration::from_secs(2 * 3600))
+            .unwrap();
         assert_eq!(provider.hits(authmd_dev::JWKS_PATH), 3);
     }
 
     #[test]
     fn freshness_is_clamped_between_ten_minutes_and_a_day() {
-        assert_eq!(fresh_for_ms(None), 600_000);
-        assert_eq!(fresh_for_ms(Some(0)), 600_000);
-        assert_eq!(fresh_for_ms(Some(3600)), 3_600_000);
-        assert_eq!(fresh_for_ms(Some(10 * 86_400)), 86_400_000);
+        assert_eq!(fresh_for(None), Duration::from_secs(600));
+        assert_eq!(fresh_for(Some(0)), Duration::from_secs(600));
+        assert_eq!(fresh_for(Some(3600)), Duration::from_secs(3600));
+        assert_eq!(fresh_for(Some(10 * 86_400)), Duration::from_secs(86_400));
     }
 }

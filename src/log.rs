@@ -29,7 +29,7 @@ fn format() -> Format {
 }
 
 fn emit(level: &str, message: &str, fields: Map<String, Value>) {
-    let now = rfc3339(SystemClock.now_ms());
+    let now = rfc3339(SystemClock.now());
     let line = match format() {
         Format::Json => {
             let mut object = Map::new();

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::model::EventName;
 use crate::store::{self, audit, outbox};
-use crate::time::{Clock, rfc3339};
+use crate::time::{Clock, UnixMs, rfc3339};
 use crate::{log, url};
 
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -208,7 +208,7 @@ impl Transport {
 pub fn claim_email(
     resource_name: &str,
     link: &str,
-    expires_ms: i64,
+    expires_ms: UnixMs,
     registration_id: &str,
 ) -> (String, String, String) {
     let subject = format!("Confirm the AI agent registered with {resource_name}");
@@ -241,7 +241,7 @@ pub fn claim_email(
 pub struct Policy {
     pub from: String,
     pub max_attempts: i64,
-    pub retry_base_secs: i64,
+    pub retry_base_secs: u64,
 }
 
 /// The outbox sender thread.
@@ -277,7 +277,7 @@ impl Sender {
     }
 
     fn deliver_due(&self, conn: &dyn crate::store::Tx) {
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.clock.now();
         let Ok(due) = conn.due_mail(now_ms, 20) else { return };
         for message in due {
             if self.stopping.load(Ordering::SeqCst) {
@@ -285,7 +285,7 @@ impl Sender {
             }
             let policy = (self.policy)();
             let result = self.transport.send(&policy.from, &message);
-            let now_ms = self.clock.now_ms();
+            let now_ms = self.clock.now();
             let outcome = self.writer.write(|tx| {
                 match &result {
                     Ok(()) => tx.mark_mail_sent(message.id, now_ms)?,
@@ -307,7 +307,7 @@ impl Sender {
                         let delay_secs = policy
                             .retry_base_secs
                             .saturating_mul(1 << message.attempts.clamp(0, 20));
-                        tx.mark_mail_retry(message.id, why, now_ms + delay_secs * 1000)?;
+                        tx.mark_mail_retry(message.id, why, now_ms + Duration::from_secs(delay_secs))?;
                     }
                 }
                 Ok(())

@@ -14,6 +14,8 @@
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::time::UnixMs;
+
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_CHARS: usize = 43; // 43 * log2(62) = 256.1 bits
 const CHECKSUM_CHARS: usize = 6;
@@ -90,8 +92,8 @@ pub fn new_claim_token() -> String {
 /// milliseconds), so new rows append to the end of their primary-key index
 /// instead of landing on a random page: fewer pages touched per insert.
 /// `now_ms` is the caller's clock (the request's instant).
-pub fn new_id(prefix: &str, now_ms: i64) -> String {
-    let millis = u64::try_from(now_ms).unwrap_or(0);
+pub fn new_id(prefix: &str, now_ms: UnixMs) -> String {
+    let millis = u64::try_from(now_ms.millis()).unwrap_or(0);
     let mut time = [0u8; TIME_CHARS];
     let mut value = millis;
     for slot in time.iter_mut().rev() {
@@ -142,11 +144,14 @@ mod tests {
 
     #[test]
     fn ids_sort_by_creation_time() {
-        let first = new_id("reg_", 1_800_000_000_000);
-        let second = new_id("reg_", 1_800_000_000_001);
+        let first = new_id("reg_", UnixMs::from_millis(1_800_000_000_000));
+        let second = new_id("reg_", UnixMs::from_millis(1_800_000_000_001));
         assert!(first < second, "{first} {second}");
         assert_eq!(first.len(), 4 + ID_CHARS);
-        assert_ne!(new_id("reg_", 0), new_id("reg_", 0));
+        assert_ne!(
+            new_id("reg_", UnixMs::from_millis(0)),
+            new_id("reg_", UnixMs::from_millis(0))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::time::Clock;
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Expired access tokens are kept this long (a late presenter still gets
 /// "expired" in the log rather than "unknown").
-const ACCESS_TOKEN_GRACE_MS: i64 = 3600 * 1000;
+const ACCESS_TOKEN_GRACE: Duration = Duration::from_secs(3600);
 
 pub struct Sweeper {
     pub clock: Arc<dyn Clock>,
@@ -46,7 +46,7 @@ impl Sweeper {
 
     /// One pass; public so tests can run it at a chosen instant.
     pub fn sweep(&self) {
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.clock.now();
         match self.writer.write(|tx| crate::core::revoke::expire(tx, now_ms)) {
             Ok(0) => {}
             Ok(n) => log::info(&format!("sweeper: {n} unclaimed registrations expired")),
@@ -57,7 +57,7 @@ impl Sweeper {
         }
         if let Err(err) = self
             .writer
-            .write(|tx| Ok(tx.prune_expired_credentials(now_ms - ACCESS_TOKEN_GRACE_MS)?))
+            .write(|tx| Ok(tx.prune_expired_credentials(now_ms - ACCESS_TOKEN_GRACE)?))
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }

@@ -2,19 +2,129 @@
 //! that depends on "now" can be tested at a chosen instant, and the one wire
 //! format of SPEC.md section 10 (RFC 3339 UTC with milliseconds).
 //!
-//! Instants are Unix milliseconds in an `i64` everywhere (database columns end
-//! in `_ms`). Intervals that only this process measures (cache freshness,
-//! refetch limits) use a [`Ticker`] instead: monotonic, so a wall clock that
-//! jumps backward cannot stretch them. No calendar crate: the civil-date conversion below is Howard
-//! Hinnant's `days_from_civil` and its inverse, exact for the proleptic
-//! Gregorian calendar.
+//! Instants are [`UnixMs`] (this server's clock, Unix milliseconds: database
+//! columns end in `_ms`) or, in JWT claims, [`UnixSecs`] (NumericDate, Unix
+//! seconds, often another party's clock). Each converts to the other only
+//! through the named conversions here, and moves only by a [`Duration`], so
+//! no instant is multiplied or divided by 1000 anywhere else; the raw `i64`
+//! comes out only for storage and the wire. Intervals that only this process measures
+//! (cache freshness, refetch limits) use a [`Ticker`] instead: monotonic, so
+//! a wall clock that jumps backward cannot stretch them. No calendar crate:
+//! the civil-date conversion below is Howard Hinnant's `days_from_civil` and
+//! its inverse, exact for the proleptic Gregorian calendar.
 
+use std::ops::{Add, Sub};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// An instant on this server's wall clock: milliseconds since the Unix
+/// epoch (negative before it). Arithmetic saturates instead of panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMs(i64);
+
+/// A JWT NumericDate (RFC 7519 section 2): seconds since the Unix epoch.
+/// Arithmetic saturates instead of panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixSecs(i64);
+
+/// `count` moved later (or earlier) by `by` units, saturating at the ends of `i64`.
+fn shifted(count: i64, by: u128, later: bool) -> i64 {
+    let by = i128::try_from(by).unwrap_or(i128::MAX);
+    let moved = if later {
+        i128::from(count).saturating_add(by)
+    } else {
+        i128::from(count).saturating_sub(by)
+    };
+    i64::try_from(moved).unwrap_or(if later { i64::MAX } else { i64::MIN })
+}
+
+impl UnixMs {
+    pub const fn from_millis(millis: i64) -> UnixMs {
+        UnixMs(millis)
+    }
+
+    /// The raw count, for storage and the wire only.
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// The second this instant falls in (rounded toward the past, also
+    /// before the epoch): what a NumericDate says of it.
+    pub const fn secs_floor(self) -> UnixSecs {
+        UnixSecs(self.0.div_euclid(1000))
+    }
+
+    /// How long after `earlier` this is; zero when it is not after it
+    /// (as `std::time::Instant::saturating_duration_since`).
+    pub fn saturating_since(self, earlier: UnixMs) -> Duration {
+        let millis = i128::from(self.0) - i128::from(earlier.0);
+        Duration::from_millis(u64::try_from(millis.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+impl UnixSecs {
+    pub const fn new(secs: i64) -> UnixSecs {
+        UnixSecs(secs)
+    }
+
+    /// The raw count, for storage and the wire only.
+    pub const fn secs(self) -> i64 {
+        self.0
+    }
+
+    /// How long after `earlier` this is; zero when it is not after it.
+    pub fn saturating_since(self, earlier: UnixSecs) -> Duration {
+        let secs = i128::from(self.0) - i128::from(earlier.0);
+        Duration::from_secs(u64::try_from(secs.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+/// The start of the second, in milliseconds (saturating far from the epoch).
+impl From<UnixSecs> for UnixMs {
+    fn from(secs: UnixSecs) -> UnixMs {
+        UnixMs(secs.0.saturating_mul(1000))
+    }
+}
+
+/// Later by the duration's whole milliseconds.
+impl Add<Duration> for UnixMs {
+    type Output = UnixMs;
+
+    fn add(self, by: Duration) -> UnixMs {
+        UnixMs(shifted(self.0, by.as_millis(), true))
+    }
+}
+
+/// Earlier by the duration's whole milliseconds.
+impl Sub<Duration> for UnixMs {
+    type Output = UnixMs;
+
+    fn sub(self, by: Duration) -> UnixMs {
+        UnixMs(shifted(self.0, by.as_millis(), false))
+    }
+}
+
+/// Later by the duration's whole seconds.
+impl Add<Duration> for UnixSecs {
+    type Output = UnixSecs;
+
+    fn add(self, by: Duration) -> UnixSecs {
+        UnixSecs(shifted(self.0, u128::from(by.as_secs()), true))
+    }
+}
+
+/// Earlier by the duration's whole seconds.
+impl Sub<Duration> for UnixSecs {
+    type Output = UnixSecs;
+
+    fn sub(self, by: Duration) -> UnixSecs {
+        UnixSecs(shifted(self.0, u128::from(by.as_secs()), false))
+    }
+}
+
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
+    fn now(&self) -> UnixMs;
 }
 
 /// The real clock.
@@ -22,11 +132,13 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+    fn now(&self) -> UnixMs {
+        UnixMs(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -35,8 +147,8 @@ impl Clock for SystemClock {
 pub struct FixedClock(AtomicI64);
 
 impl FixedClock {
-    pub fn at(ms: i64) -> FixedClock {
-        FixedClock(AtomicI64::new(ms))
+    pub fn at(instant: UnixMs) -> FixedClock {
+        FixedClock(AtomicI64::new(instant.0))
     }
 
     pub fn advance_secs(&self, secs: i64) {
@@ -45,8 +157,8 @@ impl FixedClock {
 }
 
 impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn now(&self) -> UnixMs {
+        UnixMs(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -88,9 +200,9 @@ impl Ticker for ManualTicker {
 }
 
 /// `2026-05-04T13:00:00.000Z`
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
+pub fn rfc3339(instant: UnixMs) -> String {
+    let secs = instant.secs_floor().0;
+    let millis = instant.0.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let second_of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
@@ -104,7 +216,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or an
 /// offset `+HH:MM` / `-HH:MM` (a bare date means midnight UTC).
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
+pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
     let bytes = text.as_bytes();
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = text.get(range)?;
@@ -122,7 +234,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     }
     let date_ms = days_from_civil(year, month, day) * 86_400_000;
     if bytes.len() == 10 {
-        return Some(date_ms);
+        return Some(UnixMs(date_ms));
     }
     if !matches!(bytes[10], b'T' | b't' | b' ') || bytes.len() < 16 || bytes[13] != b':' {
         return None;
@@ -167,7 +279,9 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(date_ms + ((hour * 3600 + minute * 60 + second - offset_secs) * 1000) + millis)
+    Some(UnixMs(
+        date_ms + ((hour * 3600 + minute * 60 + second - offset_secs) * 1000) + millis,
+    ))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -212,20 +326,24 @@ mod tests {
 
     #[test]
     fn formats_with_milliseconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_777_899_600_123), "2026-05-04T13:00:00.123Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(1_777_899_600_123)), "2026-05-04T13:00:00.123Z");
+        assert_eq!(rfc3339(UnixMs(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(UnixMs(-1)), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn parses_what_it_formats_and_common_forms() {
-        for ms in [0, 1_777_899_600_123, 951_782_400_000, 4_102_444_799_999] {
+        for ms in [0, 1_777_899_600_123, 951_782_400_000, 4_102_444_799_999].map(UnixMs) {
             assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
         }
-        assert_eq!(parse_rfc3339("2026-05-04"), Some(1_777_852_800_000));
-        assert_eq!(parse_rfc3339("2026-05-04T13:00Z"), Some(1_777_899_600_000));
-        assert_eq!(parse_rfc3339("2026-05-04T15:00:00+02:00"), Some(1_777_899_600_000));
-        assert_eq!(parse_rfc3339("2026-05-04T13:00:00.5Z"), Some(1_777_899_600_500));
+        assert_eq!(parse_rfc3339("2026-05-04"), Some(UnixMs(1_777_852_800_000)));
+        assert_eq!(parse_rfc3339("2026-05-04T13:00Z"), Some(UnixMs(1_777_899_600_000)));
+        assert_eq!(
+            parse_rfc3339("2026-05-04T15:00:00+02:00"),
+            Some(UnixMs(1_777_899_600_000))
+        );
+        assert_eq!(parse_rfc3339("2026-05-04T13:00:00.5Z"), Some(UnixMs(1_777_899_600_500)));
     }
 
     #[test]
@@ -245,10 +363,88 @@ mod tests {
     }
 
     #[test]
+    fn milliseconds_floor_to_the_second_they_fall_in() {
+        assert_eq!(UnixMs::from_millis(1_999).secs_floor(), UnixSecs::new(1));
+        assert_eq!(UnixMs::from_millis(2_000).secs_floor(), UnixSecs::new(2));
+        assert_eq!(UnixMs::from_millis(0).secs_floor(), UnixSecs::new(0));
+        // Before the epoch, toward the past: -1 ms is in second -1, not 0.
+        assert_eq!(UnixMs::from_millis(-1).secs_floor(), UnixSecs::new(-1));
+        assert_eq!(UnixMs::from_millis(-1_000).secs_floor(), UnixSecs::new(-1));
+        assert_eq!(UnixMs::from_millis(-1_001).secs_floor(), UnixSecs::new(-2));
+        assert_eq!(
+            UnixMs::from_millis(i64::MIN).secs_floor(),
+            UnixSecs::new(i64::MIN.div_euclid(1000))
+        );
+    }
+
+    #[test]
+    fn seconds_become_the_start_of_their_second_saturating() {
+        assert_eq!(
+            UnixMs::from(UnixSecs::new(1_800_000_000)),
+            UnixMs::from_millis(1_800_000_000_000)
+        );
+        assert_eq!(UnixMs::from(UnixSecs::new(-2)), UnixMs::from_millis(-2_000));
+        assert_eq!(UnixMs::from(UnixSecs::new(i64::MAX)), UnixMs::from_millis(i64::MAX));
+        assert_eq!(UnixMs::from(UnixSecs::new(i64::MIN)), UnixMs::from_millis(i64::MIN));
+        for secs in [-5, 0, 7, 1_800_000_000] {
+            assert_eq!(UnixMs::from(UnixSecs::new(secs)).secs_floor(), UnixSecs::new(secs));
+        }
+    }
+
+    #[test]
+    fn instants_move_by_durations_saturating() {
+        let t = UnixMs::from_millis(1_000);
+        assert_eq!(t + Duration::from_secs(2), UnixMs::from_millis(3_000));
+        assert_eq!(t - Duration::from_secs(2), UnixMs::from_millis(-1_000));
+        assert_eq!(t + Duration::from_micros(1_999), UnixMs::from_millis(1_001), "whole ms");
+        assert_eq!(t + Duration::MAX, UnixMs::from_millis(i64::MAX));
+        assert_eq!(t - Duration::MAX, UnixMs::from_millis(i64::MIN));
+        assert_eq!(
+            UnixMs::from_millis(i64::MAX - 1) + Duration::from_millis(5),
+            UnixMs::from_millis(i64::MAX)
+        );
+
+        let s = UnixSecs::new(10);
+        assert_eq!(s + Duration::from_secs(60), UnixSecs::new(70));
+        assert_eq!(s - Duration::from_secs(60), UnixSecs::new(-50));
+        assert_eq!(s + Duration::from_millis(1_999), UnixSecs::new(11), "whole seconds");
+        assert_eq!(s + Duration::MAX, UnixSecs::new(i64::MAX));
+        assert_eq!(s - Duration::MAX, UnixSecs::new(i64::MIN));
+    }
+
+    #[test]
+    fn the_time_between_two_instants_is_never_negative() {
+        let (early, late) = (UnixMs::from_millis(-500), UnixMs::from_millis(1_500));
+        assert_eq!(late.saturating_since(early), Duration::from_millis(2_000));
+        assert_eq!(early.saturating_since(late), Duration::ZERO);
+        assert_eq!(
+            UnixMs::from_millis(i64::MAX).saturating_since(UnixMs::from_millis(i64::MIN)),
+            Duration::from_millis(u64::MAX)
+        );
+        assert_eq!(
+            UnixSecs::new(70).saturating_since(UnixSecs::new(9)),
+            Duration::from_secs(61)
+        );
+        assert_eq!(UnixSecs::new(9).saturating_since(UnixSecs::new(70)), Duration::ZERO);
+        assert_eq!(
+            UnixSecs::new(i64::MAX).saturating_since(UnixSecs::new(i64::MIN)),
+            Duration::from_secs(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn instants_order_as_their_counts() {
+        assert!(UnixMs::from_millis(-1) < UnixMs::from_millis(0));
+        assert!(UnixSecs::new(-1) < UnixSecs::new(0));
+        assert_eq!(UnixMs::from_millis(42).millis(), 42);
+        assert_eq!(UnixSecs::new(42).secs(), 42);
+    }
+
+    #[test]
     fn fixed_clock_moves_only_when_told() {
-        let clock = FixedClock::at(1_000);
-        assert_eq!(clock.now_ms(), 1_000);
+        let clock = FixedClock::at(UnixMs::from_millis(1_000));
+        assert_eq!(clock.now(), UnixMs::from_millis(1_000));
         clock.advance_secs(2);
-        assert_eq!(clock.now_ms(), 3_000);
+        assert_eq!(clock.now(), UnixMs::from_millis(3_000));
     }
 }

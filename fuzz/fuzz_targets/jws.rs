@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use authmd::internals::jose::{self, Jwks, Policy, TokenKind};
+use authmd::time::UnixSecs;
 use libfuzzer_sys::fuzz_target;
 
 fn jwks() -> &'static Jwks {
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     for kind in [TokenKind::IdJag, TokenKind::Logout] {
         if let Ok(unverified) = jose::parse(token, kind) {
             let _ = unverified.issuer();
-            if let Err(rejection) = jose::verify(unverified, jwks(), &policy, 1_800_000_000) {
+            if let Err(rejection) = jose::verify(unverified, jwks(), &policy, UnixSecs::new(1_800_000_000)) {
                 let _ = (rejection.code(), rejection.to_string());
             }
         }

@@ -11,7 +11,7 @@ use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
 use crate::store::audit::{Event, Filter};
 use crate::store::prelude::*;
-use crate::time::{Clock, SystemClock, parse_rfc3339, rfc3339};
+use crate::time::{Clock, SystemClock, UnixMs, parse_rfc3339, rfc3339};
 
 pub const COMMAND: Command = Command {
     name: "audit",
@@ -36,7 +36,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         match arg {
             Long("json") => as_json = true,
             Long("follow") | Short('f') => follow = true,
-            Long("since") => since_ms = Some(parse_since(&parser.value()?.string()?, SystemClock.now_ms())?),
+            Long("since") => since_ms = Some(parse_since(&parser.value()?.string()?, SystemClock.now())?),
             Long("event") => {
                 let name = parser.value()?.string()?;
                 event = Some(EventName::parse(&name).ok_or_else(|| {
@@ -76,27 +76,25 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
 }
 
-fn parse_since(text: &str, now_ms: i64) -> Result<i64, CliError> {
+fn parse_since(text: &str, now_ms: UnixMs) -> Result<UnixMs, CliError> {
     let bad = || {
         CliError::usage(format!(
             "--since `{text}` is neither an RFC 3339 time (2026-05-04T13:00:00Z) nor an age (30s, 15m, 2h, 7d)"
         ))
     };
-    if let Some(ms) = parse_rfc3339(text) {
-        return Ok(ms);
+    if let Some(at) = parse_rfc3339(text) {
+        return Ok(at);
     }
-    let unit_ms = match text.chars().last().ok_or_else(bad)? {
-        's' => 1000,
-        'm' => 60_000,
-        'h' => 3_600_000,
-        'd' => 86_400_000,
+    let unit = match text.chars().last().ok_or_else(bad)? {
+        's' => Duration::from_secs(1),
+        'm' => Duration::from_secs(60),
+        'h' => Duration::from_secs(3600),
+        'd' => Duration::from_secs(86_400),
         _ => return Err(bad()),
     };
     let count: i64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
-    if !(0..=100_000).contains(&count) {
-        return Err(bad());
-    }
-    Ok(now_ms - count * unit_ms)
+    let count = u32::try_from(count).ok().filter(|&n| n <= 100_000).ok_or_else(bad)?;
+    Ok(now_ms - unit * count)
 }
 
 fn to_json(e: &Event) -> Value {
@@ -143,10 +141,13 @@ mod tests {
 
     #[test]
     fn since_takes_times_and_ages() {
-        let now = 1_800_000_000_000;
-        assert_eq!(parse_since("15m", now).unwrap(), now - 900_000);
-        assert_eq!(parse_since("2d", now).unwrap(), now - 172_800_000);
-        assert_eq!(parse_since("2026-05-04T13:00:00Z", now).unwrap(), 1_777_899_600_000);
+        let now = UnixMs::from_millis(1_800_000_000_000);
+        assert_eq!(parse_since("15m", now).unwrap(), now - Duration::from_secs(900));
+        assert_eq!(parse_since("2d", now).unwrap(), now - Duration::from_secs(172_800));
+        assert_eq!(
+            parse_since("2026-05-04T13:00:00Z", now).unwrap(),
+            UnixMs::from_millis(1_777_899_600_000)
+        );
         for bad in ["", "m", "5y", "-5m", "yesterday", "2026-13-01"] {
             assert!(parse_since(bad, now).is_err(), "{bad}");
         }

@@ -71,7 +71,7 @@ fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
 
 fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     let checked = store::write(&mut conn, |tx| configure::set(tx, key, value, now_ms))?;
     let normalized = checked.map_err(CliError::config)?;
     let shown = normalized.map_or_else(|| "its default".to_string(), |v| settings::display(key, &v));

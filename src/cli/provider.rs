@@ -75,7 +75,7 @@ fn add(
             "--client-id: 1 to 512 characters, no control characters",
         ));
     }
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     let provider = Provider {
         issuer: issuer.to_string(),
         pinned_jwks_uri: jwks_uri,
@@ -136,7 +136,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 
 fn remove(ctx: &Context, issuer: &str) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     let removed = store::write(&mut conn, |tx| {
         let removed = tx.remove_provider(issuer)?;
         if removed {

@@ -56,7 +56,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         )));
     }
     let mut conn = ctx.open_db()?;
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     if let Some(id) = registration {
         let revoked = store::write(&mut conn, |tx| {
             let Some(found) = tx.registration(&id)? else {

@@ -60,7 +60,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 fn add(ctx: &Context, address: &str, name: Option<String>) -> Result<(), CliError> {
     let address = email::normalize(address).map_err(CliError::config)?;
     let mut conn = ctx.open_db()?;
-    let now_ms = SystemClock.now_ms();
+    let now_ms = SystemClock.now();
     let user = User {
         id: secrets::new_id("usr_", now_ms),
         email: Some(address.clone()),

@@ -11,6 +11,8 @@
 //! counters cannot be raced. Not here: page HTML (`http::pages`), delivery
 //! (`mail`).
 
+use std::time::Duration;
+
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -26,6 +28,7 @@ use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::Registration;
 use crate::store::{Tx, audit, outbox};
+use crate::time::UnixMs;
 
 const OTP_KEY: &str = "otp_hmac";
 
@@ -43,7 +46,7 @@ fn new_code() -> String {
     }
 }
 
-fn otp_key(tx: &dyn Tx, now_ms: i64) -> Result<hmac::Key, Error> {
+fn otp_key(tx: &dyn Tx, now_ms: UnixMs) -> Result<hmac::Key, Error> {
     let mut fresh = [0u8; 32];
     SystemRandom::new()
         .fill(&mut fresh)
@@ -71,13 +74,13 @@ pub(super) fn open_attempt(
     ctx_values: &ClaimContext<'_>,
     registration_id: &str,
     email: &str,
-) -> Result<(String, i64), Error> {
+) -> Result<(String, UnixMs), Error> {
     let attempt_id = secrets::new_id("att_", ctx_values.now_ms);
     let token = format!(
         "cat_{}",
         &secrets::new_claim_token()[secrets::CLAIM_TOKEN_PREFIX.len()..]
     );
-    let expires_ms = ctx_values.now_ms + ctx_values.attempt_ttl_ms;
+    let expires_ms = ctx_values.now_ms + ctx_values.attempt_ttl;
     tx.open_attempt(&attempts::NewAttempt {
         id: &attempt_id,
         registration_id,
@@ -106,8 +109,8 @@ pub(super) fn open_attempt(
 
 /// What the transactions need from the context, copied out of it.
 pub(super) struct ClaimContext<'a> {
-    now_ms: i64,
-    attempt_ttl_ms: i64,
+    now_ms: UnixMs,
+    attempt_ttl: Duration,
     site: &'a crate::site::Site,
     resource_name: &'a str,
     client_ip: Option<&'a str>,
@@ -117,7 +120,7 @@ impl<'a> ClaimContext<'a> {
     pub(super) fn of(ctx: &Ctx<'a>) -> ClaimContext<'a> {
         ClaimContext {
             now_ms: ctx.now_ms,
-            attempt_ttl_ms: ctx.config.settings.claim_attempt_ttl_secs as i64 * 1000,
+            attempt_ttl: Duration::from_secs(ctx.config.settings.claim_attempt_ttl_secs),
             site: &ctx.config.site,
             resource_name: &ctx.config.settings.resource_name,
             client_ip: ctx.client_ip,
@@ -126,7 +129,7 @@ impl<'a> ClaimContext<'a> {
 }
 
 /// Refuses registrations that can no longer be claimed.
-fn claimable(registration: &Registration, now_ms: i64) -> Result<Status, Error> {
+fn claimable(registration: &Registration, now_ms: UnixMs) -> Result<Status, Error> {
     let next = lifecycle::next(registration.kind, registration.status, Event::ClaimRequested)?;
     unlapsed(registration, now_ms)?;
     Ok(next)
@@ -134,7 +137,7 @@ fn claimable(registration: &Registration, now_ms: i64) -> Result<Status, Error> 
 
 /// A registration past its TTL may be `unclaimed` still: the sweeper marks
 /// it `expired` within seconds, but it is over now.
-fn unlapsed(registration: &Registration, now_ms: i64) -> Result<(), Error> {
+fn unlapsed(registration: &Registration, now_ms: UnixMs) -> Result<(), Error> {
     match registration.lapsed(now_ms) {
         true => Err(Error::ClaimExpired("this registration expired unclaimed")),
         false => Ok(()),
@@ -146,7 +149,7 @@ fn unlapsed(registration: &Registration, now_ms: i64) -> Result<(), Error> {
 pub struct Requested {
     pub registration_id: String,
     pub attempt_id: String,
-    pub expires_ms: i64,
+    pub expires_ms: UnixMs,
 }
 
 pub fn request(ctx: &Ctx<'_>, claim_token: &str, email: &str) -> Result<Requested, Error> {
@@ -197,7 +200,7 @@ pub enum LinkState {
     },
 }
 
-fn link_state(tx: &dyn Tx, token: &str, now_ms: i64) -> Result<LinkState, Error> {
+fn link_state(tx: &dyn Tx, token: &str, now_ms: UnixMs) -> Result<LinkState, Error> {
     let Some(attempt) = tx.attempt_by_token_hash(&secrets::hash(token))? else {
         return Ok(LinkState::Unknown);
     };
@@ -227,9 +230,9 @@ pub fn view(ctx: &Ctx<'_>, token: &str) -> Result<LinkState, Error> {
 
 /// A fresh code for an open link (the button, or the JSON challenge of
 /// SPEC.md 5.4); the previous code stops working.
-pub fn mint_code(ctx: &Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
+pub fn mint_code(ctx: &Ctx<'_>, token: &str) -> Result<(String, UnixMs), Error> {
     let v = ClaimContext::of(ctx);
-    let otp_ttl_ms = ctx.config.settings.otp_ttl_secs as i64 * 1000;
+    let otp_ttl = Duration::from_secs(ctx.config.settings.otp_ttl_secs);
     ctx.writer.write(|tx| {
         let (attempt, registration) = match link_state(tx, token, v.now_ms)? {
             LinkState::Open { attempt, registration } => (attempt, registration),
@@ -241,7 +244,7 @@ pub fn mint_code(ctx: &Ctx<'_>, token: &str) -> Result<(String, i64), Error> {
         };
         let code = new_code();
         let mac = hmac::sign(&otp_key(tx, v.now_ms)?, &otp_message(&attempt.id, &code));
-        let expires_ms = v.now_ms + otp_ttl_ms;
+        let expires_ms = v.now_ms + otp_ttl;
         tx.set_attempt_code(&attempt.id, mac.as_ref(), expires_ms)?;
         tx.record_event(
             v.now_ms,

@@ -12,11 +12,12 @@ use crate::model::EventName;
 use crate::settings::{self, Settings};
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
+use crate::time::UnixMs;
 
 /// Sets `key` to `value` (`""` returns it to its default). The inner
 /// `Err` says why the value, or the set it would make, is refused; nothing
 /// is written then. `Ok` carries the value as stored (`None`: the default).
-pub fn set(tx: &dyn Tx, key: &str, value: &str, now_ms: i64) -> Result<Result<Option<String>, String>, Error> {
+pub fn set(tx: &dyn Tx, key: &str, value: &str, now_ms: UnixMs) -> Result<Result<Option<String>, String>, Error> {
     let normalized = match settings::normalize(key, value) {
         Ok(normalized) => normalized,
         Err(why) => return Ok(Err(why)),

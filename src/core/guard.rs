@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::model::{CredentialType, RegistrationKind, Status, split_scopes};
 use crate::secrets;
 use crate::store::Tx;
-use crate::time::rfc3339;
+use crate::time::{UnixMs, rfc3339};
 
 /// Who is calling: proof that a credential was checked. The fields are
 /// private and only [`authenticate_token`] (through [`authenticate`]) builds
@@ -22,8 +22,8 @@ use crate::time::rfc3339;
 pub struct Caller {
     credential_id: String,
     credential_type: CredentialType,
-    credential_expires_ms: Option<i64>,
-    issued_ms: i64,
+    credential_expires_ms: Option<UnixMs>,
+    issued_ms: UnixMs,
     scopes: Vec<String>,
     registration_id: String,
     registration_kind: RegistrationKind,
@@ -40,11 +40,11 @@ impl Caller {
         self.credential_type
     }
 
-    pub fn credential_expires_ms(&self) -> Option<i64> {
+    pub fn credential_expires_ms(&self) -> Option<UnixMs> {
         self.credential_expires_ms
     }
 
-    pub fn issued_ms(&self) -> i64 {
+    pub fn issued_ms(&self) -> UnixMs {
         self.issued_ms
     }
 
@@ -75,7 +75,7 @@ impl Caller {
             credential_id: "cred_test".into(),
             credential_type: CredentialType::ApiKey,
             credential_expires_ms: None,
-            issued_ms: 0,
+            issued_ms: UnixMs::from_millis(0),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             registration_id: registration_id.into(),
             registration_kind: RegistrationKind::Anonymous,
@@ -116,7 +116,7 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-pub fn authenticate(conn: &dyn Tx, now_ms: i64, authorization: Option<&str>) -> Result<Caller, Error> {
+pub fn authenticate(conn: &dyn Tx, now_ms: UnixMs, authorization: Option<&str>) -> Result<Caller, Error> {
     let token = bearer_token(authorization).ok_or(Error::InvalidToken {
         presented: false,
         reason: "no bearer credential",
@@ -126,7 +126,7 @@ pub fn authenticate(conn: &dyn Tx, now_ms: i64, authorization: Option<&str>) -> 
 
 /// The credential `token`, if it is live (SPEC.md 7): for the guarded API,
 /// introspection and self-revocation alike.
-pub fn authenticate_token(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Caller, Error> {
+pub fn authenticate_token(conn: &dyn Tx, now_ms: UnixMs, token: &str) -> Result<Caller, Error> {
     let invalid = |reason| Error::InvalidToken {
         presented: true,
         reason,
@@ -163,7 +163,7 @@ pub fn authenticate_token(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Cal
 }
 
 /// RFC 7662 introspection of `token`: `{"active": false}` for anything not live.
-pub fn introspect(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Value, Error> {
+pub fn introspect(conn: &dyn Tx, now_ms: UnixMs, token: &str) -> Result<Value, Error> {
     let caller = match authenticate_token(conn, now_ms, token) {
         Ok(caller) => caller,
         Err(Error::InvalidToken { .. }) => return Ok(json!({ "active": false })),
@@ -174,25 +174,27 @@ pub fn introspect(conn: &dyn Tx, now_ms: i64, token: &str) -> Result<Value, Erro
         "scope": caller.scopes.join(" "),
         "token_type": "Bearer",
         "credential_type": caller.credential_type.as_str(),
-        "iat": caller.issued_ms.div_euclid(1000),
+        "iat": caller.issued_ms.secs_floor().secs(),
         "sub": caller.user_id.as_deref().unwrap_or(&caller.registration_id),
         "registration_id": caller.registration_id,
     });
     if let Some(exp) = caller.credential_expires_ms {
-        answer["exp"] = json!(exp.div_euclid(1000));
+        answer["exp"] = json!(exp.secs_floor().secs());
     }
     Ok(answer)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::core::{Config, Ctx};
     use crate::proto::v0_1::{Request, register};
     use crate::settings::Settings;
     use crate::store;
 
-    fn register_at(conn: &rusqlite::Connection, dir: &std::path::Path, config: &Config, now_ms: i64) -> Value {
+    fn register_at(conn: &rusqlite::Connection, dir: &std::path::Path, config: &Config, now_ms: UnixMs) -> Value {
         let writer = crate::store::Writer::open(&dir.join("test.db")).unwrap();
         let ctx = Ctx {
             conn,
@@ -237,11 +239,11 @@ mod tests {
             ..Settings::default()
         };
         let config = Config::new("http://127.0.0.1:1", settings);
-        let t0 = 1_800_000_000_000;
+        let t0 = UnixMs::from_millis(1_800_000_000_000);
         let body = register_at(&conn, dir.path(), &config, t0);
         let header = format!("Bearer {}", body["credential"].as_str().unwrap());
 
-        let caller = authenticate(&conn, t0 + 59_999, Some(&header)).unwrap();
+        let caller = authenticate(&conn, t0 + Duration::from_millis(59_999), Some(&header)).unwrap();
         assert_eq!(caller.scopes, ["api.read"]);
         assert_eq!(caller.status, Status::Unclaimed);
         assert!(caller.require_scope("api.read").is_ok());
@@ -251,7 +253,7 @@ mod tests {
         ));
 
         assert_eq!(
-            reason(authenticate(&conn, t0 + 60_000, Some(&header))),
+            reason(authenticate(&conn, t0 + Duration::from_secs(60), Some(&header))),
             "the registration is no longer active"
         );
     }
@@ -260,7 +262,7 @@ mod tests {
     fn revoked_unknown_and_mistyped_keys_are_refused() {
         let (dir, mut conn) = store::open_temp();
         let config = Config::new("http://127.0.0.1:1", Settings::default());
-        let t0 = 1_800_000_000_000;
+        let t0 = UnixMs::from_millis(1_800_000_000_000);
         let body = register_at(&conn, dir.path(), &config, t0);
         let key = body["credential"].as_str().unwrap().to_string();
 

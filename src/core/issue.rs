@@ -5,6 +5,8 @@
 //! transaction. The secret itself is returned to the agent once and never
 //! stored.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::verify::Admitted;
@@ -13,6 +15,7 @@ use crate::model::{CredentialType, EventName, join_scopes};
 use crate::secrets::{self, SecretHash};
 use crate::settings::Settings;
 use crate::store::{Tx, audit, credentials};
+use crate::time::UnixMs;
 
 /// A credential made and not yet stored.
 pub struct Minted {
@@ -20,18 +23,18 @@ pub struct Minted {
     secret: String,
     hash: SecretHash,
     kind: CredentialType,
-    expires_ms: Option<i64>,
+    expires_ms: Option<UnixMs>,
 }
 
 impl Minted {
     /// An API key (no expiry) or an access token (`access_token_ttl_secs`
     /// from `now_ms`), with the configured prefix.
-    pub fn new(kind: CredentialType, settings: &Settings, now_ms: i64) -> Minted {
+    pub fn new(kind: CredentialType, settings: &Settings, now_ms: UnixMs) -> Minted {
         let (prefix, expires_ms) = match kind {
             CredentialType::ApiKey => (&settings.api_key_prefix, None),
             CredentialType::AccessToken => (
                 &settings.access_token_prefix,
-                Some(now_ms + settings.access_token_ttl_secs as i64 * 1000),
+                Some(now_ms + Duration::from_secs(settings.access_token_ttl_secs)),
             ),
         };
         let secret = secrets::new_credential(prefix);
@@ -53,7 +56,7 @@ impl Minted {
         self.kind
     }
 
-    pub fn expires_ms(&self) -> Option<i64> {
+    pub fn expires_ms(&self) -> Option<UnixMs> {
         self.expires_ms
     }
 }
@@ -127,7 +130,7 @@ impl<'a> Grant<'a> {
 }
 
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.
-pub fn issue(tx: &dyn Tx, now_ms: i64, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
+pub fn issue(tx: &dyn Tx, now_ms: UnixMs, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
     tx.insert_credential(&credentials::NewCredential {
         id: &minted.id,
         registration_id: grant.registration_id,

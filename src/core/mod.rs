@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 use crate::keys::KeyCache;
 use crate::settings::Settings;
 use crate::site::Site;
+use crate::time::UnixMs;
 
 /// One consistent view of the configuration: settings and the URLs built from them.
 #[derive(Debug, Clone)]
@@ -77,7 +78,7 @@ pub struct Ctx<'a> {
     pub conn: &'a dyn crate::store::Tx,
     pub config: &'a Config,
     /// The instant of the request, from the server's clock.
-    pub now_ms: i64,
+    pub now_ms: UnixMs,
     pub client_ip: Option<&'a str>,
     /// Provider keys and metadata documents.
     pub keys: &'a KeyCache,

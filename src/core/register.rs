@@ -12,6 +12,8 @@
 //! Each writes its registration, credential, audit events and mail in one
 //! transaction, and answers an [`Outcome`] that each wire module shapes.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::issue::{Grant, Minted, issue};
@@ -27,6 +29,7 @@ use crate::store::Tx;
 use crate::store::audit::NewEvent;
 use crate::store::delegations::Delegation;
 use crate::store::registrations::NewRegistration;
+use crate::time::UnixMs;
 
 /// A registration just made (or, for an assertion, found live again).
 pub struct Outcome {
@@ -41,12 +44,12 @@ pub struct Outcome {
 /// The claim token (shown once) and what claiming grants.
 pub struct ClaimOffer {
     pub token: String,
-    pub expires_ms: i64,
+    pub expires_ms: UnixMs,
     pub post_claim_scopes: Vec<String>,
 }
 
 impl ClaimOffer {
-    fn new(token: String, expires_ms: i64, settings: &Settings) -> ClaimOffer {
+    fn new(token: String, expires_ms: UnixMs, settings: &Settings) -> ClaimOffer {
         ClaimOffer {
             token,
             expires_ms,
@@ -58,7 +61,7 @@ impl ClaimOffer {
 /// `registration.created` for a registration no provider vouched for.
 fn record_created(
     tx: &dyn Tx,
-    now_ms: i64,
+    now_ms: UnixMs,
     registration_id: &str,
     kind: RegistrationKind,
     client_ip: Option<&str>,
@@ -79,7 +82,7 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     }
     let settings = &ctx.config.settings;
     let now_ms = ctx.now_ms;
-    let expires_ms = now_ms + (settings.registration_ttl_secs as i64) * 1000;
+    let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
     let key = Minted::new(CredentialType::ApiKey, settings, now_ms);
     let claim_token = secrets::new_claim_token();
@@ -127,7 +130,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
         crate::email::normalize(email).map_err(|why| Error::InvalidRequest(why.replace("`email`", "`assertion`")))?;
     let settings = &ctx.config.settings;
     let now_ms = ctx.now_ms;
-    let expires_ms = now_ms + settings.registration_ttl_secs as i64 * 1000;
+    let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
     let claim_token = secrets::new_claim_token();
     let mail = super::claim::ClaimContext::of(ctx);
@@ -259,7 +262,7 @@ fn granted_scopes(allowed: &[String], requested: Option<&str>) -> Result<Vec<Str
 
 /// SPEC.md 4.4 steps 2 to 4 from what the provider verified (step 1, the
 /// delegation, is the caller's).
-fn match_asserted_user(tx: &dyn Tx, claims: &Claims, jit: bool, now_ms: i64) -> Result<String, Error> {
+fn match_asserted_user(tx: &dyn Tx, claims: &Claims, jit: bool, now_ms: UnixMs) -> Result<String, Error> {
     let identity = Identity {
         email: claims
             .email

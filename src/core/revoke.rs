@@ -17,6 +17,7 @@ use crate::secrets;
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
 use crate::store::registrations::Selection;
+use crate::time::UnixMs;
 
 /// Who revoked, for the `registration.revoked` event (SPEC.md 8).
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,7 @@ pub struct Revoked {
 /// Revokes one live registration, recording `registration.revoked` with who
 /// revoked, the delegation behind it (unless the revoker names its own
 /// `iss`/`sub`) and how many credentials. `None` if it was not live.
-pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Result<Option<usize>, Error> {
+pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: UnixMs) -> Result<Option<usize>, Error> {
     let chosen = Selection::Registration(id);
     match tx.registration(id)? {
         Some(r) if lifecycle::next(r.kind, r.status, Event::Revoked).is_ok() => {}
@@ -76,7 +77,7 @@ pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: i64) -> Re
 }
 
 /// Revokes every live registration chosen, one `registration.revoked` each.
-pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: i64) -> Result<Revoked, Error> {
+pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: UnixMs) -> Result<Revoked, Error> {
     tx.record_event_for_each(
         chosen,
         now_ms,
@@ -148,7 +149,7 @@ pub fn self_revoke(ctx: &Ctx<'_>, token: &str) -> Result<(), Error> {
 /// each recorded once as `registration.expired`. Their credentials are left
 /// as they are: an anonymous key keeps its pre-claim scopes (SPEC.md 5.7).
 /// Returns how many.
-pub fn expire(tx: &dyn Tx, now_ms: i64) -> Result<usize, Error> {
+pub fn expire(tx: &dyn Tx, now_ms: UnixMs) -> Result<usize, Error> {
     tx.record_event_for_each(Selection::Lapsed, now_ms, EventName::RegistrationExpired, &Map::new())?;
     end(tx, Selection::Lapsed, Status::Expired, now_ms)
 }
@@ -159,7 +160,7 @@ pub fn expire(tx: &dyn Tx, now_ms: i64) -> Result<usize, Error> {
 /// still-trusted provider registers again; and the registrations take
 /// their final status. That last step comes last: it is what takes them out
 /// of the selection.
-fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: i64) -> Result<usize, Error> {
+fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize, Error> {
     tx.close_attempts_of(chosen, now_ms)?;
     if status == Status::Revoked {
         tx.mark_revoked_here(chosen, now_ms)?;
@@ -176,7 +177,11 @@ mod tests {
     use crate::store::credentials::NewCredential;
     use crate::store::registrations::NewRegistration;
 
-    fn add(tx: &dyn Tx, id: &str, user: Option<&str>, status: Status, expires_ms: Option<i64>) {
+    fn at(ms: i64) -> UnixMs {
+        UnixMs::from_millis(ms)
+    }
+
+    fn add(tx: &dyn Tx, id: &str, user: Option<&str>, status: Status, expires_ms: Option<UnixMs>) {
         tx.insert_registration(&NewRegistration {
             id,
             kind: RegistrationKind::Anonymous,
@@ -185,7 +190,7 @@ mod tests {
             claim_token_hash: None,
             requested_credential_type: None,
             email: None,
-            created_ms: 0,
+            created_ms: at(0),
             expires_ms,
         })
         .unwrap();
@@ -195,7 +200,7 @@ mod tests {
             kind: CredentialType::ApiKey,
             token_hash: &secrets::hash(id),
             scopes: "api.read",
-            created_ms: 0,
+            created_ms: at(0),
             expires_ms: None,
         })
         .unwrap();
@@ -219,13 +224,13 @@ mod tests {
             email: None,
             phone_number: None,
             name: None,
-            created_ms: 0,
+            created_ms: at(0),
         })
         .unwrap();
         add(tx, "reg_a", Some("usr_1"), Status::Claimed, None);
         add(tx, "reg_b", Some("usr_1"), Status::Expired, None);
-        add(tx, "reg_c", None, Status::Unclaimed, Some(10));
-        let revoked = revoke(tx, Selection::User("usr_1"), "operator", 5).unwrap();
+        add(tx, "reg_c", None, Status::Unclaimed, Some(at(10)));
+        let revoked = revoke(tx, Selection::User("usr_1"), "operator", at(5)).unwrap();
         assert_eq!(
             revoked,
             Revoked {
@@ -235,11 +240,11 @@ mod tests {
         );
         assert_eq!(events(tx, EventName::RegistrationRevoked), ["reg_a"]);
         assert_eq!(
-            revoke(tx, Selection::User("usr_1"), "operator", 6).unwrap(),
+            revoke(tx, Selection::User("usr_1"), "operator", at(6)).unwrap(),
             Revoked::default()
         );
         assert_eq!(
-            revoke_one(tx, "reg_a", &RevokedBy::OPERATOR, 7).unwrap(),
+            revoke_one(tx, "reg_a", &RevokedBy::OPERATOR, at(7)).unwrap(),
             None,
             "not live any more"
         );
@@ -250,10 +255,10 @@ mod tests {
     fn expiry_takes_only_lapsed_unclaimed_registrations_once() {
         let (_dir, conn) = crate::store::open_temp();
         let tx: &dyn Tx = &conn;
-        add(tx, "reg_old", None, Status::Unclaimed, Some(10));
-        add(tx, "reg_new", None, Status::PendingClaim, Some(1_000));
-        assert_eq!(expire(tx, 10).unwrap(), 1);
-        assert_eq!(expire(tx, 11).unwrap(), 0, "recorded once");
+        add(tx, "reg_old", None, Status::Unclaimed, Some(at(10)));
+        add(tx, "reg_new", None, Status::PendingClaim, Some(at(1_000)));
+        assert_eq!(expire(tx, at(10)).unwrap(), 1);
+        assert_eq!(expire(tx, at(11)).unwrap(), 0, "recorded once");
         assert_eq!(events(tx, EventName::RegistrationExpired), ["reg_old"]);
         assert_eq!(tx.registration("reg_old").unwrap().unwrap().status, Status::Expired);
         assert_eq!(

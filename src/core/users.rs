@@ -10,6 +10,7 @@ use crate::store::Tx;
 use crate::error::Error;
 use crate::secrets;
 use crate::store::users;
+use crate::time::UnixMs;
 
 /// What is known, and verified, of the person.
 #[derive(Debug, Default)]
@@ -31,7 +32,7 @@ pub enum Provision {
 }
 
 /// The id of the user `identity` is, made now if `provision` allows.
-pub fn match_user(tx: &dyn Tx, identity: Identity<'_>, provision: Provision, now_ms: i64) -> Result<String, Error> {
+pub fn match_user(tx: &dyn Tx, identity: Identity<'_>, provision: Provision, now_ms: UnixMs) -> Result<String, Error> {
     if let Some(email) = &identity.email
         && let Some(user) = tx.user_by_email(email)?
     {

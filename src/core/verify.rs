@@ -25,6 +25,8 @@
 //! response's `reason` says where and why. Not here: rate limits (`http`),
 //! the JOSE rules themselves (`jose`), where authmd may connect (`fetch`).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::Ctx;
@@ -33,6 +35,7 @@ use crate::jose::{self, Claims, Policy, TokenKind, Verified};
 use crate::keys::{KeyCache, KeysError};
 use crate::store::Tx;
 use crate::store::providers::Provider;
+use crate::time::UnixMs;
 
 /// A logout token without `exp` counts as expiring this long after `iat` (SPEC.md 6).
 pub const LOGOUT_LIFETIME_WITHOUT_EXP_SECS: u64 = 300;
@@ -116,7 +119,7 @@ impl Checked {
     /// Replay and revocation, in the transaction that acts on the token.
     /// The provider's mark is on its clock; this server's is compared with
     /// the provider's `iat` only beyond the allowed skew.
-    pub fn admit(self, tx: &dyn Tx, now_ms: i64, clock_skew_secs: u64) -> Result<Admitted, Error> {
+    pub fn admit(self, tx: &dyn Tx, now_ms: UnixMs, clock_skew_secs: u64) -> Result<Admitted, Error> {
         let claims = self.verified.claims();
         if !self.jti_recorded
             && !tx.first_use(
@@ -142,8 +145,8 @@ impl Checked {
 }
 
 /// Until when a jti is remembered: its token's `exp` plus the skew.
-fn jti_expires_ms(claims: &Claims, clock_skew_secs: u64) -> i64 {
-    (claims.exp + clock_skew_secs as i64) * 1000
+fn jti_expires_ms(claims: &Claims, clock_skew_secs: u64) -> UnixMs {
+    UnixMs::from(claims.exp) + Duration::from_secs(clock_skew_secs)
 }
 
 /// Parse, trust, keys, signature and claims: everything that can be
@@ -173,7 +176,7 @@ fn verify(ctx: &Ctx<'_>, keys: &KeyCache, token: &str, kind: TokenKind) -> Resul
         max_assertion_lifetime_secs: settings.max_assertion_lifetime_secs,
         logout_lifetime_without_exp_secs: LOGOUT_LIFETIME_WITHOUT_EXP_SECS,
     };
-    let now_secs = ctx.now_ms.div_euclid(1000);
+    let now_secs = ctx.now_ms.secs_floor();
     let mut jwks = keys
         .jwks(&ctx.key_store(), &jwks_uri, ctx.now_ms)
         .map_err(unavailable)?;

@@ -20,7 +20,7 @@ use crate::proto::v0_1::{json_object, required_str};
 use crate::ratelimit::{Bucket, Limiter};
 use crate::site::Endpoint;
 use crate::store;
-use crate::time::rfc3339;
+use crate::time::{UnixMs, rfc3339};
 
 /// Where a row answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub struct Deps<'a> {
     pub writer: &'a crate::store::Writer,
     pub metrics: &'a Metrics,
     /// The instant of the request.
-    pub now_ms: i64,
+    pub now_ms: UnixMs,
     /// The same instant on the monotonic clock (rate-limit windows).
     pub elapsed: std::time::Duration,
     pub mail_wake: Option<&'a std::sync::mpsc::SyncSender<()>>,
@@ -497,8 +497,8 @@ fn link_page(config: &Config, state: claim::LinkState, token: &str) -> Response 
 }
 
 /// `2026-05-04 13:00 UTC`, for people.
-fn human_time(ms: i64) -> String {
-    let wire = rfc3339(ms);
+fn human_time(instant: UnixMs) -> String {
+    let wire = rfc3339(instant);
     format!("{} {} UTC", &wire[..10], &wire[11..16])
 }
 
@@ -641,7 +641,7 @@ mod tests {
             upstream_client: &crate::upstream::Client::default(),
             writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
-            now_ms: 1_800_000_000_000,
+            now_ms: UnixMs::from_millis(1_800_000_000_000),
             elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,
@@ -735,7 +735,7 @@ mod failure_tests {
             upstream_client: &crate::upstream::Client::default(),
             writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
             metrics: &Metrics::default(),
-            now_ms: 1_800_000_000_000,
+            now_ms: UnixMs::from_millis(1_800_000_000_000),
             elapsed: std::time::Duration::ZERO,
             mail_wake: None,
             db_file: None,

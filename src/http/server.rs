@@ -226,7 +226,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             crate::mail::Policy {
                 from: settings.mail_from.clone(),
                 max_attempts: settings.mail_max_attempts as i64,
-                retry_base_secs: settings.mail_retry_base_secs as i64,
+                retry_base_secs: settings.mail_retry_base_secs,
             }
         }),
         stopping: shared.stopping.clone(),
@@ -461,7 +461,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         _ => MAX_BODY_BYTES,
     };
     let mut request = to_request(&mut raw, shared.trust_proxy, body_cap);
-    let now_ms = shared.clock.now_ms();
+    let now_ms = shared.clock.now();
     let deps = routes::Deps {
         config: &config,
         keys: &shared.keys,

@@ -2,10 +2,13 @@
 //! [`verify`] (key, signature, then the claim rules of SPEC.md 4.2 for
 //! ID-JAGs and 6 for logout tokens), with `now` passed in.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use super::jws::{self, Compact};
 use super::{Alg, Jwks, Rejection, TokenKind};
+use crate::time::UnixSecs;
 
 /// Tokens over this size are refused before any decoding work.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -61,10 +64,10 @@ pub struct Claims {
     /// Required in ID-JAGs; logout tokens need none.
     pub client_id: Option<String>,
     pub jti: String,
-    pub iat: i64,
+    pub iat: UnixSecs,
     /// For a logout token without `exp`: `iat` + the policy's lifetime.
-    pub exp: i64,
-    pub nbf: Option<i64>,
+    pub exp: UnixSecs,
+    pub nbf: Option<UnixSecs>,
     pub scope: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -130,7 +133,7 @@ fn check_typ(header: &Map<String, Value>, kind: TokenKind) -> Result<(), Rejecti
 }
 
 /// Key selection and signature, then the claim rules, at `now_secs`.
-pub fn verify(token: Unverified, jwks: &Jwks, policy: &Policy, now_secs: i64) -> Result<Verified, Rejection> {
+pub fn verify(token: Unverified, jwks: &Jwks, policy: &Policy, now_secs: UnixSecs) -> Result<Verified, Rejection> {
     let key = jwks.select(token.alg, token.kid.as_deref())?;
     jws::verify_signature(
         token.alg,
@@ -155,14 +158,14 @@ fn optional_string(claims: &Map<String, Value>, name: &str) -> Option<String> {
 }
 
 /// A NumericDate: a non-negative JSON number (fractions are truncated).
-fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, Rejection> {
+fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<UnixSecs>, Rejection> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
         {
-            Some(secs) if secs >= 0 && n.as_f64().is_some_and(|f| f >= 0.0) => Ok(Some(secs)),
+            Some(secs) if secs >= 0 && n.as_f64().is_some_and(|f| f >= 0.0) => Ok(Some(UnixSecs::new(secs))),
             _ => Err(Rejection::ClaimWrongType(name)),
         },
         Some(_) => Err(Rejection::ClaimWrongType(name)),
@@ -197,7 +200,12 @@ fn check_audience(claims: &Map<String, Value>, policy: &Policy) -> Result<Vec<St
     Ok(names)
 }
 
-fn check_claims(claims: &Map<String, Value>, kind: TokenKind, policy: &Policy, now: i64) -> Result<Claims, Rejection> {
+fn check_claims(
+    claims: &Map<String, Value>,
+    kind: TokenKind,
+    policy: &Policy,
+    now: UnixSecs,
+) -> Result<Claims, Rejection> {
     let iss = required_string(claims, "iss")?;
     let sub = required_string(claims, "sub")?;
     let jti = required_string(claims, "jti")?;
@@ -210,25 +218,32 @@ fn check_claims(claims: &Map<String, Value>, kind: TokenKind, policy: &Policy, n
     let iat = time(claims, "iat")?.ok_or(Rejection::MissingClaim("iat"))?;
     let exp = match (time(claims, "exp")?, kind) {
         (Some(exp), _) => exp,
-        (None, TokenKind::Logout) => iat.saturating_add(policy.logout_lifetime_without_exp_secs as i64),
+        (None, TokenKind::Logout) => iat + Duration::from_secs(policy.logout_lifetime_without_exp_secs),
         (None, TokenKind::IdJag) => return Err(Rejection::MissingClaim("exp")),
     };
     let nbf = time(claims, "nbf")?;
-    let skew = policy.clock_skew_secs as i64;
+    let skew = Duration::from_secs(policy.clock_skew_secs);
     if exp < now - skew {
-        return Err(Rejection::ExpiredBy { secs: now - exp });
+        return Err(Rejection::ExpiredBy {
+            secs: now.saturating_since(exp).as_secs(),
+        });
     }
     if iat > now + skew {
-        return Err(Rejection::IssuedInFuture { secs: iat - now });
+        return Err(Rejection::IssuedInFuture {
+            secs: iat.saturating_since(now).as_secs(),
+        });
     }
     if let Some(nbf) = nbf
         && nbf > now + skew
     {
-        return Err(Rejection::NotYetValid { secs: nbf - now });
+        return Err(Rejection::NotYetValid {
+            secs: nbf.saturating_since(now).as_secs(),
+        });
     }
-    if exp - iat > policy.max_assertion_lifetime_secs as i64 {
+    let lifetime = exp.saturating_since(iat);
+    if lifetime > Duration::from_secs(policy.max_assertion_lifetime_secs) {
         return Err(Rejection::LifetimeTooLong {
-            secs: exp - iat,
+            secs: lifetime.as_secs(),
             max: policy.max_assertion_lifetime_secs,
         });
     }
@@ -298,7 +313,7 @@ mod tests {
     use super::*;
     use authmd_dev::{Alg as SigningAlg, SigningKey};
 
-    const NOW: i64 = 1_800_000_000;
+    const NOW: UnixSecs = UnixSecs::new(1_800_000_000);
 
     fn policy() -> Policy {
         Policy {
@@ -320,7 +335,7 @@ mod tests {
     }
 
     fn claims() -> serde_json::Value {
-        authmd_dev::id_jag_claims("https://p.example", "alice", "https://svc.example", NOW)
+        authmd_dev::id_jag_claims("https://p.example", "alice", "https://svc.example", NOW.secs())
     }
 
     #[test]
@@ -373,28 +388,30 @@ mod tests {
     fn time_rules_use_the_injected_clock_and_skew() {
         let key = SigningKey::generate(SigningAlg::EdDsa, "k");
         let header = authmd_dev::id_jag_header();
+        // The claims as the provider writes them: raw NumericDates.
+        let now = NOW.secs();
         let with = |iat: i64, exp: i64| {
             let mut c = claims();
             c["iat"] = json!(iat);
             c["exp"] = json!(exp);
             check(&key, header.clone(), c)
         };
-        assert!(with(NOW - 100, NOW - 59).is_ok(), "exp within skew");
+        assert!(with(now - 100, now - 59).is_ok(), "exp within skew");
         assert_eq!(
-            with(NOW - 100, NOW - 61).unwrap_err(),
+            with(now - 100, now - 61).unwrap_err(),
             Rejection::ExpiredBy { secs: 61 }
         );
-        assert!(with(NOW + 60, NOW + 300).is_ok(), "iat within skew");
+        assert!(with(now + 60, now + 300).is_ok(), "iat within skew");
         assert_eq!(
-            with(NOW + 61, NOW + 300).unwrap_err(),
+            with(now + 61, now + 300).unwrap_err(),
             Rejection::IssuedInFuture { secs: 61 }
         );
         assert!(matches!(
-            with(NOW, NOW + 3601).unwrap_err(),
+            with(now, now + 3601).unwrap_err(),
             Rejection::LifetimeTooLong { .. }
         ));
         let mut c = claims();
-        c["nbf"] = json!(NOW + 120);
+        c["nbf"] = json!(now + 120);
         assert!(matches!(
             check(&key, header.clone(), c).unwrap_err(),
             Rejection::NotYetValid { .. }
@@ -423,9 +440,13 @@ mod tests {
             let token = key.sign(&authmd_dev::logout_header(), &claims);
             verify(parse(&token, TokenKind::Logout)?, &jwks, &policy(), NOW)
         };
-        let good = authmd_dev::logout_claims("https://p.example", "alice", "https://svc.example/api", NOW);
+        let good = authmd_dev::logout_claims("https://p.example", "alice", "https://svc.example/api", NOW.secs());
         let verified = run(good.clone()).unwrap();
-        assert_eq!(verified.claims().exp, NOW + 300, "no exp: iat + 300");
+        assert_eq!(
+            verified.claims().exp,
+            NOW + Duration::from_secs(300),
+            "no exp: iat + 300"
+        );
         let mut c = good.clone();
         c["nonce"] = json!("n");
         assert_eq!(run(c).unwrap_err(), Rejection::LogoutNonce);
@@ -433,7 +454,7 @@ mod tests {
         c["events"] = json!({ REVOKED_EVENT: "yes" });
         assert_eq!(run(c).unwrap_err(), Rejection::LogoutEventMissing);
         let mut c = good;
-        c["iat"] = json!(NOW - 400);
+        c["iat"] = json!(NOW.secs() - 400);
         assert!(matches!(run(c).unwrap_err(), Rejection::ExpiredBy { .. }));
     }
 }

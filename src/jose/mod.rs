@@ -135,16 +135,16 @@ pub enum Rejection {
     AudienceMismatch,
     AudienceNotSingle,
     ExpiredBy {
-        secs: i64,
+        secs: u64,
     },
     IssuedInFuture {
-        secs: i64,
+        secs: u64,
     },
     NotYetValid {
-        secs: i64,
+        secs: u64,
     },
     LifetimeTooLong {
-        secs: i64,
+        secs: u64,
         max: u64,
     },
     NoVerifiedContact,

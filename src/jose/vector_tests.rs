@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::{Jwks, Policy, TokenKind, parse, verify};
+use crate::time::UnixSecs;
 
 pub(crate) fn shared(path: &str) -> Value {
     let full = format!("{}/../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -14,7 +15,7 @@ pub(crate) fn shared(path: &str) -> Value {
 }
 
 /// The outcome the verifier gives a case: `ok` or a SPEC.md code.
-fn outcome(file: &Value, jwks: &Jwks, token: &str, now: i64, kind: TokenKind) -> (String, String) {
+fn outcome(file: &Value, jwks: &Jwks, token: &str, now: UnixSecs, kind: TokenKind) -> (String, String) {
     let policy = Policy {
         audiences: vec![
             file["service_issuer"].as_str().unwrap().to_string(),
@@ -49,7 +50,7 @@ fn every_shared_jws_vector_gets_an_expected_outcome() {
         for case in file[set].as_array().unwrap() {
             count += 1;
             let token = case["token"].as_str().unwrap();
-            let (code, detail) = outcome(&file, &jwks, token, case["now"].as_i64().unwrap(), kind);
+            let (code, detail) = outcome(&file, &jwks, token, UnixSecs::new(case["now"].as_i64().unwrap()), kind);
             let expected: Vec<&str> = case["expect"]
                 .as_array()
                 .unwrap()

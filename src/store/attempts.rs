@@ -4,6 +4,7 @@
 use super::Result;
 use super::registrations::Selection;
 use crate::secrets::SecretHash;
+use crate::time::UnixMs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptStatus {
@@ -48,10 +49,10 @@ pub struct Attempt {
     pub registration_id: String,
     pub email: String,
     pub status: AttemptStatus,
-    pub created_ms: i64,
-    pub expires_ms: i64,
+    pub created_ms: UnixMs,
+    pub expires_ms: UnixMs,
     pub otp_mac: Option<Vec<u8>>,
-    pub otp_expires_ms: Option<i64>,
+    pub otp_expires_ms: Option<UnixMs>,
     pub otp_failures: i64,
 }
 
@@ -60,8 +61,8 @@ pub struct NewAttempt<'a> {
     pub registration_id: &'a str,
     pub email: &'a str,
     pub token_hash: &'a SecretHash,
-    pub created_ms: i64,
-    pub expires_ms: i64,
+    pub created_ms: UnixMs,
+    pub expires_ms: UnixMs,
 }
 
 pub trait Attempts {
@@ -70,7 +71,7 @@ pub trait Attempts {
     fn attempt_by_token_hash(&self, hash: &SecretHash) -> Result<Option<Attempt>>;
     fn open_attempt_of(&self, registration_id: &str) -> Result<Option<Attempt>>;
     /// Stores a fresh code's MAC, replacing (and so invalidating) the previous code.
-    fn set_attempt_code(&self, id: &str, mac: &[u8], expires_ms: i64) -> Result<()>;
+    fn set_attempt_code(&self, id: &str, mac: &[u8], expires_ms: UnixMs) -> Result<()>;
     /// Counts a wrong code, atomically with the check that read the code;
     /// burns the code once `burn_at` failures are reached. Returns the
     /// attempt's failure count after this one.
@@ -80,5 +81,5 @@ pub trait Attempts {
     /// Closes every open attempt of a registration (it ended some other way).
     fn close_attempts(&self, registration_id: &str) -> Result<()>;
     /// Closes the open attempts of the chosen registrations and erases their codes.
-    fn close_attempts_of(&self, chosen: Selection<'_>, now_ms: i64) -> Result<usize>;
+    fn close_attempts_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize>;
 }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::Result;
 use super::registrations::Selection;
 use crate::model::EventName;
+use crate::time::UnixMs;
 
 /// One event to record. Never put a secret in any field.
 #[derive(Debug, Default)]
@@ -24,7 +25,7 @@ pub struct NewEvent<'a> {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: i64,
-    pub at_ms: i64,
+    pub at_ms: UnixMs,
     pub name: String,
     pub registration_id: Option<String>,
     pub client_ip: Option<String>,
@@ -38,14 +39,14 @@ pub struct Event {
 #[derive(Debug, Default)]
 pub struct Filter {
     pub event: Option<EventName>,
-    pub since_ms: Option<i64>,
+    pub since_ms: Option<UnixMs>,
     /// Only events with an id above this one (for following).
     pub after_id: i64,
     pub limit: Option<u32>,
 }
 
 pub trait Audit {
-    fn record_event(&self, now_ms: i64, name: EventName, event: NewEvent<'_>) -> Result<()>;
+    fn record_event(&self, now_ms: UnixMs, name: EventName, event: NewEvent<'_>) -> Result<()>;
     /// Events matching `filter`, oldest first.
     fn events(&self, filter: &Filter) -> Result<Vec<Event>>;
     /// Records `name` once for each chosen registration, with the `iss` and
@@ -53,7 +54,7 @@ pub trait Audit {
     fn record_event_for_each(
         &self,
         chosen: Selection<'_>,
-        now_ms: i64,
+        now_ms: UnixMs,
         name: EventName,
         detail: &Map<String, Value>,
     ) -> Result<usize>;

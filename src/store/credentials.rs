@@ -5,6 +5,7 @@ use super::Result;
 use super::registrations::{Registration, Selection};
 use crate::model::CredentialType;
 use crate::secrets::SecretHash;
+use crate::time::UnixMs;
 
 pub struct NewCredential<'a> {
     pub id: &'a str,
@@ -12,8 +13,8 @@ pub struct NewCredential<'a> {
     pub kind: CredentialType,
     pub token_hash: &'a SecretHash,
     pub scopes: &'a str,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
 }
 
 /// A stored credential with the registration it belongs to.
@@ -22,9 +23,9 @@ pub struct Found {
     pub id: String,
     pub kind: CredentialType,
     pub scopes: String,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
-    pub revoked_ms: Option<i64>,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
+    pub revoked_ms: Option<UnixMs>,
     pub registration: Registration,
 }
 
@@ -38,9 +39,9 @@ pub trait Credentials {
     /// anonymous key raised to the post-claim scopes in place).
     fn set_live_credential_scopes(&self, registration_id: &str, scopes: &str) -> Result<usize>;
     /// Deletes access tokens that expired before `before_ms`.
-    fn prune_expired_credentials(&self, before_ms: i64) -> Result<usize>;
+    fn prune_expired_credentials(&self, before_ms: UnixMs) -> Result<usize>;
     /// Revokes one credential; false if it already was.
-    fn revoke_credential(&self, id: &str, now_ms: i64) -> Result<bool>;
+    fn revoke_credential(&self, id: &str, now_ms: UnixMs) -> Result<bool>;
     /// Revokes every live credential of the chosen registrations; returns how many.
-    fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: i64) -> Result<usize>;
+    fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize>;
 }

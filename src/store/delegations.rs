@@ -2,8 +2,11 @@
 //! stand behind a provider's `(iss, sub)`, and what has been revoked of it
 //! (SPEC.md 3.2, 4.4, 6).
 
+use std::time::Duration;
+
 use super::Result;
 use super::registrations::Selection;
+use crate::time::{UnixMs, UnixSecs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
@@ -18,9 +21,9 @@ pub struct Delegation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RevocationMarks {
     /// Provider clock, seconds: the latest logout token's `iat`.
-    pub revoked_iat: Option<i64>,
+    pub revoked_iat: Option<UnixSecs>,
     /// This server's clock, milliseconds: the latest revocation here.
-    pub revoked_ms: Option<i64>,
+    pub revoked_ms: Option<UnixMs>,
 }
 
 impl RevocationMarks {
@@ -31,12 +34,10 @@ impl RevocationMarks {
     /// `clock_skew_secs` earlier, the skew the verifier already allows
     /// between the two clocks. A provider whose clock is up to that much
     /// behind keeps getting fresh assertions accepted.
-    pub fn refuse(&self, iat: i64, clock_skew_secs: u64) -> bool {
-        let skew_ms = (clock_skew_secs as i64).saturating_mul(1000);
+    pub fn refuse(&self, iat: UnixSecs, clock_skew_secs: u64) -> bool {
+        let skew = Duration::from_secs(clock_skew_secs);
         self.revoked_iat.is_some_and(|mark| iat <= mark)
-            || self
-                .revoked_ms
-                .is_some_and(|mark| iat.saturating_mul(1000).saturating_add(skew_ms) < mark)
+            || self.revoked_ms.is_some_and(|mark| UnixMs::from(iat) + skew < mark)
     }
 }
 
@@ -44,14 +45,14 @@ pub trait Delegations {
     fn delegation(&self, iss: &str, sub: &str) -> Result<Option<Delegation>>;
     /// Records the delegation, or points it at a new registration (after the
     /// previous one was revoked).
-    fn put_delegation(&self, delegation: &Delegation, now_ms: i64) -> Result<()>;
+    fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()>;
     /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
     fn delegation_of(&self, registration_id: &str) -> Result<Option<(String, String)>>;
     fn revocation_marks(&self, iss: &str, sub: &str) -> Result<RevocationMarks>;
     /// Raises the provider-clock mark of `(iss, sub)` to a logout token's
     /// `iat` (never lowers it).
-    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: i64) -> Result<()>;
+    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: UnixSecs) -> Result<()>;
     /// Raises this server's mark (`revoked_ms`) of every delegation behind
     /// the chosen registrations to `now_ms`.
-    fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: i64) -> Result<()>;
+    fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<()>;
 }

@@ -2,12 +2,13 @@
 //! with the instant they stop being fresh. Public documents: no secrets here.
 
 use super::Result;
+use crate::time::UnixMs;
 
 #[derive(Debug, Clone)]
 pub struct Document {
     pub body: Vec<u8>,
-    pub fetched_ms: i64,
-    pub expires_ms: i64,
+    pub fetched_ms: UnixMs,
+    pub expires_ms: UnixMs,
 }
 
 pub trait Documents {

@@ -2,9 +2,10 @@
 //! under: made once, on first use, and never leave the database.
 
 use super::Result;
+use crate::time::UnixMs;
 
 pub trait LocalKeys {
     /// The key called `name`; `fresh` is stored as it if there is none yet
     /// (of two racing first uses, one value wins and both read it).
-    fn local_key(&self, name: &str, fresh: &[u8], now_ms: i64) -> Result<Vec<u8>>;
+    fn local_key(&self, name: &str, fresh: &[u8], now_ms: UnixMs) -> Result<Vec<u8>>;
 }

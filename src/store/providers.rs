@@ -1,6 +1,7 @@
 //! The trust list of agent providers (SPEC.md 4.3).
 
 use super::Result;
+use crate::time::UnixMs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -9,7 +10,7 @@ pub struct Provider {
     pub pinned_jwks_uri: Option<String>,
     pub client_id: Option<String>,
     pub name: Option<String>,
-    pub created_ms: i64,
+    pub created_ms: UnixMs,
 }
 
 impl Provider {

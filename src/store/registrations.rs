@@ -5,6 +5,7 @@
 use super::Result;
 use crate::model::{CredentialType, RegistrationKind, Status};
 use crate::secrets::SecretHash;
+use crate::time::UnixMs;
 
 pub struct NewRegistration<'a> {
     pub id: &'a str,
@@ -15,8 +16,8 @@ pub struct NewRegistration<'a> {
     pub requested_credential_type: Option<CredentialType>,
     /// Verified-email registrations: the address (lower-cased).
     pub email: Option<&'a str>,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
 }
 
 #[derive(Debug, Clone)]
@@ -25,9 +26,9 @@ pub struct Registration {
     pub kind: RegistrationKind,
     pub status: Status,
     pub user_id: Option<String>,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
-    pub updated_ms: i64,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
+    pub updated_ms: UnixMs,
     pub requested_credential_type: Option<CredentialType>,
     pub email: Option<String>,
     pub claim_failures: i64,
@@ -36,7 +37,7 @@ pub struct Registration {
 impl Registration {
     /// Unclaimed (or pending) and past its TTL: as good as expired, even
     /// before the sweeper records it.
-    pub fn lapsed(&self, now_ms: i64) -> bool {
+    pub fn lapsed(&self, now_ms: UnixMs) -> bool {
         matches!(self.status, Status::Unclaimed | Status::PendingClaim)
             && self.expires_ms.is_some_and(|at| at <= now_ms)
     }
@@ -64,10 +65,10 @@ pub trait Registrations {
     fn insert_registration(&self, reg: &NewRegistration<'_>) -> Result<()>;
     fn registration(&self, id: &str) -> Result<Option<Registration>>;
     fn registration_by_claim_token_hash(&self, hash: &SecretHash) -> Result<Option<Registration>>;
-    fn set_registration_status(&self, id: &str, status: Status, now_ms: i64) -> Result<()>;
+    fn set_registration_status(&self, id: &str, status: Status, now_ms: UnixMs) -> Result<()>;
     /// The claim completed: the registration belongs to `user_id` and no
     /// longer expires.
-    fn mark_claimed(&self, id: &str, user_id: &str, now_ms: i64) -> Result<()>;
+    fn mark_claimed(&self, id: &str, user_id: &str, now_ms: UnixMs) -> Result<()>;
     /// Counts one wrong code against the registration; returns the total.
     fn add_claim_failure(&self, id: &str) -> Result<i64>;
     /// Registrations, newest first, optionally of one status; `limit`
@@ -75,5 +76,5 @@ pub trait Registrations {
     fn registrations(&self, status: Option<Status>, limit: u32) -> Result<Vec<Registration>>;
     /// Moves the chosen registrations to `status` (which ends them: they no
     /// longer expire). Returns how many.
-    fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: i64) -> Result<usize>;
+    fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize>;
 }

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::Result;
+use crate::time::UnixMs;
 
 pub trait Settings {
     fn stored_settings(&self) -> Result<BTreeMap<String, String>>;
     /// Stores `value` for `key`, or removes it when `value` is `None`.
-    fn put_setting(&self, key: &str, value: Option<&str>, now_ms: i64) -> Result<()>;
+    fn put_setting(&self, key: &str, value: Option<&str>, now_ms: UnixMs) -> Result<()>;
 }

@@ -2,6 +2,7 @@
 //! compared that way (SPEC.md 4.4).
 
 use super::Result;
+use crate::time::UnixMs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -9,7 +10,7 @@ pub struct User {
     pub email: Option<String>,
     pub phone_number: Option<String>,
     pub name: Option<String>,
-    pub created_ms: i64,
+    pub created_ms: UnixMs,
 }
 
 pub trait Users {

@@ -24,7 +24,7 @@ use crate::core::issue::Minted;
 use crate::core::{Ctx, claim, register};
 use crate::error::Error;
 use crate::model::RegistrationKind;
-use crate::time::rfc3339;
+use crate::time::{UnixMs, rfc3339};
 
 /// `POST /agent/auth` (SPEC.md 3): one of three registrations, by `type`.
 pub fn register(ctx: &Ctx<'_>, request: Request) -> Result<Registered, Error> {
@@ -120,7 +120,13 @@ impl Registered {
     }
 
     /// How the user can claim it (SPEC.md 5), and what claiming grants.
-    pub fn with_claim(mut self, url: &str, token: &str, expires_ms: i64, post_claim_scopes: &[String]) -> Registered {
+    pub fn with_claim(
+        mut self,
+        url: &str,
+        token: &str,
+        expires_ms: UnixMs,
+        post_claim_scopes: &[String],
+    ) -> Registered {
         self.claim = Some(ClaimOffer {
             claim_token: token.to_string(),
             claim_token_expires: rfc3339(expires_ms),
@@ -146,7 +152,7 @@ pub struct ClaimInitiated {
 }
 
 impl ClaimInitiated {
-    pub fn new(registration_id: &str, attempt_id: &str, expires_ms: i64) -> ClaimInitiated {
+    pub fn new(registration_id: &str, attempt_id: &str, expires_ms: UnixMs) -> ClaimInitiated {
         ClaimInitiated {
             claim_attempt_id: attempt_id.to_string(),
             expires_at: rfc3339(expires_ms),
@@ -166,7 +172,7 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    pub fn otp(code: &str, expires_ms: i64) -> Challenge {
+    pub fn otp(code: &str, expires_ms: UnixMs) -> Challenge {
         Challenge {
             challenge: code.to_string(),
             expires_at: rfc3339(expires_ms),
@@ -221,14 +227,21 @@ mod tests {
     use crate::model::CredentialType;
     use crate::settings::Settings;
 
+    const EPOCH: UnixMs = UnixMs::from_millis(0);
+
     /// The members and their order are what agents got before the typed
     /// answer (serde_json's sorted `Value` maps).
     #[test]
     fn an_anonymous_answer_has_every_member_in_order() {
-        let minted = Minted::new(CredentialType::ApiKey, &Settings::default(), 0);
+        let minted = Minted::new(CredentialType::ApiKey, &Settings::default(), EPOCH);
         let answer = Registered::new("reg_1", RegistrationKind::Anonymous)
             .with_credential(&minted, &["api.read".into()])
-            .with_claim("https://s/claim", "clm_x", 0, &["api.read".into(), "api.write".into()]);
+            .with_claim(
+                "https://s/claim",
+                "clm_x",
+                EPOCH,
+                &["api.read".into(), "api.write".into()],
+            );
         let text = serde_json::to_string(&answer).unwrap();
         assert_sorted(&text, 10);
         assert!(text.contains("\"credential_expires\":null"), "{text}");
@@ -236,15 +249,15 @@ mod tests {
 
     #[test]
     fn the_claim_answers_keep_their_members_in_order() {
-        let minted = Minted::new(CredentialType::AccessToken, &Settings::default(), 0);
+        let minted = Minted::new(CredentialType::AccessToken, &Settings::default(), EPOCH);
         let claimed = Claimed::new("reg_1").with_credential(&minted, &["api.read".into()]);
         assert_sorted(&serde_json::to_string(&claimed).unwrap(), 6);
         assert_sorted(&serde_json::to_string(&Claimed::new("reg_1")).unwrap(), 2);
         assert_sorted(
-            &serde_json::to_string(&ClaimInitiated::new("reg_1", "att_1", 0)).unwrap(),
+            &serde_json::to_string(&ClaimInitiated::new("reg_1", "att_1", EPOCH)).unwrap(),
             4,
         );
-        let challenge = serde_json::to_string(&Challenge::otp("123456", 0)).unwrap();
+        let challenge = serde_json::to_string(&Challenge::otp("123456", EPOCH)).unwrap();
         assert_sorted(&challenge, 3);
         assert!(challenge.contains("\"type\":\"otp\""), "{challenge}");
     }

@@ -10,6 +10,7 @@ use crate::secrets::SecretHash;
 use crate::store::Result;
 use crate::store::attempts::*;
 use crate::store::registrations::Selection;
+use crate::time::UnixMs;
 
 const COLUMNS: &str =
     "id, registration_id, email, status, created_ms, expires_ms, otp_mac, otp_expires_ms, otp_failures";
@@ -69,7 +70,7 @@ impl Attempts for Connection {
     }
 
     /// Stores a fresh code's MAC, replacing (and so invalidating) the previous code.
-    fn set_attempt_code(&self, id: &str, mac: &[u8], expires_ms: i64) -> Result<()> {
+    fn set_attempt_code(&self, id: &str, mac: &[u8], expires_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "UPDATE claim_attempts SET otp_mac = ?2, otp_expires_ms = ?3, otp_failures = 0 WHERE id = ?1",
         )?
@@ -107,7 +108,7 @@ impl Attempts for Connection {
         Ok(())
     }
 
-    fn close_attempts_of(&self, chosen: Selection<'_>, now_ms: i64) -> Result<usize> {
+    fn close_attempts_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize> {
         Ok(super::registrations::run_for(self, CLOSE_OF, chosen, now_ms, &[])?)
     }
 }

@@ -8,6 +8,7 @@ use crate::model::EventName;
 use crate::store::Result;
 use crate::store::audit::*;
 use crate::store::registrations::Selection;
+use crate::time::UnixMs;
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     let detail: String = row.get(9)?;
@@ -48,7 +49,7 @@ pub(crate) const FOR_EACH: &str = "INSERT INTO audit_events (at_ms, event, regis
      WHERE {where}";
 
 impl Audit for Connection {
-    fn record_event(&self, now_ms: i64, name: EventName, event: NewEvent<'_>) -> Result<()> {
+    fn record_event(&self, now_ms: UnixMs, name: EventName, event: NewEvent<'_>) -> Result<()> {
         self.prepare_cached(
             "INSERT INTO audit_events
                (at_ms, event, registration_id, client_ip, iss, sub, agent_platform, agent_context_id, detail)
@@ -88,7 +89,7 @@ impl Audit for Connection {
     fn record_event_for_each(
         &self,
         chosen: Selection<'_>,
-        now_ms: i64,
+        now_ms: UnixMs,
         name: EventName,
         detail: &Map<String, Value>,
     ) -> Result<usize> {

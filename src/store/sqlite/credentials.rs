@@ -11,6 +11,7 @@ use crate::secrets::SecretHash;
 use crate::store::Result;
 use crate::store::credentials::*;
 use crate::store::registrations::Selection;
+use crate::time::UnixMs;
 
 /// The statement of `credential_by_hash`, planned by `index_tests`.
 pub(crate) static BY_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -73,21 +74,21 @@ impl Credentials for Connection {
     }
 
     /// Deletes access tokens that expired before `before_ms` (over the expiry index).
-    fn prune_expired_credentials(&self, before_ms: i64) -> Result<usize> {
+    fn prune_expired_credentials(&self, before_ms: UnixMs) -> Result<usize> {
         Ok(self
             .prepare_cached("DELETE FROM credentials WHERE expires_ms IS NOT NULL AND expires_ms <= ?1")?
             .execute([before_ms])?)
     }
 
     /// Revokes one credential; false if it already was.
-    fn revoke_credential(&self, id: &str, now_ms: i64) -> Result<bool> {
+    fn revoke_credential(&self, id: &str, now_ms: UnixMs) -> Result<bool> {
         Ok(self
             .prepare_cached("UPDATE credentials SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL")?
             .execute(params![id, now_ms])?
             == 1)
     }
 
-    fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: i64) -> Result<usize> {
+    fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize> {
         Ok(registrations::run_for(self, REVOKE_OF, chosen, now_ms, &[])?)
     }
 }

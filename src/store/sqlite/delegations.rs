@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::store::Result;
 use crate::store::delegations::*;
 use crate::store::registrations::Selection;
+use crate::time::{UnixMs, UnixSecs};
 
 /// The lookups below, planned by `index_tests`.
 pub(crate) const GET: &str = "SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
@@ -37,7 +38,7 @@ impl Delegations for Connection {
 
     /// Records the delegation, or points it at a new registration (after the
     /// previous one was revoked).
-    fn put_delegation(&self, delegation: &Delegation, now_ms: i64) -> Result<()> {
+    fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "INSERT INTO delegations (iss, sub, user_id, registration_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (iss, sub) DO UPDATE SET registration_id = excluded.registration_id",
@@ -75,7 +76,7 @@ impl Delegations for Connection {
 
     /// Raises the provider-clock mark of `(iss, sub)` to a logout token's `iat`
     /// (never lowers it).
-    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: i64) -> Result<()> {
+    fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: UnixSecs) -> Result<()> {
         self.prepare_cached(
             "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES (?1, ?2, ?3)
              ON CONFLICT (iss, sub) DO UPDATE SET revoked_iat = excluded.revoked_iat
@@ -85,7 +86,7 @@ impl Delegations for Connection {
         Ok(())
     }
 
-    fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: i64) -> Result<()> {
+    fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<()> {
         super::registrations::run_for(self, MARK_HERE, chosen, now_ms, &[])?;
         Ok(())
     }

@@ -29,10 +29,12 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::Error;
 use crate::store::{self, Tx};
+use crate::time::{UnixMs, UnixSecs};
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -230,6 +232,33 @@ pub(crate) fn text_enum<T>(
     parse(&text).ok_or_else(|| rusqlite::Error::InvalidColumnType(index, text, rusqlite::types::Type::Text))
 }
 
+/// An instant is stored as its raw count in an INTEGER column (`*_ms`
+/// milliseconds; `revoked_iat`, a provider's NumericDate, seconds): the SQL
+/// and the schema do not know the types.
+impl ToSql for UnixMs {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.millis()))
+    }
+}
+
+impl FromSql for UnixMs {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<UnixMs> {
+        i64::column_result(value).map(UnixMs::from_millis)
+    }
+}
+
+impl ToSql for UnixSecs {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.secs()))
+    }
+}
+
+impl FromSql for UnixSecs {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<UnixSecs> {
+        i64::column_result(value).map(UnixSecs::new)
+    }
+}
+
 /// Runs `work` in one write transaction of its own and commits it, or rolls
 /// back on error: for CLI commands, which do not share the server's writer.
 pub fn write<T>(conn: &mut Connection, work: impl FnOnce(&dyn Tx) -> Result<T, Error>) -> Result<T, Error> {
@@ -332,18 +361,21 @@ mod tests {
         assert_eq!(
             marks,
             crate::store::delegations::RevocationMarks {
-                revoked_iat: Some(42),
+                revoked_iat: Some(UnixSecs::new(42)),
                 revoked_ms: None
             }
         );
-        assert!(marks.refuse(42, 60) && !marks.refuse(43, 60));
+        assert!(marks.refuse(UnixSecs::new(42), 60) && !marks.refuse(UnixSecs::new(43), 60));
         let operator = crate::store::delegations::RevocationMarks {
             revoked_iat: None,
-            revoked_ms: Some(1_000_000),
+            revoked_ms: Some(UnixMs::from_millis(1_000_000)),
         };
-        assert!(operator.refuse(939, 60), "issued more than the skew before: refused");
         assert!(
-            !operator.refuse(940, 60),
+            operator.refuse(UnixSecs::new(939), 60),
+            "issued more than the skew before: refused"
+        );
+        assert!(
+            !operator.refuse(UnixSecs::new(940), 60),
             "within the skew: a provider behind by up to it is not refused"
         );
     }
@@ -398,7 +430,7 @@ mod index_tests {
         });
         let audit_following = audit::list_sql(&Filter::default());
         let audit_since = audit::list_sql(&Filter {
-            since_ms: Some(0),
+            since_ms: Some(UnixMs::from_millis(0)),
             ..Default::default()
         });
         // What revocation of one registration and expiry run (`core::revoke`).

@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 
 use crate::store::Result;
 use crate::store::outbox::*;
+use crate::time::UnixMs;
 
 impl Outbox for Connection {
     fn enqueue_mail(&self, message: &NewMessage<'_>) -> Result<i64> {
@@ -25,7 +26,7 @@ impl Outbox for Connection {
     }
 
     /// Messages due at `now_ms`, oldest first (the partial index on due time).
-    fn due_mail(&self, now_ms: i64, limit: u32) -> Result<Vec<Pending>> {
+    fn due_mail(&self, now_ms: UnixMs, limit: u32) -> Result<Vec<Pending>> {
         let mut stmt = self.prepare_cached(
             "SELECT id, recipient, subject, body_text, body_html, registration_id, attempts FROM outbox
              WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
@@ -56,7 +57,7 @@ impl Outbox for Connection {
             .query_row([], |r| r.get(0))?)
     }
 
-    fn mark_mail_sent(&self, id: i64, now_ms: i64) -> Result<()> {
+    fn mark_mail_sent(&self, id: i64, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "UPDATE outbox SET status = 'sent', body_text = NULL, body_html = NULL, attempts = attempts + 1,
                                last_error = NULL, done_ms = ?2 WHERE id = ?1",
@@ -65,7 +66,7 @@ impl Outbox for Connection {
         Ok(())
     }
 
-    fn mark_mail_retry(&self, id: i64, error: &str, next_attempt_ms: i64) -> Result<()> {
+    fn mark_mail_retry(&self, id: i64, error: &str, next_attempt_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
         )?
@@ -73,7 +74,7 @@ impl Outbox for Connection {
         Ok(())
     }
 
-    fn mark_mail_failed(&self, id: i64, error: &str, now_ms: i64) -> Result<()> {
+    fn mark_mail_failed(&self, id: i64, error: &str, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "UPDATE outbox SET status = 'failed', body_text = NULL, body_html = NULL, attempts = attempts + 1,
                                last_error = ?2, done_ms = ?3 WHERE id = ?1",

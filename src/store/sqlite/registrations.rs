@@ -9,6 +9,7 @@ use crate::model::{CredentialType, RegistrationKind, Status};
 use crate::secrets::SecretHash;
 use crate::store::Result;
 use crate::store::registrations::*;
+use crate::time::UnixMs;
 
 /// The columns [`from_row`] reads, in order, for a table aliased `r`.
 pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures";
@@ -87,7 +88,7 @@ pub(super) fn run_for(
     conn: &Connection,
     template: &str,
     chosen: Selection<'_>,
-    now_ms: i64,
+    now_ms: UnixMs,
     extra: &[(&str, &dyn rusqlite::ToSql)],
 ) -> rusqlite::Result<usize> {
     let mut args: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":now", &now_ms)];
@@ -137,14 +138,14 @@ impl Registrations for Connection {
         Ok(stmt.query_row([&hash[..]], |r| from_row(r, 0)).optional()?)
     }
 
-    fn set_registration_status(&self, id: &str, status: Status, now_ms: i64) -> Result<()> {
+    fn set_registration_status(&self, id: &str, status: Status, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached("UPDATE registrations SET status = ?2, updated_ms = ?3 WHERE id = ?1")?
             .execute(params![id, status.as_str(), now_ms])?;
         Ok(())
     }
 
     /// The claim completed: the registration belongs to `user_id` and no longer expires.
-    fn mark_claimed(&self, id: &str, user_id: &str, now_ms: i64) -> Result<()> {
+    fn mark_claimed(&self, id: &str, user_id: &str, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "UPDATE registrations SET status = 'claimed', user_id = ?2, expires_ms = NULL, updated_ms = ?3 WHERE id = ?1",
         )?
@@ -184,7 +185,7 @@ impl Registrations for Connection {
         Ok(rows)
     }
 
-    fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: i64) -> Result<usize> {
+    fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize> {
         // expires_ms is cleared so the expiry index only holds live candidates.
         Ok(run_for(self, END, chosen, now_ms, &[(":status", &status.as_str())])?)
     }

@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 
 use crate::store::Result;
 use crate::store::settings::Settings;
+use crate::time::UnixMs;
 
 impl Settings for Connection {
     fn stored_settings(&self) -> Result<BTreeMap<String, String>> {
@@ -14,7 +15,7 @@ impl Settings for Connection {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn put_setting(&self, key: &str, value: Option<&str>, now_ms: i64) -> Result<()> {
+    fn put_setting(&self, key: &str, value: Option<&str>, now_ms: UnixMs) -> Result<()> {
         match value {
             Some(value) => self.execute(
                 "INSERT INTO settings (key, value, updated_ms) VALUES (?1, ?2, ?3)

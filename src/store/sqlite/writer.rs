@@ -180,7 +180,7 @@ mod tests {
                     for m in 0..50 {
                         let key = format!("k{n}-{m}");
                         let result = writer.write(|tx| {
-                            tx.put_setting(&key, Some("v"), 0)?;
+                            tx.put_setting(&key, Some("v"), crate::time::UnixMs::from_millis(0))?;
                             if m % 10 == 0 {
                                 return Err(Error::InvalidRequest("refused".into()));
                             }

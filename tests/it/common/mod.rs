@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use authmd::time::Clock;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authmd");
@@ -400,11 +401,7 @@ impl InProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("authmd.db");
         authmd::configure(&db, settings).expect("configure the database");
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let clock = Arc::new(authmd::time::FixedClock::at(now_ms));
+        let clock = Arc::new(authmd::time::FixedClock::at(authmd::time::SystemClock.now()));
         let ticker = Arc::new(authmd::time::ManualTicker::default());
         let running = authmd::start_server(authmd::ServerOptions {
             db_path: db,
