@@ -1,6 +1,6 @@
 //! The sweeper thread: every few seconds, unclaimed registrations past their
 //! TTL become `expired` (recorded once), and what can no longer matter is
-//! pruned: seen jtis a day past their lifetime (`replay::PRUNE_MARGIN_MS`:
+//! pruned: seen jtis a day past their lifetime (`replay::PRUNE_MARGIN`:
 //! a clock jump must not reopen replay), idle rate-limit windows, access
 //! tokens an hour past expiry. Each step is one short transaction, so CLI
 //! commands working on the same file meet at most a brief busy wait.
