@@ -1,6 +1,8 @@
 //! The layout rules of issue 11 that a reader would otherwise have to check
-//! by hand: no source file imports one that imports it back, and every
-//! endpoint path is spelled once (in `site::Endpoint::path`).
+//! by hand: no source file imports one that imports it back; every endpoint
+//! path is spelled once (in `site::Endpoint::path`); only the SQLite backend
+//! and the code that opens a database name `rusqlite`; only `http::server`
+//! names `tiny_http`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -132,4 +134,26 @@ fn only_the_backend_and_its_openers_name_the_driver() {
         }
     }
     assert!(offenders.is_empty(), "name rusqlite outside the backend: {offenders:?}");
+}
+
+/// The HTTP library stays at the edge: only `http::server` (and the module
+/// headers that say so) name it.
+#[test]
+fn only_the_server_names_the_http_library() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut offenders = Vec::new();
+    for path in &files {
+        let module = module_of(path, &src);
+        let text = std::fs::read_to_string(path).unwrap();
+        let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+        if module != "http::server" && module != "layout_tests" && code.contains("tiny_http") {
+            offenders.push(module);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "name tiny_http outside http::server: {offenders:?}"
+    );
 }
