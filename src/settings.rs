@@ -139,6 +139,30 @@ pub const DEFS: &[Def] = &[
         doc: "lifetime of a one-time code",
     },
     Def {
+        key: "assertion_ttl_secs",
+        kind: SECS,
+        default: Some("3600"),
+        doc: "lifetime of the identity assertions authmd signs (v0.7)",
+    },
+    Def {
+        key: "refresh_token_ttl_secs",
+        kind: SECS,
+        default: Some("2592000"),
+        doc: "lifetime of a refresh token (v0.7)",
+    },
+    Def {
+        key: "session_ttl_secs",
+        kind: SECS,
+        default: Some("86400"),
+        doc: "lifetime of a sign-in session; use does not extend it (v0.7)",
+    },
+    Def {
+        key: "signin_code_ttl_secs",
+        kind: SECS,
+        default: Some("600"),
+        doc: "lifetime of a sign-in code (v0.7)",
+    },
+    Def {
         key: "clock_skew_secs",
         kind: Kind::Number { min: 0, max: 3600 },
         default: Some("60"),
@@ -155,6 +179,24 @@ pub const DEFS: &[Def] = &[
         kind: COUNT,
         default: Some("20"),
         doc: "wrong codes before a registration is locked",
+    },
+    Def {
+        key: "signin_max_failures",
+        kind: COUNT,
+        default: Some("5"),
+        doc: "wrong codes before a sign-in code is burned (v0.7)",
+    },
+    Def {
+        key: "v0_1_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "serve the first generation (SPEC.md: /agent/auth...)",
+    },
+    Def {
+        key: "v0_7_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "serve the current generation (SPEC-v0.7.md: /agent/identity, /oauth2/token...)",
     },
     Def {
         key: "anonymous_enabled",
@@ -175,6 +217,12 @@ pub const DEFS: &[Def] = &[
         doc: "allow verified-email registration",
     },
     Def {
+        key: "service_auth_enabled",
+        kind: Kind::Bool,
+        default: Some("true"),
+        doc: "allow service_auth registration (v0.7)",
+    },
+    Def {
         key: "jit_provisioning",
         kind: Kind::Bool,
         default: Some("true"),
@@ -193,10 +241,22 @@ pub const DEFS: &[Def] = &[
         doc: "prefix of new access tokens",
     },
     Def {
+        key: "refresh_token_prefix",
+        kind: Kind::Prefix,
+        default: Some("authmd_rt_"),
+        doc: "prefix of new refresh tokens (v0.7)",
+    },
+    Def {
         key: "max_assertion_lifetime_secs",
         kind: SECS,
         default: Some("3600"),
         doc: "longest exp - iat accepted in an ID-JAG",
+    },
+    Def {
+        key: "id_jag_max_auth_age_secs",
+        kind: SECS,
+        default: Some("3600"),
+        doc: "longest now - auth_time accepted in an ID-JAG (v0.7)",
     },
     Def {
         key: "mail_from",
@@ -287,6 +347,48 @@ pub const DEFS: &[Def] = &[
         kind: LIMIT,
         default: Some("1000"),
         doc: "code requests (challenge, the page's button, /complete) per window",
+    },
+    Def {
+        key: "rate_limit.service_auth.per_ip",
+        kind: LIMIT,
+        default: Some("5"),
+        doc: "service_auth registrations per IP per window",
+    },
+    Def {
+        key: "rate_limit.service_auth.global",
+        kind: LIMIT,
+        default: Some("100"),
+        doc: "service_auth registrations per window",
+    },
+    Def {
+        key: "rate_limit.signin.per_ip",
+        kind: LIMIT,
+        default: Some("5"),
+        doc: "sign-in requests (POST /login) per IP per window",
+    },
+    Def {
+        key: "rate_limit.signin.per_email",
+        kind: LIMIT,
+        default: Some("5"),
+        doc: "sign-in requests (POST /login) per address typed, known or not, per window",
+    },
+    Def {
+        key: "rate_limit.signin.global",
+        kind: LIMIT,
+        default: Some("100"),
+        doc: "sign-in requests (POST /login) per window",
+    },
+    Def {
+        key: "rate_limit.token.per_ip",
+        kind: LIMIT,
+        default: Some("600"),
+        doc: "token requests (/oauth2/token, type refresh, /oauth2/revoke) per IP per window",
+    },
+    Def {
+        key: "rate_limit.token.global",
+        kind: LIMIT,
+        default: Some("0"),
+        doc: "token requests (/oauth2/token, type refresh, /oauth2/revoke) per window (default 0: no limit)",
     },
     Def {
         key: "rate_limit.window_secs",
@@ -423,6 +525,14 @@ pub struct RateLimits {
     pub verified_email: Limit,
     pub claim: Limit,
     pub claim_code: Limit,
+    pub service_auth: Limit,
+    pub signin: Limit,
+    /// `signin`'s third tier, per address typed. A field beside `signin`
+    /// rather than a third member of [`Limit`]: only this bucket has it, so
+    /// every other bucket keeps the two tiers it really has, and the
+    /// per-address count has its own entry point (`Limiter::check_signin`).
+    pub signin_per_email: u64,
+    pub token: Limit,
     pub window_secs: u64,
 }
 
@@ -443,16 +553,26 @@ pub struct Settings {
     pub registration_ttl_secs: u64,
     pub claim_attempt_ttl_secs: u64,
     pub otp_ttl_secs: u64,
+    pub assertion_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub session_ttl_secs: u64,
+    pub signin_code_ttl_secs: u64,
     pub clock_skew_secs: u64,
     pub otp_max_failures: u64,
     pub claim_max_failures: u64,
+    pub signin_max_failures: u64,
+    pub v0_1_enabled: bool,
+    pub v0_7_enabled: bool,
     pub anonymous_enabled: bool,
     pub id_jag_enabled: bool,
     pub verified_email_enabled: bool,
+    pub service_auth_enabled: bool,
     pub jit_provisioning: bool,
     pub api_key_prefix: String,
     pub access_token_prefix: String,
+    pub refresh_token_prefix: String,
     pub max_assertion_lifetime_secs: u64,
+    pub id_jag_max_auth_age_secs: u64,
     pub mail_from: String,
     pub mail_max_attempts: u64,
     pub mail_retry_base_secs: u64,
@@ -518,16 +638,26 @@ impl Settings {
             registration_ttl_secs: number("registration_ttl_secs")?,
             claim_attempt_ttl_secs: number("claim_attempt_ttl_secs")?,
             otp_ttl_secs: number("otp_ttl_secs")?,
+            assertion_ttl_secs: number("assertion_ttl_secs")?,
+            refresh_token_ttl_secs: number("refresh_token_ttl_secs")?,
+            session_ttl_secs: number("session_ttl_secs")?,
+            signin_code_ttl_secs: number("signin_code_ttl_secs")?,
             clock_skew_secs: number("clock_skew_secs")?,
             otp_max_failures: number("otp_max_failures")?,
             claim_max_failures: number("claim_max_failures")?,
+            signin_max_failures: number("signin_max_failures")?,
+            v0_1_enabled: flag("v0_1_enabled")?,
+            v0_7_enabled: flag("v0_7_enabled")?,
             anonymous_enabled: flag("anonymous_enabled")?,
             id_jag_enabled: flag("id_jag_enabled")?,
             verified_email_enabled: flag("verified_email_enabled")?,
+            service_auth_enabled: flag("service_auth_enabled")?,
             jit_provisioning: flag("jit_provisioning")?,
             api_key_prefix: text("api_key_prefix")?,
             access_token_prefix: text("access_token_prefix")?,
+            refresh_token_prefix: text("refresh_token_prefix")?,
             max_assertion_lifetime_secs: number("max_assertion_lifetime_secs")?,
+            id_jag_max_auth_age_secs: number("id_jag_max_auth_age_secs")?,
             mail_from: text("mail_from")?,
             mail_max_attempts: number("mail_max_attempts")?,
             mail_retry_base_secs: number("mail_retry_base_secs")?,
@@ -539,6 +669,10 @@ impl Settings {
                 verified_email: limit("verified_email")?,
                 claim: limit("claim")?,
                 claim_code: limit("claim_code")?,
+                service_auth: limit("service_auth")?,
+                signin: limit("signin")?,
+                signin_per_email: number("rate_limit.signin.per_email")?,
+                token: limit("token")?,
                 window_secs: number("rate_limit.window_secs")?,
             },
             auth_md_path: raw("auth_md_path")?,
@@ -549,7 +683,7 @@ impl Settings {
     }
 
     /// Rules between settings: every scope handed out must be a supported
-    /// one, and the two credential prefixes must tell the types apart.
+    /// one, and the three credential prefixes must tell the types apart.
     fn check_consistency(&self) -> Result<(), String> {
         if self.scopes_supported.is_empty() {
             return Err("`scopes_supported` must name at least one scope".into());
@@ -575,12 +709,19 @@ impl Settings {
                 ));
             }
         }
-        if self.api_key_prefix.starts_with(&self.access_token_prefix)
-            || self.access_token_prefix.starts_with(&self.api_key_prefix)
-        {
-            return Err(
-                "`api_key_prefix` and `access_token_prefix` must differ, and neither may start with the other".into(),
-            );
+        let prefixes = [
+            ("api_key_prefix", &self.api_key_prefix),
+            ("access_token_prefix", &self.access_token_prefix),
+            ("refresh_token_prefix", &self.refresh_token_prefix),
+        ];
+        for (i, (key, prefix)) in prefixes.iter().enumerate() {
+            for (other_key, other) in &prefixes[i + 1..] {
+                if prefix.starts_with(other.as_str()) || other.starts_with(prefix.as_str()) {
+                    return Err(format!(
+                        "`{key}` and `{other_key}` must differ, and neither may start with the other"
+                    ));
+                }
+            }
         }
         if let Some(resource) = &self.resource {
             let url = HttpUrl::parse(resource)?;
@@ -632,6 +773,34 @@ mod tests {
     }
 
     #[test]
+    fn v0_7_defaults_match_the_spec_table() {
+        let s = Settings::default();
+        assert!(s.v0_1_enabled && s.v0_7_enabled && s.service_auth_enabled);
+        assert_eq!(s.id_jag_max_auth_age_secs, 3600);
+        assert_eq!(s.assertion_ttl_secs, 3600);
+        assert_eq!(s.refresh_token_ttl_secs, 2_592_000);
+        assert_eq!(s.refresh_token_prefix, "authmd_rt_");
+        assert_eq!(s.session_ttl_secs, 86_400);
+        assert_eq!(s.signin_code_ttl_secs, 600);
+        assert_eq!(s.signin_max_failures, 5);
+        let limits = &s.rate_limits;
+        assert_eq!(limits.service_auth, Limit { per_ip: 5, global: 100 });
+        assert_eq!(limits.signin, Limit { per_ip: 5, global: 100 });
+        assert_eq!(limits.signin_per_email, 5);
+        assert_eq!(limits.token, Limit { per_ip: 600, global: 0 });
+        let s = with(&[
+            ("v0_1_enabled", "off"),
+            ("rate_limit.signin.per_email", "0"),
+            ("rate_limit.token.global", "7"),
+        ])
+        .unwrap();
+        assert!(!s.v0_1_enabled && s.v0_7_enabled);
+        assert_eq!(s.rate_limits.signin_per_email, 0);
+        assert_eq!(s.rate_limits.token.global, 7);
+        assert!(normalize("signin_max_failures", "0").is_err(), "a count, not a limit");
+    }
+
+    #[test]
     fn unknown_keys_list_the_valid_ones() {
         let err = normalize("registration_ttl", "5").unwrap_err();
         assert!(err.contains("unknown setting `registration_ttl`"), "{err}");
@@ -646,11 +815,15 @@ mod tests {
                 .contains("whole number from 1")
         );
         assert!(normalize("registration_ttl_secs", "0").is_err());
-        assert!(
-            normalize("anonymous_enabled", "maybe")
-                .unwrap_err()
-                .contains("true or false")
-        );
+        for key in [
+            "anonymous_enabled",
+            "v0_1_enabled",
+            "v0_7_enabled",
+            "service_auth_enabled",
+        ] {
+            assert!(normalize(key, "maybe").unwrap_err().contains("true or false"), "{key}");
+        }
+        assert!(normalize("refresh_token_prefix", "authmd-rt").is_err());
         assert!(normalize("resource", "api.example.com").is_err());
         assert!(normalize("api_key_prefix", "Bad-Prefix").is_err());
         assert!(normalize("scopes_supported", "api.read a\"b").is_err());
@@ -682,6 +855,19 @@ mod tests {
         assert!(with(&[("api_key_prefix", "authmd_at_")]).is_err());
         assert!(with(&[("api_key_prefix", "authmd_")]).is_err());
         assert!(with(&[("api_key_prefix", "hobby_sk_")]).is_ok());
+        // All three pairwise, the refresh token's included.
+        for (key, value, other) in [
+            ("refresh_token_prefix", "authmd_sk_", "api_key_prefix"),
+            ("refresh_token_prefix", "authmd_at_", "access_token_prefix"),
+            ("refresh_token_prefix", "authmd_at_x", "access_token_prefix"),
+            ("refresh_token_prefix", "authmd_", "api_key_prefix"),
+            ("access_token_prefix", "authmd_rt_", "refresh_token_prefix"),
+        ] {
+            let err = with(&[(key, value)]).unwrap_err();
+            assert!(err.contains("must differ"), "{key}={value}: {err}");
+            assert!(err.contains(&format!("`{other}`")), "{key}={value}: {err}");
+        }
+        assert!(with(&[("refresh_token_prefix", "hobby_rt_")]).is_ok());
     }
 
     #[test]
