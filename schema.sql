@@ -199,3 +199,17 @@ INSERT INTO provider_revocations_by_clock (iss, sub, revoked_iat)
     SELECT iss, sub, revoked_iat FROM provider_revocations;
 DROP TABLE provider_revocations;
 ALTER TABLE provider_revocations_by_clock RENAME TO provider_revocations;
+
+-- step 6
+-- The keys that sign the assertions authmd issues (SPEC-v0.7 5.3): the
+-- P-256 private key as PKCS#8, which never leaves the database, and `kid`,
+-- its public key's RFC 7638 thumbprint. The one key with `retired_ms` NULL
+-- signs (the unique index allows one); a retired key is published and
+-- accepted until its last assertion has expired.
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    pkcs8       BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    retired_ms  INTEGER
+);
+CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retired_ms IS NULL)) WHERE retired_ms IS NULL;

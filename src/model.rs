@@ -146,10 +146,11 @@ pub enum EventName {
     ProviderRemoved,
     SettingChanged,
     MailFailed,
+    SigningKeyRotated,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 14] = [
+    pub const ALL: [EventName; 15] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -164,6 +165,7 @@ impl EventName {
         EventName::ProviderRemoved,
         EventName::SettingChanged,
         EventName::MailFailed,
+        EventName::SigningKeyRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -182,6 +184,7 @@ impl EventName {
             EventName::ProviderRemoved => "provider.removed",
             EventName::SettingChanged => "setting.changed",
             EventName::MailFailed => "mail.failed",
+            EventName::SigningKeyRotated => "signing_key.rotated",
         }
     }
 

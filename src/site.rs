@@ -46,13 +46,15 @@ pub enum Endpoint {
     ClaimComplete,
     Introspect,
     OAuthRevoke,
+    /// The keys that sign authmd's own assertions (SPEC-v0.7 2.4).
+    Jwks,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 16] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -68,6 +70,7 @@ impl Endpoint {
         Endpoint::ClaimComplete,
         Endpoint::Introspect,
         Endpoint::OAuthRevoke,
+        Endpoint::Jwks,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -87,6 +90,7 @@ impl Endpoint {
             Endpoint::ClaimComplete => "/agent/auth/claim/complete",
             Endpoint::Introspect => "/oauth/introspect",
             Endpoint::OAuthRevoke => "/oauth/revoke",
+            Endpoint::Jwks => "/.well-known/jwks.json",
         }
     }
 }

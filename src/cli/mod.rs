@@ -9,6 +9,7 @@
 mod audit;
 mod config;
 mod healthcheck;
+mod keys;
 mod mail;
 mod provider;
 mod registrations;
@@ -58,7 +59,7 @@ impl Command {
 }
 
 /// Every command, in the order the top-level usage lists them.
-const COMMANDS: [&Command; 9] = [
+const COMMANDS: [&Command; 10] = [
     &serve::COMMAND,
     &healthcheck::COMMAND,
     &config::COMMAND,
@@ -68,6 +69,7 @@ const COMMANDS: [&Command; 9] = [
     &provider::COMMAND,
     &users::COMMAND,
     &mail::COMMAND,
+    &keys::COMMAND,
 ];
 
 /// `authmd --help`: built from [`COMMANDS`], so it cannot drift from theirs.

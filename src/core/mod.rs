@@ -28,6 +28,7 @@ pub mod issue;
 pub mod lifecycle;
 pub mod register;
 pub mod revoke;
+pub mod signing;
 pub mod users;
 pub mod verify;
 

@@ -107,6 +107,7 @@ const ROUTES: &[Route] = &[
     row(Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, resource_metadata),
     row(Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, authorization_server_metadata),
     row(Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, auth_md),
+    row(Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, jwks),
     row(Fixed(Endpoint::Register), Post, &[], "register", NoStore, register),
     row(Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, provider_revoke),
     // It sends mail to an address the agent chose, like a verified-email registration.
@@ -279,6 +280,14 @@ fn resource_metadata(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Respons
 
 fn authorization_server_metadata(_: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
     Ok(Response::json(200, &discovery::authorization_server(deps.config)))
+}
+
+/// SPEC-v0.7 2.4: the current signing key first, then the retired ones
+/// whose assertions may still be live; public members only.
+fn jwks(conn: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    let keys = crate::core::signing::published(conn, &deps.config.settings, deps.now_ms)?;
+    let keys: Vec<serde_json::Value> = keys.iter().map(|k| k.public_jwk()).collect();
+    Ok(Response::json(200, &serde_json::json!({ "keys": keys })))
 }
 
 fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {

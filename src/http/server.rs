@@ -148,12 +148,16 @@ impl std::fmt::Display for StartError {
 
 /// Opens (creating and migrating) the database, binds, and starts the workers.
 pub fn start(options: Options) -> Result<Running, StartError> {
-    let conn = store::open(&options.db_path).map_err(StartError::Database)?;
+    let mut conn = store::open(&options.db_path).map_err(StartError::Database)?;
     let stored = conn.stored_settings().map_err(|e| StartError::Config(e.to_string()))?;
     let settings = Settings::from_stored(&stored)
         .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
-    drop(conn);
     let lock = lock_database(&options.db_path)?;
+    // The first start makes the key that signs assertions (SPEC-v0.7 5.3).
+    let now_ms = options.clock.now();
+    store::write(&mut conn, |tx| crate::core::signing::ensure_current(tx, now_ms))
+        .map_err(|e| StartError::Database(store::OpenError(format!("cannot make the signing key: {e}"))))?;
+    drop(conn);
     let db_file = store::FileIdentity::of(&options.db_path).map_err(StartError::Database)?;
 
     let listener = std::net::TcpListener::bind(&options.listen)

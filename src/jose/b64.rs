@@ -5,6 +5,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     // The engine refuses padding, `+` `/`, whitespace and non-zero trailing bits.
     URL_SAFE_NO_PAD.decode(text).ok()

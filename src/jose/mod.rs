@@ -21,6 +21,7 @@ mod claims;
 pub mod json;
 mod jwk;
 mod jws;
+pub mod sign;
 #[cfg(test)]
 mod vector_tests;
 

@@ -23,6 +23,7 @@ pub mod providers;
 pub mod registrations;
 pub mod replay;
 pub mod settings;
+pub mod signing_keys;
 pub mod sqlite;
 pub mod users;
 
@@ -67,6 +68,7 @@ pub trait Tx:
     + registrations::Registrations
     + replay::Replay
     + settings::Settings
+    + signing_keys::SigningKeys
     + users::Users
 {
     /// Does the database answer?
@@ -90,5 +92,6 @@ pub mod prelude {
     pub use super::registrations::Registrations as _;
     pub use super::replay::Replay as _;
     pub use super::settings::Settings as _;
+    pub use super::signing_keys::SigningKeys as _;
     pub use super::users::Users as _;
 }

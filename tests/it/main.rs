@@ -16,6 +16,7 @@ mod edge;
 mod examples;
 mod gateway;
 mod id_jag;
+mod keys;
 mod mail;
 mod malformed;
 mod operations;

@@ -22,6 +22,7 @@ mod providers;
 mod registrations;
 mod replay;
 mod settings;
+mod signing_keys;
 mod users;
 pub mod writer;
 
