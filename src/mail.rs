@@ -17,7 +17,7 @@ use std::time::Duration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
+use lettre::{Message, SmtpTransport, Transport as _};
 use serde_json::json;
 
 use crate::model::EventName;
@@ -191,16 +191,24 @@ impl Transport {
                     e.to_string()
                 }
             }),
-            Transport::File(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                FileTransport::new(dir)
-                    .send(&email)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            Transport::File(dir) => write_eml(dir, &email.formatted()),
             Transport::Log => Ok(()),
         }
     }
+}
+
+/// One `.eml` file in `dir`, whole or not at all: written under a temporary
+/// name, synced, then renamed, so whoever watches the directory never reads
+/// half a message, and a message marked sent is on disk.
+fn write_eml(dir: &std::path::Path, message: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let name = crate::secrets::new_request_id();
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&temp).map_err(fail)?;
+    file.write_all(message).and_then(|()| file.sync_all()).map_err(fail)?;
+    std::fs::rename(&temp, dir.join(format!("{name}.eml"))).map_err(fail)
 }
 
 /// The claim email (SPEC.md 5.2): who asks, the link, when it expires, the
