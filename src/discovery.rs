@@ -37,12 +37,25 @@ pub fn authorization_server(config: &Config) -> Value {
         "bearer_methods_supported": ["header"],
         // RFC 7009: an agent drops its own credential here.
         "revocation_endpoint": site.url(Endpoint::OAuthRevoke),
-        "agent_auth": v0_1::discovery::agent_auth(config),
+        "agent_auth": agent_auth(config),
     });
+    if settings.v0_7_enabled {
+        // SPEC-v0.7 2.2 (authmd): the keys that sign service assertions.
+        doc["jwks_uri"] = json!(site.url(Endpoint::Jwks));
+    }
     if settings.introspection_secret_hash.is_some() {
         doc["introspection_endpoint"] = json!(site.url(Endpoint::Introspect));
     }
     doc
+}
+
+/// The `agent_auth` block: `skill` always, each generation's members while
+/// it is on (SPEC-v0.7 2.3).
+fn agent_auth(config: &Config) -> Value {
+    if config.settings.v0_1_enabled {
+        return v0_1::discovery::agent_auth(config);
+    }
+    json!({ "skill": config.site.skill_uri, "identity_types_supported": [] })
 }
 
 /// `/auth.md` rendered from the live settings: this deployment's URLs, flows and scopes.
@@ -67,7 +80,9 @@ pub fn auth_md(config: &Config) -> String {
         site.authorization_server_metadata_uri,
         v0_1::discovery::code_list(&settings.scopes_supported)
     );
-    md += &v0_1::discovery::recipe(config);
+    if settings.v0_1_enabled {
+        md += &v0_1::discovery::recipe(config);
+    }
     md
 }
 
@@ -127,6 +142,30 @@ mod tests {
         assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
         assert!(asm["agent_auth"].get("identity_assertion").is_none());
         assert_eq!(asm["agent_auth"]["events_supported"], json!([]));
+    }
+
+    /// SPEC-v0.7 2.3: a generation switched off leaves the document.
+    #[test]
+    fn a_generation_switched_off_leaves_the_documents() {
+        let asm = authorization_server(&Config::new("https://api.example.com", Settings::default()));
+        assert_eq!(asm["jwks_uri"], "https://api.example.com/.well-known/jwks.json");
+        let settings = Settings {
+            v0_1_enabled: false,
+            v0_7_enabled: false,
+            ..Settings::default()
+        };
+        let config = Config::new("https://api.example.com", settings);
+        let asm = authorization_server(&config);
+        assert_eq!(
+            asm["agent_auth"],
+            json!({ "skill": "https://api.example.com/auth.md", "identity_types_supported": [] })
+        );
+        assert!(asm.get("jwks_uri").is_none());
+        assert_eq!(
+            asm["issuer"], "https://api.example.com",
+            "the PRM fields and issuer stay"
+        );
+        assert!(!auth_md(&config).contains("POST https://api.example.com/agent/auth"));
     }
 
     #[test]

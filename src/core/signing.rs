@@ -121,7 +121,11 @@ mod tests {
             kids(t0 + window - Duration::from_millis(1)),
             [second.clone(), first.clone()]
         );
-        assert_eq!(kids(t0 + window), std::slice::from_ref(&second), "its last assertion has expired");
+        assert_eq!(
+            kids(t0 + window),
+            std::slice::from_ref(&second),
+            "its last assertion has expired"
+        );
         let (third, _) = rotate(tx, &settings, t0 + window).unwrap();
         let listed: Vec<String> = list(tx).unwrap().into_iter().map(|k| k.kid).collect();
         assert_eq!(listed, [third, second], "the expired key was dropped");

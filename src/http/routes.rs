@@ -61,9 +61,31 @@ enum Cache {
     AsAnswered,
 }
 
+/// Which protocol generation a row belongs to: a generation switched off
+/// (`v0_1_enabled`, `v0_7_enabled`) answers `404 not_found` at its places
+/// (SPEC-v0.7 1). Discovery, introspection, revocation and the guarded API
+/// are shared and always served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    Shared,
+    V0_1,
+    V0_7,
+}
+
+impl Generation {
+    fn on(self, settings: &crate::settings::Settings) -> bool {
+        match self {
+            Generation::Shared => true,
+            Generation::V0_1 => settings.v0_1_enabled,
+            Generation::V0_7 => settings.v0_7_enabled,
+        }
+    }
+}
+
 type Handler = fn(&dyn Tx, &Deps<'_>, &Request) -> Result<Response, Error>;
 
 struct Route {
+    generation: Generation,
     at: At,
     methods: Methods,
     /// Counted, in order, before the handler runs (SPEC.md 9). Registration
@@ -76,6 +98,7 @@ struct Route {
 }
 
 const fn row(
+    generation: Generation,
     at: At,
     methods: Methods,
     limits: &'static [Bucket],
@@ -84,6 +107,7 @@ const fn row(
     handler: Handler,
 ) -> Route {
     Route {
+        generation,
         at,
         methods,
         limits,
@@ -96,31 +120,32 @@ const fn row(
 use At::{Api, Fixed};
 use Bucket::{Claim, ClaimCode, IdentityAssertion, VerifiedEmail};
 use Cache::{AsAnswered, NoStore, Public};
+use Generation::{Shared, V0_1, V0_7};
 use Methods::{Post, Read, Write};
 
 /// Every place authmd answers.
 #[rustfmt::skip]
 const ROUTES: &[Route] = &[
-    row(Fixed(Endpoint::Healthz), Read, &[], "healthz", NoStore, healthz),
-    row(Fixed(Endpoint::Readyz), Read, &[], "readyz", NoStore, readyz),
-    row(Fixed(Endpoint::Metrics), Read, &[], "metrics", NoStore, metrics),
-    row(Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, resource_metadata),
-    row(Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, authorization_server_metadata),
-    row(Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, auth_md),
-    row(Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, jwks),
-    row(Fixed(Endpoint::Register), Post, &[], "register", NoStore, register),
-    row(Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, provider_revoke),
+    row(Shared, Fixed(Endpoint::Healthz), Read, &[], "healthz", NoStore, healthz),
+    row(Shared, Fixed(Endpoint::Readyz), Read, &[], "readyz", NoStore, readyz),
+    row(Shared, Fixed(Endpoint::Metrics), Read, &[], "metrics", NoStore, metrics),
+    row(Shared, Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, resource_metadata),
+    row(Shared, Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, authorization_server_metadata),
+    row(Shared, Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, auth_md),
+    row(V0_7, Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, jwks),
+    row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, register),
+    row(V0_1, Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, provider_revoke),
     // It sends mail to an address the agent chose, like a verified-email registration.
-    row(Fixed(Endpoint::Claim), Post, &[VerifiedEmail, Claim], "claim", NoStore, claim_request),
-    row(Fixed(Endpoint::ClaimView), Read, &[], "claim_view", NoStore, claim_page),
-    row(Fixed(Endpoint::ClaimView), Post, &[ClaimCode], "claim_view", NoStore, claim_page_code),
-    row(Fixed(Endpoint::ClaimReject), Post, &[Claim], "claim_reject", NoStore, claim_reject),
-    row(Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, claim_challenge),
-    row(Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, claim_complete),
-    row(Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, introspect),
-    row(Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, oauth_revoke),
-    row(Api, Read, &[], "api", AsAnswered, api),
-    row(Api, Write, &[], "api", AsAnswered, api),
+    row(V0_1, Fixed(Endpoint::Claim), Post, &[VerifiedEmail, Claim], "claim", NoStore, claim_request),
+    row(V0_1, Fixed(Endpoint::ClaimView), Read, &[], "claim_view", NoStore, claim_page),
+    row(V0_1, Fixed(Endpoint::ClaimView), Post, &[ClaimCode], "claim_view", NoStore, claim_page_code),
+    row(V0_1, Fixed(Endpoint::ClaimReject), Post, &[Claim], "claim_reject", NoStore, claim_reject),
+    row(V0_1, Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, claim_challenge),
+    row(V0_1, Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, claim_complete),
+    row(Shared, Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, introspect),
+    row(Shared, Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, oauth_revoke),
+    row(Shared, Api, Read, &[], "api", AsAnswered, api),
+    row(Shared, Api, Write, &[], "api", AsAnswered, api),
 ];
 
 impl At {
@@ -158,10 +183,13 @@ fn find(req: &Request, deps: &Deps<'_>) -> Result<&'static Route, (Error, &'stat
     };
     let mut rows = ROUTES.iter().filter(|r| r.at == at);
     let upstream = deps.upstream.is_some();
-    if let Some(row) = rows.clone().find(|r| r.methods.admit(&req.method, upstream)) {
+    let first = rows.clone().next().expect("a place has a row");
+    if !first.generation.on(&deps.config.settings) {
+        return Err((Error::NotFound, "other"));
+    }
+    if let Some(row) = rows.find(|r| r.methods.admit(&req.method, upstream)) {
         return Ok(row);
     }
-    let first = rows.next().expect("a place has a row");
     Err((Error::MethodNotAllowed { allow: allow(at) }, first.label))
 }
 

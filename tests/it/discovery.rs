@@ -186,3 +186,53 @@ fn listening_addr(server: &TestServer) -> String {
         .unwrap()
         .to_string()
 }
+
+/// SPEC-v0.7 1: a generation switched off answers 404 at its places and
+/// leaves discovery; what it issued keeps working on the guarded API.
+#[test]
+fn a_generation_switched_off_answers_404_and_leaves_discovery() {
+    let server = crate::common::InProcess::start();
+    let registered = server
+        .post_json(
+            "/agent/auth",
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        )
+        .json();
+    let key = registered["credential"].as_str().unwrap().to_string();
+    assert_eq!(server.get("/.well-known/jwks.json").status, 200);
+
+    server.set("v0_1_enabled", "false");
+    server
+        .post_json(
+            "/agent/auth",
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        )
+        .assert_error(404, "not_found");
+    server
+        .post_json("/agent/auth/claim", r#"{"claim_token":"x","email":"a@example.com"}"#)
+        .assert_error(404, "not_found");
+    let asm = server.get("/.well-known/oauth-authorization-server").json();
+    assert!(asm["agent_auth"].get("register_uri").is_none(), "{asm}");
+    assert_eq!(
+        server.get_with_token("/api/resource", &key).status,
+        200,
+        "disabling revokes nothing"
+    );
+
+    server.set("v0_7_enabled", "false");
+    server.get("/.well-known/jwks.json").assert_error(404, "not_found");
+    let asm = server.get("/.well-known/oauth-authorization-server").json();
+    assert!(asm.get("jwks_uri").is_none(), "{asm}");
+    assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
+
+    server.set("v0_1_enabled", "true");
+    assert_eq!(
+        server
+            .post_json(
+                "/agent/auth",
+                r#"{"type":"anonymous","requested_credential_type":"api_key"}"#
+            )
+            .status,
+        200
+    );
+}
