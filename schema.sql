@@ -213,3 +213,20 @@ CREATE TABLE signing_keys (
     retired_ms  INTEGER
 );
 CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retired_ms IS NULL)) WHERE retired_ms IS NULL;
+
+-- step 7
+-- The current protocol generation (SPEC-v0.7): each registration belongs
+-- to the generation that made it, and every service assertion authmd signs
+-- is recorded by `jti`, so it can be refused before its `exp` (its
+-- registration ended, the claim completed, a refresh family was revoked).
+ALTER TABLE registrations ADD COLUMN generation TEXT NOT NULL DEFAULT 'v0.1';
+CREATE TABLE assertions (
+    jti             TEXT PRIMARY KEY,
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    kid             TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NOT NULL,
+    revoked_ms      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX assertions_by_registration ON assertions (registration_id);
+CREATE INDEX assertions_by_expiry ON assertions (expires_ms);

@@ -169,6 +169,7 @@ fn fill(db: &std::path::Path, count: usize) {
                 let id = format!("reg_fill{n:08}");
                 tx.insert_registration(&authmd::internals::store::NewRegistration {
                     id: &id,
+                    generation: authmd::internals::model::Generation::V0_1,
                     kind: authmd::internals::model::RegistrationKind::Anonymous,
                     status: authmd::internals::model::Status::Unclaimed,
                     user_id: None,

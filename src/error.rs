@@ -78,6 +78,14 @@ pub enum Error {
     UpstreamTimeout,
     /// 401 `unauthorized`: introspection without the right secret.
     Unauthorized,
+    /// 400 `unsupported_grant_type` (RFC 6749 5.2): the token endpoint takes
+    /// only the jwt-bearer grant (SPEC-v0.7 8).
+    UnsupportedGrantType,
+    /// 400 `invalid_grant`: the assertion was refused, or its registration
+    /// is over or not claimed; the reason is for the log and the message.
+    InvalidGrant(&'static str),
+    /// 400 `invalid_target` (RFC 8707): `resource` is not this API.
+    InvalidTarget,
     /// 429 `rate_limited`, with `Retry-After`.
     RateLimited { retry_after_secs: u64, flow: &'static str },
     /// 400 `invalid_request`, 408, 414, 417, 431: the HTTP edge
@@ -162,6 +170,11 @@ impl fmt::Display for Error {
             Error::UpstreamUnavailable(_) => f.write_str("the API behind this gateway is unavailable; retry later"),
             Error::UpstreamTimeout => f.write_str("the API behind this gateway did not answer in time; retry later"),
             Error::Unauthorized => f.write_str("introspection needs Authorization: Bearer <introspection secret>"),
+            Error::UnsupportedGrantType => {
+                f.write_str("`grant_type` must be urn:ietf:params:oauth:grant-type:jwt-bearer")
+            }
+            Error::InvalidGrant(why) => write!(f, "the assertion was refused: {why}"),
+            Error::InvalidTarget => f.write_str("`resource` must be this service's API, given once"),
             Error::RateLimited { retry_after_secs, flow } => {
                 write!(f, "too many {flow} requests; try again in {retry_after_secs} s")
             }
@@ -292,6 +305,9 @@ pub(crate) mod examples {
             Error::UpstreamUnavailable(_) => Error::UpstreamUnavailable(String::new()),
             Error::UpstreamTimeout => Error::UpstreamTimeout,
             Error::Unauthorized => Error::Unauthorized,
+            Error::UnsupportedGrantType => Error::UnsupportedGrantType,
+            Error::InvalidGrant(_) => Error::InvalidGrant(""),
+            Error::InvalidTarget => Error::InvalidTarget,
             Error::RateLimited { .. } => Error::RateLimited { retry_after_secs: 1, flow: "claim" },
             Error::Edge(Edge::Malformed(_)) => Error::Edge(Edge::Malformed("")),
             Error::Edge(Edge::Timeout) => Error::Edge(Edge::Timeout),

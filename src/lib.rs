@@ -61,7 +61,7 @@ pub mod internals {
         pub use crate::jose::{Jwks, Policy, TokenKind, parse, verify};
     }
     pub mod model {
-        pub use crate::model::{CredentialType, EventName, RegistrationKind, Status};
+        pub use crate::model::{CredentialType, EventName, Generation, RegistrationKind, Status};
     }
     pub mod store {
         pub use crate::store::audit::NewEvent;

@@ -3,6 +3,30 @@
 
 use std::fmt;
 
+/// The protocol generation a registration belongs to (SPEC-v0.7 1): its
+/// claim token, assertions and refresh tokens work only on that
+/// generation's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    V0_1,
+    V0_7,
+}
+
+impl Generation {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Generation::V0_1 => "v0.1",
+            Generation::V0_7 => "v0.7",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Generation> {
+        [Generation::V0_1, Generation::V0_7]
+            .into_iter()
+            .find(|g| g.as_db() == text)
+    }
+}
+
 /// How a registration came to be (SPEC.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationKind {
@@ -147,10 +171,11 @@ pub enum EventName {
     SettingChanged,
     MailFailed,
     SigningKeyRotated,
+    TokenIssued,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 15] = [
+    pub const ALL: [EventName; 16] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -166,6 +191,7 @@ impl EventName {
         EventName::SettingChanged,
         EventName::MailFailed,
         EventName::SigningKeyRotated,
+        EventName::TokenIssued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +211,7 @@ impl EventName {
             EventName::SettingChanged => "setting.changed",
             EventName::MailFailed => "mail.failed",
             EventName::SigningKeyRotated => "signing_key.rotated",
+            EventName::TokenIssued => "token.issued",
         }
     }
 

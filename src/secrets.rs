@@ -104,6 +104,25 @@ pub fn new_id(prefix: &str, now_ms: UnixMs) -> String {
     format!("{prefix}{time}{}", random_base62(ID_CHARS - TIME_CHARS))
 }
 
+/// A random (version 4) UUID, RFC 9562 section 5.4, as lower-case hex.
+pub fn new_uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system CSPRNG is available");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// A short identifier for one request, for correlating logs and 500s.
 pub fn new_request_id() -> String {
     random_base62(12)
@@ -112,6 +131,15 @@ pub fn new_request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_version_4_variant_1() {
+        let a = new_uuid_v4();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert_ne!(a, new_uuid_v4());
+    }
 
     #[test]
     fn credentials_carry_prefix_entropy_and_a_valid_checksum() {

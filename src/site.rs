@@ -48,13 +48,19 @@ pub enum Endpoint {
     OAuthRevoke,
     /// The keys that sign authmd's own assertions (SPEC-v0.7 2.4).
     Jwks,
+    /// SPEC-v0.7 4: registration of the current generation.
+    Identity,
+    /// SPEC-v0.7 6.1: its claim ceremony.
+    IdentityClaim,
+    /// SPEC-v0.7 8: RFC 7523 token endpoint.
+    Token,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 19] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -71,6 +77,9 @@ impl Endpoint {
         Endpoint::Introspect,
         Endpoint::OAuthRevoke,
         Endpoint::Jwks,
+        Endpoint::Identity,
+        Endpoint::IdentityClaim,
+        Endpoint::Token,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -91,6 +100,9 @@ impl Endpoint {
             Endpoint::Introspect => "/oauth/introspect",
             Endpoint::OAuthRevoke => "/oauth/revoke",
             Endpoint::Jwks => "/.well-known/jwks.json",
+            Endpoint::Identity => "/agent/identity",
+            Endpoint::IdentityClaim => "/agent/identity/claim",
+            Endpoint::Token => "/oauth2/token",
         }
     }
 }

@@ -3,7 +3,8 @@
 //! so the writer spends no time on randomness or hashing; [`issue`] stores
 //! its hash with the scopes and records `credential.issued`, in the caller's
 //! transaction. The secret itself is returned to the agent once and never
-//! stored.
+//! stored. The service assertions of the current generation are signed
+//! here too ([`issue_assertion`]), their `jti` recorded.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::error::Error;
 use crate::model::{CredentialType, EventName, join_scopes};
 use crate::secrets::{self, SecretHash};
 use crate::settings::Settings;
+use crate::store::assertions::NewAssertion;
 use crate::store::{Tx, audit, credentials};
 use crate::time::UnixMs;
 
@@ -79,6 +81,22 @@ impl Confirmed {
     }
 }
 
+/// A service assertion that verified and speaks for a live registration, in
+/// the transaction that acts on it (`core::token::exchange`, the one maker).
+pub struct Exchanged {
+    registration: crate::store::registrations::Registration,
+}
+
+impl Exchanged {
+    pub(in crate::core) fn new(registration: crate::store::registrations::Registration) -> Exchanged {
+        Exchanged { registration }
+    }
+
+    pub fn registration(&self) -> &crate::store::registrations::Registration {
+        &self.registration
+    }
+}
+
 /// To whom, with what, and the audit event's who and where (its
 /// `registration_id` and `credential_type` are filled in here). Built only
 /// from a proof of why the credential is deserved, one constructor each.
@@ -113,6 +131,16 @@ impl<'a> Grant<'a> {
         }
     }
 
+    /// A service assertion exchanged at the token endpoint (`core::token`),
+    /// for the registration it speaks for.
+    pub fn exchanged(exchanged: &'a Exchanged, scopes: &'a [String], event: audit::NewEvent<'a>) -> Grant<'a> {
+        Grant {
+            registration_id: &exchanged.registration().id,
+            scopes,
+            event,
+        }
+    }
+
     /// An identity assertion admitted in this transaction, for the
     /// registration of its delegation `(iss, sub)`.
     pub fn asserted(
@@ -127,6 +155,67 @@ impl<'a> Grant<'a> {
             event,
         }
     }
+}
+
+/// A service assertion just signed (SPEC-v0.7 5): shown to the agent, its
+/// `jti` recorded, the token itself not kept.
+pub struct SignedAssertion {
+    token: String,
+    expires_ms: UnixMs,
+}
+
+impl SignedAssertion {
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn expires_ms(&self) -> UnixMs {
+        self.expires_ms
+    }
+}
+
+/// Signs an assertion for `registration_id` with the current key, records
+/// its `jti` and `credential.issued` (`credential_type: assertion`), in the
+/// caller's transaction. `email` is the bound user's, once there is one.
+pub fn issue_assertion(
+    tx: &dyn Tx,
+    site: &crate::site::Site,
+    settings: &Settings,
+    registration_id: &str,
+    email: Option<&str>,
+    event: audit::NewEvent<'_>,
+    now_ms: UnixMs,
+) -> Result<SignedAssertion, Error> {
+    let key = super::signing::current(tx)?;
+    let iat = now_ms.secs_floor();
+    let exp = iat + Duration::from_secs(settings.assertion_ttl_secs);
+    let jti = format!("jti_{}", secrets::new_uuid_v4());
+    let mut claims = json!({
+        "iss": site.issuer,
+        "aud": site.issuer,
+        "sub": registration_id,
+        "jti": jti,
+        "iat": iat.secs(),
+        "exp": exp.secs(),
+    });
+    if let Some(email) = email {
+        claims["email"] = json!(email);
+        claims["email_verified"] = json!(true);
+    }
+    let token = key.sign("oauth-id-jag+jwt", &claims);
+    let expires_ms = UnixMs::from(exp);
+    tx.record_assertion(&NewAssertion {
+        jti: &jti,
+        registration_id,
+        kid: key.kid(),
+        created_ms: now_ms,
+        expires_ms,
+    })?;
+    let mut event = event;
+    event.registration_id = Some(registration_id);
+    event.detail.insert("credential_type".into(), json!("assertion"));
+    tx.record_event(now_ms, EventName::CredentialIssued, event)?;
+    Ok(SignedAssertion { token, expires_ms })
 }
 
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.

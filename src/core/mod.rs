@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod register;
 pub mod revoke;
 pub mod signing;
+pub mod token;
 pub mod users;
 pub mod verify;
 

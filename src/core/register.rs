@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::issue::{Grant, Minted, issue};
+use super::issue::{Grant, Minted, SignedAssertion, issue, issue_assertion};
 use super::users::{self, Identity, Provision};
 use super::verify;
 use super::{Ctx, detail};
 use crate::error::Error;
 use crate::jose::{Claims, TokenKind};
-use crate::model::{CredentialType, EventName, RegistrationKind, Status};
+use crate::model::{CredentialType, EventName, Generation, RegistrationKind, Status};
 use crate::secrets;
 use crate::settings::Settings;
 use crate::store::Tx;
@@ -58,18 +58,62 @@ impl ClaimOffer {
     }
 }
 
-/// `registration.created` for a registration no provider vouched for.
+/// An anonymous registration about to be made, in either generation:
+/// `unclaimed`, no user, claimable with `claim_token` until `expires_ms`.
+struct NewAnonymous<'a> {
+    id: &'a str,
+    claim_token: &'a str,
+    expires_ms: UnixMs,
+}
+
+impl NewAnonymous<'_> {
+    fn insert(
+        &self,
+        tx: &dyn Tx,
+        generation: Generation,
+        requested: Option<CredentialType>,
+        now_ms: UnixMs,
+        client_ip: Option<&str>,
+    ) -> Result<(), Error> {
+        tx.insert_registration(&NewRegistration {
+            id: self.id,
+            generation,
+            kind: RegistrationKind::Anonymous,
+            status: Status::Unclaimed,
+            user_id: None,
+            claim_token_hash: Some(&secrets::hash(self.claim_token)),
+            requested_credential_type: requested,
+            email: None,
+            created_ms: now_ms,
+            expires_ms: Some(self.expires_ms),
+        })?;
+        record_created(
+            tx,
+            now_ms,
+            self.id,
+            (generation, RegistrationKind::Anonymous),
+            client_ip,
+        )
+    }
+}
+
+/// `registration.created` for a registration no provider vouched for; a
+/// v0.7 one says so (SPEC-v0.7 14).
 fn record_created(
     tx: &dyn Tx,
     now_ms: UnixMs,
     registration_id: &str,
-    kind: RegistrationKind,
+    (generation, kind): (Generation, RegistrationKind),
     client_ip: Option<&str>,
 ) -> Result<(), Error> {
+    let mut detail = detail(json!({ "registration_type": kind.as_wire() }));
+    if generation == Generation::V0_7 {
+        detail.insert("generation".into(), json!(generation.as_db()));
+    }
     let event = NewEvent {
         registration_id: Some(registration_id),
         client_ip,
-        detail: detail(json!({ "registration_type": kind.as_wire() })),
+        detail,
         ..Default::default()
     };
     Ok(tx.record_event(now_ms, EventName::RegistrationCreated, event)?)
@@ -89,18 +133,12 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     let client_ip = ctx.client_ip;
 
     ctx.writer.write(|tx| {
-        tx.insert_registration(&NewRegistration {
+        let new = NewAnonymous {
             id: &registration_id,
-            kind: RegistrationKind::Anonymous,
-            status: Status::Unclaimed,
-            user_id: None,
-            claim_token_hash: Some(&secrets::hash(&claim_token)),
-            requested_credential_type: Some(CredentialType::ApiKey),
-            email: None,
-            created_ms: now_ms,
-            expires_ms: Some(expires_ms),
-        })?;
-        record_created(tx, now_ms, &registration_id, RegistrationKind::Anonymous, client_ip)?;
+            claim_token: &claim_token,
+            expires_ms,
+        };
+        new.insert(tx, Generation::V0_1, Some(CredentialType::ApiKey), now_ms, client_ip)?;
         let event = NewEvent {
             client_ip,
             ..Default::default()
@@ -117,6 +155,47 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
         kind: RegistrationKind::Anonymous,
         credential: Some((key, settings.pre_claim_scopes.clone())),
         claim: Some(ClaimOffer::new(claim_token, expires_ms, settings)),
+    })
+}
+
+/// A v0.7 anonymous registration (SPEC-v0.7 4.1): `unclaimed`, a service
+/// assertion (exchanged at the token endpoint for pre-claim scopes) and a
+/// claim token, in one transaction.
+pub struct AnonymousIdentity {
+    pub registration_id: String,
+    pub assertion: SignedAssertion,
+    pub claim: ClaimOffer,
+    pub pre_claim_scopes: Vec<String>,
+}
+
+pub fn anonymous_identity(ctx: &Ctx<'_>) -> Result<AnonymousIdentity, Error> {
+    if !ctx.config.available().anonymous {
+        return Err(Error::AnonymousNotEnabled);
+    }
+    let (settings, site) = (&ctx.config.settings, &ctx.config.site);
+    let now_ms = ctx.now_ms;
+    let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
+    let registration_id = secrets::new_id("reg_", now_ms);
+    let claim_token = secrets::new_claim_token();
+    let client_ip = ctx.client_ip;
+    let assertion = ctx.writer.write(|tx| {
+        let new = NewAnonymous {
+            id: &registration_id,
+            claim_token: &claim_token,
+            expires_ms,
+        };
+        new.insert(tx, Generation::V0_7, None, now_ms, client_ip)?;
+        let event = NewEvent {
+            client_ip,
+            ..Default::default()
+        };
+        issue_assertion(tx, site, settings, &registration_id, None, event, now_ms)
+    })?;
+    Ok(AnonymousIdentity {
+        registration_id,
+        assertion,
+        claim: ClaimOffer::new(claim_token, expires_ms, settings),
+        pre_claim_scopes: settings.pre_claim_scopes.clone(),
     })
 }
 
@@ -137,6 +216,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
     ctx.writer.write(|tx| {
         tx.insert_registration(&NewRegistration {
             id: &registration_id,
+            generation: Generation::V0_1,
             kind: RegistrationKind::EmailVerification,
             status: Status::PendingClaim,
             user_id: None,
@@ -150,7 +230,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
             tx,
             now_ms,
             &registration_id,
-            RegistrationKind::EmailVerification,
+            (Generation::V0_1, RegistrationKind::EmailVerification),
             ctx.client_ip,
         )?;
         super::claim::open_attempt(tx, &mail, &registration_id, &email)
@@ -206,6 +286,7 @@ pub fn from_assertion(ctx: &Ctx<'_>, assertion: &str, requested: CredentialType)
                 let id = secrets::new_id("reg_", now_ms);
                 tx.insert_registration(&NewRegistration {
                     id: &id,
+                    generation: Generation::V0_1,
                     kind: RegistrationKind::AgentProvider,
                     status: Status::Active,
                     user_id: Some(&user_id),

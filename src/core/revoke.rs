@@ -171,7 +171,7 @@ fn end(tx: &dyn Tx, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CredentialType, RegistrationKind};
+    use crate::model::{CredentialType, Generation, RegistrationKind};
     use crate::secrets;
     use crate::store::audit::Filter;
     use crate::store::credentials::NewCredential;
@@ -184,6 +184,7 @@ mod tests {
     fn add(tx: &dyn Tx, id: &str, user: Option<&str>, status: Status, expires_ms: Option<UnixMs>) {
         tx.insert_registration(&NewRegistration {
             id,
+            generation: Generation::V0_1,
             kind: RegistrationKind::Anonymous,
             status,
             user_id: user,

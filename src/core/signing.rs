@@ -53,6 +53,16 @@ pub fn rotate(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<(Strin
     Ok((kid, retired))
 }
 
+/// The key that signs now.
+pub fn current(tx: &dyn Tx) -> Result<SigningKey, Error> {
+    let keys = tx.signing_keys()?;
+    let current = keys
+        .iter()
+        .find(|k| k.retired_ms.is_none())
+        .ok_or_else(|| Error::Internal("no current signing key (the server makes one at start)".into()))?;
+    load(current)
+}
+
 /// Every key kept, the current one first.
 pub fn list(tx: &dyn Tx) -> Result<Vec<KeyInfo>, Error> {
     Ok(tx

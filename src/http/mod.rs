@@ -136,6 +136,22 @@ impl Response {
 
 /// The one translation of an error into a response: SPEC.md section 10's
 /// body, and the headers that belong with each kind of refusal.
+/// A refusal in the OAuth envelope (SPEC-v0.7 3): the same status, code and
+/// log reason as [`error_response`], RFC 6749's body, `Retry-After` on a 429.
+pub fn oauth_error_response(err: &Error, request_id: &str) -> Response {
+    let (status, code) = wire(err);
+    let mut response = Response::json(status, &crate::proto::v0_7::error::OAuthErrorBody::of(err, request_id))
+        .with_header("Cache-Control", NO_STORE);
+    if let Error::RateLimited { retry_after_secs, .. } = err {
+        response = response.with_header("Retry-After", retry_after_secs.to_string());
+    }
+    response.reason = Some(match err {
+        Error::Internal(detail) | Error::Unavailable(detail) => format!("{code}: {detail}"),
+        _ => format!("{code}: {err}"),
+    });
+    response
+}
+
 pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Response {
     let (status, code) = wire(err);
     let body = ErrorBody::of(err, request_id);

@@ -17,6 +17,7 @@ use crate::keys::KeyCache;
 use crate::metrics::{MailGauges, Metrics};
 use crate::proto::v0_1::{self, Registered, Request as Registration};
 use crate::proto::v0_1::{json_object, required_str};
+use crate::proto::v0_7;
 use crate::ratelimit::{Bucket, Limiter};
 use crate::site::Endpoint;
 use crate::store;
@@ -82,6 +83,15 @@ impl Generation {
     }
 }
 
+/// The body a refusal takes (SPEC-v0.7 3): v0.1's `{error, message,
+/// error_description}`, or RFC 6749's `{error, error_description}` on the
+/// OAuth endpoints, whose every answer also carries `Pragma: no-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Envelope {
+    Profile,
+    OAuth,
+}
+
 type Handler = fn(&dyn Tx, &Deps<'_>, &Request) -> Result<Response, Error>;
 
 struct Route {
@@ -94,9 +104,11 @@ struct Route {
     /// For metrics: a fixed set of names, whatever the path.
     label: &'static str,
     cache: Cache,
+    envelope: Envelope,
     handler: Handler,
 }
 
+#[allow(clippy::too_many_arguments)] // a table row: one argument per column
 const fn row(
     generation: Generation,
     at: At,
@@ -104,6 +116,7 @@ const fn row(
     limits: &'static [Bucket],
     label: &'static str,
     cache: Cache,
+    envelope: Envelope,
     handler: Handler,
 ) -> Route {
     Route {
@@ -113,39 +126,45 @@ const fn row(
         limits,
         label,
         cache,
+        envelope,
         handler,
     }
 }
 
 use At::{Api, Fixed};
-use Bucket::{Claim, ClaimCode, IdentityAssertion, VerifiedEmail};
+use Bucket::{Claim, ClaimCode, IdentityAssertion, Token, VerifiedEmail};
 use Cache::{AsAnswered, NoStore, Public};
+use Envelope::{OAuth, Profile};
 use Generation::{Shared, V0_1, V0_7};
 use Methods::{Post, Read, Write};
 
 /// Every place authmd answers.
 #[rustfmt::skip]
 const ROUTES: &[Route] = &[
-    row(Shared, Fixed(Endpoint::Healthz), Read, &[], "healthz", NoStore, healthz),
-    row(Shared, Fixed(Endpoint::Readyz), Read, &[], "readyz", NoStore, readyz),
-    row(Shared, Fixed(Endpoint::Metrics), Read, &[], "metrics", NoStore, metrics),
-    row(Shared, Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, resource_metadata),
-    row(Shared, Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, authorization_server_metadata),
-    row(Shared, Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, auth_md),
-    row(V0_7, Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, jwks),
-    row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, register),
-    row(V0_1, Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, provider_revoke),
+    row(Shared, Fixed(Endpoint::Healthz), Read, &[], "healthz", NoStore, Profile, healthz),
+    row(Shared, Fixed(Endpoint::Readyz), Read, &[], "readyz", NoStore, Profile, readyz),
+    row(Shared, Fixed(Endpoint::Metrics), Read, &[], "metrics", NoStore, Profile, metrics),
+    row(Shared, Fixed(Endpoint::ResourceMetadata), Read, &[], "resource_metadata", Public, Profile, resource_metadata),
+    row(Shared, Fixed(Endpoint::AuthorizationServerMetadata), Read, &[], "authorization_server_metadata", Public, Profile, authorization_server_metadata),
+    row(Shared, Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, Profile, auth_md),
+    row(V0_7, Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, Profile, jwks),
+    row(V0_7, Fixed(Endpoint::Identity), Post, &[], "identity", NoStore, Profile, identity),
+    // The v0.7 ceremony is not served yet (issue 12): its place answers 404.
+    row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[], "identity_claim", NoStore, Profile, not_served_yet),
+    row(V0_7, Fixed(Endpoint::Token), Post, &[Token], "token", NoStore, OAuth, token),
+    row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, Profile, register),
+    row(V0_1, Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, Profile, provider_revoke),
     // It sends mail to an address the agent chose, like a verified-email registration.
-    row(V0_1, Fixed(Endpoint::Claim), Post, &[VerifiedEmail, Claim], "claim", NoStore, claim_request),
-    row(V0_1, Fixed(Endpoint::ClaimView), Read, &[], "claim_view", NoStore, claim_page),
-    row(V0_1, Fixed(Endpoint::ClaimView), Post, &[ClaimCode], "claim_view", NoStore, claim_page_code),
-    row(V0_1, Fixed(Endpoint::ClaimReject), Post, &[Claim], "claim_reject", NoStore, claim_reject),
-    row(V0_1, Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, claim_challenge),
-    row(V0_1, Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, claim_complete),
-    row(Shared, Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, introspect),
-    row(Shared, Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, oauth_revoke),
-    row(Shared, Api, Read, &[], "api", AsAnswered, api),
-    row(Shared, Api, Write, &[], "api", AsAnswered, api),
+    row(V0_1, Fixed(Endpoint::Claim), Post, &[VerifiedEmail, Claim], "claim", NoStore, Profile, claim_request),
+    row(V0_1, Fixed(Endpoint::ClaimView), Read, &[], "claim_view", NoStore, Profile, claim_page),
+    row(V0_1, Fixed(Endpoint::ClaimView), Post, &[ClaimCode], "claim_view", NoStore, Profile, claim_page_code),
+    row(V0_1, Fixed(Endpoint::ClaimReject), Post, &[Claim], "claim_reject", NoStore, Profile, claim_reject),
+    row(V0_1, Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, Profile, claim_challenge),
+    row(V0_1, Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, Profile, claim_complete),
+    row(Shared, Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, Profile, introspect),
+    row(Shared, Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, Profile, oauth_revoke),
+    row(Shared, Api, Read, &[], "api", AsAnswered, Profile, api),
+    row(Shared, Api, Write, &[], "api", AsAnswered, Profile, api),
 ];
 
 impl At {
@@ -254,7 +273,13 @@ pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
                 .iter()
                 .try_for_each(|bucket| deps.limit(*bucket, req))
                 .and_then(|()| (row.handler)(conn, deps, req));
-            let mut response = answer.unwrap_or_else(|err| error_response(&err, deps.config, &req.id));
+            let mut response = answer.unwrap_or_else(|err| match row.envelope {
+                Profile => error_response(&err, deps.config, &req.id),
+                OAuth => super::oauth_error_response(&err, &req.id),
+            });
+            if row.envelope == OAuth {
+                response = response.with_header("Pragma", "no-cache");
+            }
             let cache = match row.cache {
                 NoStore => Some(NO_STORE),
                 Public if response.status < 400 => Some(CACHE_PUBLIC),
@@ -316,6 +341,36 @@ fn jwks(conn: &dyn Tx, deps: &Deps<'_>, _: &Request) -> Result<Response, Error> 
     let keys = crate::core::signing::published(conn, &deps.config.settings, deps.now_ms)?;
     let keys: Vec<serde_json::Value> = keys.iter().map(|k| k.public_jwk()).collect();
     Ok(Response::json(200, &serde_json::json!({ "keys": keys })))
+}
+
+/// `POST /agent/identity` (SPEC-v0.7 4): the rate-limit bucket follows the shape.
+fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let request = v0_7::IdentityRequest::from_json(&body)?;
+    deps.limit(
+        match request {
+            v0_7::IdentityRequest::Anonymous => Bucket::Anonymous,
+        },
+        req,
+    )?;
+    let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
+    deps.metrics.registration("anonymous");
+    Ok(Response::json(200, &answer))
+}
+
+/// `POST /oauth2/token` (SPEC-v0.7 8): a form body only; any other body is
+/// `invalid_request`, not 415 (the OAuth envelope knows no such code).
+fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let form = form_body(req).map_err(|err| match err {
+        Error::UnsupportedMediaType(why) => Error::InvalidRequest(format!("the body must be a form: {why}")),
+        other => other,
+    })?;
+    let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &form))?;
+    Ok(Response::json(200, &answer))
+}
+
+fn not_served_yet(_: &dyn Tx, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {
+    Err(Error::NotFound)
 }
 
 fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {

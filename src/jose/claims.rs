@@ -213,13 +213,13 @@ fn check_claims(
     let client_id = match (kind, claims.get("client_id")) {
         (_, Some(Value::String(id))) if !id.is_empty() => Some(id.clone()),
         (TokenKind::IdJag, _) => return Err(Rejection::MissingClientId),
-        (TokenKind::Logout, _) => None,
+        (TokenKind::Logout | TokenKind::Service, _) => None,
     };
     let iat = time(claims, "iat")?.ok_or(Rejection::MissingClaim("iat"))?;
     let exp = match (time(claims, "exp")?, kind) {
         (Some(exp), _) => exp,
         (None, TokenKind::Logout) => iat + Duration::from_secs(policy.logout_lifetime_without_exp_secs),
-        (None, TokenKind::IdJag) => return Err(Rejection::MissingClaim("exp")),
+        (None, TokenKind::IdJag | TokenKind::Service) => return Err(Rejection::MissingClaim("exp")),
     };
     let nbf = time(claims, "nbf")?;
     let skew = Duration::from_secs(policy.clock_skew_secs);
@@ -271,7 +271,7 @@ fn check_claims(
     };
     match kind {
         TokenKind::IdJag if !email_verified && !phone_number_verified => return Err(Rejection::NoVerifiedContact),
-        TokenKind::IdJag => {}
+        TokenKind::IdJag | TokenKind::Service => {}
         TokenKind::Logout => {
             // OpenID back-channel logout: a nonce marks an ID token, not a logout token.
             if claims.contains_key("nonce") {

@@ -72,12 +72,16 @@ pub enum TokenKind {
     IdJag,
     /// `typ: logout+jwt`
     Logout,
+    /// An assertion authmd signed itself (SPEC-v0.7 5): `typ` as an ID-JAG,
+    /// but no `client_id` and no verified contact required (an unclaimed
+    /// registration has no person yet).
+    Service,
 }
 
 impl TokenKind {
     fn typ(self) -> &'static str {
         match self {
-            TokenKind::IdJag => "oauth-id-jag+jwt",
+            TokenKind::IdJag | TokenKind::Service => "oauth-id-jag+jwt",
             TokenKind::Logout => "logout+jwt",
         }
     }

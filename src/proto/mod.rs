@@ -8,3 +8,4 @@
 //! code)` mapping. Still in `discovery`, to move here: the discovery fields.
 
 pub mod v0_1;
+pub mod v0_7;

@@ -12,6 +12,7 @@
 //! Every function answers [`Error`], converted once into the internal error
 //! (in `error.rs`), so no driver error travels further than its backend.
 
+pub mod assertions;
 pub mod attempts;
 pub mod audit;
 pub mod credentials;
@@ -57,7 +58,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// One transaction (or reading connection) of the store: every table's
 /// functions. Implemented by each backend, used as `&dyn Tx`.
 pub trait Tx:
-    attempts::Attempts
+    assertions::Assertions
+    + attempts::Attempts
     + audit::Audit
     + credentials::Credentials
     + delegations::Delegations
@@ -81,6 +83,7 @@ pub trait Tx:
 #[allow(unused_imports)]
 pub mod prelude {
     pub use super::Tx;
+    pub use super::assertions::Assertions as _;
     pub use super::attempts::Attempts as _;
     pub use super::audit::Audit as _;
     pub use super::credentials::Credentials as _;

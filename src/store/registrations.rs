@@ -3,12 +3,13 @@
 //! expiry change at once.
 
 use super::Result;
-use crate::model::{CredentialType, RegistrationKind, Status};
+use crate::model::{CredentialType, Generation, RegistrationKind, Status};
 use crate::secrets::SecretHash;
 use crate::time::UnixMs;
 
 pub struct NewRegistration<'a> {
     pub id: &'a str,
+    pub generation: Generation,
     pub kind: RegistrationKind,
     pub status: Status,
     pub user_id: Option<&'a str>,
@@ -23,6 +24,7 @@ pub struct NewRegistration<'a> {
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub id: String,
+    pub generation: Generation,
     pub kind: RegistrationKind,
     pub status: Status,
     pub user_id: Option<String>,

@@ -16,6 +16,7 @@ mod edge;
 mod examples;
 mod gateway;
 mod id_jag;
+mod identity;
 mod keys;
 mod mail;
 mod malformed;

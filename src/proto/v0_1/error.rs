@@ -53,6 +53,10 @@ pub fn wire(err: &Error) -> (u16, &'static str) {
         Error::UpstreamUnavailable(_) => (502, "upstream_unavailable"),
         Error::UpstreamTimeout => (504, "upstream_timeout"),
         Error::Unauthorized => (401, "unauthorized"),
+        // The token endpoint's (SPEC-v0.7 8), met on no v0.1 route.
+        Error::UnsupportedGrantType => (400, "unsupported_grant_type"),
+        Error::InvalidGrant(_) => (400, "invalid_grant"),
+        Error::InvalidTarget => (400, "invalid_target"),
         Error::Edge(Edge::Malformed(_)) => (400, "invalid_request"),
         Error::Edge(Edge::Timeout) => (408, "request_timeout"),
         Error::Edge(Edge::UriTooLong) => (414, "uri_too_long"),
@@ -92,11 +96,13 @@ mod tests {
     use super::*;
 
     /// Every code an `Error` can produce, every verifier refusal's included,
-    /// must be one SPEC.md defines or one authmd adds and the README lists.
+    /// must be one SPEC.md (or SPEC-v0.7.md, for the variants only its
+    /// endpoints meet) defines or one authmd adds and the README lists.
     #[test]
     fn every_variant_maps_to_a_spec_code() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/SPEC.md");
-        let spec = std::fs::read_to_string(path).expect("../shared/SPEC.md is readable");
+        let spec = std::fs::read_to_string(path).expect("../shared/SPEC.md is readable")
+            + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/SPEC-v0.7.md")).unwrap();
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         for err in crate::error::examples::every_error() {
             let (status, code) = wire(&err);

@@ -11,6 +11,7 @@
 //! (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails halfway
 //! with `SQLITE_BUSY`.
 
+mod assertions;
 mod attempts;
 mod audit;
 mod credentials;
@@ -461,6 +462,7 @@ mod index_tests {
             delegations::GET,
             delegations::OF_REGISTRATION,
             delegations::REVOCATION_MARKS,
+            assertions::BY_JTI,
             replay::FIRST_USE,
             providers::BY_ISSUER,
             documents::GET,

@@ -5,14 +5,14 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::model::{CredentialType, RegistrationKind, Status};
+use crate::model::{CredentialType, Generation, RegistrationKind, Status};
 use crate::secrets::SecretHash;
 use crate::store::Result;
 use crate::store::registrations::*;
 use crate::time::UnixMs;
 
 /// The columns [`from_row`] reads, in order, for a table aliased `r`.
-pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures";
+pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation";
 
 pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
     Ok(Registration {
@@ -28,6 +28,7 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
             .and_then(|t| CredentialType::parse(&t)),
         email: row.get(first + 8)?,
         claim_failures: row.get(first + 9)?,
+        generation: super::text_enum(row, first + 10, Generation::from_db)?,
     })
 }
 
@@ -116,8 +117,8 @@ impl Registrations for Connection {
         self.prepare_cached(
             "INSERT INTO registrations
                (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms,
-                email)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9)",
+                email, generation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?10)",
         )?
         .execute(params![
             reg.id,
@@ -129,6 +130,7 @@ impl Registrations for Connection {
             reg.created_ms,
             reg.expires_ms,
             reg.email,
+            reg.generation.as_db(),
         ])?;
         Ok(())
     }

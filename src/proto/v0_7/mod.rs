@@ -1,0 +1,145 @@
+//! SPEC-v0.7.md (the current generation) on the wire.
+//!
+//! ```text
+//!  mod.rs   POST /agent/identity (the body's four shapes, the nested
+//!           answers) and POST /oauth2/token (the form, the RFC 6749 answer),
+//!           over core's operations
+//!  error.rs the oauth envelope (RFC 6749 5.2); the profile envelope is
+//!           v0.1's body (SPEC-v0.7 3)
+//! ```
+//!
+//! Served so far (issue 12, in progress): the anonymous shape and the token
+//! exchange. The other shapes answer `400 invalid_request` saying they are
+//! not served yet, and discovery does not advertise the v0.7 endpoints
+//! until they all are.
+
+pub mod error;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::core::{Ctx, register, token};
+use crate::error::Error;
+use crate::time::rfc3339;
+
+/// The body of `POST /agent/identity`, by `type` (SPEC-v0.7 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityRequest {
+    Anonymous,
+}
+
+impl IdentityRequest {
+    pub fn from_json(body: &Value) -> Result<IdentityRequest, Error> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| Error::InvalidRequest("the body must be a JSON object".into()))?;
+        match object.get("type").and_then(Value::as_str) {
+            Some("anonymous") => Ok(IdentityRequest::Anonymous),
+            Some(shape @ ("service_auth" | "identity_assertion" | "refresh")) => Err(Error::InvalidRequest(format!(
+                "`type` `{shape}` is not served by this authmd yet; `anonymous` is"
+            ))),
+            Some(_) | None => Err(Error::InvalidRequest(
+                "`type` must be one of `anonymous`, `service_auth`, `identity_assertion`, `refresh`".into(),
+            )),
+        }
+    }
+}
+
+/// `POST /agent/identity`.
+pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, Error> {
+    match request {
+        IdentityRequest::Anonymous => {
+            let made = register::anonymous_identity(ctx)?;
+            Ok(Identified {
+                id: made.registration_id,
+                kind: "anonymous",
+                identity: Some(Identity {
+                    assertion: made.assertion.token().to_string(),
+                    expires_at: rfc3339(made.assertion.expires_ms()),
+                }),
+                scopes: Scopes {
+                    pre_claim: Some(made.pre_claim_scopes),
+                    post_claim: made.claim.post_claim_scopes,
+                },
+                claim: Some(Claim {
+                    token: made.claim.token,
+                    expires_at: rfc3339(made.claim.expires_ms),
+                    url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
+                }),
+            })
+        }
+    }
+}
+
+/// The 200 answer of `POST /agent/identity` (SPEC-v0.7 4.1). It carries
+/// secrets; its route is `no-store`.
+#[derive(Debug, Serialize)]
+pub struct Identified {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<Identity>,
+    scopes: Scopes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim: Option<Claim>,
+}
+
+#[derive(Debug, Serialize)]
+struct Identity {
+    assertion: String,
+    expires_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Scopes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pre_claim: Option<Vec<String>>,
+    post_claim: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Claim {
+    token: String,
+    expires_at: String,
+    url: String,
+}
+
+/// RFC 7523's grant type, the only one the token endpoint takes.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// `POST /oauth2/token` (SPEC-v0.7 8): the form's parameters, each at most
+/// once (RFC 6749 3.2).
+pub fn token(ctx: &Ctx<'_>, form: &[(String, String)]) -> Result<TokenAnswer, Error> {
+    let one = |name: &str| -> Result<Option<&str>, Error> {
+        let mut values = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match (values.next(), values.next()) {
+            (_, Some(_)) if name == "resource" => Err(Error::InvalidTarget),
+            (_, Some(_)) => Err(Error::InvalidRequest(format!("`{name}` is given more than once"))),
+            (value, None) => Ok(value),
+        }
+    };
+    if one("grant_type")? != Some(JWT_BEARER) {
+        return Err(Error::UnsupportedGrantType);
+    }
+    let assertion = one("assertion")?
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::InvalidRequest("`assertion` is required".into()))?;
+    let resource = one("resource")?;
+    let issued = token::exchange(ctx, assertion, resource)?;
+    Ok(TokenAnswer {
+        access_token: issued.minted.secret().to_string(),
+        token_type: "Bearer",
+        expires_in: ctx.config.settings.access_token_ttl_secs,
+        scope: issued.scopes.join(" "),
+    })
+}
+
+/// RFC 6749 5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenAnswer {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: String,
+}

@@ -1,0 +1,26 @@
+//! The service assertions authmd signed (SPEC-v0.7 5.2), by `jti`: which
+//! registration each speaks for, until when, and whether it was revoked
+//! before that. The assertion itself is not kept.
+
+use super::Result;
+use crate::time::UnixMs;
+
+pub struct NewAssertion<'a> {
+    pub jti: &'a str,
+    pub registration_id: &'a str,
+    pub kid: &'a str,
+    pub created_ms: UnixMs,
+    pub expires_ms: UnixMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAssertion {
+    pub registration_id: String,
+    pub expires_ms: UnixMs,
+    pub revoked_ms: Option<UnixMs>,
+}
+
+pub trait Assertions {
+    fn record_assertion(&self, assertion: &NewAssertion<'_>) -> Result<()>;
+    fn assertion(&self, jti: &str) -> Result<Option<StoredAssertion>>;
+}

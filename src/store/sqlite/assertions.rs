@@ -1,0 +1,32 @@
+//! The `assertions` table.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::Result;
+use crate::store::assertions::*;
+
+/// The lookup of `assertion`, planned by `index_tests`.
+pub(crate) const BY_JTI: &str = "SELECT registration_id, expires_ms, revoked_ms FROM assertions WHERE jti = ?1";
+
+impl Assertions for Connection {
+    fn record_assertion(&self, a: &NewAssertion<'_>) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO assertions (jti, registration_id, kid, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![a.jti, a.registration_id, a.kid, a.created_ms, a.expires_ms])?;
+        Ok(())
+    }
+
+    fn assertion(&self, jti: &str) -> Result<Option<StoredAssertion>> {
+        Ok(self
+            .prepare_cached(BY_JTI)?
+            .query_row([jti], |r| {
+                Ok(StoredAssertion {
+                    registration_id: r.get(0)?,
+                    expires_ms: r.get(1)?,
+                    revoked_ms: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+}
