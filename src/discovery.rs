@@ -35,8 +35,9 @@ pub fn authorization_server(config: &Config) -> Value {
         "authorization_servers": [site.issuer],
         "scopes_supported": settings.scopes_supported,
         "bearer_methods_supported": ["header"],
-        // RFC 7009: an agent drops its own credential here.
-        "revocation_endpoint": site.url(Endpoint::OAuthRevoke),
+        // RFC 7009: an agent drops its own credential here; v0.1's name
+        // while the current generation is off (SPEC-v0.7 2.3).
+        "revocation_endpoint": site.url(if settings.v0_7_enabled { Endpoint::OAuth2Revoke } else { Endpoint::OAuthRevoke }),
         "agent_auth": agent_auth(config),
     });
     if settings.v0_7_enabled {

@@ -54,13 +54,15 @@ pub enum Endpoint {
     IdentityClaim,
     /// SPEC-v0.7 8: RFC 7523 token endpoint.
     Token,
+    /// SPEC-v0.7 10: RFC 7009, the current generation's name for `OAuthRevoke`.
+    OAuth2Revoke,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 19] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -80,6 +82,7 @@ impl Endpoint {
         Endpoint::Identity,
         Endpoint::IdentityClaim,
         Endpoint::Token,
+        Endpoint::OAuth2Revoke,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Endpoint {
             Endpoint::Identity => "/agent/identity",
             Endpoint::IdentityClaim => "/agent/identity/claim",
             Endpoint::Token => "/oauth2/token",
+            Endpoint::OAuth2Revoke => "/oauth2/revoke",
         }
     }
 }

@@ -162,7 +162,9 @@ const ROUTES: &[Route] = &[
     row(V0_1, Fixed(Endpoint::ClaimChallenge), Post, &[ClaimCode], "claim_challenge", NoStore, Profile, claim_challenge),
     row(V0_1, Fixed(Endpoint::ClaimComplete), Post, &[ClaimCode], "claim_complete", NoStore, Profile, claim_complete),
     row(Shared, Fixed(Endpoint::Introspect), Post, &[], "introspect", NoStore, Profile, introspect),
-    row(Shared, Fixed(Endpoint::OAuthRevoke), Post, &[], "oauth_revoke", NoStore, Profile, oauth_revoke),
+    // SPEC-v0.7 10: one handler under both names, counted as `token`.
+    row(Shared, Fixed(Endpoint::OAuth2Revoke), Post, &[Token], "oauth_revoke", NoStore, OAuth, oauth_revoke),
+    row(Shared, Fixed(Endpoint::OAuthRevoke), Post, &[Token], "oauth_revoke", NoStore, OAuth, oauth_revoke),
     row(Shared, Api, Read, &[], "api", AsAnswered, Profile, api),
     row(Shared, Api, Write, &[], "api", AsAnswered, Profile, api),
 ];
@@ -361,10 +363,7 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
 /// `POST /oauth2/token` (SPEC-v0.7 8): a form body only; any other body is
 /// `invalid_request`, not 415 (the OAuth envelope knows no such code).
 fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
-    let form = form_body(req).map_err(|err| match err {
-        Error::UnsupportedMediaType(why) => Error::InvalidRequest(format!("the body must be a form: {why}")),
-        other => other,
-    })?;
+    let form = oauth_form(req)?;
     let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &form))?;
     Ok(Response::json(200, &answer))
 }
@@ -502,10 +501,25 @@ fn introspect(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response,
     Ok(Response::json(200, &guard::introspect(conn, deps.now_ms, &token)?))
 }
 
+/// RFC 7009 (SPEC-v0.7 10): `token` is required; the answer is an empty
+/// 200 whether or not anything was revoked, so it reveals nothing.
 fn oauth_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
-    let token = form_value(&form_body(req)?, "token");
+    let form = oauth_form(req)?;
+    let token = form_value(&form, "token");
+    if token.is_empty() {
+        return Err(Error::InvalidRequest("`token` is required".into()));
+    }
     deps.run(conn, req, |ctx| revoke::self_revoke(ctx, &token))?;
-    Ok(Response::json(200, &json!({})))
+    Ok(Response::text(200, "text/plain; charset=utf-8", String::new()))
+}
+
+/// The form of an OAuth endpoint: any other body is `invalid_request`, not
+/// 415 (RFC 6749's envelope knows no such code).
+fn oauth_form(req: &Request) -> Result<Vec<(String, String)>, Error> {
+    form_body(req).map_err(|err| match err {
+        Error::UnsupportedMediaType(why) => Error::InvalidRequest(format!("the body must be a form: {why}")),
+        other => other,
+    })
 }
 
 /// A gateway request whose body was too large to be read before it reached

@@ -320,7 +320,7 @@ fn introspection_answers_for_live_expired_revoked_and_unknown_tokens() {
 fn an_agent_revokes_its_own_credential() {
     let server = TestServer::start();
     let asm = server.get("/.well-known/oauth-authorization-server").json();
-    assert_eq!(asm["revocation_endpoint"], format!("{}/oauth/revoke", server.base));
+    assert_eq!(asm["revocation_endpoint"], format!("{}/oauth2/revoke", server.base));
     let (a, b) = (server.register_anonymous(), server.register_anonymous());
     let revoke = |token: &str| {
         server.request(

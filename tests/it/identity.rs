@@ -112,6 +112,32 @@ fn an_anonymous_agent_registers_and_exchanges_its_assertion_for_access_tokens() 
     assert_eq!(server.events("token.issued").len(), 2);
     assert_eq!(server.events("token.issued")[0]["scope"], "api.read");
 
+    // RFC 7009 at either name: an empty 200 whatever the token, and the
+    // token named stops working; `token` itself is required.
+    let second = again["access_token"].as_str().unwrap();
+    for path in ["/oauth2/revoke", "/oauth/revoke"] {
+        let reply = post_form(&server, path, &format!("token={second}&token_type_hint=whatever"));
+        assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+        assert_eq!(reply.header("pragma"), Some("no-cache"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(server.get_with_token("/api/resource", second).status, 401);
+    assert_eq!(
+        server.get_with_token("/api/resource", access).status,
+        200,
+        "only that token"
+    );
+    assert_oauth_error(
+        &post_form(&server, "/oauth2/revoke", "token_type_hint=access_token"),
+        400,
+        "invalid_request",
+    );
+    assert_eq!(
+        server.events("credential.revoked").len(),
+        1,
+        "revoked once, audited once"
+    );
+
     // Revoking the registration stops its assertion and its tokens.
     server.cli_ok(&["revoke", "--registration", id]);
     assert_oauth_error(&exchange(&server, assertion), 400, "invalid_grant");

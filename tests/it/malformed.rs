@@ -98,6 +98,9 @@ fn generated_malformed_bodies_never_get_a_5xx() {
         ("/agent/auth/claim/reject", "application/x-www-form-urlencoded"),
         ("/agent/auth/revoke", "application/logout+jwt"),
         ("/oauth/revoke", "application/x-www-form-urlencoded"),
+        ("/oauth2/revoke", "application/x-www-form-urlencoded"),
+        ("/oauth2/token", "application/x-www-form-urlencoded"),
+        ("/agent/identity", "application/json"),
         ("/oauth/introspect", "application/x-www-form-urlencoded"),
     ];
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
