@@ -265,6 +265,7 @@ pub(crate) mod examples {
             ConfirmationClaim => ConfirmationClaim,
             LogoutNonce => LogoutNonce,
             LogoutEventMissing => LogoutEventMissing,
+            SetEventsMissing => SetEventsMissing,
         ]
     }
 

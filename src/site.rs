@@ -56,13 +56,15 @@ pub enum Endpoint {
     Token,
     /// SPEC-v0.7 10: RFC 7009, the current generation's name for `OAuthRevoke`.
     OAuth2Revoke,
+    /// SPEC-v0.7 11: Security Event Tokens pushed by providers (RFC 8935).
+    EventNotify,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 20] = [
+    pub const ALL: [Endpoint; 21] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -83,6 +85,7 @@ impl Endpoint {
         Endpoint::IdentityClaim,
         Endpoint::Token,
         Endpoint::OAuth2Revoke,
+        Endpoint::EventNotify,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Endpoint {
             Endpoint::IdentityClaim => "/agent/identity/claim",
             Endpoint::Token => "/oauth2/token",
             Endpoint::OAuth2Revoke => "/oauth2/revoke",
+            Endpoint::EventNotify => "/agent/event/notify",
         }
     }
 }

@@ -188,6 +188,23 @@ pub fn logout_header() -> Value {
     json!({ "typ": "logout+jwt" })
 }
 
+/// A Security Event Token (RFC 8417) carrying `events` about `sub`
+/// (SPEC-v0.7 11); `REVOKED_EVENT` revokes the delegation.
+pub fn secevent_claims(issuer: &str, sub: &str, audience: &str, now_secs: i64, events: Value) -> Value {
+    json!({
+        "iss": issuer,
+        "sub": sub,
+        "aud": audience,
+        "jti": new_jti(),
+        "iat": now_secs,
+        "events": events,
+    })
+}
+
+pub fn secevent_header() -> Value {
+    json!({ "typ": "secevent+jwt" })
+}
+
 /// Documents a [`JwksServer`] serves, changeable while it runs.
 #[derive(Default)]
 pub struct Documents {

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         max_assertion_lifetime_secs: 3600,
         logout_lifetime_without_exp_secs: 300,
     };
-    for kind in [TokenKind::IdJag, TokenKind::Logout] {
+    for kind in [TokenKind::IdJag, TokenKind::Logout, TokenKind::Service, TokenKind::SecEvent] {
         if let Ok(unverified) = jose::parse(token, kind) {
             let _ = unverified.issuer();
             if let Err(rejection) = jose::verify(unverified, jwks(), &policy, UnixSecs::new(1_800_000_000)) {

@@ -92,16 +92,22 @@ pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: UnixMs) -> R
     })
 }
 
-/// SPEC.md 6: a verified logout token revokes the live registration of its
+/// SPEC.md 6 (a logout token, `TokenKind::Logout`) and SPEC-v0.7 11 (a
+/// Security Event Token, `TokenKind::SecEvent`): a verified token that
+/// carries the assertion-revoked event revokes the live registration of its
 /// delegation `(iss, sub)`, whichever audience alias it named, and raises
-/// the provider's mark so ID-JAGs it issued up to then are refused. Returns
-/// the number of credentials revoked.
-pub fn by_provider(ctx: &Ctx<'_>, token: &str) -> Result<usize, Error> {
-    let checked: Checked = verify::signed(ctx, token, TokenKind::Logout)?.check_client_id(ctx)?;
+/// the provider's mark so ID-JAGs it issued up to then are refused. A SET
+/// with other events only spends its `jti`. Returns the number of
+/// credentials revoked.
+pub fn by_provider(ctx: &Ctx<'_>, token: &str, kind: TokenKind) -> Result<usize, Error> {
+    let checked: Checked = verify::signed(ctx, token, kind)?.check_client_id(ctx)?;
     let (now_ms, skew_secs, client_ip) = (ctx.now_ms, ctx.config.settings.clock_skew_secs, ctx.client_ip);
     ctx.writer.write(|tx| {
         let admitted = checked.admit(tx, now_ms, skew_secs)?;
         let claims = admitted.claims();
+        if !claims.revokes_delegation {
+            return Ok(0);
+        }
         tx.mark_revoked_by_provider(&claims.iss, &claims.sub, claims.iat)?;
         let Some(delegation) = tx.delegation(&claims.iss, &claims.sub)? else {
             return Ok(0);

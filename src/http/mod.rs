@@ -152,6 +152,22 @@ pub fn oauth_error_response(err: &Error, request_id: &str) -> Response {
     response
 }
 
+/// A refusal in the Security Event Token envelope (RFC 8935 2.4, SPEC-v0.7 11).
+pub fn set_error_response(err: &Error, request_id: &str) -> Response {
+    let body = crate::proto::v0_7::error::SetErrorBody::of(err, request_id);
+    let mut response = Response::json(body.status(), &body).with_header("Cache-Control", NO_STORE);
+    if let Error::RateLimited { retry_after_secs, .. } = err {
+        response = response.with_header("Retry-After", retry_after_secs.to_string());
+    }
+    response.reason = Some(match err {
+        Error::Internal(detail) | Error::Unavailable(detail) | Error::KeysUnavailable(detail) => {
+            format!("{}: {detail}", body.err())
+        }
+        _ => format!("{}: {err}", body.err()),
+    });
+    response
+}
+
 pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Response {
     let (status, code) = wire(err);
     let body = ErrorBody::of(err, request_id);

@@ -90,6 +90,8 @@ impl Generation {
 enum Envelope {
     Profile,
     OAuth,
+    /// RFC 8935 2.4: `{err, description}`.
+    Set,
 }
 
 type Handler = fn(&dyn Tx, &Deps<'_>, &Request) -> Result<Response, Error>;
@@ -134,7 +136,7 @@ const fn row(
 use At::{Api, Fixed};
 use Bucket::{Claim, ClaimCode, IdentityAssertion, Token, VerifiedEmail};
 use Cache::{AsAnswered, NoStore, Public};
-use Envelope::{OAuth, Profile};
+use Envelope::{OAuth, Profile, Set};
 use Generation::{Shared, V0_1, V0_7};
 use Methods::{Post, Read, Write};
 
@@ -152,6 +154,7 @@ const ROUTES: &[Route] = &[
     // The v0.7 ceremony is not served yet (issue 12): its place answers 404.
     row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[], "identity_claim", NoStore, Profile, not_served_yet),
     row(V0_7, Fixed(Endpoint::Token), Post, &[Token], "token", NoStore, OAuth, token),
+    row(V0_7, Fixed(Endpoint::EventNotify), Post, &[IdentityAssertion], "event_notify", NoStore, Set, event_notify),
     row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, Profile, register),
     row(V0_1, Fixed(Endpoint::ProviderRevoke), Post, &[IdentityAssertion], "provider_revoke", NoStore, Profile, provider_revoke),
     // It sends mail to an address the agent chose, like a verified-email registration.
@@ -278,6 +281,7 @@ pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
             let mut response = answer.unwrap_or_else(|err| match row.envelope {
                 Profile => error_response(&err, deps.config, &req.id),
                 OAuth => super::oauth_error_response(&err, &req.id),
+                Set => super::set_error_response(&err, &req.id),
             });
             if row.envelope == OAuth {
                 response = response.with_header("Pragma", "no-cache");
@@ -394,11 +398,27 @@ fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
 }
 
 fn provider_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
-    let token = logout_token_body(req)?;
+    let token = jwt_body(req, "application/logout+jwt")?;
     let revoked = deps
-        .run(conn, req, |ctx| revoke::by_provider(ctx, &token))
+        .run(conn, req, |ctx| {
+            revoke::by_provider(ctx, &token, crate::jose::TokenKind::Logout)
+        })
         .inspect_err(|err| deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1))?;
     Ok(Response::json(200, &json!({ "revoked": revoked })))
+}
+
+/// `POST /agent/event/notify` (SPEC-v0.7 11): a Security Event Token push;
+/// 202 with an empty body whether or not it revoked anything.
+fn event_notify(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let token = jwt_body(req, "application/secevent+jwt").map_err(|err| match err {
+        Error::UnsupportedMediaType(why) => Error::InvalidRequest(why),
+        other => other,
+    })?;
+    deps.run(conn, req, |ctx| {
+        revoke::by_provider(ctx, &token, crate::jose::TokenKind::SecEvent)
+    })
+    .inspect_err(|err| deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1))?;
+    Ok(Response::text(202, "text/plain; charset=utf-8", String::new()))
 }
 
 fn claim_request(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
@@ -665,24 +685,23 @@ fn body_within(req: &Request, limit_bytes: usize) -> Result<&[u8], Error> {
 
 /// The body of `POST /agent/auth/revoke` (SPEC.md 6): a compact JWS sent
 /// as `application/logout+jwt`.
-fn logout_token_body(req: &Request) -> Result<String, Error> {
+/// A compact JWS sent as the whole body with Content-Type `media`
+/// (parameters allowed), surrounding whitespace trimmed.
+fn jwt_body(req: &Request, media: &str) -> Result<String, Error> {
     let essence = req
         .header("content-type")
         .map(|t| t.split(';').next().unwrap_or("").trim());
-    if !essence.is_some_and(|t| t.eq_ignore_ascii_case("application/logout+jwt")) {
+    if !essence.is_some_and(|t| t.eq_ignore_ascii_case(media)) {
         let shown: String = essence
             .unwrap_or("no type")
             .chars()
             .filter(|c| c.is_ascii_graphic())
             .take(80)
             .collect();
-        return Err(Error::UnsupportedMediaType(format!(
-            "{shown} (send application/logout+jwt)"
-        )));
+        return Err(Error::UnsupportedMediaType(format!("{shown} (send {media})")));
     }
     let bytes = body_bytes(req)?;
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| Error::InvalidRequest("the logout token is not valid UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidRequest("the token is not valid UTF-8".into()))?;
     Ok(text.trim().to_string())
 }
 

@@ -78,6 +78,9 @@ pub struct Claims {
     pub name: Option<String>,
     pub agent_platform: Option<String>,
     pub agent_context_id: Option<String>,
+    /// A logout token or a Security Event Token that carries the
+    /// assertion-revoked event (`REVOKED_EVENT`).
+    pub revokes_delegation: bool,
 }
 
 /// A token whose signature and claims were verified. Only this module can
@@ -213,12 +216,14 @@ fn check_claims(
     let client_id = match (kind, claims.get("client_id")) {
         (_, Some(Value::String(id))) if !id.is_empty() => Some(id.clone()),
         (TokenKind::IdJag, _) => return Err(Rejection::MissingClientId),
-        (TokenKind::Logout | TokenKind::Service, _) => None,
+        (TokenKind::Logout | TokenKind::Service | TokenKind::SecEvent, _) => None,
     };
     let iat = time(claims, "iat")?.ok_or(Rejection::MissingClaim("iat"))?;
     let exp = match (time(claims, "exp")?, kind) {
         (Some(exp), _) => exp,
-        (None, TokenKind::Logout) => iat + Duration::from_secs(policy.logout_lifetime_without_exp_secs),
+        (None, TokenKind::Logout | TokenKind::SecEvent) => {
+            iat + Duration::from_secs(policy.logout_lifetime_without_exp_secs)
+        }
         (None, TokenKind::IdJag | TokenKind::Service) => return Err(Rejection::MissingClaim("exp")),
     };
     let nbf = time(claims, "nbf")?;
@@ -272,6 +277,15 @@ fn check_claims(
     match kind {
         TokenKind::IdJag if !email_verified && !phone_number_verified => return Err(Rejection::NoVerifiedContact),
         TokenKind::IdJag | TokenKind::Service => {}
+        TokenKind::SecEvent => {
+            if claims
+                .get("events")
+                .and_then(Value::as_object)
+                .is_none_or(serde_json::Map::is_empty)
+            {
+                return Err(Rejection::SetEventsMissing);
+            }
+        }
         TokenKind::Logout => {
             // OpenID back-channel logout: a nonce marks an ID token, not a logout token.
             if claims.contains_key("nonce") {
@@ -303,6 +317,10 @@ fn check_claims(
         name: optional_string(claims, "name"),
         agent_platform: optional_string(claims, "agent_platform"),
         agent_context_id: optional_string(claims, "agent_context_id"),
+        revokes_delegation: claims
+            .get("events")
+            .and_then(Value::as_object)
+            .is_some_and(|events| events.contains_key(REVOKED_EVENT)),
     })
 }
 

@@ -76,6 +76,9 @@ pub enum TokenKind {
     /// but no `client_id` and no verified contact required (an unclaimed
     /// registration has no person yet).
     Service,
+    /// `typ: secevent+jwt`: a Security Event Token pushed by a provider
+    /// (RFC 8417, SPEC-v0.7 11); `exp` optional, `events` a non-empty object.
+    SecEvent,
 }
 
 impl TokenKind {
@@ -83,6 +86,7 @@ impl TokenKind {
         match self {
             TokenKind::IdJag | TokenKind::Service => "oauth-id-jag+jwt",
             TokenKind::Logout => "logout+jwt",
+            TokenKind::SecEvent => "secevent+jwt",
         }
     }
 }
@@ -158,6 +162,8 @@ pub enum Rejection {
     ConfirmationClaim,
     LogoutNonce,
     LogoutEventMissing,
+    /// A Security Event Token whose `events` is missing, empty or not an object.
+    SetEventsMissing,
 }
 
 impl Rejection {
@@ -199,7 +205,8 @@ impl Rejection {
             | PhoneNumberNotE164(_)
             | ConfirmationClaim
             | LogoutNonce
-            | LogoutEventMissing => "invalid_request",
+            | LogoutEventMissing
+            | SetEventsMissing => "invalid_request",
         }
     }
 }
@@ -259,6 +266,7 @@ impl fmt::Display for Rejection {
                 "`events` must hold the member `{}` with an object value",
                 claims::REVOKED_EVENT
             ),
+            SetEventsMissing => f.write_str("`events` must be a non-empty JSON object"),
         }
     }
 }

@@ -662,3 +662,126 @@ fn a_verified_phone_number_matches_however_it_is_written() {
     claims["phone_number_verified"] = json!(true);
     assert_eq!(world.register(&world.mint(&claims), "api_key").status, 200);
 }
+
+/// SPEC-v0.7 11: a provider pushes a Security Event Token; the
+/// assertion-revoked event revokes the delegation (202, empty), other
+/// events change nothing, and refusals use RFC 8935's `{err, description}`.
+#[test]
+fn a_security_event_token_push_revokes_the_delegation() {
+    let world = World::new();
+    let alice = world.register_ok("alice");
+    let bob = world.register_ok("bob");
+    let push = |token: &str, content_type: &str| {
+        world.server.request(
+            "POST",
+            "/agent/event/notify",
+            &[("Content-Type", content_type)],
+            token.as_bytes(),
+        )
+    };
+    let set = |sub: &str, events: Value| {
+        let claims = authmd_dev::secevent_claims(world.issuer(), sub, &world.server.base, now_secs(), events);
+        world.key.sign(&authmd_dev::secevent_header(), &claims)
+    };
+    let refused = |reply: Reply, err: &str| {
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["err"], err, "{body}");
+        assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(body.get("error").is_none(), "RFC 8935's envelope: {body}");
+    };
+
+    // An event authmd does not act on is accepted and ignored.
+    let other = set("bob", json!({ "https://schemas.example/other": {} }));
+    assert_eq!(push(&other, "application/secevent+jwt").status, 202);
+    bearer_ok(&world.server, bob["credential"].as_str().unwrap());
+
+    let revoke = set("alice", json!({ authmd_dev::REVOKED_EVENT: {} }));
+    let reply = push(&format!("  {revoke}\n"), "application/secevent+jwt; charset=utf-8");
+    assert_eq!((reply.status, reply.body.as_str()), (202, ""));
+    world
+        .server
+        .get_with_token("/api/resource", alice["credential"].as_str().unwrap())
+        .assert_error(401, "invalid_token");
+    bearer_ok(&world.server, bob["credential"].as_str().unwrap());
+    let revoked = world.server.events("registration.revoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["by"], "provider");
+    assert_eq!(revoked[0]["sub"], "alice");
+    assert_eq!(revoked[0]["iss"], world.issuer());
+    // An ID-JAG issued before the push is refused as expired (v0.1 6).
+    let mut old = world.claims("alice");
+    old["iat"] = json!(now_secs() - 5);
+    world
+        .register(&world.mint(&old), "access_token")
+        .assert_error(400, "expired");
+
+    refused(push(&revoke, "application/secevent+jwt"), "invalid_request"); // replay
+    refused(
+        push(&set("bob", json!({ authmd_dev::REVOKED_EVENT: {} })), "application/jwt"),
+        "invalid_request",
+    );
+    refused(
+        push(&set("bob", json!({})), "application/secevent+jwt"),
+        "invalid_request",
+    );
+    refused(push("not a token", "application/secevent+jwt"), "invalid_request");
+    // `typ` alone decides: a logout token is not a SET, nor a SET a logout token.
+    let logout = world.key.sign(
+        &authmd_dev::logout_header(),
+        &authmd_dev::logout_claims(world.issuer(), "bob", &world.server.base, now_secs()),
+    );
+    refused(push(&logout, "application/secevent+jwt"), "invalid_request");
+    world
+        .server
+        .request(
+            "POST",
+            "/agent/auth/revoke",
+            &[("Content-Type", "application/logout+jwt")],
+            set("bob", json!({ authmd_dev::REVOKED_EVENT: {} })).as_bytes(),
+        )
+        .assert_error(400, "invalid_request");
+    // Keys, issuer, audience and signature each have their code.
+    let stranger = SigningKey::generate(Alg::Es256, "k-unknown");
+    let claims = authmd_dev::secevent_claims(
+        world.issuer(),
+        "bob",
+        &world.server.base,
+        now_secs(),
+        json!({ authmd_dev::REVOKED_EVENT: {} }),
+    );
+    refused(
+        push(
+            &stranger.sign(&authmd_dev::secevent_header(), &claims),
+            "application/secevent+jwt",
+        ),
+        "invalid_key",
+    );
+    let impostor = SigningKey::generate(Alg::Es256, "k1");
+    refused(
+        push(
+            &impostor.sign(&authmd_dev::secevent_header(), &claims),
+            "application/secevent+jwt",
+        ),
+        "authentication_failed",
+    );
+    let mut elsewhere = claims.clone();
+    elsewhere["aud"] = json!("https://elsewhere.example");
+    refused(
+        push(
+            &world.key.sign(&authmd_dev::secevent_header(), &elsewhere),
+            "application/secevent+jwt",
+        ),
+        "invalid_audience",
+    );
+    let mut unknown = claims.clone();
+    unknown["iss"] = json!("https://unknown.example");
+    refused(
+        push(
+            &world.key.sign(&authmd_dev::secevent_header(), &unknown),
+            "application/secevent+jwt",
+        ),
+        "invalid_issuer",
+    );
+    bearer_ok(&world.server, bob["credential"].as_str().unwrap());
+}

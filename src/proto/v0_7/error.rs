@@ -1,6 +1,7 @@
-//! The oauth envelope of SPEC-v0.7 3 (RFC 6749 5.2): `{"error",
-//! "error_description"}`, plus `retry_after` on a 429. The code and status
-//! are the one mapping (`proto::v0_1::wire`); only the body differs.
+//! The envelopes of SPEC-v0.7 3 that are not v0.1's body: oauth (RFC 6749
+//! 5.2: `{"error", "error_description"}`, plus `retry_after` on a 429; the
+//! code and status are the one mapping, `proto::v0_1::wire`) and set (RFC
+//! 8935 2.4: `{"err", "description"}`, with the codes of SPEC-v0.7 11).
 
 use serde::Serialize;
 
@@ -29,5 +30,58 @@ impl OAuthErrorBody {
                 _ => None,
             },
         }
+    }
+}
+
+/// RFC 8935 2.4, with SPEC-v0.7 11's codes.
+#[derive(Debug, Serialize)]
+pub struct SetErrorBody {
+    err: &'static str,
+    description: String,
+    #[serde(skip)]
+    status: u16,
+}
+
+impl SetErrorBody {
+    pub fn of(err: &Error, request_id: &str) -> SetErrorBody {
+        use crate::jose::Rejection::*;
+        let (status, code) = match err {
+            Error::Assertion(
+                KidUnknown
+                | KidAmbiguous
+                | KidNeeded
+                | NoFittingKey
+                | KeyUnusable(_)
+                | KeyTypeMismatch { .. }
+                | KeyAlgMismatch { .. }
+                | JwksInvalid(_),
+            )
+            | Error::KeysUnavailable(_) => (400, "invalid_key"),
+            Error::Assertion(SignatureInvalid | ExpiredBy { .. }) => (400, "authentication_failed"),
+            Error::Assertion(AudienceMismatch | AudienceNotSingle) => (400, "invalid_audience"),
+            Error::InvalidIssuer(_) => (400, "invalid_issuer"),
+            Error::RateLimited { .. } | Error::Unavailable(_) | Error::Internal(_) | Error::RequestTooLarge { .. } => {
+                wire(err)
+            }
+            _ => (400, "invalid_request"),
+        };
+        SetErrorBody {
+            err: code,
+            description: match err {
+                Error::Internal(_) => format!("internal error; request id {request_id}"),
+                // Which key set and why stays in the log.
+                Error::KeysUnavailable(_) => "the provider's keys could not be fetched".into(),
+                _ => err.to_string(),
+            },
+            status,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub fn err(&self) -> &'static str {
+        self.err
     }
 }
