@@ -1,13 +1,16 @@
 //! A development agent provider, for trying authmd's ID-JAG flow by hand.
 //!
 //! It has its own ES256 key (generated once, kept in a file), serves its
-//! JWKS, mints ID-JAGs for a user and an audience, and sends logout tokens
-//! to a service's revocation endpoint.
+//! JWKS, mints ID-JAGs for a user and an audience (with `auth_time`, the
+//! user's login just now), sends logout tokens to a service's v0.1
+//! revocation endpoint, and pushes Security Event Tokens (the current
+//! generation's revocation) to its events endpoint.
 //!
 //! ```sh
 //! cargo run --example provider -- serve                       # JWKS on http://127.0.0.1:9000
 //! cargo run --example provider -- mint --sub alice --aud http://127.0.0.1:8080
 //! cargo run --example provider -- revoke --sub alice --aud http://127.0.0.1:8080
+//! cargo run --example provider -- notify --sub alice --aud http://127.0.0.1:8080
 //! ```
 
 use std::path::PathBuf;
@@ -21,12 +24,17 @@ const USAGE: &str = "\
 usage: provider serve  [--listen ADDR] [--key FILE]
        provider mint   --sub SUB --aud URL [--email EMAIL] [--scope SCOPES] [--issuer URL] [--key FILE]
        provider revoke --sub SUB --aud URL [--to URL] [--issuer URL] [--key FILE]
+       provider notify --sub SUB --aud URL [--to URL] [--issuer URL] [--key FILE]
 
   --listen ADDR   where to serve the JWKS (default 127.0.0.1:9000; the issuer is http://ADDR)
   --key FILE      the provider's private key (default ./provider-key.p8; created if missing)
   --issuer URL    the issuer to sign as (default http://127.0.0.1:9000)
   --aud URL       the service the token is for: its issuer URL (its base URL)
-  --to URL        where to send the logout token (default <aud>/agent/auth/revoke)
+  --to URL        where to send the token (default <aud>/agent/auth/revoke for a
+                  logout token, <aud>/agent/event/notify for a Security Event Token)
+
+`notify` pushes a Security Event Token (RFC 8417, 8935) whose event revokes
+what the provider asserted about SUB.
 ";
 
 struct Args {
@@ -142,17 +150,26 @@ fn main() {
             }
             println!("{}", key.sign(&authmd_dev::id_jag_header(), &claims));
         }
-        "revoke" => {
+        command @ ("revoke" | "notify") => {
             let aud = required(&args.aud, "aud");
+            let sub = required(&args.sub, "sub");
+            let (path, media, token) = if command == "revoke" {
+                let claims = authmd_dev::logout_claims(&args.issuer, &sub, &aud, now_secs());
+                let token = key.sign(&authmd_dev::logout_header(), &claims);
+                ("/agent/auth/revoke", "application/logout+jwt", token)
+            } else {
+                let events = serde_json::json!({ authmd_dev::REVOKED_EVENT: {} });
+                let claims = authmd_dev::secevent_claims(&args.issuer, &sub, &aud, now_secs(), events);
+                let token = key.sign(&authmd_dev::secevent_header(), &claims);
+                ("/agent/event/notify", "application/secevent+jwt", token)
+            };
             let to = args
                 .to
-                .unwrap_or_else(|| format!("{}/agent/auth/revoke", aud.trim_end_matches('/')));
-            let claims = authmd_dev::logout_claims(&args.issuer, &required(&args.sub, "sub"), &aud, now_secs());
-            let token = key.sign(&authmd_dev::logout_header(), &claims);
+                .unwrap_or_else(|| format!("{}{path}", aud.trim_end_matches('/')));
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             let mut response = agent
                 .post(&to)
-                .header("Content-Type", "application/logout+jwt")
+                .header("Content-Type", media)
                 .send(token.as_bytes())
                 .unwrap_or_else(|e| fail(&format!("{to}: {e}")));
             let body = response.body_mut().read_to_string().unwrap_or_default();

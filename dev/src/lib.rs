@@ -161,6 +161,8 @@ pub fn id_jag_claims(issuer: &str, sub: &str, audience: &str, now_secs: i64) -> 
         "jti": new_jti(),
         "iat": now_secs,
         "exp": now_secs + 300,
+        // The user's login at the provider: just now (SPEC-v0.7 4.3).
+        "auth_time": now_secs,
         "email": format!("{sub}@example.com"),
         "email_verified": true,
         "agent_platform": "authmd-devprovider",

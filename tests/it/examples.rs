@@ -140,3 +140,63 @@ fn the_embedded_example_guards_its_api_in_process() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `examples/provider.rs` as its header shows it: serve a JWKS, mint an
+/// ID-JAG the server accepts, and push a Security Event Token that revokes
+/// what it asserted (SPEC-v0.7 11).
+#[test]
+fn the_provider_example_mints_and_pushes_a_revocation() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("provider-key.p8");
+    let key = key.to_str().unwrap();
+    let mut provider = Command::new(example("provider"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--key", key])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the provider example");
+    let mut first = String::new();
+    BufReader::new(provider.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let issuer = first
+        .split_whitespace()
+        .nth(2)
+        .expect("provider issuer URL")
+        .to_string();
+    server.cli_ok(&["provider", "add", &issuer]);
+    let run = |args: &[&str]| {
+        let out = Command::new(example("provider"))
+            .args(args)
+            .args([
+                "--issuer",
+                &issuer,
+                "--key",
+                key,
+                "--sub",
+                "alice",
+                "--aud",
+                &server.base,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let token = run(&["mint"]);
+    let body = json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": token,
+        "requested_credential_type": "api_key",
+    });
+    let registered = server.post_json("/agent/auth", &body.to_string());
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let credential = registered.json()["credential"].as_str().unwrap().to_string();
+    assert_eq!(server.get_with_token("/api/resource", &credential).status, 200);
+    assert_eq!(run(&["notify"]), "202");
+    assert_eq!(server.get_with_token("/api/resource", &credential).status, 401);
+    let _ = provider.kill();
+    let _ = provider.wait();
+}
