@@ -230,3 +230,25 @@ CREATE TABLE assertions (
 ) WITHOUT ROWID;
 CREATE INDEX assertions_by_registration ON assertions (registration_id);
 CREATE INDEX assertions_by_expiry ON assertions (expires_ms);
+
+-- step 8
+-- A delegation `(iss, sub)` has one registration per protocol generation
+-- (SPEC-v0.7 4.3): the key gains `generation`. A v0.7 ID-JAG registration
+-- keeps the scopes granted when it was made (the token endpoint hands them
+-- out); other registrations leave `scopes` NULL.
+CREATE TABLE delegations_by_generation (
+    iss             TEXT NOT NULL,
+    sub             TEXT NOT NULL,
+    generation      TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id),
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    created_ms      INTEGER NOT NULL,
+    PRIMARY KEY (iss, sub, generation)
+);
+INSERT INTO delegations_by_generation (iss, sub, generation, user_id, registration_id, created_ms)
+    SELECT iss, sub, 'v0.1', user_id, registration_id, created_ms FROM delegations;
+DROP TABLE delegations;
+ALTER TABLE delegations_by_generation RENAME TO delegations;
+CREATE INDEX delegations_by_registration ON delegations (registration_id);
+CREATE INDEX delegations_by_user ON delegations (user_id);
+ALTER TABLE registrations ADD COLUMN scopes TEXT;

@@ -176,6 +176,7 @@ fn fill(db: &std::path::Path, count: usize) {
                     claim_token_hash: Some(&authmd::internals::hash(&id)),
                     requested_credential_type: Some(authmd::internals::model::CredentialType::ApiKey),
                     email: None,
+                    scopes: None,
                     created_ms: UnixMs::from_millis(0),
                     expires_ms: Some(UnixMs::from_millis(i64::MAX / 2)),
                 })?;

@@ -86,6 +86,10 @@ pub enum Error {
     InvalidGrant(&'static str),
     /// 400 `invalid_target` (RFC 8707): `resource` is not this API.
     InvalidTarget,
+    /// 401 `login_required` (SPEC-v0.7 4.3): the ID-JAG's `auth_time` is
+    /// missing, too old or in the future; the agent re-authenticates the user
+    /// at its provider. `max_age_secs` is `id_jag_max_auth_age_secs`.
+    LoginRequired { why: &'static str, max_age_secs: u64 },
     /// 429 `rate_limited`, with `Retry-After`.
     RateLimited { retry_after_secs: u64, flow: &'static str },
     /// 400 `invalid_request`, 408, 414, 417, 431: the HTTP edge
@@ -175,6 +179,10 @@ impl fmt::Display for Error {
             }
             Error::InvalidGrant(why) => write!(f, "the assertion was refused: {why}"),
             Error::InvalidTarget => f.write_str("`resource` must be this service's API, given once"),
+            Error::LoginRequired { why, max_age_secs } => write!(
+                f,
+                "{why}: the user must sign in at the provider again (at most {max_age_secs} s before the ID-JAG)"
+            ),
             Error::RateLimited { retry_after_secs, flow } => {
                 write!(f, "too many {flow} requests; try again in {retry_after_secs} s")
             }
@@ -309,6 +317,7 @@ pub(crate) mod examples {
             Error::UnsupportedGrantType => Error::UnsupportedGrantType,
             Error::InvalidGrant(_) => Error::InvalidGrant(""),
             Error::InvalidTarget => Error::InvalidTarget,
+            Error::LoginRequired { .. } => Error::LoginRequired { why: "", max_age_secs: 1 },
             Error::RateLimited { .. } => Error::RateLimited { retry_after_secs: 1, flow: "claim" },
             Error::Edge(Edge::Malformed(_)) => Error::Edge(Edge::Malformed("")),
             Error::Edge(Edge::Timeout) => Error::Edge(Edge::Timeout),

@@ -84,6 +84,7 @@ impl NewAnonymous<'_> {
             claim_token_hash: Some(&secrets::hash(self.claim_token)),
             requested_credential_type: requested,
             email: None,
+            scopes: None,
             created_ms: now_ms,
             expires_ms: Some(self.expires_ms),
         })?;
@@ -223,6 +224,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
             claim_token_hash: Some(&secrets::hash(&claim_token)),
             requested_credential_type: Some(requested),
             email: Some(&email),
+            scopes: None,
             created_ms: now_ms,
             expires_ms: Some(expires_ms),
         })?;
@@ -247,71 +249,16 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
 /// SPEC.md 3.2: an ID-JAG, verified and admitted, registers (or finds the
 /// live registration of) its delegation and gets a credential.
 pub fn from_assertion(ctx: &Ctx<'_>, assertion: &str, requested: CredentialType) -> Result<Outcome, Error> {
-    if !ctx.config.available().id_jag {
-        return Err(Error::IssuerNotEnabled);
-    }
-    let settings = &ctx.config.settings;
-    let signed = verify::signed(ctx, assertion, TokenKind::IdJag)?;
-    let scopes = granted_scopes(&settings.id_jag_scopes, signed.claims().scope.as_deref())?;
-    let checked = signed.check_client_id(ctx)?;
+    let (checked, scopes) = checked_assertion(ctx, assertion, None)?;
     let now_ms = ctx.now_ms;
-    let jit = settings.jit_provisioning;
-    let credential = Minted::new(requested, settings, now_ms);
-    let client_ip = ctx.client_ip;
-
+    let credential = Minted::new(requested, &ctx.config.settings, now_ms);
     let registration_id = ctx.writer.write(|tx| {
-        let admitted = checked.admit(tx, now_ms, settings.clock_skew_secs)?;
-        let claims = admitted.claims();
-        let event = |detail: Value| NewEvent {
-            client_ip,
-            iss: Some(&claims.iss),
-            sub: Some(&claims.sub),
-            agent_platform: claims.agent_platform.as_deref(),
-            agent_context_id: claims.agent_context_id.as_deref(),
-            detail: super::detail(detail),
-            registration_id: None,
-        };
-        let existing = tx.delegation(&claims.iss, &claims.sub)?;
-        let live_registration = match &existing {
-            Some(d) => tx.registration(&d.registration_id)?.filter(|r| r.status.is_live()),
-            None => None,
-        };
-        let registration_id = match live_registration {
-            Some(registration) => registration.id,
-            None => {
-                let user_id = match existing {
-                    Some(d) => d.user_id,
-                    None => match_asserted_user(tx, claims, jit, now_ms)?,
-                };
-                let id = secrets::new_id("reg_", now_ms);
-                tx.insert_registration(&NewRegistration {
-                    id: &id,
-                    generation: Generation::V0_1,
-                    kind: RegistrationKind::AgentProvider,
-                    status: Status::Active,
-                    user_id: Some(&user_id),
-                    claim_token_hash: None,
-                    requested_credential_type: Some(requested),
-                    email: None,
-                    created_ms: now_ms,
-                    expires_ms: None,
-                })?;
-                let delegation = Delegation {
-                    iss: claims.iss.clone(),
-                    sub: claims.sub.clone(),
-                    user_id,
-                    registration_id: id.clone(),
-                };
-                tx.put_delegation(&delegation, now_ms)?;
-                let mut created = event(json!({ "registration_type": RegistrationKind::AgentProvider.as_wire() }));
-                created.registration_id = Some(&id);
-                tx.record_event(now_ms, EventName::RegistrationCreated, created)?;
-                id
-            }
-        };
-        let grant = Grant::asserted(&admitted, &registration_id, &scopes, event(json!({})));
+        let admitted = checked.admit(tx, now_ms, ctx.config.settings.clock_skew_secs)?;
+        let delegated = delegated_registration(ctx, tx, admitted.claims(), Generation::V0_1, Some(requested), &scopes)?;
+        let event = asserted_event(ctx, admitted.claims(), None);
+        let grant = Grant::asserted(&admitted, &delegated.registration_id, &scopes, event);
         issue(tx, now_ms, &credential, grant)?;
-        Ok(registration_id)
+        Ok(delegated.registration_id)
     })?;
     Ok(Outcome {
         registration_id,
@@ -319,6 +266,184 @@ pub fn from_assertion(ctx: &Ctx<'_>, assertion: &str, requested: CredentialType)
         credential: Some((credential, scopes)),
         claim: None,
     })
+}
+
+/// A v0.7 ID-JAG registration (SPEC-v0.7 4.3), a clean match: its own
+/// registration of the delegation, `active`, and a service assertion with
+/// the bound user's email.
+pub struct AssertedIdentity {
+    pub registration_id: String,
+    pub assertion: SignedAssertion,
+    pub scopes: Vec<String>,
+}
+
+/// SPEC-v0.7 4.3: v0.1's verification plus `auth_time` freshness, checked
+/// before anything is consumed; matching as v0.1's, except that an
+/// existing account without this delegation needs the user's confirmation
+/// (a first link).
+pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<AssertedIdentity, Error> {
+    let (checked, scopes) = checked_assertion(ctx, assertion, Some(ctx.config.settings.id_jag_max_auth_age_secs))?;
+    let (settings, site, now_ms) = (&ctx.config.settings, &ctx.config.site, ctx.now_ms);
+    ctx.writer.write(|tx| {
+        let admitted = checked.admit(tx, now_ms, settings.clock_skew_secs)?;
+        let claims = admitted.claims();
+        if tx.delegations(&claims.iss, &claims.sub)?.is_empty()
+            && users::find_user(tx, &asserted_identity(claims))?.is_some()
+        {
+            // Binding needs the user's confirmation on a page (SPEC-v0.7 6),
+            // which this authmd does not serve yet (issue 12).
+            return Err(Error::InvalidRequest(
+                "this ID-JAG matches an existing account; confirming that link is not served by this authmd yet".into(),
+            ));
+        }
+        let delegated = delegated_registration(ctx, tx, claims, Generation::V0_7, None, &scopes)?;
+        let email = tx.user(&delegated.user_id)?.and_then(|u| u.email);
+        let event = asserted_event(ctx, claims, None);
+        let assertion = issue_assertion(
+            tx,
+            site,
+            settings,
+            &delegated.registration_id,
+            email.as_deref(),
+            event,
+            now_ms,
+        )?;
+        Ok(AssertedIdentity {
+            registration_id: delegated.registration_id,
+            assertion,
+            scopes: scopes.clone(),
+        })
+    })
+}
+
+/// Signature, claims, scope narrowing, `auth_time` (when `max_auth_age_secs`
+/// is given) and `client_id`: everything an ID-JAG is checked against before
+/// its transaction, in that order.
+fn checked_assertion(
+    ctx: &Ctx<'_>,
+    assertion: &str,
+    max_auth_age_secs: Option<u64>,
+) -> Result<(verify::Checked, Vec<String>), Error> {
+    if !ctx.config.available().id_jag {
+        return Err(Error::IssuerNotEnabled);
+    }
+    let settings = &ctx.config.settings;
+    let signed = verify::signed(ctx, assertion, TokenKind::IdJag)?;
+    let scopes = granted_scopes(&settings.id_jag_scopes, signed.claims().scope.as_deref())?;
+    if let Some(max_age_secs) = max_auth_age_secs {
+        fresh_login(signed.claims(), ctx.now_ms, max_age_secs, settings.clock_skew_secs)?;
+    }
+    Ok((signed.check_client_id(ctx)?, scopes))
+}
+
+/// SPEC-v0.7 4.3: `now - auth_time <= max_age + skew`, and `auth_time <= now + skew`.
+fn fresh_login(claims: &Claims, now_ms: UnixMs, max_age_secs: u64, skew_secs: u64) -> Result<(), Error> {
+    let now = now_ms.secs_floor();
+    let skew = Duration::from_secs(skew_secs);
+    let why = match claims.auth_time {
+        None => "the ID-JAG has no numeric `auth_time`",
+        Some(at) if at > now + skew => "the ID-JAG's `auth_time` is in the future",
+        Some(at) if now.saturating_since(at) > Duration::from_secs(max_age_secs) + skew => {
+            "the user's login at the provider is too old"
+        }
+        Some(_) => return Ok(()),
+    };
+    Err(Error::LoginRequired { why, max_age_secs })
+}
+
+/// The registration of `generation` for the delegation of `claims`: its
+/// live one, or a new one (SPEC.md 4.4, SPEC-v0.7 4.3): a delegation of
+/// either generation names the user; otherwise the user is matched by
+/// verified email or phone, or provisioned.
+struct Delegated {
+    registration_id: String,
+    user_id: String,
+}
+
+fn delegated_registration(
+    ctx: &Ctx<'_>,
+    tx: &dyn Tx,
+    claims: &Claims,
+    generation: Generation,
+    requested: Option<CredentialType>,
+    scopes: &[String],
+) -> Result<Delegated, Error> {
+    let now_ms = ctx.now_ms;
+    let delegations = tx.delegations(&claims.iss, &claims.sub)?;
+    if let Some(mine) = delegations.iter().find(|d| d.generation == generation)
+        && tx
+            .registration(&mine.registration_id)?
+            .is_some_and(|r| r.status.is_live())
+    {
+        return Ok(Delegated {
+            registration_id: mine.registration_id.clone(),
+            user_id: mine.user_id.clone(),
+        });
+    }
+    let user_id = match delegations.first() {
+        Some(d) => d.user_id.clone(),
+        None => {
+            let provision = if ctx.config.settings.jit_provisioning {
+                Provision::Allowed
+            } else {
+                Provision::Refused
+            };
+            users::match_user(tx, asserted_identity(claims), provision, now_ms)?
+        }
+    };
+    let id = secrets::new_id("reg_", now_ms);
+    let granted = crate::model::join_scopes(scopes);
+    tx.insert_registration(&NewRegistration {
+        id: &id,
+        generation,
+        kind: RegistrationKind::AgentProvider,
+        status: Status::Active,
+        user_id: Some(&user_id),
+        claim_token_hash: None,
+        requested_credential_type: requested,
+        email: None,
+        scopes: (generation == Generation::V0_7).then_some(granted.as_str()),
+        created_ms: now_ms,
+        expires_ms: None,
+    })?;
+    let delegation = Delegation {
+        iss: claims.iss.clone(),
+        sub: claims.sub.clone(),
+        generation,
+        user_id: user_id.clone(),
+        registration_id: id.clone(),
+    };
+    tx.put_delegation(&delegation, now_ms)?;
+    let mut created = json!({ "registration_type": RegistrationKind::AgentProvider.as_wire() });
+    if generation == Generation::V0_7 {
+        created["generation"] = json!(generation.as_db());
+    }
+    tx.record_event(
+        now_ms,
+        EventName::RegistrationCreated,
+        asserted_event(ctx, claims, Some((&id, created))),
+    )?;
+    Ok(Delegated {
+        registration_id: id,
+        user_id,
+    })
+}
+
+/// An audit event about an ID-JAG: who asserted what, from where.
+fn asserted_event<'a>(ctx: &Ctx<'a>, claims: &'a Claims, registration: Option<(&'a str, Value)>) -> NewEvent<'a> {
+    let (registration_id, detail) = match registration {
+        Some((id, detail)) => (Some(id), super::detail(detail)),
+        None => (None, Default::default()),
+    };
+    NewEvent {
+        client_ip: ctx.client_ip,
+        iss: Some(&claims.iss),
+        sub: Some(&claims.sub),
+        agent_platform: claims.agent_platform.as_deref(),
+        agent_context_id: claims.agent_context_id.as_deref(),
+        detail,
+        registration_id,
+    }
 }
 
 /// `id_jag_scopes`, narrowed by the token's `scope` claim when it has one.
@@ -341,10 +466,9 @@ fn granted_scopes(allowed: &[String], requested: Option<&str>) -> Result<Vec<Str
     Ok(granted)
 }
 
-/// SPEC.md 4.4 steps 2 to 4 from what the provider verified (step 1, the
-/// delegation, is the caller's).
-fn match_asserted_user(tx: &dyn Tx, claims: &Claims, jit: bool, now_ms: UnixMs) -> Result<String, Error> {
-    let identity = Identity {
+/// What the provider verified of the person (SPEC.md 4.4).
+fn asserted_identity(claims: &Claims) -> Identity<'_> {
+    Identity {
         email: claims
             .email
             .as_deref()
@@ -352,9 +476,7 @@ fn match_asserted_user(tx: &dyn Tx, claims: &Claims, jit: bool, now_ms: UnixMs) 
             .and_then(|e| crate::email::normalize(e).ok()),
         phone_number: claims.phone_number.as_deref().filter(|_| claims.phone_number_verified),
         name: claims.name.as_deref(),
-    };
-    let provision = if jit { Provision::Allowed } else { Provision::Refused };
-    users::match_user(tx, identity, provision, now_ms)
+    }
 }
 
 #[cfg(test)]

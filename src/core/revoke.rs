@@ -95,7 +95,7 @@ pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: UnixMs) -> R
 /// SPEC.md 6 (a logout token, `TokenKind::Logout`) and SPEC-v0.7 11 (a
 /// Security Event Token, `TokenKind::SecEvent`): a verified token that
 /// carries the assertion-revoked event revokes the live registration of its
-/// delegation `(iss, sub)`, whichever audience alias it named, and raises
+/// delegation `(iss, sub)` in either generation, whichever audience alias it named, and raises
 /// the provider's mark so ID-JAGs it issued up to then are refused. A SET
 /// with other events only spends its `jti`. Returns the number of
 /// credentials revoked.
@@ -109,16 +109,18 @@ pub fn by_provider(ctx: &Ctx<'_>, token: &str, kind: TokenKind) -> Result<usize,
             return Ok(0);
         }
         tx.mark_revoked_by_provider(&claims.iss, &claims.sub, claims.iat)?;
-        let Some(delegation) = tx.delegation(&claims.iss, &claims.sub)? else {
-            return Ok(0);
-        };
         let by = RevokedBy {
             by: "provider",
             iss: Some(&claims.iss),
             sub: Some(&claims.sub),
             client_ip,
         };
-        Ok(revoke_one(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0))
+        // Every registration of the delegation, in either generation.
+        let mut credentials = 0;
+        for delegation in tx.delegations(&claims.iss, &claims.sub)? {
+            credentials += revoke_one(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0);
+        }
+        Ok(credentials)
     })
 }
 
@@ -197,6 +199,7 @@ mod tests {
             claim_token_hash: None,
             requested_credential_type: None,
             email: None,
+            scopes: None,
             created_ms: at(0),
             expires_ms,
         })

@@ -104,6 +104,9 @@ fn scopes(ctx: &Ctx<'_>, registration: &Registration) -> Result<Vec<String>, Err
             Ok(settings.pre_claim_scopes.clone())
         }
         (RegistrationKind::Anonymous, Status::Claimed) => Ok(settings.post_claim_scopes.clone()),
+        (RegistrationKind::AgentProvider, Status::Active | Status::Claimed) => Ok(crate::model::split_scopes(
+            registration.scopes.as_deref().unwrap_or_default(),
+        )),
         _ => Err(Error::InvalidGrant("its registration is not claimed")),
     }
 }

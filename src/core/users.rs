@@ -31,17 +31,25 @@ pub enum Provision {
     Refused,
 }
 
-/// The id of the user `identity` is, made now if `provision` allows.
-pub fn match_user(tx: &dyn Tx, identity: Identity<'_>, provision: Provision, now_ms: UnixMs) -> Result<String, Error> {
+/// The existing user `identity` is: by verified email, then verified phone.
+pub fn find_user(tx: &dyn Tx, identity: &Identity<'_>) -> Result<Option<String>, Error> {
     if let Some(email) = &identity.email
         && let Some(user) = tx.user_by_email(email)?
     {
-        return Ok(user.id);
+        return Ok(Some(user.id));
     }
     if let Some(phone) = identity.phone_number
         && let Some(user) = tx.user_by_phone(phone)?
     {
-        return Ok(user.id);
+        return Ok(Some(user.id));
+    }
+    Ok(None)
+}
+
+/// The id of the user `identity` is, made now if `provision` allows.
+pub fn match_user(tx: &dyn Tx, identity: Identity<'_>, provision: Provision, now_ms: UnixMs) -> Result<String, Error> {
+    if let Some(id) = find_user(tx, &identity)? {
+        return Ok(id);
     }
     if provision == Provision::Refused {
         return Err(Error::UserNotProvisioned);

@@ -196,6 +196,14 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
             response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
         Error::Unavailable(_) => response = response.with_header("Retry-After", "1"),
+        Error::LoginRequired { max_age_secs, .. } => {
+            // SPEC-v0.7 4.3: quoted values escape `"` and `\`.
+            let description = err.to_string().replace('\\', "\\\\").replace('"', "\\\"");
+            response = response.with_header(
+                "WWW-Authenticate",
+                format!("AgentAuth error=\"login_required\", max_age=\"{max_age_secs}\", error_description=\"{description}\""),
+            );
+        }
         _ => {}
     }
     response.reason = match err {

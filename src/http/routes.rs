@@ -356,11 +356,16 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
     deps.limit(
         match request {
             v0_7::IdentityRequest::Anonymous => Bucket::Anonymous,
+            v0_7::IdentityRequest::IdentityAssertion { .. } => Bucket::IdentityAssertion,
         },
         req,
     )?;
+    let kind = match request {
+        v0_7::IdentityRequest::Anonymous => "anonymous",
+        v0_7::IdentityRequest::IdentityAssertion { .. } => "agent-provider",
+    };
     let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
-    deps.metrics.registration("anonymous");
+    deps.metrics.registration(kind);
     Ok(Response::json(200, &answer))
 }
 

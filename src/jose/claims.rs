@@ -81,6 +81,9 @@ pub struct Claims {
     /// A logout token or a Security Event Token that carries the
     /// assertion-revoked event (`REVOKED_EVENT`).
     pub revokes_delegation: bool,
+    /// When the user last logged in at the provider, if the token says so
+    /// as a JSON number (SPEC-v0.7 4.3 checks its freshness; v0.1 ignores it).
+    pub auth_time: Option<UnixSecs>,
 }
 
 /// A token whose signature and claims were verified. Only this module can
@@ -317,6 +320,7 @@ fn check_claims(
         name: optional_string(claims, "name"),
         agent_platform: optional_string(claims, "agent_platform"),
         agent_context_id: optional_string(claims, "agent_context_id"),
+        auth_time: claims.get("auth_time").and_then(Value::as_i64).map(UnixSecs::new),
         revokes_delegation: claims
             .get("events")
             .and_then(Value::as_object)

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use super::Result;
 use super::registrations::Selection;
+use crate::model::Generation;
 use crate::time::{UnixMs, UnixSecs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
     pub iss: String,
     pub sub: String,
+    /// A delegation has one registration per generation (SPEC-v0.7 4.3).
+    pub generation: Generation,
     pub user_id: String,
     pub registration_id: String,
 }
@@ -42,9 +45,10 @@ impl RevocationMarks {
 }
 
 pub trait Delegations {
-    fn delegation(&self, iss: &str, sub: &str) -> Result<Option<Delegation>>;
-    /// Records the delegation, or points it at a new registration (after the
-    /// previous one was revoked).
+    /// The delegations of `(iss, sub)`, one per generation that linked it.
+    fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>>;
+    /// Records the delegation, or points its generation's row at a new
+    /// registration (after the previous one was revoked).
     fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()>;
     /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
     fn delegation_of(&self, registration_id: &str) -> Result<Option<(String, String)>>;

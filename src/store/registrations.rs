@@ -17,6 +17,8 @@ pub struct NewRegistration<'a> {
     pub requested_credential_type: Option<CredentialType>,
     /// Verified-email registrations: the address (lower-cased).
     pub email: Option<&'a str>,
+    /// v0.7 ID-JAG registrations: the scopes granted, space-separated.
+    pub scopes: Option<&'a str>,
     pub created_ms: UnixMs,
     pub expires_ms: Option<UnixMs>,
 }
@@ -34,6 +36,8 @@ pub struct Registration {
     pub requested_credential_type: Option<CredentialType>,
     pub email: Option<String>,
     pub claim_failures: i64,
+    /// v0.7 ID-JAG registrations: the scopes granted, space-separated.
+    pub scopes: Option<String>,
 }
 
 impl Registration {

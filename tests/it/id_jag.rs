@@ -785,3 +785,144 @@ fn a_security_event_token_push_revokes_the_delegation() {
     );
     bearer_ok(&world.server, bob["credential"].as_str().unwrap());
 }
+
+/// SPEC-v0.7 4.3 for `POST /agent/identity`.
+fn identity(world: &World, token: &str) -> Reply {
+    let body = json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": token,
+    });
+    world.server.post_json("/agent/identity", &body.to_string())
+}
+
+fn exchange(world: &World, assertion: &str) -> Value {
+    let reply = world.server.request(
+        "POST",
+        "/oauth2/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// The current generation's ID-JAG: a clean match (made now, or found in
+/// either generation) gets a service assertion for the granted scopes; a
+/// delegation has its own registration per generation, and a provider's
+/// push revokes both.
+#[test]
+fn a_v0_7_id_jag_clean_match_gets_an_assertion_and_a_push_revokes_both_generations() {
+    let world = World::new();
+    let reply = identity(&world, &world.mint(&world.claims("carol")));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let carol = reply.json();
+    assert_eq!(carol["type"], "identity_assertion");
+    assert_eq!(carol["scopes"], json!(["api.read", "api.write"]));
+    assert!(carol.get("claim").is_none());
+    let assertion = carol["identity"]["assertion"].as_str().unwrap();
+    let claims: Value = {
+        use base64::Engine;
+        let part = assertion.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    assert_eq!(claims["email"], "carol@example.com", "the bound user's address");
+    assert_eq!(claims["email_verified"], true);
+    let token = exchange(&world, assertion);
+    assert_eq!(token["scope"], "api.read api.write");
+    bearer_ok(&world.server, token["access_token"].as_str().unwrap());
+    // A fresh ID-JAG for the same delegation finds the same registration.
+    let again = identity(&world, &world.mint(&world.claims("carol"))).json();
+    assert_eq!(again["id"], carol["id"]);
+
+    // A delegation linked in v0.1 is a clean match here, with a registration of its own.
+    let v0_1 = world.register_ok("dave");
+    let v0_7 = identity(&world, &world.mint(&world.claims("dave"))).json();
+    assert_ne!(v0_7["id"], v0_1["registration_id"]);
+    let access = exchange(&world, v0_7["identity"]["assertion"].as_str().unwrap());
+    let access = access["access_token"].as_str().unwrap().to_string();
+    let (old, new) = (
+        bearer_ok(&world.server, v0_1["credential"].as_str().unwrap()),
+        bearer_ok(&world.server, &access),
+    );
+    assert_eq!(old["user_id"], new["user_id"], "one person behind both");
+
+    let claims = authmd_dev::secevent_claims(
+        world.issuer(),
+        "dave",
+        &world.server.base,
+        now_secs(),
+        json!({ authmd_dev::REVOKED_EVENT: {} }),
+    );
+    let set = world.key.sign(&authmd_dev::secevent_header(), &claims);
+    let pushed = world.server.request(
+        "POST",
+        "/agent/event/notify",
+        &[("Content-Type", "application/secevent+jwt")],
+        set.as_bytes(),
+    );
+    assert_eq!(pushed.status, 202, "{}", pushed.body);
+    for credential in [v0_1["credential"].as_str().unwrap(), access.as_str()] {
+        world
+            .server
+            .get_with_token("/api/resource", credential)
+            .assert_error(401, "invalid_token");
+    }
+    assert_eq!(
+        world.server.events("registration.revoked").len(),
+        2,
+        "one per registration"
+    );
+    bearer_ok(&world.server, token["access_token"].as_str().unwrap());
+}
+
+/// SPEC-v0.7 4.3: `auth_time` missing, too old or in the future is a 401
+/// challenge, and a refused ID-JAG consumes nothing (its jti stays unused).
+#[test]
+fn a_stale_login_is_login_required_and_consumes_nothing() {
+    let world = World::new();
+    let mut claims = world.claims("frank");
+    for auth_time in [
+        json!(null),
+        json!(now_secs() - 3600 - 61),
+        json!(now_secs() + 61),
+        json!("recently"),
+    ] {
+        claims["auth_time"] = auth_time;
+        let reply = identity(&world, &world.mint(&claims));
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["error"], "login_required");
+        assert_eq!(body["max_age"], 3600);
+        assert_eq!(body["message"], body["error_description"]);
+        let challenge = reply.header("www-authenticate").unwrap();
+        assert!(
+            challenge.starts_with(r#"AgentAuth error="login_required", max_age="3600", error_description=""#),
+            "{challenge}"
+        );
+    }
+    // The same jti, now with a fresh login: accepted, so nothing was spent.
+    claims["auth_time"] = json!(now_secs() - 3600 + 30);
+    assert_eq!(identity(&world, &world.mint(&claims)).status, 200);
+    identity(&world, &world.mint(&claims)).assert_error(400, "replay_detected");
+    // v0.1 does not look at `auth_time` at all.
+    let mut old = world.claims("frank");
+    old["auth_time"] = json!(now_secs() - 100_000);
+    assert_eq!(world.register(&world.mint(&old), "access_token").status, 200);
+}
+
+/// An ID-JAG whose verified email names an existing account with no
+/// delegation needs the user's confirmation (a first link, SPEC-v0.7 4.3),
+/// which is not served yet: refused, consuming nothing, binding nothing.
+#[test]
+fn a_first_link_is_refused_until_the_ceremony_is_served() {
+    let world = World::new();
+    world.server.cli_ok(&["users", "add", "erin@example.com"]);
+    let token = world.mint(&world.claims("erin"));
+    let reply = identity(&world, &token);
+    reply.assert_error(400, "invalid_request");
+    assert!(reply.body.contains("not served"), "{}", reply.body);
+    assert!(world.server.events("registration.created").is_empty());
+    // v0.1 matches the account by email, as it always did; the jti was not spent.
+    assert_eq!(world.register(&token, "access_token").status, 200);
+}

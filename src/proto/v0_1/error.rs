@@ -57,6 +57,7 @@ pub fn wire(err: &Error) -> (u16, &'static str) {
         Error::UnsupportedGrantType => (400, "unsupported_grant_type"),
         Error::InvalidGrant(_) => (400, "invalid_grant"),
         Error::InvalidTarget => (400, "invalid_target"),
+        Error::LoginRequired { .. } => (401, "login_required"),
         Error::Edge(Edge::Malformed(_)) => (400, "invalid_request"),
         Error::Edge(Edge::Timeout) => (408, "request_timeout"),
         Error::Edge(Edge::UriTooLong) => (414, "uri_too_long"),
@@ -73,6 +74,9 @@ pub fn wire(err: &Error) -> (u16, &'static str) {
 pub struct ErrorBody {
     error: &'static str,
     error_description: String,
+    /// SPEC-v0.7 4.3's `login_required` challenge: the oldest login accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_age: Option<u64>,
     message: String,
 }
 
@@ -86,6 +90,10 @@ impl ErrorBody {
         ErrorBody {
             error: wire(err).1,
             error_description: message.clone(),
+            max_age: match err {
+                Error::LoginRequired { max_age_secs, .. } => Some(*max_age_secs),
+                _ => None,
+            },
             message,
         }
     }

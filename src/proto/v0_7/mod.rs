@@ -8,10 +8,11 @@
 //!           v0.1's body (SPEC-v0.7 3)
 //! ```
 //!
-//! Served so far (issue 12, in progress): the anonymous shape and the token
-//! exchange. The other shapes answer `400 invalid_request` saying they are
-//! not served yet, and discovery does not advertise the v0.7 endpoints
-//! until they all are.
+//! Served so far (issue 12, in progress): the anonymous shape, the ID-JAG
+//! shape's clean match and `login_required`, and the token exchange. The
+//! other shapes, and an ID-JAG that is a first link, answer `400
+//! invalid_request` saying they are not served yet, and discovery does not
+//! advertise the v0.7 endpoints until they all are.
 
 pub mod error;
 
@@ -20,12 +21,17 @@ use serde_json::Value;
 
 use crate::core::{Ctx, register, token};
 use crate::error::Error;
+use crate::proto::v0_1::{ID_JAG_ASSERTION_TYPE, required_str};
 use crate::time::rfc3339;
 
 /// The body of `POST /agent/identity`, by `type` (SPEC-v0.7 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityRequest {
     Anonymous,
+    /// An ID-JAG (SPEC-v0.7 4.3).
+    IdentityAssertion {
+        assertion: String,
+    },
 }
 
 impl IdentityRequest {
@@ -35,8 +41,19 @@ impl IdentityRequest {
             .ok_or_else(|| Error::InvalidRequest("the body must be a JSON object".into()))?;
         match object.get("type").and_then(Value::as_str) {
             Some("anonymous") => Ok(IdentityRequest::Anonymous),
-            Some(shape @ ("service_auth" | "identity_assertion" | "refresh")) => Err(Error::InvalidRequest(format!(
-                "`type` `{shape}` is not served by this authmd yet; `anonymous` is"
+            Some("identity_assertion") => {
+                let assertion_type = required_str(object, "assertion_type")?;
+                if assertion_type != ID_JAG_ASSERTION_TYPE {
+                    // `verified_email` is v0.1's; its counterpart here is `service_auth` (4.6).
+                    return Err(Error::InvalidRequest(format!(
+                        "`assertion_type` must be {ID_JAG_ASSERTION_TYPE}"
+                    )));
+                }
+                let assertion = required_str(object, "assertion")?.to_string();
+                Ok(IdentityRequest::IdentityAssertion { assertion })
+            }
+            Some(shape @ ("service_auth" | "refresh")) => Err(Error::InvalidRequest(format!(
+                "`type` `{shape}` is not served by this authmd yet; `anonymous` and `identity_assertion` are"
             ))),
             Some(_) | None => Err(Error::InvalidRequest(
                 "`type` must be one of `anonymous`, `service_auth`, `identity_assertion`, `refresh`".into(),
@@ -57,15 +74,28 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                     assertion: made.assertion.token().to_string(),
                     expires_at: rfc3339(made.assertion.expires_ms()),
                 }),
-                scopes: Scopes {
+                scopes: ScopesAnswer::Claim(Scopes {
                     pre_claim: Some(made.pre_claim_scopes),
                     post_claim: made.claim.post_claim_scopes,
-                },
+                }),
                 claim: Some(Claim {
                     token: made.claim.token,
                     expires_at: rfc3339(made.claim.expires_ms),
                     url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
                 }),
+            })
+        }
+        IdentityRequest::IdentityAssertion { assertion } => {
+            let made = register::identity_from_assertion(ctx, &assertion)?;
+            Ok(Identified {
+                id: made.registration_id,
+                kind: "identity_assertion",
+                identity: Some(Identity {
+                    assertion: made.assertion.token().to_string(),
+                    expires_at: rfc3339(made.assertion.expires_ms()),
+                }),
+                scopes: ScopesAnswer::Granted(made.scopes),
+                claim: None,
             })
         }
     }
@@ -80,7 +110,7 @@ pub struct Identified {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<Identity>,
-    scopes: Scopes,
+    scopes: ScopesAnswer,
     #[serde(skip_serializing_if = "Option::is_none")]
     claim: Option<Claim>,
 }
@@ -89,6 +119,15 @@ pub struct Identified {
 struct Identity {
     assertion: String,
     expires_at: String,
+}
+
+/// Before a claim, what it grants; for an ID-JAG, a flat array of what was
+/// granted (SPEC-v0.7 4.1, 4.3).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ScopesAnswer {
+    Claim(Scopes),
+    Granted(Vec<String>),
 }
 
 #[derive(Debug, Serialize)]

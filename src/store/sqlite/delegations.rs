@@ -4,13 +4,15 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::model::Generation;
 use crate::store::Result;
 use crate::store::delegations::*;
 use crate::store::registrations::Selection;
 use crate::time::{UnixMs, UnixSecs};
 
 /// The lookups below, planned by `index_tests`.
-pub(crate) const GET: &str = "SELECT iss, sub, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
+pub(crate) const GET: &str =
+    "SELECT iss, sub, generation, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
 pub(crate) const OF_REGISTRATION: &str = "SELECT iss, sub FROM delegations WHERE registration_id = ?1";
 pub(crate) const REVOCATION_MARKS: &str =
     "SELECT revoked_iat, revoked_ms FROM provider_revocations WHERE iss = ?1 AND sub = ?2";
@@ -22,30 +24,32 @@ pub(crate) const MARK_HERE: &str = "INSERT INTO provider_revocations (iss, sub, 
      WHERE provider_revocations.revoked_ms IS NULL OR provider_revocations.revoked_ms < excluded.revoked_ms";
 
 impl Delegations for Connection {
-    fn delegation(&self, iss: &str, sub: &str) -> Result<Option<Delegation>> {
+    fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>> {
         let mut stmt = self.prepare_cached(GET)?;
-        Ok(stmt
-            .query_row([iss, sub], |r| {
-                Ok(Delegation {
-                    iss: r.get(0)?,
-                    sub: r.get(1)?,
-                    user_id: r.get(2)?,
-                    registration_id: r.get(3)?,
-                })
+        let rows = stmt.query_map([iss, sub], |r| {
+            Ok(Delegation {
+                iss: r.get(0)?,
+                sub: r.get(1)?,
+                generation: super::text_enum(r, 2, Generation::from_db)?,
+                user_id: r.get(3)?,
+                registration_id: r.get(4)?,
             })
-            .optional()?)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Records the delegation, or points it at a new registration (after the
     /// previous one was revoked).
     fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
-            "INSERT INTO delegations (iss, sub, user_id, registration_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (iss, sub) DO UPDATE SET registration_id = excluded.registration_id",
+            "INSERT INTO delegations (iss, sub, generation, user_id, registration_id, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (iss, sub, generation) DO UPDATE SET registration_id = excluded.registration_id",
         )?
         .execute(params![
             delegation.iss,
             delegation.sub,
+            delegation.generation.as_db(),
             delegation.user_id,
             delegation.registration_id,
             now_ms

@@ -382,6 +382,32 @@ mod tests {
         );
     }
 
+    /// Issue 12: step 8 keys delegations by generation; those made before it
+    /// are v0.1's.
+    #[test]
+    fn step_8_keeps_delegations_as_the_first_generations() {
+        use crate::store::delegations::Delegations;
+        let dir = tempfile_dir::TempDir::new();
+        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
+        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 7) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", number).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users (id, created_ms) VALUES ('usr_1', 0);
+             INSERT INTO registrations (id, kind, status, user_id, created_ms, updated_ms)
+                 VALUES ('reg_1', 'agent_provider', 'active', 'usr_1', 0, 0);
+             INSERT INTO delegations (iss, sub, user_id, registration_id, created_ms)
+                 VALUES ('https://p', 's', 'usr_1', 'reg_1', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let found = conn.delegations("https://p", "s").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].generation, crate::model::Generation::V0_1);
+        assert_eq!(found[0].registration_id, "reg_1");
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let (dir, conn) = open_temp();

@@ -12,7 +12,7 @@ use crate::store::registrations::*;
 use crate::time::UnixMs;
 
 /// The columns [`from_row`] reads, in order, for a table aliased `r`.
-pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation";
+pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation, r.scopes";
 
 pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
     Ok(Registration {
@@ -29,6 +29,7 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
         email: row.get(first + 8)?,
         claim_failures: row.get(first + 9)?,
         generation: super::text_enum(row, first + 10, Generation::from_db)?,
+        scopes: row.get(first + 11)?,
     })
 }
 
@@ -117,8 +118,8 @@ impl Registrations for Connection {
         self.prepare_cached(
             "INSERT INTO registrations
                (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms,
-                email, generation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?10)",
+                email, generation, scopes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?10, ?11)",
         )?
         .execute(params![
             reg.id,
@@ -131,6 +132,7 @@ impl Registrations for Connection {
             reg.expires_ms,
             reg.email,
             reg.generation.as_db(),
+            reg.scopes,
         ])?;
         Ok(())
     }
