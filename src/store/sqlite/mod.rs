@@ -343,16 +343,22 @@ mod tests {
         open(&dir.path().join("test.db")).unwrap();
     }
 
+    /// A database as an authmd that knew the steps up to `last` left it.
+    fn at_step(dir: &tempfile_dir::TempDir, last: u32) -> Connection {
+        let conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
+        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= last) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", number).unwrap();
+        }
+        conn
+    }
+
     /// Issue 11: step 5 splits the revocation mark by clock; marks written
     /// before it stay the provider-clock marks they were compared as.
     #[test]
     fn step_5_keeps_old_revocation_marks_on_the_provider_clock() {
         let dir = tempfile_dir::TempDir::new();
-        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
-        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 4) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", number).unwrap();
-        }
+        let mut conn = at_step(&dir, 4);
         conn.execute(
             "INSERT INTO provider_revocations (iss, sub, revoked_iat) VALUES ('i', 's', 42)",
             [],
@@ -388,11 +394,7 @@ mod tests {
     fn step_8_keeps_delegations_as_the_first_generations() {
         use crate::store::delegations::Delegations;
         let dir = tempfile_dir::TempDir::new();
-        let mut conn = connect_with(&dir.path().join("old.db"), OpenFlags::SQLITE_OPEN_CREATE).unwrap();
-        for (number, sql) in steps().into_iter().take_while(|s| s.0 <= 7) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", number).unwrap();
-        }
+        let mut conn = at_step(&dir, 7);
         conn.execute_batch(
             "INSERT INTO users (id, created_ms) VALUES ('usr_1', 0);
              INSERT INTO registrations (id, kind, status, user_id, created_ms, updated_ms)
