@@ -4,7 +4,8 @@
 //! its hash with the scopes and records `credential.issued`, in the caller's
 //! transaction. The secret itself is returned to the agent once and never
 //! stored. The service assertions of the current generation are signed
-//! here too ([`issue_assertion`]), their `jti` recorded.
+//! here too ([`SignedAssertion::sign`], before the transaction), their
+//! `jti` recorded inside it ([`issue_assertion`]).
 
 use std::time::Duration;
 
@@ -157,14 +158,55 @@ impl<'a> Grant<'a> {
     }
 }
 
-/// A service assertion just signed (SPEC-v0.7 5): shown to the agent, its
-/// `jti` recorded, the token itself not kept.
+/// A service assertion signed and not yet recorded (SPEC-v0.7 5). Like a
+/// [`Minted`] credential it is made before the write transaction, so the
+/// writer spends no time loading a key or signing; [`issue_assertion`]
+/// records its `jti` inside. The token itself is shown to the agent once.
 pub struct SignedAssertion {
     token: String,
+    jti: String,
+    kid: String,
+    registration_id: String,
     expires_ms: UnixMs,
 }
 
 impl SignedAssertion {
+    /// Signs an assertion for `registration_id` with the current key (read
+    /// from `read`, outside any write transaction: a key rotated in between
+    /// stays accepted). `email` is the bound user's, once there is one.
+    pub fn sign(
+        read: &dyn Tx,
+        site: &crate::site::Site,
+        settings: &Settings,
+        registration_id: &str,
+        email: Option<&str>,
+        now_ms: UnixMs,
+    ) -> Result<SignedAssertion, Error> {
+        let key = super::signing::current(read)?;
+        let iat = now_ms.secs_floor();
+        let exp = iat + Duration::from_secs(settings.assertion_ttl_secs);
+        let jti = format!("jti_{}", secrets::new_uuid_v4());
+        let mut claims = json!({
+            "iss": site.issuer,
+            "aud": site.issuer,
+            "sub": registration_id,
+            "jti": jti,
+            "iat": iat.secs(),
+            "exp": exp.secs(),
+        });
+        if let Some(email) = email {
+            claims["email"] = json!(email);
+            claims["email_verified"] = json!(true);
+        }
+        Ok(SignedAssertion {
+            token: key.sign("oauth-id-jag+jwt", &claims),
+            jti,
+            kid: key.kid().to_string(),
+            registration_id: registration_id.to_string(),
+            expires_ms: UnixMs::from(exp),
+        })
+    }
+
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -174,48 +216,25 @@ impl SignedAssertion {
     }
 }
 
-/// Signs an assertion for `registration_id` with the current key, records
-/// its `jti` and `credential.issued` (`credential_type: assertion`), in the
-/// caller's transaction. `email` is the bound user's, once there is one.
+/// Records `signed`'s `jti` and `credential.issued` (`credential_type:
+/// assertion`), in the caller's transaction.
 pub fn issue_assertion(
     tx: &dyn Tx,
-    site: &crate::site::Site,
-    settings: &Settings,
-    registration_id: &str,
-    email: Option<&str>,
+    signed: &SignedAssertion,
     event: audit::NewEvent<'_>,
     now_ms: UnixMs,
-) -> Result<SignedAssertion, Error> {
-    let key = super::signing::current(tx)?;
-    let iat = now_ms.secs_floor();
-    let exp = iat + Duration::from_secs(settings.assertion_ttl_secs);
-    let jti = format!("jti_{}", secrets::new_uuid_v4());
-    let mut claims = json!({
-        "iss": site.issuer,
-        "aud": site.issuer,
-        "sub": registration_id,
-        "jti": jti,
-        "iat": iat.secs(),
-        "exp": exp.secs(),
-    });
-    if let Some(email) = email {
-        claims["email"] = json!(email);
-        claims["email_verified"] = json!(true);
-    }
-    let token = key.sign("oauth-id-jag+jwt", &claims);
-    let expires_ms = UnixMs::from(exp);
+) -> Result<(), Error> {
     tx.record_assertion(&NewAssertion {
-        jti: &jti,
-        registration_id,
-        kid: key.kid(),
+        jti: &signed.jti,
+        registration_id: &signed.registration_id,
+        kid: &signed.kid,
         created_ms: now_ms,
-        expires_ms,
+        expires_ms: signed.expires_ms,
     })?;
     let mut event = event;
-    event.registration_id = Some(registration_id);
+    event.registration_id = Some(&signed.registration_id);
     event.detail.insert("credential_type".into(), json!("assertion"));
-    tx.record_event(now_ms, EventName::CredentialIssued, event)?;
-    Ok(SignedAssertion { token, expires_ms })
+    Ok(tx.record_event(now_ms, EventName::CredentialIssued, event)?)
 }
 
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.

@@ -179,7 +179,8 @@ pub fn anonymous_identity(ctx: &Ctx<'_>) -> Result<AnonymousIdentity, Error> {
     let registration_id = secrets::new_id("reg_", now_ms);
     let claim_token = secrets::new_claim_token();
     let client_ip = ctx.client_ip;
-    let assertion = ctx.writer.write(|tx| {
+    let assertion = SignedAssertion::sign(ctx.conn, site, settings, &registration_id, None, now_ms)?;
+    ctx.writer.write(|tx| {
         let new = NewAnonymous {
             id: &registration_id,
             claim_token: &claim_token,
@@ -190,7 +191,7 @@ pub fn anonymous_identity(ctx: &Ctx<'_>) -> Result<AnonymousIdentity, Error> {
             client_ip,
             ..Default::default()
         };
-        issue_assertion(tx, site, settings, &registration_id, None, event, now_ms)
+        issue_assertion(tx, &assertion, event, now_ms)
     })?;
     Ok(AnonymousIdentity {
         registration_id,
@@ -254,7 +255,14 @@ pub fn from_assertion(ctx: &Ctx<'_>, assertion: &str, requested: CredentialType)
     let credential = Minted::new(requested, &ctx.config.settings, now_ms);
     let registration_id = ctx.writer.write(|tx| {
         let admitted = checked.admit(tx, now_ms, ctx.config.settings.clock_skew_secs)?;
-        let delegated = delegated_registration(ctx, tx, admitted.claims(), Generation::V0_1, Some(requested), &scopes)?;
+        let delegated = delegated_registration(
+            ctx,
+            tx,
+            admitted.claims(),
+            (Generation::V0_1, None),
+            Some(requested),
+            &scopes,
+        )?;
         let event = asserted_event(ctx, admitted.claims(), None);
         let grant = Grant::asserted(&admitted, &delegated.registration_id, &scopes, event);
         issue(tx, now_ms, &credential, grant)?;
@@ -284,6 +292,18 @@ pub struct AssertedIdentity {
 pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<AssertedIdentity, Error> {
     let (checked, scopes) = checked_assertion(ctx, assertion, Some(ctx.config.settings.id_jag_max_auth_age_secs))?;
     let (settings, site, now_ms) = (&ctx.config.settings, &ctx.config.site, ctx.now_ms);
+    // Signed before the transaction, for the registration and address a
+    // read finds now; signed again inside only if a concurrent request
+    // changed either in between.
+    let planned = planned_identity(ctx, checked.claims(), Generation::V0_7)?;
+    let signed = SignedAssertion::sign(
+        ctx.conn,
+        site,
+        settings,
+        &planned.registration_id,
+        planned.email.as_deref(),
+        now_ms,
+    )?;
     ctx.writer.write(|tx| {
         let admitted = checked.admit(tx, now_ms, settings.clock_skew_secs)?;
         let claims = admitted.claims();
@@ -296,18 +316,21 @@ pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<Asserte
                 "this ID-JAG matches an existing account; confirming that link is not served by this authmd yet".into(),
             ));
         }
-        let delegated = delegated_registration(ctx, tx, claims, Generation::V0_7, None, &scopes)?;
-        let email = tx.user(&delegated.user_id)?.and_then(|u| u.email);
-        let event = asserted_event(ctx, claims, None);
-        let assertion = issue_assertion(
+        let delegated = delegated_registration(
+            ctx,
             tx,
-            site,
-            settings,
-            &delegated.registration_id,
-            email.as_deref(),
-            event,
-            now_ms,
+            claims,
+            (Generation::V0_7, Some(&planned.registration_id)),
+            None,
+            &scopes,
         )?;
+        let email = tx.user(&delegated.user_id)?.and_then(|u| u.email);
+        let assertion = if delegated.registration_id == planned.registration_id && email == planned.email {
+            signed
+        } else {
+            SignedAssertion::sign(tx, site, settings, &delegated.registration_id, email.as_deref(), now_ms)?
+        };
+        issue_assertion(tx, &assertion, asserted_event(ctx, claims, None), now_ms)?;
         Ok(AssertedIdentity {
             registration_id: delegated.registration_id,
             assertion,
@@ -360,11 +383,12 @@ struct Delegated {
     user_id: String,
 }
 
+/// `new_id` names the registration if one is made (else a fresh id).
 fn delegated_registration(
     ctx: &Ctx<'_>,
     tx: &dyn Tx,
     claims: &Claims,
-    generation: Generation,
+    (generation, new_id): (Generation, Option<&str>),
     requested: Option<CredentialType>,
     scopes: &[String],
 ) -> Result<Delegated, Error> {
@@ -391,7 +415,7 @@ fn delegated_registration(
             users::match_user(tx, asserted_identity(claims), provision, now_ms)?
         }
     };
-    let id = secrets::new_id("reg_", now_ms);
+    let id = new_id.map_or_else(|| secrets::new_id("reg_", now_ms), str::to_string);
     let granted = crate::model::join_scopes(scopes);
     tx.insert_registration(&NewRegistration {
         id: &id,
@@ -426,6 +450,31 @@ fn delegated_registration(
     Ok(Delegated {
         registration_id: id,
         user_id,
+    })
+}
+
+/// What [`delegated_registration`] will most likely answer, read outside
+/// the transaction: the live registration of `generation` for the
+/// delegation (or a fresh id for one to be made) and the bound address.
+struct Planned {
+    registration_id: String,
+    email: Option<String>,
+}
+
+fn planned_identity(ctx: &Ctx<'_>, claims: &Claims, generation: Generation) -> Result<Planned, Error> {
+    let read = ctx.conn;
+    let delegations = read.delegations(&claims.iss, &claims.sub)?;
+    let live = match delegations.iter().find(|d| d.generation == generation) {
+        Some(d) => read.registration(&d.registration_id)?.filter(|r| r.status.is_live()),
+        None => None,
+    };
+    let email = match delegations.first() {
+        Some(d) => read.user(&d.user_id)?.and_then(|u| u.email),
+        None => asserted_identity(claims).email,
+    };
+    Ok(Planned {
+        registration_id: live.map_or_else(|| secrets::new_id("reg_", ctx.now_ms), |r| r.id),
+        email,
     })
 }
 

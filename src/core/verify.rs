@@ -116,6 +116,11 @@ impl Signed {
 }
 
 impl Checked {
+    /// The claims, verified; replay and revocation not yet checked.
+    pub fn claims(&self) -> &Claims {
+        self.verified.claims()
+    }
+
     /// Replay and revocation, in the transaction that acts on the token.
     /// The provider's mark is on its clock; this server's is compared with
     /// the provider's `iat` only beyond the allowed skew.

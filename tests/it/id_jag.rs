@@ -926,3 +926,36 @@ fn a_first_link_is_refused_until_the_ceremony_is_served() {
     // v0.1 matches the account by email, as it always did; the jti was not spent.
     assert_eq!(world.register(&token, "access_token").status, 200);
 }
+
+/// Concurrent v0.7 ID-JAGs for one new delegation: one registration is
+/// made, and every answer's assertion speaks for it (those signed before
+/// the transaction for another id are signed again inside).
+#[test]
+fn concurrent_v0_7_id_jags_share_one_registration_and_every_assertion_exchanges() {
+    let world = World::new();
+    // Warm the provider's keys: a cold burst waits for one fetch, some with 503.
+    world.register_ok("warm");
+    let tokens: Vec<String> = (0..10).map(|_| world.mint(&world.claims("gina"))).collect();
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens.iter().map(|t| scope.spawn(|| identity(&world, t))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .map(|r| {
+                assert_eq!(r.status, 200, "{}", r.body);
+                r.json()
+            })
+            .collect()
+    });
+    let id = answers[0]["id"].clone();
+    assert!(answers.iter().all(|a| a["id"] == id), "{answers:?}");
+    for answer in &answers {
+        let token = exchange(&world, answer["identity"]["assertion"].as_str().unwrap());
+        assert_eq!(
+            bearer_ok(&world.server, token["access_token"].as_str().unwrap())["registration_id"],
+            id
+        );
+    }
+    let created = world.server.events("registration.created");
+    assert_eq!(created.iter().filter(|e| e["generation"] == "v0.7").count(), 1, "{created:?}");
+}
