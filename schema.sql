@@ -252,3 +252,39 @@ ALTER TABLE delegations_by_generation RENAME TO delegations;
 CREATE INDEX delegations_by_registration ON delegations (registration_id);
 CREATE INDEX delegations_by_user ON delegations (user_id);
 ALTER TABLE registrations ADD COLUMN scopes TEXT;
+
+-- step 9
+-- The current generation's `service_auth` registrations (SPEC-v0.7 4.2):
+-- the kind's CHECK grows, which SQLite allows only by rebuilding the table
+-- (its documented procedure; `store::sqlite::migrate` runs the steps with
+-- foreign keys off and checks them before it commits).
+CREATE TABLE registrations_v9 (
+    id                  TEXT PRIMARY KEY,
+    kind                TEXT NOT NULL
+                        CHECK (kind IN ('anonymous', 'agent_provider', 'email_verification', 'service_auth')),
+    status              TEXT NOT NULL
+                        CHECK (status IN ('active', 'unclaimed', 'pending_claim', 'claimed',
+                                          'expired', 'rejected', 'locked', 'revoked')),
+    user_id             TEXT REFERENCES users (id),
+    claim_token_hash    BLOB UNIQUE,
+    requested_credential_type TEXT
+                        CHECK (requested_credential_type IN ('api_key', 'access_token')),
+    created_ms          INTEGER NOT NULL,
+    expires_ms          INTEGER,
+    updated_ms          INTEGER NOT NULL,
+    email               TEXT,
+    claim_failures      INTEGER NOT NULL DEFAULT 0,
+    generation          TEXT NOT NULL DEFAULT 'v0.1',
+    scopes              TEXT
+);
+INSERT INTO registrations_v9
+    (id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms,
+     email, claim_failures, generation, scopes)
+    SELECT id, kind, status, user_id, claim_token_hash, requested_credential_type, created_ms, expires_ms, updated_ms,
+           email, claim_failures, generation, scopes
+    FROM registrations;
+DROP TABLE registrations;
+ALTER TABLE registrations_v9 RENAME TO registrations;
+CREATE INDEX registrations_by_status ON registrations (status, created_ms);
+CREATE INDEX registrations_by_user ON registrations (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX registrations_by_expiry ON registrations (expires_ms) WHERE expires_ms IS NOT NULL;

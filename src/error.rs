@@ -86,6 +86,12 @@ pub enum Error {
     InvalidGrant(&'static str),
     /// 400 `invalid_target` (RFC 8707): `resource` is not this API.
     InvalidTarget,
+    /// 400 `service_auth_not_enabled` (SPEC-v0.7 4.5).
+    ServiceAuthNotEnabled,
+    /// 400 `invalid_login_hint` (SPEC-v0.7 4.2, 6.1).
+    InvalidLoginHint,
+    /// 409 `already_claimed` (SPEC-v0.7 6.1, 6.4).
+    AlreadyClaimed,
     /// 401 `login_required` (SPEC-v0.7 4.3): the ID-JAG's `auth_time` is
     /// missing, too old or in the future; the agent re-authenticates the user
     /// at its provider. `max_age_secs` is `id_jag_max_auth_age_secs`.
@@ -179,6 +185,11 @@ impl fmt::Display for Error {
             }
             Error::InvalidGrant(why) => write!(f, "the assertion was refused: {why}"),
             Error::InvalidTarget => f.write_str("`resource` must be this service's API, given once"),
+            Error::ServiceAuthNotEnabled => f.write_str("service_auth registration is not enabled on this service"),
+            Error::InvalidLoginHint => {
+                f.write_str("login_hint must be a recognizable identifier (e.g. an email address).")
+            }
+            Error::AlreadyClaimed => f.write_str("this registration was already claimed"),
             Error::LoginRequired { why, max_age_secs } => write!(
                 f,
                 "{why}: the user must sign in at the provider again (at most {max_age_secs} s before the ID-JAG)"
@@ -318,6 +329,9 @@ pub(crate) mod examples {
             Error::InvalidGrant(_) => Error::InvalidGrant(""),
             Error::InvalidTarget => Error::InvalidTarget,
             Error::LoginRequired { .. } => Error::LoginRequired { why: "", max_age_secs: 1 },
+            Error::ServiceAuthNotEnabled => Error::ServiceAuthNotEnabled,
+            Error::InvalidLoginHint => Error::InvalidLoginHint,
+            Error::AlreadyClaimed => Error::AlreadyClaimed,
             Error::RateLimited { .. } => Error::RateLimited { retry_after_secs: 1, flow: "claim" },
             Error::Edge(Edge::Malformed(_)) => Error::Edge(Edge::Malformed("")),
             Error::Edge(Edge::Timeout) => Error::Edge(Edge::Timeout),

@@ -33,6 +33,8 @@ pub enum RegistrationKind {
     Anonymous,
     AgentProvider,
     EmailVerification,
+    /// SPEC-v0.7 4.2: for a person who signs in at the service and confirms.
+    ServiceAuth,
 }
 
 impl RegistrationKind {
@@ -41,6 +43,7 @@ impl RegistrationKind {
             RegistrationKind::Anonymous => "anonymous",
             RegistrationKind::AgentProvider => "agent_provider",
             RegistrationKind::EmailVerification => "email_verification",
+            RegistrationKind::ServiceAuth => "service_auth",
         }
     }
 
@@ -50,6 +53,7 @@ impl RegistrationKind {
             RegistrationKind::Anonymous => "anonymous",
             RegistrationKind::AgentProvider => "agent-provider",
             RegistrationKind::EmailVerification => "email-verification",
+            RegistrationKind::ServiceAuth => "service_auth",
         }
     }
 
@@ -58,6 +62,7 @@ impl RegistrationKind {
             RegistrationKind::Anonymous,
             RegistrationKind::AgentProvider,
             RegistrationKind::EmailVerification,
+            RegistrationKind::ServiceAuth,
         ]
         .into_iter()
         .find(|k| k.as_db() == text)

@@ -82,6 +82,12 @@ pub fn credential_checksum_ok(token: &str) -> bool {
     checksum(body) == sum
 }
 
+/// A fresh claim attempt token of the current generation (`cvt_` + 256
+/// bits; SPEC-v0.7 3 asks for at least 192).
+pub fn new_attempt_token() -> String {
+    format!("cvt_{}", random_base62(SECRET_CHARS))
+}
+
 /// A fresh claim token (`clm_` + 256 bits).
 pub fn new_claim_token() -> String {
     format!("{CLAIM_TOKEN_PREFIX}{}", random_base62(SECRET_CHARS))

@@ -58,13 +58,15 @@ pub enum Endpoint {
     OAuth2Revoke,
     /// SPEC-v0.7 11: Security Event Tokens pushed by providers (RFC 8935).
     EventNotify,
+    /// SPEC-v0.7 6.2: the page a person opens to confirm an agent.
+    ClaimPage,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 21] = [
+    pub const ALL: [Endpoint; 22] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -86,6 +88,7 @@ impl Endpoint {
         Endpoint::Token,
         Endpoint::OAuth2Revoke,
         Endpoint::EventNotify,
+        Endpoint::ClaimPage,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -111,6 +114,7 @@ impl Endpoint {
             Endpoint::Token => "/oauth2/token",
             Endpoint::OAuth2Revoke => "/oauth2/revoke",
             Endpoint::EventNotify => "/agent/event/notify",
+            Endpoint::ClaimPage => "/claim",
         }
     }
 }
@@ -146,6 +150,11 @@ impl Site {
     /// The link a claim email carries (SPEC.md 5.2): the page, with the token.
     pub fn claim_link(&self, token: &str) -> String {
         format!("{}?token={token}", self.url(Endpoint::ClaimView))
+    }
+
+    /// The `verification_uri` of a v0.7 claim attempt (SPEC-v0.7 6.2).
+    pub fn verification_uri(&self, attempt_token: &str) -> String {
+        format!("{}?claim_attempt_token={attempt_token}", self.url(Endpoint::ClaimPage))
     }
 
     /// Is `path` (no query) under the guarded API?

@@ -23,7 +23,7 @@ use super::lifecycle::{self, Event};
 use super::users::{Identity, Provision, match_user};
 use crate::error::Error;
 use crate::mail;
-use crate::model::{CredentialType, EventName, RegistrationKind, Status, join_scopes};
+use crate::model::{CredentialType, EventName, Generation, RegistrationKind, Status, join_scopes};
 use crate::secrets;
 use crate::store::attempts::{self, Attempt, AttemptStatus};
 use crate::store::registrations::Registration;
@@ -374,6 +374,88 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, otp: &str) -> Result<Completed
             credential: Some((credential, post_claim.clone())),
         }))
     })?
+}
+
+/// SPEC-v0.7 4.2: `login_hint`, trimmed, must look like an address
+/// (`^[^\s@]+@[^\s@]+\.[^\s@]+$`, at most 254 bytes); lower-cased.
+pub fn login_hint(text: &str) -> Result<String, Error> {
+    let hint = text.trim();
+    let (local, domain) = hint.split_once('@').ok_or(Error::InvalidLoginHint)?;
+    let plain = |part: &str| !part.is_empty() && !part.contains('@') && !part.chars().any(char::is_whitespace);
+    let dotted = domain
+        .split_once('.')
+        .is_some_and(|(name, rest)| !name.is_empty() && !rest.is_empty());
+    if hint.len() > 254 || !plain(local) || !plain(domain) || !dotted {
+        return Err(Error::InvalidLoginHint);
+    }
+    Ok(hint.to_lowercase())
+}
+
+/// A v0.7 claim attempt just opened: the link for the person (shown once)
+/// and when it stops working.
+pub struct IdentityAttempt {
+    pub verification_uri: String,
+    pub expires_ms: UnixMs,
+}
+
+/// Opens a v0.7 attempt for `login_hint` (SPEC-v0.7 6.1), superseding any
+/// open one; no mail is sent: the agent hands the link to the person, who
+/// proves the address by signing in. Records `claim.requested`.
+pub(super) fn open_identity_attempt(
+    tx: &dyn Tx,
+    ctx: &Ctx<'_>,
+    registration_id: &str,
+    login_hint: &str,
+) -> Result<IdentityAttempt, Error> {
+    let now_ms = ctx.now_ms;
+    let token = secrets::new_attempt_token();
+    let expires_ms = now_ms + Duration::from_secs(ctx.config.settings.claim_attempt_ttl_secs);
+    tx.open_attempt(&attempts::NewAttempt {
+        id: &secrets::new_id("att_", now_ms),
+        registration_id,
+        email: login_hint,
+        token_hash: &secrets::hash(&token),
+        created_ms: now_ms,
+        expires_ms,
+    })?;
+    tx.record_event(
+        now_ms,
+        EventName::ClaimRequested,
+        event(registration_id, ctx.client_ip, json!({ "login_hint": login_hint })),
+    )?;
+    Ok(IdentityAttempt {
+        verification_uri: ctx.config.site.verification_uri(&token),
+        expires_ms,
+    })
+}
+
+/// `POST /agent/identity/claim` (SPEC-v0.7 6.1): a new attempt for a v0.7
+/// registration, the checks in the SPEC's order.
+pub fn request_identity(
+    ctx: &Ctx<'_>,
+    claim_token: &str,
+    login_hint: &str,
+) -> Result<(String, IdentityAttempt), Error> {
+    let hint = self::login_hint(login_hint)?;
+    let token_hash = secrets::hash(claim_token);
+    let now_ms = ctx.now_ms;
+    ctx.writer.write(|tx| {
+        let registration = tx
+            .registration_by_claim_token_hash(&token_hash)?
+            .filter(|r| r.generation == Generation::V0_7)
+            .ok_or(Error::InvalidClaimToken)?;
+        match registration.status {
+            Status::Claimed | Status::Active => return Err(Error::AlreadyClaimed),
+            _ if registration.lapsed(now_ms) => {
+                return Err(Error::ClaimExpired("this registration expired unclaimed"));
+            }
+            _ => {}
+        }
+        let pending = lifecycle::next(registration.kind, registration.status, Event::ClaimRequested)?;
+        let attempt = open_identity_attempt(tx, ctx, &registration.id, &hint)?;
+        tx.set_registration_status(&registration.id, pending, now_ms)?;
+        Ok((registration.id, attempt))
+    })
 }
 
 #[cfg(test)]

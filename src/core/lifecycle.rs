@@ -60,7 +60,7 @@ pub fn next(kind: RegistrationKind, from: Status, event: Event) -> Result<Status
             Err(Error::ClaimExpired("this registration can no longer be claimed"))
         }
         Event::Rejected => Ok(match kind {
-            RegistrationKind::EmailVerification => Rejected,
+            RegistrationKind::EmailVerification | RegistrationKind::ServiceAuth => Rejected,
             _ => Unclaimed,
         }),
         Event::TooManyFailures => Ok(Locked),

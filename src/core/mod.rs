@@ -58,6 +58,7 @@ impl Config {
     pub fn available(&self) -> Available {
         Available {
             anonymous: self.settings.anonymous_enabled,
+            service_auth: self.settings.service_auth_enabled,
             id_jag: self.settings.id_jag_enabled,
             verified_email: self.settings.verified_email_enabled,
             claim: true,
@@ -68,6 +69,8 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Available {
     pub anonymous: bool,
+    /// SPEC-v0.7 4.2 (v0.7 only).
+    pub service_auth: bool,
     pub id_jag: bool,
     pub verified_email: bool,
     /// The claim endpoints (`/agent/auth/claim` and the ceremony).

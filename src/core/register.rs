@@ -201,6 +201,51 @@ pub fn anonymous_identity(ctx: &Ctx<'_>) -> Result<AnonymousIdentity, Error> {
     })
 }
 
+/// A `service_auth` registration (SPEC-v0.7 4.2): `pending_claim`, no
+/// user, a claim token and an open attempt for the person the hint names.
+pub struct ServiceAuth {
+    pub registration_id: String,
+    pub claim: ClaimOffer,
+    pub attempt: super::claim::IdentityAttempt,
+}
+
+/// SPEC-v0.7 4.2. The answer is the same whether or not the address
+/// belongs to a user: nothing is looked up.
+pub fn service_auth(ctx: &Ctx<'_>, login_hint: &str) -> Result<ServiceAuth, Error> {
+    if !ctx.config.available().service_auth {
+        return Err(Error::ServiceAuthNotEnabled);
+    }
+    let hint = super::claim::login_hint(login_hint)?;
+    let settings = &ctx.config.settings;
+    let now_ms = ctx.now_ms;
+    let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
+    let registration_id = secrets::new_id("reg_", now_ms);
+    let claim_token = secrets::new_claim_token();
+    let attempt = ctx.writer.write(|tx| {
+        tx.insert_registration(&NewRegistration {
+            id: &registration_id,
+            generation: Generation::V0_7,
+            kind: RegistrationKind::ServiceAuth,
+            status: Status::PendingClaim,
+            user_id: None,
+            claim_token_hash: Some(&secrets::hash(&claim_token)),
+            requested_credential_type: None,
+            email: None,
+            scopes: None,
+            created_ms: now_ms,
+            expires_ms: Some(expires_ms),
+        })?;
+        let kind = (Generation::V0_7, RegistrationKind::ServiceAuth);
+        record_created(tx, now_ms, &registration_id, kind, ctx.client_ip)?;
+        super::claim::open_identity_attempt(tx, ctx, &registration_id, &hint)
+    })?;
+    Ok(ServiceAuth {
+        registration_id,
+        claim: ClaimOffer::new(claim_token, expires_ms, settings),
+        attempt,
+    })
+}
+
 /// SPEC.md 3.3: a registration that gets nothing until the user confirms.
 /// `email` is normalised here; the wire module says which field was wrong.
 pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> Result<Outcome, Error> {

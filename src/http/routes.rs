@@ -151,8 +151,9 @@ const ROUTES: &[Route] = &[
     row(Shared, Fixed(Endpoint::AuthMd), Read, &[], "auth_md", Public, Profile, auth_md),
     row(V0_7, Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, Profile, jwks),
     row(V0_7, Fixed(Endpoint::Identity), Post, &[], "identity", NoStore, Profile, identity),
-    // The v0.7 ceremony is not served yet (issue 12): its place answers 404.
-    row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[], "identity_claim", NoStore, Profile, not_served_yet),
+    row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[Claim], "identity_claim", NoStore, Profile, identity_claim),
+    // The pages of the v0.7 ceremony are not served yet (issue 12): their place answers 404.
+    row(V0_7, Fixed(Endpoint::ClaimPage), Read, &[], "claim_page", NoStore, Profile, not_served_yet),
     row(V0_7, Fixed(Endpoint::Token), Post, &[Token], "token", NoStore, OAuth, token),
     row(V0_7, Fixed(Endpoint::EventNotify), Post, &[IdentityAssertion], "event_notify", NoStore, Set, event_notify),
     row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, Profile, register),
@@ -357,15 +358,24 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
         match request {
             v0_7::IdentityRequest::Anonymous => Bucket::Anonymous,
             v0_7::IdentityRequest::IdentityAssertion { .. } => Bucket::IdentityAssertion,
+            v0_7::IdentityRequest::ServiceAuth { .. } => Bucket::ServiceAuth,
         },
         req,
     )?;
     let kind = match request {
         v0_7::IdentityRequest::Anonymous => "anonymous",
         v0_7::IdentityRequest::IdentityAssertion { .. } => "agent-provider",
+        v0_7::IdentityRequest::ServiceAuth { .. } => "service_auth",
     };
     let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
     deps.metrics.registration(kind);
+    Ok(Response::json(200, &answer))
+}
+
+/// `POST /agent/identity/claim` (SPEC-v0.7 6.1): a new attempt.
+fn identity_claim(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let answer = deps.run(conn, req, |ctx| v0_7::claim(ctx, &body))?;
     Ok(Response::json(200, &answer))
 }
 

@@ -957,5 +957,9 @@ fn concurrent_v0_7_id_jags_share_one_registration_and_every_assertion_exchanges(
         );
     }
     let created = world.server.events("registration.created");
-    assert_eq!(created.iter().filter(|e| e["generation"] == "v0.7").count(), 1, "{created:?}");
+    assert_eq!(
+        created.iter().filter(|e| e["generation"] == "v0.7").count(),
+        1,
+        "{created:?}"
+    );
 }

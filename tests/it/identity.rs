@@ -224,8 +224,8 @@ fn the_token_endpoint_refuses_what_it_did_not_sign_in_the_oauth_envelope() {
 
     // Shapes not served yet say so; the v0.1 shape is not a v0.7 one.
     for body in [
-        r#"{"type":"service_auth","login_hint":"a@example.com"}"#,
         r#"{"type":"refresh","refresh_token":"x"}"#,
+        r#"{"type":"identity_assertion","assertion_type":"verified_email","assertion":"a@example.com"}"#,
         r#"{"type":"nonsense"}"#,
         r#"[1]"#,
     ] {
@@ -251,4 +251,117 @@ fn a_lapsed_registration_and_a_retired_key() {
     // Past the claim window, unclaimed: over, though the assertion has not expired.
     server.advance(Duration::from_secs(61));
     assert_oauth_error(&exchange(&server, &assertion), 400, "invalid_grant");
+}
+
+/// SPEC-v0.7 4.2: `service_auth` makes a pending registration and a link
+/// for the person the hint names; no mail, nothing looked up.
+#[test]
+fn service_auth_opens_a_link_for_the_person_and_sends_nothing() {
+    let server = InProcess::start();
+    let base = server.base.clone();
+    let reply = server.post_json(
+        "/agent/identity",
+        r#"{"type":"service_auth","login_hint":"  Alice@Example.COM "}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let made = reply.json();
+    assert_eq!(made["type"], "service_auth");
+    assert!(made.get("identity").is_none(), "no identity before the claim");
+    assert_eq!(
+        made["scopes"],
+        serde_json::json!({ "post_claim": ["api.read", "api.write"] })
+    );
+    assert!(made["claim"]["token"].as_str().unwrap().starts_with("clm_"));
+    assert_eq!(made["claim"]["url"], format!("{base}/agent/identity/claim"));
+    let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("{base}/claim?claim_attempt_token=cvt_")),
+        "{link}"
+    );
+    assert!(made["claim"]["attempt"]["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        server.queued_mail().is_empty(),
+        "the person proves the address by signing in"
+    );
+    let requested = server.events("claim.requested");
+    assert_eq!(requested[0]["login_hint"], "alice@example.com");
+    assert_eq!(
+        server.events("registration.created")[0]["registration_type"],
+        "service_auth"
+    );
+
+    for hint in [
+        "not-an-address",
+        "a@b",
+        "@x.y",
+        "a b@c.d",
+        "a@b@c.d",
+        &format!("{}@example.com", "x".repeat(250)),
+    ] {
+        let body = serde_json::json!({ "type": "service_auth", "login_hint": hint }).to_string();
+        let refused = server.post_json("/agent/identity", &body);
+        refused.assert_error(400, "invalid_login_hint");
+        assert!(refused.body.contains("recognizable identifier"), "{}", refused.body);
+    }
+    server.set("service_auth_enabled", "false");
+    server
+        .post_json(
+            "/agent/identity",
+            r#"{"type":"service_auth","login_hint":"a@example.com"}"#,
+        )
+        .assert_error(400, "service_auth_not_enabled");
+}
+
+/// SPEC-v0.7 6.1: a new attempt for a v0.7 registration, in the SPEC's order of checks.
+#[test]
+fn a_claim_request_opens_a_new_link_each_time() {
+    let server = InProcess::start();
+    let anonymous = register(&server);
+    let token = anonymous["claim"]["token"].as_str().unwrap();
+    let claim = |token: &str, hint: &str| {
+        let body = serde_json::json!({ "type": "service_auth", "claim_token": token, "login_hint": hint });
+        server.post_json("/agent/identity/claim", &body.to_string())
+    };
+    let first = claim(token, "bob@example.com");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first = first.json();
+    assert_eq!(first["id"], anonymous["id"]);
+    assert_eq!(first["type"], "service_auth");
+    let second = claim(token, "bob@example.com").json();
+    assert_ne!(
+        first["attempt"]["verification_uri"], second["attempt"]["verification_uri"],
+        "the link is stored hashed: a new one each time"
+    );
+    let listed = server.cli_ok(&["registrations", "list", "--json"]);
+    assert!(listed.contains("pending_claim"), "{listed}");
+    // The link's page is not served yet.
+    let path = second["attempt"]["verification_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&server.base)
+        .to_string();
+    assert_eq!(server.get(&path).status, 404);
+
+    claim(token, "not an address").assert_error(400, "invalid_login_hint");
+    claim("clm_unknown", "bob@example.com").assert_error(401, "invalid_claim_token");
+    let v0_1 = server
+        .post_json(
+            "/agent/auth",
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        )
+        .json();
+    claim(v0_1["claim_token"].as_str().unwrap(), "bob@example.com").assert_error(401, "invalid_claim_token");
+    server
+        .post_json(
+            "/agent/identity/claim",
+            r#"{"type":"anonymous","claim_token":"x","login_hint":"a@b.c"}"#,
+        )
+        .assert_error(400, "invalid_request");
+    server.cli_ok(&["revoke", "--registration", anonymous["id"].as_str().unwrap()]);
+    claim(token, "bob@example.com").assert_error(410, "claim_expired");
+
+    let lapsing = register(&server);
+    server.advance(Duration::from_secs(86_401));
+    claim(lapsing["claim"]["token"].as_str().unwrap(), "bob@example.com").assert_error(410, "claim_expired");
 }

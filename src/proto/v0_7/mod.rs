@@ -8,11 +8,12 @@
 //!           v0.1's body (SPEC-v0.7 3)
 //! ```
 //!
-//! Served so far (issue 12, in progress): the anonymous shape, the ID-JAG
-//! shape's clean match and `login_required`, and the token exchange. The
-//! other shapes, and an ID-JAG that is a first link, answer `400
-//! invalid_request` saying they are not served yet, and discovery does not
-//! advertise the v0.7 endpoints until they all are.
+//! Served so far (issue 12, in progress): the anonymous, `service_auth` and
+//! ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`
+//! (a new attempt), and the token exchange. `refresh`, and an ID-JAG that is
+//! a first link, answer `400 invalid_request` saying they are not served
+//! yet; the pages an attempt's link opens are not served yet either, and
+//! discovery does not advertise the v0.7 endpoints until they all are.
 
 pub mod error;
 
@@ -31,6 +32,10 @@ pub enum IdentityRequest {
     /// An ID-JAG (SPEC-v0.7 4.3).
     IdentityAssertion {
         assertion: String,
+    },
+    /// SPEC-v0.7 4.2: for the person `login_hint` names.
+    ServiceAuth {
+        login_hint: String,
     },
 }
 
@@ -52,9 +57,12 @@ impl IdentityRequest {
                 let assertion = required_str(object, "assertion")?.to_string();
                 Ok(IdentityRequest::IdentityAssertion { assertion })
             }
-            Some(shape @ ("service_auth" | "refresh")) => Err(Error::InvalidRequest(format!(
-                "`type` `{shape}` is not served by this authmd yet; `anonymous` and `identity_assertion` are"
-            ))),
+            Some("service_auth") => Ok(IdentityRequest::ServiceAuth {
+                login_hint: required_str(object, "login_hint")?.to_string(),
+            }),
+            Some("refresh") => Err(Error::InvalidRequest(
+                "`type` `refresh` is not served by this authmd yet".into(),
+            )),
             Some(_) | None => Err(Error::InvalidRequest(
                 "`type` must be one of `anonymous`, `service_auth`, `identity_assertion`, `refresh`".into(),
             )),
@@ -82,6 +90,25 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                     token: made.claim.token,
                     expires_at: rfc3339(made.claim.expires_ms),
                     url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
+                    attempt: None,
+                }),
+            })
+        }
+        IdentityRequest::ServiceAuth { login_hint } => {
+            let made = register::service_auth(ctx, &login_hint)?;
+            Ok(Identified {
+                id: made.registration_id,
+                kind: "service_auth",
+                identity: None,
+                scopes: ScopesAnswer::Claim(Scopes {
+                    pre_claim: None,
+                    post_claim: made.claim.post_claim_scopes,
+                }),
+                claim: Some(Claim {
+                    token: made.claim.token,
+                    expires_at: rfc3339(made.claim.expires_ms),
+                    url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
+                    attempt: Some(AttemptAnswer::of(&made.attempt)),
                 }),
             })
         }
@@ -142,6 +169,52 @@ struct Claim {
     token: String,
     expires_at: String,
     url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<AttemptAnswer>,
+}
+
+/// A claim attempt's link for the person, and its end.
+#[derive(Debug, Serialize)]
+pub struct AttemptAnswer {
+    verification_uri: String,
+    expires_at: String,
+}
+
+impl AttemptAnswer {
+    fn of(attempt: &crate::core::claim::IdentityAttempt) -> AttemptAnswer {
+        AttemptAnswer {
+            verification_uri: attempt.verification_uri.clone(),
+            expires_at: rfc3339(attempt.expires_ms),
+        }
+    }
+}
+
+/// `POST /agent/identity/claim` (SPEC-v0.7 6.1):
+/// `{"type":"service_auth","claim_token","login_hint"}`.
+pub fn claim(ctx: &Ctx<'_>, body: &Value) -> Result<ClaimStarted, Error> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| Error::InvalidRequest("the body must be a JSON object".into()))?;
+    if object.get("type").and_then(Value::as_str) != Some("service_auth") {
+        return Err(Error::InvalidRequest("`type` must be `service_auth`".into()));
+    }
+    let token = required_str(object, "claim_token")?;
+    let hint = required_str(object, "login_hint")?;
+    let (id, attempt) = crate::core::claim::request_identity(ctx, token, hint)?;
+    Ok(ClaimStarted {
+        id,
+        kind: "service_auth",
+        attempt: AttemptAnswer::of(&attempt),
+    })
+}
+
+/// The 200 answer of `POST /agent/identity/claim`; it carries a link.
+#[derive(Debug, Serialize)]
+pub struct ClaimStarted {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    attempt: AttemptAnswer,
 }
 
 /// RFC 7523's grant type, the only one the token endpoint takes.

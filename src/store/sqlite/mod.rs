@@ -32,7 +32,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Error;
 use crate::store::{self, Tx};
@@ -195,8 +195,28 @@ fn steps() -> Vec<(u32, &'static str)> {
 /// Applies the steps of `schema.sql` above the database's `user_version`, all
 /// in one transaction: a failing step leaves the file as it was.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let steps = steps();
-    let latest = steps.last().map_or(0, |s| s.0);
+    let latest = steps().last().map_or(0, |s| s.0);
+    let current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| explain(&e))?;
+    if current == latest {
+        return Ok(());
+    }
+    // A step may rebuild a table others refer to (SQLite's procedure for a
+    // change ALTER TABLE cannot make): foreign keys are off while the steps
+    // run, which only works outside a transaction, and are checked before
+    // the commit, so a step that broke one fails and changes nothing.
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(|e| explain(&e))?;
+    let result = apply_steps(conn, latest);
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(|e| explain(&e))?;
+    result
+}
+
+/// The steps above the `user_version` read inside the write transaction
+/// (another process may have migrated meanwhile), all or none.
+fn apply_steps(conn: &mut Connection, latest: u32) -> Result<(), String> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| explain(&e))?;
@@ -208,11 +228,18 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
             "the database is at schema step {current}, newer than this authmd knows ({latest}); use a newer authmd"
         ));
     }
-    for (number, sql) in steps.into_iter().filter(|s| s.0 > current) {
+    for (number, sql) in steps().into_iter().filter(|s| s.0 > current) {
         tx.execute_batch(sql)
             .map_err(|e| format!("schema step {number}: {e}"))?;
         tx.pragma_update(None, "user_version", number)
             .map_err(|e| e.to_string())?;
+    }
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| explain(&e))?;
+    if let Some(table) = broken {
+        return Err(format!("the schema steps would break a reference from {table}"));
     }
     tx.commit().map_err(|e| explain(&e))
 }
@@ -408,6 +435,13 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].generation, crate::model::Generation::V0_1);
         assert_eq!(found[0].registration_id, "reg_1");
+        // Step 9 rebuilt `registrations` under the rows that refer to it.
+        let kept = crate::store::registrations::Registrations::registration(&conn, "reg_1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.kind, crate::model::RegistrationKind::AgentProvider);
+        let enforced: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(enforced, 1, "foreign keys are enforced again after the migration");
     }
 
     #[test]
