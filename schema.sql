@@ -288,3 +288,26 @@ ALTER TABLE registrations_v9 RENAME TO registrations;
 CREATE INDEX registrations_by_status ON registrations (status, created_ms);
 CREATE INDEX registrations_by_user ON registrations (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX registrations_by_expiry ON registrations (expires_ms) WHERE expires_ms IS NOT NULL;
+
+-- step 10
+-- Signing in at the service (SPEC-v0.7 7): a session is a cookie value
+-- stored only as its SHA-256, with a fixed lifetime; a pending sign-in is
+-- keyed by the pre-session cookie's hash and holds the address typed,
+-- where to go after, and the mailed code as an HMAC (never the code).
+CREATE TABLE sessions (
+    id_hash     BLOB PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
+CREATE TABLE signins (
+    presession_hash BLOB PRIMARY KEY,
+    email           TEXT NOT NULL,
+    return_to       TEXT NOT NULL,
+    code_mac        BLOB,
+    code_expires_ms INTEGER,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    created_ms      INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -94,7 +94,8 @@ fn every_endpoint_path_is_spelled_once() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    for endpoint in crate::site::Endpoint::ALL {
+    // `/` (the home page) is every path's first character, not a spelling.
+    for endpoint in crate::site::Endpoint::ALL.into_iter().filter(|e| e.path() != "/") {
         let quoted = format!("\"{}\"", endpoint.path());
         let spelled: Vec<String> = files
             .iter()

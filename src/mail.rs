@@ -211,6 +211,32 @@ fn write_eml(dir: &std::path::Path, message: &[u8]) -> Result<(), String> {
     std::fs::rename(&temp, dir.join(format!("{name}.eml"))).map_err(fail)
 }
 
+/// The sign-in email (SPEC-v0.7 7.1): who asks, the code, when it expires,
+/// and that ignoring it is safe. Returns (subject, text, html).
+pub fn signin_email(resource_name: &str, code: &str, expires_ms: UnixMs) -> (String, String, String) {
+    let subject = format!("Your sign-in code for {resource_name}");
+    let expires = rfc3339(expires_ms);
+    let text = format!(
+        "Someone asked to sign in to {resource_name} with this address.\n\n\
+         Your code: {code}\n\n\
+         It expires at {expires}. Type it on the sign-in page.\n\n\
+         If you did not ask to sign in, ignore this email: nothing happens without the code.\n"
+    );
+    let e = crate::http::pages::escape;
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;line-height:1.5;color:#1c2430\">\
+         <p>Someone asked to sign in to <strong>{name}</strong> with this address.</p>\
+         <p>Your code: <strong style=\"font-size:22px;letter-spacing:.15em\">{code}</strong></p>\
+         <p style=\"color:#5b6573\">It expires at {expires}. Type it on the sign-in page.</p>\
+         <p style=\"color:#5b6573\">If you did not ask to sign in, ignore this email: nothing happens without the code.</p>\
+         </body></html>",
+        name = e(resource_name),
+        code = e(code),
+        expires = e(&expires),
+    );
+    (subject, text, html)
+}
+
 /// The claim email (SPEC.md 5.2): who asks, the link, when it expires, the
 /// registration, and that ignoring it is safe. Returns (subject, text, html).
 pub fn claim_email(

@@ -177,10 +177,13 @@ pub enum EventName {
     MailFailed,
     SigningKeyRotated,
     TokenIssued,
+    SigninRequested,
+    SigninSucceeded,
+    SigninFailed,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 16] = [
+    pub const ALL: [EventName; 19] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -197,6 +200,9 @@ impl EventName {
         EventName::MailFailed,
         EventName::SigningKeyRotated,
         EventName::TokenIssued,
+        EventName::SigninRequested,
+        EventName::SigninSucceeded,
+        EventName::SigninFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -217,6 +223,9 @@ impl EventName {
             EventName::MailFailed => "mail.failed",
             EventName::SigningKeyRotated => "signing_key.rotated",
             EventName::TokenIssued => "token.issued",
+            EventName::SigninRequested => "signin.requested",
+            EventName::SigninSucceeded => "signin.succeeded",
+            EventName::SigninFailed => "signin.failed",
         }
     }
 

@@ -60,13 +60,19 @@ pub enum Endpoint {
     EventNotify,
     /// SPEC-v0.7 6.2: the page a person opens to confirm an agent.
     ClaimPage,
+    /// SPEC-v0.7 7.1: signing in, by a mailed code.
+    Login,
+    LoginVerify,
+    Logout,
+    /// `GET /`: who is signed in.
+    Home,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 22] = [
+    pub const ALL: [Endpoint; 26] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -89,6 +95,10 @@ impl Endpoint {
         Endpoint::OAuth2Revoke,
         Endpoint::EventNotify,
         Endpoint::ClaimPage,
+        Endpoint::Login,
+        Endpoint::LoginVerify,
+        Endpoint::Logout,
+        Endpoint::Home,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -115,6 +125,10 @@ impl Endpoint {
             Endpoint::OAuth2Revoke => "/oauth2/revoke",
             Endpoint::EventNotify => "/agent/event/notify",
             Endpoint::ClaimPage => "/claim",
+            Endpoint::Login => "/login",
+            Endpoint::LoginVerify => "/login/verify",
+            Endpoint::Logout => "/logout",
+            Endpoint::Home => "/",
         }
     }
 }

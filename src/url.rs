@@ -64,6 +64,17 @@ fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
 }
 
+/// Percent-encodes `text` for a query value: everything but RFC 3986's
+/// unreserved characters.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Decodes `%XX` escapes (for user names and passwords in `--mail` URLs).
 pub fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
@@ -85,6 +96,13 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_round_trips() {
+        let text = "/claim?claim_attempt_token=cvt_x&a=b c/é";
+        assert_eq!(percent_decode(&percent_encode(text)).unwrap(), text);
+        assert_eq!(percent_encode("a b&c"), "a%20b%26c");
+    }
 
     #[test]
     fn takes_urls_apart() {

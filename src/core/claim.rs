@@ -33,7 +33,7 @@ use crate::time::UnixMs;
 const OTP_KEY: &str = "otp_hmac";
 
 /// A uniformly random code from 000000 to 999999.
-fn new_code() -> String {
+pub(super) fn new_code() -> String {
     let rng = SystemRandom::new();
     loop {
         let mut bytes = [0u8; 4];
@@ -47,12 +47,7 @@ fn new_code() -> String {
 }
 
 fn otp_key(tx: &dyn Tx, now_ms: UnixMs) -> Result<hmac::Key, Error> {
-    let mut fresh = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut fresh)
-        .expect("the system CSPRNG is available");
-    let bytes = tx.local_key(OTP_KEY, &fresh, now_ms)?;
-    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+    super::hmac_key(tx, OTP_KEY, now_ms)
 }
 
 fn otp_message(attempt_id: &str, code: &str) -> Vec<u8> {

@@ -28,6 +28,7 @@ pub mod issue;
 pub mod lifecycle;
 pub mod register;
 pub mod revoke;
+pub mod signin;
 pub mod signing;
 pub mod token;
 pub mod users;
@@ -108,6 +109,22 @@ impl Ctx<'_> {
             let _ = wake.try_send(());
         }
     }
+}
+
+/// An HMAC-SHA-256 key this database made for itself, called `name`
+/// (made on first use; `local_keys`).
+fn hmac_key(
+    tx: &dyn crate::store::Tx,
+    name: &str,
+    now_ms: crate::time::UnixMs,
+) -> Result<ring::hmac::Key, crate::error::Error> {
+    use ring::rand::SecureRandom;
+    let mut fresh = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut fresh)
+        .expect("the system CSPRNG is available");
+    let bytes = tx.local_key(name, &fresh, now_ms)?;
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
 }
 
 /// An audit event's `detail` from a `json!` object.

@@ -141,6 +141,72 @@ pub fn notice(status: u16, resource_name: &str, title: &str, text: &str) -> Resp
     page(status, resource_name, title, &body)
 }
 
+/// The sign-in form (SPEC-v0.7 7.1): an address, where to go after, and
+/// the pre-session's CSRF token.
+pub fn login(status: u16, resource_name: &str, email: &str, return_to: &str, csrf: &str, note: &str) -> Response {
+    let body = format!(
+        "<h1>Sign in</h1>{note}\
+         <p>Type your email address. We will send you a six-digit code; no password is needed.</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <p><label>Email address<br><input type=\"email\" name=\"email\" value=\"{email}\" required autocomplete=\"email\"></label></p>\
+         <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button class=\"primary\" type=\"submit\">Send me a code</button></form>",
+        note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("<p class=\"muted\">{}</p>", escape(note))
+        },
+        action = Endpoint::Login.path(),
+        email = escape(email),
+        return_to = escape(return_to),
+        csrf = escape(csrf),
+    );
+    page(status, resource_name, "Sign in", &body)
+}
+
+/// After `POST /login`: the same page whether or not the address is known.
+pub fn enter_code(status: u16, resource_name: &str, csrf: &str, note: &str) -> Response {
+    let body = format!(
+        "<h1>Check your email</h1>\
+         <p>If this address can sign in, a six-digit code is on its way. Type it here.</p>{note}\
+         <form method=\"post\" action=\"{action}\">\
+         <p><label>Code<br><input name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" required autocomplete=\"one-time-code\"></label></p>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button class=\"primary\" type=\"submit\">Sign in</button></form>",
+        note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("<p class=\"muted\">{}</p>", escape(note))
+        },
+        action = Endpoint::LoginVerify.path(),
+        csrf = escape(csrf),
+    );
+    page(status, resource_name, "Check your email", &body)
+}
+
+/// `GET /`: who is signed in, with a sign-out form, or a sign-in link.
+pub fn home(resource_name: &str, signed_in: Option<(&str, &str)>) -> Response {
+    let body = match signed_in {
+        Some((email, csrf)) => format!(
+            "<h1>Signed in</h1><p>You are signed in as <strong>{email}</strong>.</p>\
+             <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button class=\"quiet\" type=\"submit\">Sign out</button></form>",
+            email = escape(email),
+            action = Endpoint::Logout.path(),
+            csrf = escape(csrf),
+        ),
+        None => format!(
+            "<h1>{name}</h1><p>This service lets AI agents register on your behalf. \
+             Sign in to confirm an agent or see the ones acting for you.</p>\
+             <p><a href=\"{login}\">Sign in</a></p>",
+            name = escape(resource_name),
+            login = Endpoint::Login.path(),
+        ),
+    };
+    page(200, resource_name, "Home", &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

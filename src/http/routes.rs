@@ -8,7 +8,7 @@ use crate::store::Tx;
 use serde_json::{Value, json};
 
 use super::{Body, CACHE_PUBLIC, MAX_BODY_BYTES, NO_STORE, Request, Response, error_response};
-use crate::core::{Config, Ctx, claim, guard, revoke};
+use crate::core::{Config, Ctx, claim, guard, revoke, signin};
 use crate::discovery;
 use crate::error::Error;
 use crate::http::gateway;
@@ -92,6 +92,8 @@ enum Envelope {
     OAuth,
     /// RFC 8935 2.4: `{err, description}`.
     Set,
+    /// A page a person reads: refusals are pages too.
+    Page,
 }
 
 type Handler = fn(&dyn Tx, &Deps<'_>, &Request) -> Result<Response, Error>;
@@ -136,7 +138,7 @@ const fn row(
 use At::{Api, Fixed};
 use Bucket::{Claim, ClaimCode, IdentityAssertion, Token, VerifiedEmail};
 use Cache::{AsAnswered, NoStore, Public};
-use Envelope::{OAuth, Profile, Set};
+use Envelope::{OAuth, Page, Profile, Set};
 use Generation::{Shared, V0_1, V0_7};
 use Methods::{Post, Read, Write};
 
@@ -154,6 +156,11 @@ const ROUTES: &[Route] = &[
     row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[Claim], "identity_claim", NoStore, Profile, identity_claim),
     // The pages of the v0.7 ceremony are not served yet (issue 12): their place answers 404.
     row(V0_7, Fixed(Endpoint::ClaimPage), Read, &[], "claim_page", NoStore, Profile, not_served_yet),
+    row(V0_7, Fixed(Endpoint::Home), Read, &[], "home", NoStore, Page, home),
+    row(V0_7, Fixed(Endpoint::Login), Read, &[], "login", NoStore, Page, login_page),
+    row(V0_7, Fixed(Endpoint::Login), Post, &[], "login", NoStore, Page, login),
+    row(V0_7, Fixed(Endpoint::LoginVerify), Post, &[Claim], "login_verify", NoStore, Page, login_verify),
+    row(V0_7, Fixed(Endpoint::Logout), Post, &[Claim], "logout", NoStore, Page, logout),
     row(V0_7, Fixed(Endpoint::Token), Post, &[Token], "token", NoStore, OAuth, token),
     row(V0_7, Fixed(Endpoint::EventNotify), Post, &[IdentityAssertion], "event_notify", NoStore, Set, event_notify),
     row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, Profile, register),
@@ -283,6 +290,7 @@ pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
                 Profile => error_response(&err, deps.config, &req.id),
                 OAuth => super::oauth_error_response(&err, &req.id),
                 Set => super::set_error_response(&err, &req.id),
+                Page => error_page(&err, deps),
             });
             if row.envelope == OAuth {
                 response = response.with_header("Pragma", "no-cache");
@@ -385,6 +393,245 @@ fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Erro
     let form = oauth_form(req)?;
     let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &form))?;
     Ok(Response::json(200, &answer))
+}
+
+/// A refusal met on a page, as a page (a rate limit says when to retry).
+fn error_page(err: &Error, deps: &Deps<'_>) -> Response {
+    let (status, _) = crate::proto::v0_1::wire(err);
+    let name = &deps.config.settings.resource_name;
+    let mut page = pages::notice(status, name, "This did not work", &err.to_string());
+    if let Error::RateLimited { retry_after_secs, .. } = err {
+        page = page.with_header("Retry-After", retry_after_secs.to_string());
+    }
+    page
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .flat_map(|(_, v)| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for `name` (SPEC-v0.7 7.2): `Secure` exactly when the base
+/// URL is https; `max_age_secs` 0 clears it.
+fn set_cookie(deps: &Deps<'_>, name: &str, value: &str, max_age_secs: u64) -> String {
+    let secure = if deps.config.site.issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}")
+}
+
+fn see_other(location: &str) -> Response {
+    Response::text(303, "text/plain; charset=utf-8", String::new()).with_header("Location", location.to_string())
+}
+
+/// The signed-in user and the hash of their session cookie, if any.
+fn signed_in(
+    conn: &dyn Tx,
+    deps: &Deps<'_>,
+    req: &Request,
+) -> Result<Option<(crate::store::users::User, crate::secrets::SecretHash)>, Error> {
+    let Some(value) = cookie(req, signin::SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(signin::session_user(conn, &value, deps.now_ms)?.map(|user| (user, crate::secrets::hash(&value))))
+}
+
+/// Whether a form's CSRF token matches the cookie it is bound to (SPEC-v0.7 7.3).
+fn csrf_matches(
+    conn: &dyn Tx,
+    deps: &Deps<'_>,
+    binding: Option<&crate::secrets::SecretHash>,
+    form: &[(String, String)],
+) -> bool {
+    binding
+        .is_some_and(|binding| signin::csrf_ok(conn, binding, &form_value(form, "csrf"), deps.now_ms).unwrap_or(false))
+}
+
+/// The 403 page of a form whose CSRF token does not match (changes nothing).
+fn form_expired(deps: &Deps<'_>) -> Response {
+    pages::notice(
+        403,
+        &deps.config.settings.resource_name,
+        "This form expired",
+        "Open the page again and retry.",
+    )
+}
+
+/// `GET /` (SPEC-v0.7 7.1).
+fn home(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let name = &deps.config.settings.resource_name;
+    Ok(match signed_in(conn, deps, req)? {
+        Some((user, binding)) => {
+            let csrf = signin::csrf_token(conn, &binding, deps.now_ms)?;
+            pages::home(name, Some((user.email.as_deref().unwrap_or(&user.id), &csrf)))
+        }
+        None => pages::home(name, None),
+    })
+}
+
+/// `GET /login?return_to=...`: signed in already, straight on; otherwise the
+/// form, with a new pre-session cookie it is bound to.
+fn login_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let return_to = signin::safe_return_to(&query_param(req, "return_to").unwrap_or_else(|| "/".into()));
+    if signed_in(conn, deps, req)?.is_some() {
+        return Ok(see_other(&return_to));
+    }
+    let presession = signin::new_cookie_value();
+    let csrf = signin::csrf_token(conn, &crate::secrets::hash(&presession), deps.now_ms)?;
+    let email = login_hint_of(conn, &return_to)?.unwrap_or_default();
+    let ttl = deps.config.settings.signin_code_ttl_secs;
+    Ok(
+        pages::login(200, &deps.config.settings.resource_name, &email, &return_to, &csrf, "").with_header(
+            "Set-Cookie",
+            set_cookie(deps, signin::PRESESSION_COOKIE, &presession, ttl),
+        ),
+    )
+}
+
+/// The address a `/claim` link is for, to fill in the form (SPEC-v0.7 7.1).
+fn login_hint_of(conn: &dyn Tx, return_to: &str) -> Result<Option<String>, Error> {
+    let Some(query) = return_to.strip_prefix(&format!("{}?", Endpoint::ClaimPage.path())) else {
+        return Ok(None);
+    };
+    let Some((_, token)) = super::form_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "claim_attempt_token")
+    else {
+        return Ok(None);
+    };
+    Ok(conn
+        .attempt_by_token_hash(&crate::secrets::hash(&token))?
+        .filter(|a| a.status == crate::store::attempts::AttemptStatus::Open)
+        .map(|a| a.email))
+}
+
+/// A form's fields, in order.
+type Form = Vec<(String, String)>;
+
+/// A sign-in form's fields and the pre-session it is bound to, or the 403
+/// page when the CSRF token does not match it.
+fn presession_form(
+    conn: &dyn Tx,
+    deps: &Deps<'_>,
+    req: &Request,
+) -> Result<Result<(Form, crate::secrets::SecretHash), Response>, Error> {
+    let form = form_body(req)?;
+    let presession = cookie(req, signin::PRESESSION_COOKIE).map(|v| crate::secrets::hash(&v));
+    Ok(match presession {
+        Some(presession) if csrf_matches(conn, deps, Some(&presession), &form) => Ok((form, presession)),
+        _ => Err(form_expired(deps)),
+    })
+}
+
+/// `POST /login`: the same page whether or not the address can sign in.
+fn login(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let (form, presession) = match presession_form(conn, deps, req)? {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
+    };
+    let email = form_value(&form, "email");
+    let ip = req.client_ip.map(|ip| ip.to_string());
+    deps.limiter
+        .check_signin(ip.as_deref(), &email, deps.elapsed, &deps.config.settings.rate_limits)
+        .map_err(|refused| Error::RateLimited {
+            retry_after_secs: refused.retry_after_secs,
+            flow: Bucket::Signin.name(),
+        })?;
+    let name = &deps.config.settings.resource_name;
+    let csrf = signin::csrf_token(conn, &presession, deps.now_ms)?;
+    match deps.run(conn, req, |ctx| {
+        signin::request_code(ctx, &presession, &email, &form_value(&form, "return_to"))
+    }) {
+        Ok(()) => Ok(pages::enter_code(200, name, &csrf, "")),
+        Err(Error::InvalidRequest(why)) => Ok(pages::login(
+            400,
+            name,
+            &email,
+            &form_value(&form, "return_to"),
+            &csrf,
+            &why,
+        )),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST /login/verify`: the right code starts a session.
+fn login_verify(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let (form, presession) = match presession_form(conn, deps, req)? {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
+    };
+    let name = &deps.config.settings.resource_name;
+    let code = form_value(&form, "code");
+    Ok(
+        match deps.run(conn, req, |ctx| signin::verify_code(ctx, &presession, code.trim()))? {
+            signin::Verified::SignedIn { session, return_to } => see_other(&return_to)
+                .with_header(
+                    "Set-Cookie",
+                    set_cookie(
+                        deps,
+                        signin::SESSION_COOKIE,
+                        &session,
+                        deps.config.settings.session_ttl_secs,
+                    ),
+                )
+                .with_header("Set-Cookie", set_cookie(deps, signin::PRESESSION_COOKIE, "", 0)),
+            signin::Verified::WrongCode => {
+                let csrf = signin::csrf_token(conn, &presession, deps.now_ms)?;
+                pages::enter_code(
+                    401,
+                    name,
+                    &csrf,
+                    "That code is not right. Check the email and try again.",
+                )
+            }
+            signin::Verified::Gone { return_to } => {
+                let again = format!(
+                    "{}?return_to={}",
+                    Endpoint::Login.path(),
+                    crate::url::percent_encode(&return_to)
+                );
+                let body = format!(
+                    "<h1>This code has expired</h1><p>Codes work for a few minutes and a few tries. \
+                 <a href=\"{}\">Ask for a new one</a>.</p>",
+                    pages::escape(&again)
+                );
+                pages::page(410, name, "This code has expired", &body)
+            }
+        },
+    )
+}
+
+/// `POST /logout`: the session ends, on to sign-in.
+fn logout(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let form = form_body(req)?;
+    let session = cookie(req, signin::SESSION_COOKIE);
+    let binding = session.as_deref().map(crate::secrets::hash);
+    if !csrf_matches(conn, deps, binding.as_ref(), &form) {
+        return Ok(form_expired(deps));
+    }
+    if let Some(session) = &session {
+        deps.run(conn, req, |ctx| signin::sign_out(ctx, session))?;
+    }
+    let return_to = form_value(&form, "return_to");
+    let location = match return_to.as_str() {
+        "" => Endpoint::Login.path().to_string(),
+        given => format!(
+            "{}?return_to={}",
+            Endpoint::Login.path(),
+            crate::url::percent_encode(&signin::safe_return_to(given))
+        ),
+    };
+    Ok(see_other(&location).with_header("Set-Cookie", set_cookie(deps, signin::SESSION_COOKIE, "", 0)))
 }
 
 fn not_served_yet(_: &dyn Tx, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {

@@ -153,10 +153,14 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     let settings = Settings::from_stored(&stored)
         .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
     let lock = lock_database(&options.db_path)?;
-    // The first start makes the key that signs assertions (SPEC-v0.7 5.3).
+    // The first start makes the key that signs assertions (SPEC-v0.7 5.3)
+    // and the ones pages' codes and forms are keyed with, so reads never write.
     let now_ms = options.clock.now();
-    store::write(&mut conn, |tx| crate::core::signing::ensure_current(tx, now_ms))
-        .map_err(|e| StartError::Database(store::OpenError(format!("cannot make the signing key: {e}"))))?;
+    store::write(&mut conn, |tx| {
+        crate::core::signin::ensure_keys(tx, now_ms)?;
+        crate::core::signing::ensure_current(tx, now_ms)
+    })
+    .map_err(|e| StartError::Database(store::OpenError(format!("cannot make the signing key: {e}"))))?;
     drop(conn);
     let db_file = store::FileIdentity::of(&options.db_path).map_err(StartError::Database)?;
 

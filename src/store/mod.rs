@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod providers;
 pub mod registrations;
 pub mod replay;
+pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
 pub mod sqlite;
@@ -69,6 +70,7 @@ pub trait Tx:
     + providers::Providers
     + registrations::Registrations
     + replay::Replay
+    + sessions::Sessions
     + settings::Settings
     + signing_keys::SigningKeys
     + users::Users
@@ -94,6 +96,7 @@ pub mod prelude {
     pub use super::providers::Providers as _;
     pub use super::registrations::Registrations as _;
     pub use super::replay::Replay as _;
+    pub use super::sessions::Sessions as _;
     pub use super::settings::Settings as _;
     pub use super::signing_keys::SigningKeys as _;
     pub use super::users::Users as _;

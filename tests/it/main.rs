@@ -21,3 +21,4 @@ mod keys;
 mod mail;
 mod malformed;
 mod operations;
+mod signin;

@@ -22,6 +22,7 @@ mod outbox;
 mod providers;
 mod registrations;
 mod replay;
+mod sessions;
 mod settings;
 mod signing_keys;
 mod users;
@@ -525,6 +526,8 @@ mod index_tests {
             delegations::OF_REGISTRATION,
             delegations::REVOCATION_MARKS,
             assertions::BY_JTI,
+            sessions::SESSION,
+            sessions::SIGNIN,
             replay::FIRST_USE,
             providers::BY_ISSUER,
             documents::GET,
