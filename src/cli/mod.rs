@@ -15,6 +15,7 @@ mod provider;
 mod registrations;
 mod revoke;
 mod serve;
+mod sessions;
 mod users;
 
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ impl Command {
 }
 
 /// Every command, in the order the top-level usage lists them.
-const COMMANDS: [&Command; 10] = [
+const COMMANDS: [&Command; 11] = [
     &serve::COMMAND,
     &healthcheck::COMMAND,
     &config::COMMAND,
@@ -70,6 +71,7 @@ const COMMANDS: [&Command; 10] = [
     &users::COMMAND,
     &mail::COMMAND,
     &keys::COMMAND,
+    &sessions::COMMAND,
 ];
 
 /// `authmd --help`: built from [`COMMANDS`], so it cannot drift from theirs.

@@ -273,3 +273,76 @@ fn return_to_stays_on_this_origin_and_a_claim_link_fills_in_the_address() {
         );
     }
 }
+
+/// Signs `email` in through the form and the mailed code.
+fn sign_in<'a>(server: &'a InProcess, email: &str) -> Browser<'a> {
+    let mut browser = Browser::new(server);
+    browser.get("/login");
+    let before = server.outbox().len();
+    let csrf = browser.csrf.clone();
+    let sent = browser.post(
+        "/login",
+        &format!("email={}&return_to=%2F&csrf={csrf}", email.replace('@', "%40")),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let mail = server.wait_for_mail(before + 1);
+    let code = code_in(mail.iter().rev().find(|m| m.to == email).unwrap());
+    let csrf = browser.csrf.clone();
+    assert_eq!(
+        browser
+            .post("/login/verify", &format!("code={code}&csrf={csrf}"))
+            .status,
+        303
+    );
+    browser
+}
+
+/// SPEC-v0.7 7.2: `authmd sessions list` shows sessions (never their
+/// values) and `sessions revoke` ends them at once.
+#[test]
+fn the_operator_lists_and_ends_sessions() {
+    let server = InProcess::start();
+    let mut pat = sign_in(&server, "pat@example.com");
+    let mut kim = sign_in(&server, "kim@example.com");
+    let listed: Vec<serde_json::Value> = server
+        .cli_ok(&["sessions", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    let pat_id = listed.iter().find(|s| s["email"] == "pat@example.com").unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let values: Vec<String> = pat
+        .cookies
+        .iter()
+        .chain(kim.cookies.iter())
+        .map(|(_, v)| v.clone())
+        .collect();
+    let text = server.cli_ok(&["sessions", "list"]);
+    assert!(
+        values.iter().all(|v| !text.contains(v.as_str())),
+        "never a cookie value"
+    );
+
+    assert_eq!(
+        server.cli_ok(&["sessions", "revoke", "--user", &pat_id]),
+        "ended 1 session\n"
+    );
+    assert!(!pat.get("/").body.contains("Sign out"), "signed out at once");
+    assert!(kim.get("/").body.contains("Sign out"), "only that user's");
+    assert!(
+        !server
+            .cli(&["sessions", "revoke", "--user", "usr_nobody"])
+            .status
+            .success()
+    );
+    assert_eq!(server.cli_ok(&["sessions", "revoke", "--all"]), "ended 1 session\n");
+    assert!(!kim.get("/").body.contains("Sign out"));
+    assert_eq!(server.cli_ok(&["sessions", "list"]), "no live sessions\n");
+    // A session lasts session_ttl_secs, fixed.
+    let mut lee = sign_in(&server, "lee@example.com");
+    server.advance(Duration::from_secs(86_401));
+    assert!(!lee.get("/").body.contains("Sign out"));
+}
