@@ -36,6 +36,10 @@ p{margin:0 0 14px}\
 dl{margin:0 0 20px;font-size:14px;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}\
 dt{color:#5b6573}dd{margin:0;word-break:break-all}\
 form{margin:0}\
+label{display:block;font-size:14px;color:#5b6573}\
+input{display:block;width:100%;margin-top:6px;padding:12px 14px;border:1px solid #c9d0da;border-radius:10px;\
+font:inherit;color:#1c2430;background:#fff}\
+input:focus{outline:2px solid #1f5eff;outline-offset:1px}\
 button{width:100%;border:0;border-radius:10px;padding:14px 18px;font-family:inherit;font-size:16px;font-weight:600;line-height:1.2;cursor:pointer}\
 .primary{background:#1f5eff;color:#fff}.primary:hover{background:#1a50d9}\
 .quiet{margin-top:12px;background:none;color:#5b6573;text-decoration:underline;padding:8px}\

@@ -55,3 +55,51 @@ fn a_person_reads_the_code_off_the_claim_page_in_chromium() {
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["status"], "claimed");
 }
+
+/// SPEC-v0.7 7: a person signs in and out in Chromium on a 320 px screen,
+/// reading the code from the mail the real outbox wrote.
+#[test]
+fn a_person_signs_in_with_the_mailed_code_in_chromium() {
+    let server = TestServer::start();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/signin");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/signin.mjs"))
+        .arg(&server.base)
+        .arg(server.outbox_dir())
+        .arg("pat@example.com")
+        .arg(&shots)
+        .current_dir(root.join("tests/browser"))
+        .output()
+        .expect("node (scripts/test installs the browser test's dependencies)");
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    let steps = &result["steps"];
+    assert_eq!(steps["form"]["status"], 200);
+    for step in ["form", "sent", "signedIn"] {
+        assert!(
+            steps[step]["width"].as_u64().unwrap() <= 320,
+            "{step} overflows: {steps}"
+        );
+    }
+    assert_eq!(steps["signedIn"]["url"], format!("{}/", server.base));
+    assert!(
+        steps["signedIn"]["text"].as_str().unwrap().contains("pat@example.com"),
+        "{steps}"
+    );
+    assert!(
+        steps["signedOut"]["url"].as_str().unwrap().ends_with("/login"),
+        "{steps}"
+    );
+    assert_eq!(
+        result["errors"],
+        json!([]),
+        "console errors (a CSP violation would show here)"
+    );
+    assert!(root.join("target/signin-signed-in.png").exists());
+}
