@@ -311,3 +311,20 @@ CREATE TABLE signins (
     failures        INTEGER NOT NULL DEFAULT 0,
     created_ms      INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- step 11
+-- The current generation's claim ceremony (SPEC-v0.7 6): an attempt
+-- remembers who confirmed it on the page (and when: the code lives from
+-- then); refresh tokens, stored only as their SHA-256, are issued when a
+-- claim completes and rotate later.
+ALTER TABLE claim_attempts ADD COLUMN confirmed_user_id TEXT REFERENCES users (id);
+ALTER TABLE claim_attempts ADD COLUMN confirmed_ms INTEGER;
+CREATE TABLE refresh_tokens (
+    token_hash      BLOB PRIMARY KEY,
+    registration_id TEXT NOT NULL REFERENCES registrations (id),
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NOT NULL,
+    spent_ms        INTEGER,
+    revoked_ms      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX refresh_tokens_by_registration ON refresh_tokens (registration_id);

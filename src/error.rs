@@ -92,6 +92,14 @@ pub enum Error {
     InvalidLoginHint,
     /// 409 `already_claimed` (SPEC-v0.7 6.1, 6.4).
     AlreadyClaimed,
+    /// 400 `invalid_claim` (SPEC-v0.7 6.4): the claim token is unknown.
+    InvalidClaim,
+    /// 409 `claim_not_confirmed`: the person has not confirmed on the page yet.
+    ClaimNotConfirmed,
+    /// 410 `user_code_expired`: the code (or an unconfirmed link) expired or burned.
+    UserCodeExpired(&'static str),
+    /// 401 `invalid_user_code`: a wrong code; `remaining` tries on it.
+    InvalidUserCode { remaining: i64 },
     /// 401 `login_required` (SPEC-v0.7 4.3): the ID-JAG's `auth_time` is
     /// missing, too old or in the future; the agent re-authenticates the user
     /// at its provider. `max_age_secs` is `id_jag_max_auth_age_secs`.
@@ -190,6 +198,12 @@ impl fmt::Display for Error {
                 f.write_str("login_hint must be a recognizable identifier (e.g. an email address).")
             }
             Error::AlreadyClaimed => f.write_str("this registration was already claimed"),
+            Error::InvalidClaim => f.write_str("the claim token is not known here"),
+            Error::ClaimNotConfirmed => f.write_str("the person has not confirmed on the page yet; wait and retry"),
+            Error::UserCodeExpired(why) => write!(f, "{why}; ask for a new link at the claim URL"),
+            Error::InvalidUserCode { remaining } => {
+                write!(f, "the code is wrong; {remaining} tries left on it")
+            }
             Error::LoginRequired { why, max_age_secs } => write!(
                 f,
                 "{why}: the user must sign in at the provider again (at most {max_age_secs} s before the ID-JAG)"
@@ -332,6 +346,10 @@ pub(crate) mod examples {
             Error::ServiceAuthNotEnabled => Error::ServiceAuthNotEnabled,
             Error::InvalidLoginHint => Error::InvalidLoginHint,
             Error::AlreadyClaimed => Error::AlreadyClaimed,
+            Error::InvalidClaim => Error::InvalidClaim,
+            Error::ClaimNotConfirmed => Error::ClaimNotConfirmed,
+            Error::UserCodeExpired(_) => Error::UserCodeExpired(""),
+            Error::InvalidUserCode { .. } => Error::InvalidUserCode { remaining: 1 },
             Error::RateLimited { .. } => Error::RateLimited { retry_after_secs: 1, flow: "claim" },
             Error::Edge(Edge::Malformed(_)) => Error::Edge(Edge::Malformed("")),
             Error::Edge(Edge::Timeout) => Error::Edge(Edge::Timeout),

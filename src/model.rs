@@ -180,10 +180,11 @@ pub enum EventName {
     SigninRequested,
     SigninSucceeded,
     SigninFailed,
+    ClaimConfirmedOnPage,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 19] = [
+    pub const ALL: [EventName; 20] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -203,6 +204,7 @@ impl EventName {
         EventName::SigninRequested,
         EventName::SigninSucceeded,
         EventName::SigninFailed,
+        EventName::ClaimConfirmedOnPage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -226,6 +228,7 @@ impl EventName {
             EventName::SigninRequested => "signin.requested",
             EventName::SigninSucceeded => "signin.succeeded",
             EventName::SigninFailed => "signin.failed",
+            EventName::ClaimConfirmedOnPage => "claim.confirmed_on_page",
         }
     }
 

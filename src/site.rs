@@ -66,13 +66,18 @@ pub enum Endpoint {
     Logout,
     /// `GET /`: who is signed in.
     Home,
+    /// SPEC-v0.7 6.2: the page's two forms.
+    ClaimConfirm,
+    ClaimRejectPage,
+    /// SPEC-v0.7 6.4.
+    IdentityClaimComplete,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 26] = [
+    pub const ALL: [Endpoint; 29] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -99,6 +104,9 @@ impl Endpoint {
         Endpoint::LoginVerify,
         Endpoint::Logout,
         Endpoint::Home,
+        Endpoint::ClaimConfirm,
+        Endpoint::ClaimRejectPage,
+        Endpoint::IdentityClaimComplete,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -129,6 +137,9 @@ impl Endpoint {
             Endpoint::LoginVerify => "/login/verify",
             Endpoint::Logout => "/logout",
             Endpoint::Home => "/",
+            Endpoint::ClaimConfirm => "/claim/confirm",
+            Endpoint::ClaimRejectPage => "/claim/reject",
+            Endpoint::IdentityClaimComplete => "/agent/identity/claim/complete",
         }
     }
 }

@@ -46,15 +46,15 @@ pub(super) fn new_code() -> String {
     }
 }
 
-fn otp_key(tx: &dyn Tx, now_ms: UnixMs) -> Result<hmac::Key, Error> {
+pub(super) fn otp_key(tx: &dyn Tx, now_ms: UnixMs) -> Result<hmac::Key, Error> {
     super::hmac_key(tx, OTP_KEY, now_ms)
 }
 
-fn otp_message(attempt_id: &str, code: &str) -> Vec<u8> {
+pub(super) fn otp_message(attempt_id: &str, code: &str) -> Vec<u8> {
     format!("{attempt_id}:{code}").into_bytes()
 }
 
-fn event<'a>(registration_id: &'a str, client_ip: Option<&'a str>, detail: Value) -> audit::NewEvent<'a> {
+pub(super) fn event<'a>(registration_id: &'a str, client_ip: Option<&'a str>, detail: Value) -> audit::NewEvent<'a> {
     audit::NewEvent {
         registration_id: Some(registration_id),
         client_ip,

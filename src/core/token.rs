@@ -103,7 +103,9 @@ fn scopes(ctx: &Ctx<'_>, registration: &Registration) -> Result<Vec<String>, Err
         (RegistrationKind::Anonymous, Status::Unclaimed | Status::PendingClaim) => {
             Ok(settings.pre_claim_scopes.clone())
         }
-        (RegistrationKind::Anonymous, Status::Claimed) => Ok(settings.post_claim_scopes.clone()),
+        (RegistrationKind::Anonymous | RegistrationKind::ServiceAuth, Status::Claimed) => {
+            Ok(settings.post_claim_scopes.clone())
+        }
         (RegistrationKind::AgentProvider, Status::Active | Status::Claimed) => Ok(crate::model::split_scopes(
             registration.scopes.as_deref().unwrap_or_default(),
         )),

@@ -189,6 +189,89 @@ pub fn enter_code(status: u16, resource_name: &str, csrf: &str, note: &str) -> R
     page(status, resource_name, "Check your email", &body)
 }
 
+/// What the v0.7 confirm page names (SPEC-v0.7 6.2).
+pub struct IdentityClaim<'a> {
+    pub resource_name: &'a str,
+    pub agent: &'a str,
+    pub scopes: &'a [String],
+    pub registration_id: &'a str,
+    pub signed_in_as: &'a str,
+    pub attempt_token: &'a str,
+    pub csrf: &'a str,
+}
+
+/// The page a claim link opens, signed in as the right person: what the
+/// agent will get, "Authorize", and "This wasn't me".
+pub fn identity_claim(details: &IdentityClaim<'_>) -> Response {
+    let e = escape;
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"claim_attempt_token\" value=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        e(details.attempt_token),
+        e(details.csrf)
+    );
+    let body = format!(
+        "<h1>An AI agent asks to act for you</h1>\
+         <p>{agent} registered with {name} and says it acts for you. If you authorize it, it can use {name} \
+         with these permissions, and you will get a code to read back to it.</p>\
+         <dl><dt>Permissions</dt><dd>{scopes}</dd><dt>Registration</dt><dd>{reg}</dd>\
+         <dt>Signed in as</dt><dd>{who}</dd></dl>\
+         <form method=\"post\" action=\"{confirm}\">{hidden}<button class=\"primary\" type=\"submit\">Authorize</button></form>\
+         <form method=\"post\" action=\"{reject}\">{hidden}<button class=\"quiet\" type=\"submit\">This wasn't me</button></form>",
+        agent = e(details.agent),
+        name = e(details.resource_name),
+        scopes = e(&details.scopes.join(", ")),
+        reg = e(details.registration_id),
+        who = e(details.signed_in_as),
+        confirm = Endpoint::ClaimConfirm.path(),
+        reject = Endpoint::ClaimRejectPage.path(),
+    );
+    page(200, details.resource_name, "Authorize an AI agent", &body)
+}
+
+/// After "Authorize": the code to read back, and until when.
+pub fn identity_code(resource_name: &str, code: &str, expires: &str) -> Response {
+    let body = format!(
+        "<h1>Read this code back to the agent</h1>\
+         <div class=\"code\" id=\"user-code\">{code}</div>\
+         <p class=\"muted\">It works until {expires}. If it runs out, ask the agent for a new link.</p>",
+        code = escape(code),
+        expires = escape(expires),
+    );
+    page(200, resource_name, "Your code", &body)
+}
+
+/// Signed in as someone the link is not for: who it is for, and a way out.
+pub fn wrong_account(resource_name: &str, expected: &str, csrf: &str, return_to: &str) -> Response {
+    let body = format!(
+        "<h1>This link is for another account</h1>\
+         <p>It is for <strong>{expected}</strong>. Sign out, then sign in with that address.</p>\
+         <form method=\"post\" action=\"{logout}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
+         <button class=\"primary\" type=\"submit\">Sign out</button></form>",
+        expected = escape(expected),
+        logout = Endpoint::Logout.path(),
+        csrf = escape(csrf),
+        return_to = escape(return_to),
+    );
+    page(403, resource_name, "Another account", &body)
+}
+
+/// "This wasn't me", asked once more before anything changes.
+pub fn confirm_identity_reject(resource_name: &str, attempt_token: &str, csrf: &str) -> Response {
+    let body = format!(
+        "<h1>Turn this agent away?</h1><p>The agent will not be able to act for you with this link.</p>\
+         <form method=\"post\" action=\"{reject}\">\
+         <input type=\"hidden\" name=\"claim_attempt_token\" value=\"{token}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">\
+         <button class=\"danger\" type=\"submit\">Yes, this wasn't me</button></form>",
+        reject = Endpoint::ClaimRejectPage.path(),
+        token = escape(attempt_token),
+        csrf = escape(csrf),
+    );
+    page(200, resource_name, "Turn the agent away", &body)
+}
+
 /// `GET /`: who is signed in, with a sign-out form, or a sign-in link.
 pub fn home(resource_name: &str, signed_in: Option<(&str, &str)>) -> Response {
     let body = match signed_in {

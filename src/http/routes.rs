@@ -154,8 +154,10 @@ const ROUTES: &[Route] = &[
     row(V0_7, Fixed(Endpoint::Jwks), Read, &[], "jwks", Public, Profile, jwks),
     row(V0_7, Fixed(Endpoint::Identity), Post, &[], "identity", NoStore, Profile, identity),
     row(V0_7, Fixed(Endpoint::IdentityClaim), Post, &[Claim], "identity_claim", NoStore, Profile, identity_claim),
-    // The pages of the v0.7 ceremony are not served yet (issue 12): their place answers 404.
-    row(V0_7, Fixed(Endpoint::ClaimPage), Read, &[], "claim_page", NoStore, Profile, not_served_yet),
+    row(V0_7, Fixed(Endpoint::IdentityClaimComplete), Post, &[Claim], "identity_claim_complete", NoStore, Profile, identity_claim_complete),
+    row(V0_7, Fixed(Endpoint::ClaimPage), Read, &[], "claim_page", NoStore, Page, identity_claim_page),
+    row(V0_7, Fixed(Endpoint::ClaimConfirm), Post, &[Claim], "claim_confirm", NoStore, Page, identity_claim_confirm),
+    row(V0_7, Fixed(Endpoint::ClaimRejectPage), Post, &[Claim], "claim_reject_page", NoStore, Page, identity_claim_reject),
     row(V0_7, Fixed(Endpoint::Home), Read, &[], "home", NoStore, Page, home),
     row(V0_7, Fixed(Endpoint::Login), Read, &[], "login", NoStore, Page, login_page),
     row(V0_7, Fixed(Endpoint::Login), Post, &[], "login", NoStore, Page, login),
@@ -634,8 +636,142 @@ fn logout(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Err
     Ok(see_other(&location).with_header("Set-Cookie", set_cookie(deps, signin::SESSION_COOKIE, "", 0)))
 }
 
-fn not_served_yet(_: &dyn Tx, _: &Deps<'_>, _: &Request) -> Result<Response, Error> {
-    Err(Error::NotFound)
+/// `POST /agent/identity/claim/complete` (SPEC-v0.7 6.4).
+fn identity_claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let body = json_body(req)?;
+    let answer = deps.run(conn, req, |ctx| v0_7::complete(ctx, &body))?;
+    Ok(Response::json(200, &answer))
+}
+
+/// The page a v0.7 claim link opens, and the answer to a link not open.
+fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
+    use crate::core::ceremony::Closed as Link;
+    let name = &deps.config.settings.resource_name;
+    match closed {
+        Link::Unknown => pages::notice(404, name, "This link is not valid", "Ask the agent for a new link."),
+        Link::Replaced => pages::notice(
+            410,
+            name,
+            "This link was replaced",
+            "The agent asked for a newer link, or this one was cancelled. Use the newest one.",
+        ),
+        Link::Expired => pages::notice(410, name, "This link has expired", "Ask the agent for a new link."),
+        Link::Claimed => pages::notice(
+            200,
+            name,
+            "Already confirmed",
+            "This agent was already confirmed. Nothing more to do.",
+        ),
+        Link::WrongAccount { expected } => {
+            let here = format!("{}?{}", req.path, req.query.as_deref().unwrap_or_default());
+            pages::wrong_account(name, &expected, csrf, &here)
+        }
+    }
+}
+
+/// `GET /claim?claim_attempt_token=...` (SPEC-v0.7 6.2): signed out, to
+/// sign-in first; then the gates; then the confirm page. Reads only.
+fn identity_claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let Some((user, binding)) = signed_in(conn, deps, req)? else {
+        let here = format!("{}?{}", req.path, req.query.as_deref().unwrap_or_default());
+        return Ok(see_other(&format!(
+            "{}?return_to={}",
+            Endpoint::Login.path(),
+            crate::url::percent_encode(&here)
+        )));
+    };
+    let token = query_param(req, "claim_attempt_token").unwrap_or_default();
+    let csrf = signin::csrf_token(conn, &binding, deps.now_ms)?;
+    Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
+        Ok((_, registration)) => {
+            let settings = &deps.config.settings;
+            let agent = match registration.kind {
+                crate::model::RegistrationKind::Anonymous => "An AI agent",
+                crate::model::RegistrationKind::ServiceAuth => "An AI agent you sent here",
+                _ => "An AI agent from a provider you use",
+            };
+            pages::identity_claim(&pages::IdentityClaim {
+                resource_name: &settings.resource_name,
+                agent,
+                scopes: &settings.post_claim_scopes,
+                registration_id: &registration.id,
+                signed_in_as: user.email.as_deref().unwrap_or(&user.id),
+                attempt_token: &token,
+                csrf: &csrf,
+            })
+        }
+        Err(closed) => identity_link_page(deps, req, closed, &csrf),
+    })
+}
+
+/// A form of the claim page: the signed-in person, their CSRF token checked,
+/// and the attempt token; `Err` is the page that answers otherwise.
+fn claim_form(
+    conn: &dyn Tx,
+    deps: &Deps<'_>,
+    req: &Request,
+) -> Result<Result<(Form, crate::store::users::User, String), Response>, Error> {
+    let form = form_body(req)?;
+    let Some((user, binding)) = signed_in(conn, deps, req)? else {
+        return Ok(Err(form_expired(deps)));
+    };
+    if !csrf_matches(conn, deps, Some(&binding), &form) {
+        return Ok(Err(form_expired(deps)));
+    }
+    let csrf = signin::csrf_token(conn, &binding, deps.now_ms)?;
+    Ok(Ok((form, user, csrf)))
+}
+
+/// `POST /claim/confirm`: the code, shown once.
+fn identity_claim_confirm(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let (form, user, csrf) = match claim_form(conn, deps, req)? {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
+    };
+    let token = form_value(&form, "claim_attempt_token");
+    Ok(
+        match deps.run(conn, req, |ctx| crate::core::ceremony::confirm(ctx, &token, &user))? {
+            Ok((code, expires_ms)) => pages::identity_code(
+                &deps.config.settings.resource_name,
+                &code,
+                &crate::time::rfc3339(expires_ms),
+            ),
+            Err(crate::core::ceremony::Closed::Claimed) => pages::notice(
+                409,
+                &deps.config.settings.resource_name,
+                "Already confirmed",
+                "This agent was already confirmed.",
+            ),
+            Err(other) => identity_link_page(deps, req, other, &csrf),
+        },
+    )
+}
+
+/// `POST /claim/reject`: asks once more; only `confirm=yes` cancels.
+fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
+    let (form, user, csrf) = match claim_form(conn, deps, req)? {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
+    };
+    let token = form_value(&form, "claim_attempt_token");
+    let name = &deps.config.settings.resource_name;
+    if form_value(&form, "confirm") != "yes" {
+        return Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
+            Ok(_) => pages::confirm_identity_reject(name, &token, &csrf),
+            Err(closed) => identity_link_page(deps, req, closed, &csrf),
+        });
+    }
+    Ok(
+        match deps.run(conn, req, |ctx| crate::core::ceremony::reject(ctx, &token, &user))? {
+            Ok(()) => pages::notice(
+                200,
+                name,
+                "The agent was turned away",
+                "It cannot act for you with this link.",
+            ),
+            Err(other) => identity_link_page(deps, req, other, &csrf),
+        },
+    )
 }
 
 fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {

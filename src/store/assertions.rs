@@ -23,4 +23,14 @@ pub struct StoredAssertion {
 pub trait Assertions {
     fn record_assertion(&self, assertion: &NewAssertion<'_>) -> Result<()>;
     fn assertion(&self, jti: &str) -> Result<Option<StoredAssertion>>;
+    /// Revokes every live assertion of a registration; returns how many.
+    fn revoke_assertions_of(&self, registration_id: &str, now_ms: UnixMs) -> Result<usize>;
+    /// Stores a refresh token's hash (SPEC-v0.7 9), live until `expires_ms`.
+    fn insert_refresh_token(
+        &self,
+        token_hash: &crate::secrets::SecretHash,
+        registration_id: &str,
+        now_ms: UnixMs,
+        expires_ms: UnixMs,
+    ) -> Result<()>;
 }

@@ -54,6 +54,9 @@ pub struct Attempt {
     pub otp_mac: Option<Vec<u8>>,
     pub otp_expires_ms: Option<UnixMs>,
     pub otp_failures: i64,
+    /// v0.7: who confirmed the attempt on the page, and when.
+    pub confirmed_user_id: Option<String>,
+    pub confirmed_ms: Option<UnixMs>,
 }
 
 pub struct NewAttempt<'a> {
@@ -78,6 +81,16 @@ pub trait Attempts {
     fn record_attempt_failure(&self, id: &str, burn_at: i64) -> Result<i64>;
     /// Sets the status and erases the code.
     fn set_attempt_status(&self, id: &str, status: AttemptStatus) -> Result<()>;
+    /// v0.7 (SPEC-v0.7 6.2): `user_id` confirmed the attempt on the page;
+    /// a fresh code's MAC replaces any earlier one.
+    fn confirm_attempt(
+        &self,
+        id: &str,
+        user_id: &str,
+        mac: &[u8],
+        code_expires_ms: UnixMs,
+        now_ms: UnixMs,
+    ) -> Result<()>;
     /// Closes every open attempt of a registration (it ended some other way).
     fn close_attempts(&self, registration_id: &str) -> Result<()>;
     /// Closes the open attempts of the chosen registrations and erases their codes.

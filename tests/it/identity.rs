@@ -335,13 +335,13 @@ fn a_claim_request_opens_a_new_link_each_time() {
     );
     let listed = server.cli_ok(&["registrations", "list", "--json"]);
     assert!(listed.contains("pending_claim"), "{listed}");
-    // The link's page is not served yet.
+    // The link's page asks a person who is not signed in to sign in first.
     let path = second["attempt"]["verification_uri"]
         .as_str()
         .unwrap()
         .trim_start_matches(&server.base)
         .to_string();
-    assert_eq!(server.get(&path).status, 404);
+    assert_eq!(server.get(&path).status, 303);
 
     claim(token, "not an address").assert_error(400, "invalid_login_hint");
     claim("clm_unknown", "bob@example.com").assert_error(401, "invalid_claim_token");

@@ -7,6 +7,7 @@ mod common;
 mod anonymous;
 mod bad_input;
 mod browser;
+mod ceremony;
 mod claim;
 mod claim_states;
 mod cli;

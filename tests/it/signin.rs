@@ -7,14 +7,14 @@ use std::time::Duration;
 use crate::common::{Client, InProcess, Reply};
 
 /// A browser's cookie jar and the last form's CSRF token, by hand.
-struct Browser<'a> {
+pub struct Browser<'a> {
     server: &'a InProcess,
-    cookies: Vec<(String, String)>,
-    csrf: String,
+    pub cookies: Vec<(String, String)>,
+    pub csrf: String,
 }
 
 impl<'a> Browser<'a> {
-    fn new(server: &'a InProcess) -> Browser<'a> {
+    pub fn new(server: &'a InProcess) -> Browser<'a> {
         Browser {
             server,
             cookies: Vec::new(),
@@ -48,13 +48,13 @@ impl<'a> Browser<'a> {
         reply
     }
 
-    fn get(&mut self, path: &str) -> Reply {
+    pub fn get(&mut self, path: &str) -> Reply {
         let cookies = self.cookie_header();
         let reply = self.server.request("GET", path, &[("Cookie", &cookies)], b"");
         self.take(reply)
     }
 
-    fn post(&mut self, path: &str, form: &str) -> Reply {
+    pub fn post(&mut self, path: &str, form: &str) -> Reply {
         let cookies = self.cookie_header();
         let reply = self.server.request(
             "POST",
@@ -275,7 +275,7 @@ fn return_to_stays_on_this_origin_and_a_claim_link_fills_in_the_address() {
 }
 
 /// Signs `email` in through the form and the mailed code.
-fn sign_in<'a>(server: &'a InProcess, email: &str) -> Browser<'a> {
+pub fn sign_in<'a>(server: &'a InProcess, email: &str) -> Browser<'a> {
     let mut browser = Browser::new(server);
     browser.get("/login");
     let before = server.outbox().len();

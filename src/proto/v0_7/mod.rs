@@ -9,11 +9,11 @@
 //! ```
 //!
 //! Served so far (issue 12, in progress): the anonymous, `service_auth` and
-//! ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`
-//! (a new attempt), and the token exchange. `refresh`, and an ID-JAG that is
-//! a first link, answer `400 invalid_request` saying they are not served
-//! yet; the pages an attempt's link opens are not served yet either, and
-//! discovery does not advertise the v0.7 endpoints until they all are.
+//! ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`,
+//! `/agent/identity/claim/complete` (with its pages, in `http`), and the
+//! token exchange. `refresh`, and an ID-JAG that is a first link, answer
+//! `400 invalid_request` saying they are not served yet, and discovery does
+//! not advertise the v0.7 endpoints until they all are.
 
 pub mod error;
 
@@ -215,6 +215,53 @@ pub struct ClaimStarted {
     #[serde(rename = "type")]
     kind: &'static str,
     attempt: AttemptAnswer,
+}
+
+/// `POST /agent/identity/claim/complete` (SPEC-v0.7 6.4):
+/// `{"claim_token","user_code"}`, the code six digits.
+pub fn complete(ctx: &Ctx<'_>, body: &Value) -> Result<ClaimCompleted, Error> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| Error::InvalidRequest("the body must be a JSON object".into()))?;
+    let token = required_str(object, "claim_token")?;
+    let code = required_str(object, "user_code")?;
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::InvalidRequest("`user_code` must be six digits".into()));
+    }
+    let done = crate::core::ceremony::complete(ctx, token, code)?;
+    Ok(ClaimCompleted {
+        id: done.registration_id,
+        status: "claimed",
+        identity: ClaimedIdentity {
+            assertion: done.assertion.token().to_string(),
+            expires_at: rfc3339(done.assertion.expires_ms()),
+            refresh_token: RefreshToken {
+                value: done.refresh_token,
+                expires_at: rfc3339(done.refresh_expires_ms),
+            },
+        },
+    })
+}
+
+/// The one-shot 200 of `/complete`; it carries secrets.
+#[derive(Debug, Serialize)]
+pub struct ClaimCompleted {
+    id: String,
+    status: &'static str,
+    identity: ClaimedIdentity,
+}
+
+#[derive(Debug, Serialize)]
+struct ClaimedIdentity {
+    assertion: String,
+    expires_at: String,
+    refresh_token: RefreshToken,
+}
+
+#[derive(Debug, Serialize)]
+struct RefreshToken {
+    value: String,
+    expires_at: String,
 }
 
 /// RFC 7523's grant type, the only one the token endpoint takes.

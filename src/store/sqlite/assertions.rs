@@ -17,6 +17,26 @@ impl Assertions for Connection {
         Ok(())
     }
 
+    fn revoke_assertions_of(&self, registration_id: &str, now_ms: crate::time::UnixMs) -> Result<usize> {
+        Ok(self
+            .prepare_cached("UPDATE assertions SET revoked_ms = ?2 WHERE registration_id = ?1 AND revoked_ms IS NULL")?
+            .execute(params![registration_id, now_ms])?)
+    }
+
+    fn insert_refresh_token(
+        &self,
+        token_hash: &crate::secrets::SecretHash,
+        registration_id: &str,
+        now_ms: crate::time::UnixMs,
+        expires_ms: crate::time::UnixMs,
+    ) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO refresh_tokens (token_hash, registration_id, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![&token_hash[..], registration_id, now_ms, expires_ms])?;
+        Ok(())
+    }
+
     fn assertion(&self, jti: &str) -> Result<Option<StoredAssertion>> {
         Ok(self
             .prepare_cached(BY_JTI)?

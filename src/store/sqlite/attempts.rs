@@ -12,8 +12,7 @@ use crate::store::attempts::*;
 use crate::store::registrations::Selection;
 use crate::time::UnixMs;
 
-const COLUMNS: &str =
-    "id, registration_id, email, status, created_ms, expires_ms, otp_mac, otp_expires_ms, otp_failures";
+const COLUMNS: &str = "id, registration_id, email, status, created_ms, expires_ms, otp_mac, otp_expires_ms, otp_failures, confirmed_user_id, confirmed_ms";
 
 /// The lookups of `attempt_by_token_hash` and `open_attempt_of`, planned by `index_tests`.
 pub(crate) static BY_TOKEN_HASH: LazyLock<String> =
@@ -32,6 +31,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Attempt> {
         otp_mac: row.get(6)?,
         otp_expires_ms: row.get(7)?,
         otp_failures: row.get(8)?,
+        confirmed_user_id: row.get(9)?,
+        confirmed_ms: row.get(10)?,
     })
 }
 
@@ -100,6 +101,22 @@ impl Attempts for Connection {
     }
 
     /// Closes every open attempt of a registration (it ended some other way).
+    fn confirm_attempt(
+        &self,
+        id: &str,
+        user_id: &str,
+        mac: &[u8],
+        code_expires_ms: UnixMs,
+        now_ms: UnixMs,
+    ) -> Result<()> {
+        self.prepare_cached(
+            "UPDATE claim_attempts SET confirmed_user_id = ?2, confirmed_ms = ?5, otp_mac = ?3, otp_expires_ms = ?4,
+                    otp_failures = 0 WHERE id = ?1",
+        )?
+        .execute(params![id, user_id, mac, code_expires_ms, now_ms])?;
+        Ok(())
+    }
+
     fn close_attempts(&self, registration_id: &str) -> Result<()> {
         self.prepare_cached(
             "UPDATE claim_attempts SET status = 'closed', otp_mac = NULL WHERE registration_id = ?1 AND status = 'open'",

@@ -1,0 +1,200 @@
+//! The current generation's claim ceremony (SPEC-v0.7 6) end to end: the
+//! agent hands a person a link; they sign in, see what the agent asks,
+//! authorize, read the code off the page; the agent completes with it and
+//! gets an assertion with the person's address and a refresh token.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::common::{Client, InProcess};
+use crate::signin::{Browser, sign_in};
+
+fn claims_of(assertion: &str) -> Value {
+    let part = assertion.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn exchange(server: &InProcess, assertion: &str) -> crate::common::Reply {
+    server.request(
+        "POST",
+        "/oauth2/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}").as_bytes(),
+    )
+}
+
+fn complete(server: &InProcess, claim_token: &str, code: &str) -> crate::common::Reply {
+    let body = json!({ "claim_token": claim_token, "user_code": code });
+    server.post_json("/agent/identity/claim/complete", &body.to_string())
+}
+
+/// A `service_auth` registration for `email`: the answer, its link's path
+/// and its attempt token.
+fn service_auth(server: &InProcess, email: &str) -> (Value, String, String) {
+    let body = json!({ "type": "service_auth", "login_hint": email });
+    let made = server.post_json("/agent/identity", &body.to_string()).json();
+    let link = made["claim"]["attempt"]["verification_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&server.base)
+        .to_string();
+    let token = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
+    (made, link, token)
+}
+
+fn code_on(page: &str) -> String {
+    let at = page.find(r#"id="user-code">"#).expect("the code on the page") + r#"id="user-code">"#.len();
+    page[at..at + 6].to_string()
+}
+
+#[test]
+fn an_anonymous_agent_is_claimed_by_the_person_who_signs_in_and_confirms() {
+    let server = InProcess::start();
+    let made = server.post_json("/agent/identity", r#"{"type":"anonymous"}"#).json();
+    let claim_token = made["claim"]["token"].as_str().unwrap().to_string();
+    let pre_claim = made["identity"]["assertion"].as_str().unwrap().to_string();
+    let pre_access = exchange(&server, &pre_claim).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = server
+        .post_json(
+            "/agent/identity/claim",
+            &json!({ "type": "service_auth", "claim_token": claim_token, "login_hint": "pat@example.com" }).to_string(),
+        )
+        .json();
+    let link = started["attempt"]["verification_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&server.base)
+        .to_string();
+
+    // Signed out, the link goes to sign-in first, and back.
+    let mut stranger = Browser::new(&server);
+    let bounced = stranger.get(&link);
+    assert_eq!(bounced.status, 303);
+    assert!(
+        bounced
+            .header("location")
+            .unwrap()
+            .starts_with("/login?return_to=%2Fclaim%3Fclaim_attempt_token%3Dcvt_")
+    );
+
+    complete(&server, &claim_token, "123456").assert_error(409, "claim_not_confirmed");
+    let mut kim = sign_in(&server, "kim@example.com");
+    let wrong = kim.get(&link);
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert!(wrong.body.contains("pat@example.com"), "names the account it is for");
+
+    let mut pat = sign_in(&server, "pat@example.com");
+    let page = pat.get(&link);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Authorize") && page.body.contains(made["id"].as_str().unwrap()));
+    assert!(
+        !page.body.contains(r#"id="user-code""#),
+        "opening the link mints nothing"
+    );
+    let token = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
+    let csrf = pat.csrf.clone();
+    let shown = pat.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"));
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let code = code_on(&shown.body);
+
+    let wrong_code = if code == "000000" { "111111" } else { "000000" };
+    complete(&server, &claim_token, wrong_code).assert_error(401, "invalid_user_code");
+    let done = complete(&server, &claim_token, &code);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.header("cache-control"), Some("no-store"));
+    let done = done.json();
+    assert_eq!(done["id"], made["id"]);
+    assert_eq!(done["status"], "claimed");
+    let refresh = done["identity"]["refresh_token"]["value"].as_str().unwrap();
+    assert!(refresh.starts_with("authmd_rt_"), "{refresh}");
+    let assertion = done["identity"]["assertion"].as_str().unwrap();
+    assert_eq!(claims_of(assertion)["email"], "pat@example.com");
+    complete(&server, &claim_token, &code).assert_error(409, "already_claimed");
+
+    // The pre-claim identity is over; the claimed one gets the post-claim scopes.
+    assert_eq!(exchange(&server, &pre_claim).json()["error"], "invalid_grant");
+    server
+        .get_with_token("/api/resource", &pre_access)
+        .assert_error(401, "invalid_token");
+    let access = exchange(&server, assertion).json();
+    assert_eq!(access["scope"], "api.read api.write");
+    let me = server
+        .get_with_token("/api/resource", access["access_token"].as_str().unwrap())
+        .json();
+    assert_eq!(me["status"], "claimed");
+
+    for event in ["claim.confirmed_on_page", "otp.generated", "claim.confirmed"] {
+        assert_eq!(server.events(event).len(), 1, "{event}");
+    }
+    let issued = server.events("credential.issued");
+    assert!(
+        issued.iter().any(|e| e["credential_type"] == "refresh_token"),
+        "{issued:?}"
+    );
+    let audit = server.cli_ok(&["audit", "--json"]);
+    assert!(
+        !audit.contains(&code) && !audit.contains(refresh),
+        "no code or token in the audit log"
+    );
+}
+
+#[test]
+fn this_wasnt_me_rejects_a_service_auth_registration_after_asking_twice() {
+    let server = InProcess::start();
+    let (made, link, token) = service_auth(&server, "lee@example.com");
+    let mut lee = sign_in(&server, "lee@example.com");
+    lee.get(&link);
+    let csrf = lee.csrf.clone();
+    let asked = lee.post("/claim/reject", &format!("claim_attempt_token={token}&csrf={csrf}"));
+    assert!(
+        asked.body.contains("Yes, this wasn't me") || asked.body.contains("Yes, this wasn&#39;t me"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(lee.get(&link).status, 200, "nothing changed on the first press");
+    let csrf = lee.csrf.clone();
+    assert_eq!(
+        lee.post("/claim/reject", &format!("claim_attempt_token={token}&csrf={csrf}"))
+            .status,
+        200
+    );
+    let csrf = lee.csrf.clone();
+    let rejected = lee.post(
+        "/claim/reject",
+        &format!("claim_attempt_token={token}&csrf={csrf}&confirm=yes"),
+    );
+    assert_eq!(rejected.status, 200, "{}", rejected.body);
+    assert_eq!(lee.get(&link).status, 410, "the link is cancelled");
+    complete(&server, made["claim"]["token"].as_str().unwrap(), "123456").assert_error(410, "claim_expired");
+    assert_eq!(server.events("claim.rejected")[0]["registration_status"], "rejected");
+    // No CSRF token: nothing happens.
+    let (_, _, token) = service_auth(&server, "lee@example.com");
+    assert_eq!(
+        lee.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf=forged"))
+            .status,
+        403
+    );
+    assert!(server.events("otp.generated").is_empty());
+}
+
+/// A `service_auth` registration has no identity until the person confirms;
+/// then its assertion carries their address and the post-claim scopes.
+#[test]
+fn a_service_auth_agent_gets_its_first_identity_at_the_claim() {
+    let server = InProcess::start();
+    let (made, link, token) = service_auth(&server, "ana@example.com");
+    let mut ana = sign_in(&server, "ana@example.com");
+    ana.get(&link);
+    let csrf = ana.csrf.clone();
+    let code = code_on(
+        &ana.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"))
+            .body,
+    );
+    let done = complete(&server, made["claim"]["token"].as_str().unwrap(), &code).json();
+    let assertion = done["identity"]["assertion"].as_str().unwrap();
+    assert_eq!(claims_of(assertion)["email"], "ana@example.com");
+    assert_eq!(exchange(&server, assertion).json()["scope"], "api.read api.write");
+}
