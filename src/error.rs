@@ -100,6 +100,8 @@ pub enum Error {
     UserCodeExpired(&'static str),
     /// 401 `invalid_user_code`: a wrong code; `remaining` tries on it.
     InvalidUserCode { remaining: i64 },
+    /// 400 `invalid_refresh_token` (SPEC-v0.7 4.4, 9).
+    InvalidRefreshToken,
     /// 401 `login_required` (SPEC-v0.7 4.3): the ID-JAG's `auth_time` is
     /// missing, too old or in the future; the agent re-authenticates the user
     /// at its provider. `max_age_secs` is `id_jag_max_auth_age_secs`.
@@ -201,6 +203,7 @@ impl fmt::Display for Error {
             Error::InvalidClaim => f.write_str("the claim token is not known here"),
             Error::ClaimNotConfirmed => f.write_str("the person has not confirmed on the page yet; wait and retry"),
             Error::UserCodeExpired(why) => write!(f, "{why}; ask for a new link at the claim URL"),
+            Error::InvalidRefreshToken => f.write_str("The refresh token is invalid, expired, or already used."),
             Error::InvalidUserCode { remaining } => {
                 write!(f, "the code is wrong; {remaining} tries left on it")
             }
@@ -350,6 +353,7 @@ pub(crate) mod examples {
             Error::ClaimNotConfirmed => Error::ClaimNotConfirmed,
             Error::UserCodeExpired(_) => Error::UserCodeExpired(""),
             Error::InvalidUserCode { .. } => Error::InvalidUserCode { remaining: 1 },
+            Error::InvalidRefreshToken => Error::InvalidRefreshToken,
             Error::RateLimited { .. } => Error::RateLimited { retry_after_secs: 1, flow: "claim" },
             Error::Edge(Edge::Malformed(_)) => Error::Edge(Edge::Malformed("")),
             Error::Edge(Edge::Timeout) => Error::Edge(Edge::Timeout),

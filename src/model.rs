@@ -181,10 +181,12 @@ pub enum EventName {
     SigninSucceeded,
     SigninFailed,
     ClaimConfirmedOnPage,
+    RefreshTokenRotated,
+    RefreshTokenReused,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 20] = [
+    pub const ALL: [EventName; 22] = [
         EventName::RegistrationCreated,
         EventName::CredentialIssued,
         EventName::ClaimRequested,
@@ -205,6 +207,8 @@ impl EventName {
         EventName::SigninSucceeded,
         EventName::SigninFailed,
         EventName::ClaimConfirmedOnPage,
+        EventName::RefreshTokenRotated,
+        EventName::RefreshTokenReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -229,6 +233,8 @@ impl EventName {
             EventName::SigninSucceeded => "signin.succeeded",
             EventName::SigninFailed => "signin.failed",
             EventName::ClaimConfirmedOnPage => "claim.confirmed_on_page",
+            EventName::RefreshTokenRotated => "refresh_token.rotated",
+            EventName::RefreshTokenReused => "refresh_token.reused",
         }
     }
 

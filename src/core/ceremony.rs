@@ -12,10 +12,10 @@ use std::time::Duration;
 use ring::hmac;
 use serde_json::json;
 
+use super::Ctx;
 use super::claim::{event, new_code, otp_key, otp_message};
-use super::issue::{SignedAssertion, issue_assertion};
+use super::issue::{MintedRefresh, SignedAssertion, issue_assertion, issue_refresh};
 use super::lifecycle::{self, Event};
-use super::{Ctx, detail};
 use crate::error::Error;
 use crate::model::{EventName, Generation, RegistrationKind, Status};
 use crate::secrets;
@@ -148,8 +148,7 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, user_code: &str) -> Result<Com
     let (settings, site, now_ms) = (&ctx.config.settings, &ctx.config.site, ctx.now_ms);
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
     let token_hash = secrets::hash(claim_token);
-    let refresh_token = secrets::new_credential(&settings.refresh_token_prefix);
-    let refresh_expires_ms = now_ms + Duration::from_secs(settings.refresh_token_ttl_secs);
+    let refresh = MintedRefresh::new(settings, now_ms);
     ctx.writer.write(|tx| {
         let registration = tx
             .registration_by_claim_token_hash(&token_hash)?
@@ -221,21 +220,12 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, user_code: &str) -> Result<Com
             ..Default::default()
         };
         issue_assertion(tx, &assertion, issued(), now_ms)?;
-        tx.insert_refresh_token(
-            &secrets::hash(&refresh_token),
-            &registration.id,
-            now_ms,
-            refresh_expires_ms,
-        )?;
-        let mut refresh = issued();
-        refresh.registration_id = Some(&registration.id);
-        refresh.detail = detail(json!({ "credential_type": "refresh_token" }));
-        tx.record_event(now_ms, EventName::CredentialIssued, refresh)?;
+        issue_refresh(tx, &refresh, &registration.id, issued(), now_ms)?;
         Ok(Ok(Completed {
             registration_id: registration.id.clone(),
             assertion,
-            refresh_token: refresh_token.clone(),
-            refresh_expires_ms,
+            refresh_token: refresh.secret().to_string(),
+            refresh_expires_ms: refresh.expires_ms(),
         }))
     })?
 }

@@ -237,6 +237,51 @@ pub fn issue_assertion(
     Ok(tx.record_event(now_ms, EventName::CredentialIssued, event)?)
 }
 
+/// A refresh token made and not yet stored (SPEC-v0.7 9): `authmd_rt_...`,
+/// shown to the agent once, kept only as its hash.
+pub struct MintedRefresh {
+    secret: String,
+    expires_ms: UnixMs,
+}
+
+impl MintedRefresh {
+    pub fn new(settings: &Settings, now_ms: UnixMs) -> MintedRefresh {
+        MintedRefresh {
+            secret: secrets::new_credential(&settings.refresh_token_prefix),
+            expires_ms: now_ms + Duration::from_secs(settings.refresh_token_ttl_secs),
+        }
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn expires_ms(&self) -> UnixMs {
+        self.expires_ms
+    }
+}
+
+/// Stores `minted` for `registration_id` and records `credential.issued`
+/// (`credential_type: refresh_token`), in the caller's transaction.
+pub fn issue_refresh(
+    tx: &dyn Tx,
+    minted: &MintedRefresh,
+    registration_id: &str,
+    event: audit::NewEvent<'_>,
+    now_ms: UnixMs,
+) -> Result<(), Error> {
+    tx.insert_refresh_token(
+        &secrets::hash(&minted.secret),
+        registration_id,
+        now_ms,
+        minted.expires_ms,
+    )?;
+    let mut event = event;
+    event.registration_id = Some(registration_id);
+    event.detail.insert("credential_type".into(), json!("refresh_token"));
+    Ok(tx.record_event(now_ms, EventName::CredentialIssued, event)?)
+}
+
 /// Stores `minted` for `grant.registration_id` and records `credential.issued`.
 pub fn issue(tx: &dyn Tx, now_ms: UnixMs, minted: &Minted, grant: Grant<'_>) -> Result<(), Error> {
     tx.insert_credential(&credentials::NewCredential {

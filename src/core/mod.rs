@@ -27,6 +27,7 @@ pub mod configure;
 pub mod guard;
 pub mod issue;
 pub mod lifecycle;
+pub mod refresh;
 pub mod register;
 pub mod revoke;
 pub mod signin;

@@ -132,7 +132,27 @@ pub fn self_revoke(ctx: &Ctx<'_>, token: &str) -> Result<(), Error> {
     }
     let (now_ms, client_ip) = (ctx.now_ms, ctx.client_ip);
     let hash = secrets::hash(token);
+    let refresh = token.starts_with(&ctx.config.settings.refresh_token_prefix);
     ctx.writer.write(|tx| {
+        if refresh {
+            // RFC 7009 2.1 (SPEC-v0.7 10): a refresh token takes its family
+            // with it, without the reuse alarm.
+            let Some(stored) = tx.refresh_token(&hash)?.filter(|t| t.revoked_ms.is_none()) else {
+                return Ok(());
+            };
+            super::refresh::revoke_family(tx, &stored.registration_id, now_ms)?;
+            tx.record_event(
+                now_ms,
+                EventName::CredentialRevoked,
+                NewEvent {
+                    registration_id: Some(&stored.registration_id),
+                    client_ip,
+                    detail: detail(json!({ "by": "agent", "credential_type": "refresh_token" })),
+                    ..Default::default()
+                },
+            )?;
+            return Ok(());
+        }
         let Some(found) = tx.credential_by_hash(&hash)? else {
             return Ok(());
         };

@@ -369,16 +369,21 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
             v0_7::IdentityRequest::Anonymous => Bucket::Anonymous,
             v0_7::IdentityRequest::IdentityAssertion { .. } => Bucket::IdentityAssertion,
             v0_7::IdentityRequest::ServiceAuth { .. } => Bucket::ServiceAuth,
+            v0_7::IdentityRequest::Refresh { .. } => Bucket::Token,
         },
         req,
     )?;
     let kind = match request {
-        v0_7::IdentityRequest::Anonymous => "anonymous",
-        v0_7::IdentityRequest::IdentityAssertion { .. } => "agent-provider",
-        v0_7::IdentityRequest::ServiceAuth { .. } => "service_auth",
+        v0_7::IdentityRequest::Anonymous => Some("anonymous"),
+        v0_7::IdentityRequest::IdentityAssertion { .. } => Some("agent-provider"),
+        v0_7::IdentityRequest::ServiceAuth { .. } => Some("service_auth"),
+        // A refresh registers nothing.
+        v0_7::IdentityRequest::Refresh { .. } => None,
     };
     let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
-    deps.metrics.registration(kind);
+    if let Some(kind) = kind {
+        deps.metrics.registration(kind);
+    }
     Ok(Response::json(200, &answer))
 }
 

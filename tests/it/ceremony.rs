@@ -198,3 +198,103 @@ fn a_service_auth_agent_gets_its_first_identity_at_the_claim() {
     assert_eq!(claims_of(assertion)["email"], "ana@example.com");
     assert_eq!(exchange(&server, assertion).json()["scope"], "api.read api.write");
 }
+
+/// A claimed registration: (its claim answer, the server).
+fn claimed(server: &InProcess, email: &str) -> Value {
+    let (made, link, token) = service_auth(server, email);
+    let mut person = sign_in(server, email);
+    person.get(&link);
+    let csrf = person.csrf.clone();
+    let code = code_on(
+        &person
+            .post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"))
+            .body,
+    );
+    complete(server, made["claim"]["token"].as_str().unwrap(), &code).json()
+}
+
+fn refresh(server: &InProcess, token: &str) -> crate::common::Reply {
+    server.post_json(
+        "/agent/identity",
+        &json!({ "type": "refresh", "refresh_token": token }).to_string(),
+    )
+}
+
+/// SPEC-v0.7 9: refresh tokens rotate; a spent one presented again revokes
+/// the whole family; of two concurrent refreshes with one token, one wins.
+#[test]
+fn refresh_tokens_rotate_and_a_reuse_revokes_the_family() {
+    let server = InProcess::start();
+    let done = claimed(&server, "ray@example.com");
+    let first = done["identity"]["refresh_token"]["value"].as_str().unwrap().to_string();
+    let reply = refresh(&server, &first);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let rotated = reply.json();
+    assert_eq!(rotated["type"], "refresh");
+    assert_eq!(rotated["id"], done["id"]);
+    assert!(rotated.get("scopes").is_none());
+    let second = rotated["identity"]["refresh_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first);
+    let assertion = rotated["identity"]["assertion"].as_str().unwrap();
+    assert_eq!(claims_of(assertion)["email"], "ray@example.com");
+    let access = exchange(&server, assertion).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.events("refresh_token.rotated").len(), 1);
+
+    // The spent one again: refused, and everything of the family ends.
+    refresh(&server, &first).assert_error(400, "invalid_refresh_token");
+    refresh(&server, &second).assert_error(400, "invalid_refresh_token");
+    assert_eq!(exchange(&server, assertion).json()["error"], "invalid_grant");
+    server
+        .get_with_token("/api/resource", &access)
+        .assert_error(401, "invalid_token");
+    let reused = server.events("refresh_token.reused");
+    assert_eq!(reused.len(), 1);
+    assert!(reused[0]["revoked"].as_u64().unwrap() >= 3, "{reused:?}");
+    for bad in ["authmd_rt_garbage", "", "authmd_sk_whatever"] {
+        refresh(&server, bad).assert_error(400, "invalid_refresh_token");
+    }
+
+    // Two refreshes with one token at once: one rotation, one reuse.
+    let other = claimed(&server, "sue@example.com");
+    let token = other["identity"]["refresh_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| refresh(&server, &token).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 400], "{statuses:?}");
+}
+
+/// SPEC-v0.7 10: revoking a refresh token takes its family, without the alarm.
+#[test]
+fn revoking_a_refresh_token_revokes_its_family() {
+    let server = InProcess::start();
+    let done = claimed(&server, "val@example.com");
+    let token = done["identity"]["refresh_token"]["value"].as_str().unwrap();
+    let assertion = done["identity"]["assertion"].as_str().unwrap();
+    let revoked = server.request(
+        "POST",
+        "/oauth2/revoke",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("token={token}&token_type_hint=refresh_token").as_bytes(),
+    );
+    assert_eq!((revoked.status, revoked.body.as_str()), (200, ""));
+    refresh(&server, token).assert_error(400, "invalid_refresh_token");
+    assert_eq!(exchange(&server, assertion).json()["error"], "invalid_grant");
+    assert!(server.events("refresh_token.reused").is_empty(), "no alarm");
+    let events = server.events("credential.revoked");
+    assert_eq!(events[0]["credential_type"], "refresh_token");
+}

@@ -65,6 +65,7 @@ pub fn wire(err: &Error) -> (u16, &'static str) {
         Error::ClaimNotConfirmed => (409, "claim_not_confirmed"),
         Error::UserCodeExpired(_) => (410, "user_code_expired"),
         Error::InvalidUserCode { .. } => (401, "invalid_user_code"),
+        Error::InvalidRefreshToken => (400, "invalid_refresh_token"),
         Error::Edge(Edge::Malformed(_)) => (400, "invalid_request"),
         Error::Edge(Edge::Timeout) => (408, "request_timeout"),
         Error::Edge(Edge::UriTooLong) => (414, "uri_too_long"),

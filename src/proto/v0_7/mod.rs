@@ -8,11 +8,11 @@
 //!           v0.1's body (SPEC-v0.7 3)
 //! ```
 //!
-//! Served so far (issue 12, in progress): the anonymous, `service_auth` and
-//! ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`,
+//! Served so far (issue 12, in progress): the anonymous, `service_auth`,
+//! `refresh` and ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`,
 //! `/agent/identity/claim/complete` (with its pages, in `http`), and the
-//! token exchange. `refresh`, and an ID-JAG that is a first link, answer
-//! `400 invalid_request` saying they are not served yet, and discovery does
+//! token exchange. An ID-JAG that is a first link answers `400
+//! invalid_request` saying it is not served yet, and discovery does
 //! not advertise the v0.7 endpoints until they all are.
 
 pub mod error;
@@ -37,6 +37,10 @@ pub enum IdentityRequest {
     ServiceAuth {
         login_hint: String,
     },
+    /// SPEC-v0.7 4.4: a new assertion for a refresh token, which rotates.
+    Refresh {
+        refresh_token: String,
+    },
 }
 
 impl IdentityRequest {
@@ -60,9 +64,9 @@ impl IdentityRequest {
             Some("service_auth") => Ok(IdentityRequest::ServiceAuth {
                 login_hint: required_str(object, "login_hint")?.to_string(),
             }),
-            Some("refresh") => Err(Error::InvalidRequest(
-                "`type` `refresh` is not served by this authmd yet".into(),
-            )),
+            Some("refresh") => Ok(IdentityRequest::Refresh {
+                refresh_token: required_str(object, "refresh_token")?.to_string(),
+            }),
             Some(_) | None => Err(Error::InvalidRequest(
                 "`type` must be one of `anonymous`, `service_auth`, `identity_assertion`, `refresh`".into(),
             )),
@@ -81,6 +85,7 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                 identity: Some(Identity {
                     assertion: made.assertion.token().to_string(),
                     expires_at: rfc3339(made.assertion.expires_ms()),
+                    refresh_token: None,
                 }),
                 scopes: ScopesAnswer::Claim(Scopes {
                     pre_claim: Some(made.pre_claim_scopes),
@@ -112,6 +117,23 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                 }),
             })
         }
+        IdentityRequest::Refresh { refresh_token } => {
+            let done = crate::core::refresh::refresh(ctx, &refresh_token)?;
+            Ok(Identified {
+                id: done.registration_id,
+                kind: "refresh",
+                identity: Some(Identity {
+                    assertion: done.assertion.token().to_string(),
+                    expires_at: rfc3339(done.assertion.expires_ms()),
+                    refresh_token: Some(RefreshToken {
+                        value: done.refresh.secret().to_string(),
+                        expires_at: rfc3339(done.refresh.expires_ms()),
+                    }),
+                }),
+                scopes: ScopesAnswer::None,
+                claim: None,
+            })
+        }
         IdentityRequest::IdentityAssertion { assertion } => {
             let made = register::identity_from_assertion(ctx, &assertion)?;
             Ok(Identified {
@@ -120,6 +142,7 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                 identity: Some(Identity {
                     assertion: made.assertion.token().to_string(),
                     expires_at: rfc3339(made.assertion.expires_ms()),
+                    refresh_token: None,
                 }),
                 scopes: ScopesAnswer::Granted(made.scopes),
                 claim: None,
@@ -137,6 +160,7 @@ pub struct Identified {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<Identity>,
+    #[serde(skip_serializing_if = "ScopesAnswer::is_none")]
     scopes: ScopesAnswer,
     #[serde(skip_serializing_if = "Option::is_none")]
     claim: Option<Claim>,
@@ -146,6 +170,8 @@ pub struct Identified {
 struct Identity {
     assertion: String,
     expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<RefreshToken>,
 }
 
 /// Before a claim, what it grants; for an ID-JAG, a flat array of what was
@@ -155,6 +181,14 @@ struct Identity {
 enum ScopesAnswer {
     Claim(Scopes),
     Granted(Vec<String>),
+    /// A refresh answer has no `scopes` (SPEC-v0.7 4.4).
+    None,
+}
+
+impl ScopesAnswer {
+    fn is_none(&self) -> bool {
+        matches!(self, ScopesAnswer::None)
+    }
 }
 
 #[derive(Debug, Serialize)]

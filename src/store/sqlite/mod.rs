@@ -526,6 +526,7 @@ mod index_tests {
             delegations::OF_REGISTRATION,
             delegations::REVOCATION_MARKS,
             assertions::BY_JTI,
+            assertions::REFRESH_BY_HASH,
             sessions::SESSION,
             sessions::SIGNIN,
             replay::FIRST_USE,
