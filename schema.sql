@@ -328,3 +328,17 @@ CREATE TABLE refresh_tokens (
     revoked_ms      INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX refresh_tokens_by_registration ON refresh_tokens (registration_id);
+
+-- step 12
+-- An ID-JAG whose verified address names an existing account with no
+-- delegation is a first link (SPEC-v0.7 4.3): its registration waits for
+-- that person's confirmation, and the delegation is made only then. One
+-- pending link per `(iss, sub)`.
+CREATE TABLE pending_links (
+    registration_id TEXT PRIMARY KEY REFERENCES registrations (id),
+    iss             TEXT NOT NULL,
+    sub             TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id),
+    created_ms      INTEGER NOT NULL,
+    UNIQUE (iss, sub)
+);

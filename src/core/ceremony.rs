@@ -207,6 +207,18 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, user_code: &str) -> Result<Com
         }
         tx.set_attempt_status(&attempt.id, AttemptStatus::Completed)?;
         tx.mark_claimed(&registration.id, &user_id, now_ms)?;
+        // A first link is bound now, to the person who confirmed it.
+        if let Some(link) = tx.pending_link_of(&registration.id)? {
+            let delegation = crate::store::delegations::Delegation {
+                iss: link.iss,
+                sub: link.sub,
+                generation: Generation::V0_7,
+                user_id: user_id.clone(),
+                registration_id: registration.id.clone(),
+            };
+            tx.put_delegation(&delegation, now_ms)?;
+            tx.delete_pending_link(&registration.id)?;
+        }
         let confirmed = json!({ "claimed_by_user_id": user_id });
         tx.record_event(
             now_ms,

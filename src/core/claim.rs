@@ -447,6 +447,17 @@ pub fn request_identity(
             _ => {}
         }
         let pending = lifecycle::next(registration.kind, registration.status, Event::ClaimRequested)?;
+        // A first link stays pinned to the account it matched (SPEC-v0.7 6.1).
+        if let Some(link) = tx.pending_link_of(&registration.id)?
+            && tx
+                .user(&link.user_id)?
+                .and_then(|u| u.email)
+                .is_none_or(|pinned| pinned != hint)
+        {
+            return Err(Error::ClaimedOrInFlight(
+                "this link can only be confirmed by the account it matched",
+            ));
+        }
         let attempt = open_identity_attempt(tx, ctx, &registration.id, &hint)?;
         tx.set_registration_status(&registration.id, pending, now_ms)?;
         Ok((registration.id, attempt))

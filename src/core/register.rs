@@ -334,7 +334,7 @@ pub struct AssertedIdentity {
 /// before anything is consumed; matching as v0.1's, except that an
 /// existing account without this delegation needs the user's confirmation
 /// (a first link).
-pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<AssertedIdentity, Error> {
+pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<Asserted, Error> {
     let (checked, scopes) = checked_assertion(ctx, assertion, Some(ctx.config.settings.id_jag_max_auth_age_secs))?;
     let (settings, site, now_ms) = (&ctx.config.settings, &ctx.config.site, ctx.now_ms);
     // Signed before the transaction, for the registration and address a
@@ -353,13 +353,9 @@ pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<Asserte
         let admitted = checked.admit(tx, now_ms, settings.clock_skew_secs)?;
         let claims = admitted.claims();
         if tx.delegations(&claims.iss, &claims.sub)?.is_empty()
-            && users::find_user(tx, &asserted_identity(claims))?.is_some()
+            && let Some(user_id) = users::find_user(tx, &asserted_identity(claims))?
         {
-            // Binding needs the user's confirmation on a page (SPEC-v0.7 6),
-            // which this authmd does not serve yet (issue 12).
-            return Err(Error::InvalidRequest(
-                "this ID-JAG matches an existing account; confirming that link is not served by this authmd yet".into(),
-            ));
+            return Ok(Asserted::FirstLink(first_link(ctx, tx, claims, &user_id, &scopes)?));
         }
         let delegated = delegated_registration(
             ctx,
@@ -376,11 +372,106 @@ pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<Asserte
             SignedAssertion::sign(tx, site, settings, &delegated.registration_id, email.as_deref(), now_ms)?
         };
         issue_assertion(tx, &assertion, asserted_event(ctx, claims, None), now_ms)?;
-        Ok(AssertedIdentity {
+        Ok(Asserted::Linked(AssertedIdentity {
             registration_id: delegated.registration_id,
             assertion,
             scopes: scopes.clone(),
-        })
+        }))
+    })
+}
+
+/// How a v0.7 ID-JAG was answered (SPEC-v0.7 4.3).
+pub enum Asserted {
+    /// A clean match.
+    Linked(AssertedIdentity),
+    /// An existing account, no delegation: the person confirms first.
+    FirstLink(FirstLink),
+}
+
+/// A first link waiting for the person's confirmation: its registration, a
+/// new claim token, and a link pinned to the matched account.
+pub struct FirstLink {
+    pub registration_id: String,
+    pub claim: ClaimOffer,
+    pub attempt: super::claim::IdentityAttempt,
+}
+
+/// The registration of a pending `(iss, sub)` (made, or the pending one
+/// again with a new claim token: the old token, link and code stop
+/// working), and a new attempt for the matched account. A revoked or
+/// expired registration is never revived: a new one is made.
+fn first_link(
+    ctx: &Ctx<'_>,
+    tx: &dyn Tx,
+    claims: &Claims,
+    user_id: &str,
+    scopes: &[String],
+) -> Result<FirstLink, Error> {
+    let (settings, now_ms) = (&ctx.config.settings, ctx.now_ms);
+    let claim_token = secrets::new_claim_token();
+    let token_hash = secrets::hash(&claim_token);
+    let waiting = match tx.pending_link(&claims.iss, &claims.sub)? {
+        Some(link) => tx
+            .registration(&link.registration_id)?
+            .filter(|r| matches!(r.status, Status::Unclaimed | Status::PendingClaim) && !r.lapsed(now_ms)),
+        None => None,
+    };
+    let (registration_id, expires_ms) = match waiting {
+        Some(registration) => {
+            tx.replace_claim_token(&registration.id, &token_hash)?;
+            let expires = registration.expires_ms.unwrap_or(now_ms);
+            (registration.id, expires)
+        }
+        None => {
+            let id = secrets::new_id("reg_", now_ms);
+            let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
+            let granted = crate::model::join_scopes(scopes);
+            tx.insert_registration(&NewRegistration {
+                id: &id,
+                generation: Generation::V0_7,
+                kind: RegistrationKind::AgentProvider,
+                status: Status::PendingClaim,
+                user_id: None,
+                claim_token_hash: Some(&token_hash),
+                requested_credential_type: None,
+                email: None,
+                scopes: Some(&granted),
+                created_ms: now_ms,
+                expires_ms: Some(expires_ms),
+            })?;
+            let created = json!({
+                "registration_type": RegistrationKind::AgentProvider.as_wire(),
+                "generation": Generation::V0_7.as_db(),
+            });
+            tx.record_event(
+                now_ms,
+                EventName::RegistrationCreated,
+                asserted_event(ctx, claims, Some((&id, created))),
+            )?;
+            let link = crate::store::delegations::PendingLink {
+                registration_id: id.clone(),
+                iss: claims.iss.clone(),
+                sub: claims.sub.clone(),
+                user_id: user_id.to_string(),
+            };
+            tx.put_pending_link(&link, now_ms)?;
+            (id, expires_ms)
+        }
+    };
+    tx.set_registration_status(&registration_id, Status::PendingClaim, now_ms)?;
+    let pinned = tx
+        .user(user_id)?
+        .and_then(|u| u.email)
+        .unwrap_or_else(|| user_id.to_string());
+    let attempt = super::claim::open_identity_attempt(tx, ctx, &registration_id, &pinned)?;
+    Ok(FirstLink {
+        registration_id,
+        claim: ClaimOffer {
+            token: claim_token,
+            expires_ms,
+            post_claim_scopes: scopes.to_vec(),
+        },
+        attempt,
     })
 }
 

@@ -373,18 +373,17 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
         },
         req,
     )?;
-    let kind = match request {
-        v0_7::IdentityRequest::Anonymous => Some("anonymous"),
-        v0_7::IdentityRequest::IdentityAssertion { .. } => Some("agent-provider"),
-        v0_7::IdentityRequest::ServiceAuth { .. } => Some("service_auth"),
-        // A refresh registers nothing.
-        v0_7::IdentityRequest::Refresh { .. } => None,
-    };
+    let refresh = matches!(request, v0_7::IdentityRequest::Refresh { .. });
     let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
-    if let Some(kind) = kind {
-        deps.metrics.registration(kind);
+    if !refresh {
+        // A refresh registers nothing.
+        deps.metrics.registration(answer.kind());
     }
-    Ok(Response::json(200, &answer))
+    let response = Response::json(answer.status(), &answer);
+    Ok(match answer.challenge() {
+        Some(challenge) => response.with_header("WWW-Authenticate", challenge),
+        None => response,
+    })
 }
 
 /// `POST /agent/identity/claim` (SPEC-v0.7 6.1): a new attempt.

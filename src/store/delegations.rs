@@ -44,6 +44,15 @@ impl RevocationMarks {
     }
 }
 
+/// A first link waiting for its person's confirmation (SPEC-v0.7 4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLink {
+    pub registration_id: String,
+    pub iss: String,
+    pub sub: String,
+    pub user_id: String,
+}
+
 pub trait Delegations {
     /// The delegations of `(iss, sub)`, one per generation that linked it.
     fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>>;
@@ -56,6 +65,11 @@ pub trait Delegations {
     /// Raises the provider-clock mark of `(iss, sub)` to a logout token's
     /// `iat` (never lowers it).
     fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: UnixSecs) -> Result<()>;
+    fn pending_link(&self, iss: &str, sub: &str) -> Result<Option<PendingLink>>;
+    fn pending_link_of(&self, registration_id: &str) -> Result<Option<PendingLink>>;
+    /// Records a pending link, replacing one of the same `(iss, sub)`.
+    fn put_pending_link(&self, link: &PendingLink, now_ms: UnixMs) -> Result<()>;
+    fn delete_pending_link(&self, registration_id: &str) -> Result<()>;
     /// Raises this server's mark (`revoked_ms`) of every delegation behind
     /// the chosen registrations to `now_ms`.
     fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<()>;

@@ -75,6 +75,8 @@ pub trait Registrations {
     /// The claim completed: the registration belongs to `user_id` and no
     /// longer expires.
     fn mark_claimed(&self, id: &str, user_id: &str, now_ms: UnixMs) -> Result<()>;
+    /// A new claim token for a registration (a first link asserted again).
+    fn replace_claim_token(&self, id: &str, hash: &SecretHash) -> Result<()>;
     /// Counts one wrong code against the registration; returns the total.
     fn add_claim_failure(&self, id: &str) -> Result<i64>;
     /// Registrations, newest first, optionally of one status; `limit`

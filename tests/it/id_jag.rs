@@ -911,20 +911,77 @@ fn a_stale_login_is_login_required_and_consumes_nothing() {
     assert_eq!(world.register(&world.mint(&old), "access_token").status, 200);
 }
 
-/// An ID-JAG whose verified email names an existing account with no
-/// delegation needs the user's confirmation (a first link, SPEC-v0.7 4.3),
-/// which is not served yet: refused, consuming nothing, binding nothing.
+/// SPEC-v0.7 4.3: an ID-JAG whose verified email names an existing account
+/// with no delegation is a first link: a 401 challenge with a claim block
+/// pinned to that account; the person confirms, the agent completes, and
+/// from then on the delegation is a clean match.
 #[test]
-fn a_first_link_is_refused_until_the_ceremony_is_served() {
+fn a_first_link_is_bound_when_the_person_confirms() {
     let world = World::new();
     world.server.cli_ok(&["users", "add", "erin@example.com"]);
-    let token = world.mint(&world.claims("erin"));
-    let reply = identity(&world, &token);
-    reply.assert_error(400, "invalid_request");
-    assert!(reply.body.contains("not served"), "{}", reply.body);
-    assert!(world.server.events("registration.created").is_empty());
-    // v0.1 matches the account by email, as it always did; the jti was not spent.
-    assert_eq!(world.register(&token, "access_token").status, 200);
+    let reply = identity(&world, &world.mint(&world.claims("erin")));
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert_eq!(
+        challenge,
+        r#"AgentAuth error="interaction_required", error_description="ID-JAG matches existing account; user confirmation required to bind delegation""#
+    );
+    let first = reply.json();
+    assert_eq!(first["error"], "interaction_required");
+    assert_eq!(first["message"], first["error_description"]);
+    assert_eq!(first["type"], "identity_assertion");
+    assert_eq!(first["scopes"], json!({ "post_claim": ["api.read", "api.write"] }));
+    assert!(
+        first["claim"]["attempt"]["verification_uri"]
+            .as_str()
+            .unwrap()
+            .contains("claim_attempt_token=cvt_")
+    );
+
+    // Asserted again while pending: the same registration, a new token; the old one is dead.
+    let again = identity(&world, &world.mint(&world.claims("erin"))).json();
+    assert_eq!(again["id"], first["id"]);
+    let old_token = first["claim"]["token"].as_str().unwrap();
+    let claim_token = again["claim"]["token"].as_str().unwrap();
+    assert_ne!(old_token, claim_token);
+    let complete = |token: &str, code: &str| {
+        let body = json!({ "claim_token": token, "user_code": code });
+        world
+            .server
+            .post_json("/agent/identity/claim/complete", &body.to_string())
+    };
+    complete(old_token, "123456").assert_error(400, "invalid_claim");
+    // Only the matched account can take the link.
+    let body = json!({ "type": "service_auth", "claim_token": claim_token, "login_hint": "mallory@example.com" });
+    world
+        .server
+        .post_json("/agent/identity/claim", &body.to_string())
+        .assert_error(409, "claimed_or_in_flight");
+
+    let link = again["claim"]["attempt"]["verification_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&world.server.base)
+        .to_string();
+    let token = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
+    let mut erin = crate::signin::sign_in(&world.server, "erin@example.com");
+    let page = erin.get(&link);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = erin.csrf.clone();
+    let shown = erin.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"));
+    let at = shown.body.find(r#"id="user-code">"#).unwrap() + r#"id="user-code">"#.len();
+    let code = shown.body[at..at + 6].to_string();
+    let done = complete(claim_token, &code);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done = done.json();
+    assert_eq!(done["id"], first["id"]);
+    let token = exchange(&world, done["identity"]["assertion"].as_str().unwrap());
+    assert_eq!(token["scope"], "api.read api.write");
+
+    // Bound: the next ID-JAG is a clean match on the same registration.
+    let clean = identity(&world, &world.mint(&world.claims("erin")));
+    assert_eq!(clean.status, 200, "{}", clean.body);
+    assert_eq!(clean.json()["id"], first["id"]);
 }
 
 /// Concurrent v0.7 ID-JAGs for one new delegation: one registration is

@@ -7,14 +7,14 @@ use std::time::Duration;
 use crate::common::{Client, InProcess, Reply};
 
 /// A browser's cookie jar and the last form's CSRF token, by hand.
-pub struct Browser<'a> {
-    server: &'a InProcess,
+pub struct Browser<'a, C: Client> {
+    server: &'a C,
     pub cookies: Vec<(String, String)>,
     pub csrf: String,
 }
 
-impl<'a> Browser<'a> {
-    pub fn new(server: &'a InProcess) -> Browser<'a> {
+impl<'a, C: Client> Browser<'a, C> {
+    pub fn new(server: &'a C) -> Browser<'a, C> {
         Browser {
             server,
             cookies: Vec::new(),
@@ -275,7 +275,7 @@ fn return_to_stays_on_this_origin_and_a_claim_link_fills_in_the_address() {
 }
 
 /// Signs `email` in through the form and the mailed code.
-pub fn sign_in<'a>(server: &'a InProcess, email: &str) -> Browser<'a> {
+pub fn sign_in<'a, C: Client>(server: &'a C, email: &str) -> Browser<'a, C> {
     let mut browser = Browser::new(server);
     browser.get("/login");
     let before = server.outbox().len();

@@ -8,12 +8,10 @@
 //!           v0.1's body (SPEC-v0.7 3)
 //! ```
 //!
-//! Served so far (issue 12, in progress): the anonymous, `service_auth`,
-//! `refresh` and ID-JAG (clean match, `login_required`) shapes, `/agent/identity/claim`,
-//! `/agent/identity/claim/complete` (with its pages, in `http`), and the
-//! token exchange. An ID-JAG that is a first link answers `400
-//! invalid_request` saying it is not served yet, and discovery does
-//! not advertise the v0.7 endpoints until they all are.
+//! Every shape of `POST /agent/identity` is served (anonymous,
+//! `service_auth`, ID-JAG clean match, first link and `login_required`,
+//! refresh), with the claim ceremony (its pages in `http`) and the token
+//! exchange. Discovery does not advertise the v0.7 endpoints yet (issue 12).
 
 pub mod error;
 
@@ -75,11 +73,11 @@ impl IdentityRequest {
 }
 
 /// `POST /agent/identity`.
-pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, Error> {
+pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<IdentityAnswer, Error> {
     match request {
         IdentityRequest::Anonymous => {
             let made = register::anonymous_identity(ctx)?;
-            Ok(Identified {
+            Ok(IdentityAnswer::Ok(Identified {
                 id: made.registration_id,
                 kind: "anonymous",
                 identity: Some(Identity {
@@ -97,11 +95,11 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                     url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
                     attempt: None,
                 }),
-            })
+            }))
         }
         IdentityRequest::ServiceAuth { login_hint } => {
             let made = register::service_auth(ctx, &login_hint)?;
-            Ok(Identified {
+            Ok(IdentityAnswer::Ok(Identified {
                 id: made.registration_id,
                 kind: "service_auth",
                 identity: None,
@@ -115,11 +113,11 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                     url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
                     attempt: Some(AttemptAnswer::of(&made.attempt)),
                 }),
-            })
+            }))
         }
         IdentityRequest::Refresh { refresh_token } => {
             let done = crate::core::refresh::refresh(ctx, &refresh_token)?;
-            Ok(Identified {
+            Ok(IdentityAnswer::Ok(Identified {
                 id: done.registration_id,
                 kind: "refresh",
                 identity: Some(Identity {
@@ -132,21 +130,97 @@ pub fn identity(ctx: &Ctx<'_>, request: IdentityRequest) -> Result<Identified, E
                 }),
                 scopes: ScopesAnswer::None,
                 claim: None,
-            })
+            }))
         }
         IdentityRequest::IdentityAssertion { assertion } => {
-            let made = register::identity_from_assertion(ctx, &assertion)?;
-            Ok(Identified {
-                id: made.registration_id,
-                kind: "identity_assertion",
-                identity: Some(Identity {
-                    assertion: made.assertion.token().to_string(),
-                    expires_at: rfc3339(made.assertion.expires_ms()),
-                    refresh_token: None,
+            Ok(match register::identity_from_assertion(ctx, &assertion)? {
+                register::Asserted::Linked(made) => IdentityAnswer::Ok(Identified {
+                    id: made.registration_id,
+                    kind: "identity_assertion",
+                    identity: Some(Identity {
+                        assertion: made.assertion.token().to_string(),
+                        expires_at: rfc3339(made.assertion.expires_ms()),
+                        refresh_token: None,
+                    }),
+                    scopes: ScopesAnswer::Granted(made.scopes),
+                    claim: None,
                 }),
-                scopes: ScopesAnswer::Granted(made.scopes),
-                claim: None,
+                register::Asserted::FirstLink(link) => IdentityAnswer::FirstLink(FirstLinkAnswer::of(ctx, link)),
             })
+        }
+    }
+}
+
+/// What `POST /agent/identity` answers: 200, or a first link's 401
+/// `interaction_required` challenge with the claim block (SPEC-v0.7 4.3).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum IdentityAnswer {
+    Ok(Identified),
+    FirstLink(FirstLinkAnswer),
+}
+
+/// The first link's message, in the body and the challenge.
+pub const FIRST_LINK: &str = "ID-JAG matches existing account; user confirmation required to bind delegation";
+
+impl IdentityAnswer {
+    pub fn status(&self) -> u16 {
+        match self {
+            IdentityAnswer::Ok(_) => 200,
+            IdentityAnswer::FirstLink(_) => 401,
+        }
+    }
+
+    /// `WWW-Authenticate` of the challenge envelope, if it is one.
+    pub fn challenge(&self) -> Option<String> {
+        match self {
+            IdentityAnswer::Ok(_) => None,
+            IdentityAnswer::FirstLink(_) => Some(format!(
+                "AgentAuth error=\"interaction_required\", error_description=\"{FIRST_LINK}\""
+            )),
+        }
+    }
+
+    /// For metrics: the kind of registration answered.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IdentityAnswer::Ok(made) => made.kind,
+            IdentityAnswer::FirstLink(_) => "identity_assertion",
+        }
+    }
+}
+
+/// SPEC-v0.7 4.3's 401 body: the challenge's members and the claim block.
+#[derive(Debug, Serialize)]
+pub struct FirstLinkAnswer {
+    error: &'static str,
+    error_description: &'static str,
+    message: &'static str,
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    scopes: Scopes,
+    claim: Claim,
+}
+
+impl FirstLinkAnswer {
+    fn of(ctx: &Ctx<'_>, link: register::FirstLink) -> FirstLinkAnswer {
+        FirstLinkAnswer {
+            error: "interaction_required",
+            error_description: FIRST_LINK,
+            message: FIRST_LINK,
+            id: link.registration_id,
+            kind: "identity_assertion",
+            scopes: Scopes {
+                pre_claim: None,
+                post_claim: link.claim.post_claim_scopes,
+            },
+            claim: Claim {
+                token: link.claim.token,
+                expires_at: rfc3339(link.claim.expires_ms),
+                url: ctx.config.site.url(crate::site::Endpoint::IdentityClaim),
+                attempt: Some(AttemptAnswer::of(&link.attempt)),
+            },
         }
     }
 }

@@ -23,7 +23,51 @@ pub(crate) const MARK_HERE: &str = "INSERT INTO provider_revocations (iss, sub, 
      ON CONFLICT (iss, sub) DO UPDATE SET revoked_ms = excluded.revoked_ms
      WHERE provider_revocations.revoked_ms IS NULL OR provider_revocations.revoked_ms < excluded.revoked_ms";
 
+pub(crate) const PENDING: &str =
+    "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE iss = ?1 AND sub = ?2";
+pub(crate) const PENDING_OF: &str =
+    "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE registration_id = ?1";
+
+fn pending(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingLink> {
+    Ok(PendingLink {
+        registration_id: row.get(0)?,
+        iss: row.get(1)?,
+        sub: row.get(2)?,
+        user_id: row.get(3)?,
+    })
+}
+
 impl Delegations for Connection {
+    fn pending_link(&self, iss: &str, sub: &str) -> Result<Option<PendingLink>> {
+        Ok(self
+            .prepare_cached(PENDING)?
+            .query_row([iss, sub], pending)
+            .optional()?)
+    }
+
+    fn pending_link_of(&self, registration_id: &str) -> Result<Option<PendingLink>> {
+        Ok(self
+            .prepare_cached(PENDING_OF)?
+            .query_row([registration_id], pending)
+            .optional()?)
+    }
+
+    fn put_pending_link(&self, link: &PendingLink, now_ms: UnixMs) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO pending_links (registration_id, iss, sub, user_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (iss, sub) DO UPDATE SET registration_id = excluded.registration_id,
+                 user_id = excluded.user_id, created_ms = excluded.created_ms",
+        )?
+        .execute(params![link.registration_id, link.iss, link.sub, link.user_id, now_ms])?;
+        Ok(())
+    }
+
+    fn delete_pending_link(&self, registration_id: &str) -> Result<()> {
+        self.prepare_cached("DELETE FROM pending_links WHERE registration_id = ?1")?
+            .execute([registration_id])?;
+        Ok(())
+    }
+
     fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>> {
         let mut stmt = self.prepare_cached(GET)?;
         let rows = stmt.query_map([iss, sub], |r| {

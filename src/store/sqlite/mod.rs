@@ -525,6 +525,8 @@ mod index_tests {
             delegations::GET,
             delegations::OF_REGISTRATION,
             delegations::REVOCATION_MARKS,
+            delegations::PENDING,
+            delegations::PENDING_OF,
             assertions::BY_JTI,
             assertions::REFRESH_BY_HASH,
             sessions::SESSION,

@@ -166,6 +166,12 @@ impl Registrations for Connection {
             .query_row([id], |r| r.get(0))?)
     }
 
+    fn replace_claim_token(&self, id: &str, hash: &SecretHash) -> Result<()> {
+        self.prepare_cached("UPDATE registrations SET claim_token_hash = ?2 WHERE id = ?1")?
+            .execute(params![id, &hash[..]])?;
+        Ok(())
+    }
+
     fn registration(&self, id: &str) -> Result<Option<Registration>> {
         let mut stmt = self.prepare_cached(&BY_ID)?;
         Ok(stmt.query_row([id], |r| from_row(r, 0)).optional()?)
