@@ -7,10 +7,11 @@
 //! out of all three.
 
 use crate::site::Endpoint;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::core::Config;
-use crate::proto::v0_1;
+use crate::jose::REVOKED_EVENT;
+use crate::proto::{v0_1, v0_7};
 
 pub fn protected_resource(config: &Config) -> Value {
     let (settings, site) = (&config.settings, &config.site);
@@ -40,9 +41,10 @@ pub fn authorization_server(config: &Config) -> Value {
         "revocation_endpoint": site.url(if settings.v0_7_enabled { Endpoint::OAuth2Revoke } else { Endpoint::OAuthRevoke }),
         "agent_auth": agent_auth(config),
     });
-    if settings.v0_7_enabled {
-        // SPEC-v0.7 2.2 (authmd): the keys that sign service assertions.
-        doc["jwks_uri"] = json!(site.url(Endpoint::Jwks));
+    if settings.v0_7_enabled
+        && let Some(members) = doc.as_object_mut()
+    {
+        v0_7::discovery::top_level_members(config, members);
     }
     if settings.introspection_secret_hash.is_some() {
         doc["introspection_endpoint"] = json!(site.url(Endpoint::Introspect));
@@ -50,13 +52,55 @@ pub fn authorization_server(config: &Config) -> Value {
     doc
 }
 
-/// The `agent_auth` block: `skill` always, each generation's members while
-/// it is on (SPEC-v0.7 2.3).
+/// The `agent_auth` block (SPEC-v0.7 2.2, 2.3): `skill` always, each
+/// generation's members while it is on, and the flows on offer in either.
 fn agent_auth(config: &Config) -> Value {
-    if config.settings.v0_1_enabled {
-        return v0_1::discovery::agent_auth(config);
+    let settings = &config.settings;
+    let available = config.available();
+    let (v0_1_on, v0_7_on) = (settings.v0_1_enabled, settings.v0_7_enabled);
+    let mut agent_auth = Map::new();
+    agent_auth.insert("skill".into(), json!(config.site.skill_uri));
+    let mut assertion_types = Vec::new();
+    if (v0_1_on || v0_7_on) && available.id_jag {
+        assertion_types.push(v0_1::ID_JAG_ASSERTION_TYPE);
     }
-    json!({ "skill": config.site.skill_uri, "identity_types_supported": [] })
+    if v0_1_on {
+        assertion_types.extend(v0_1::discovery::agent_auth_members(config, &mut agent_auth));
+    }
+    if v0_7_on {
+        v0_7::discovery::agent_auth_members(config, &mut agent_auth);
+    }
+    let mut identity_types = Vec::new();
+    if (v0_1_on || v0_7_on) && available.anonymous {
+        identity_types.push("anonymous");
+    }
+    if !assertion_types.is_empty() {
+        identity_types.push("identity_assertion");
+        let mut object = Map::new();
+        object.insert("assertion_types_supported".into(), json!(assertion_types));
+        if v0_1_on {
+            object.insert(
+                "credential_types_supported".into(),
+                json!(v0_1::discovery::CREDENTIAL_TYPES),
+            );
+        }
+        agent_auth.insert("identity_assertion".into(), Value::Object(object));
+    }
+    if v0_7_on && available.service_auth {
+        identity_types.push("service_auth");
+    }
+    agent_auth.insert("identity_types_supported".into(), json!(identity_types));
+    // A provider may revoke what it asserted earlier even with ID-JAGs off,
+    // where the current generation listens for its pushes.
+    if v0_1_on || v0_7_on {
+        let events = if available.id_jag || v0_7_on {
+            vec![REVOKED_EVENT]
+        } else {
+            vec![]
+        };
+        agent_auth.insert("events_supported".into(), json!(events));
+    }
+    Value::Object(agent_auth)
 }
 
 /// `/auth.md` rendered from the live settings: this deployment's URLs, flows and scopes.
@@ -90,7 +134,6 @@ pub fn auth_md(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::REVOKED_EVENT;
     use crate::settings::Settings;
 
     #[test]
@@ -110,13 +153,70 @@ mod tests {
         assert_eq!(asm["agent_auth"]["register_uri"], "https://api.example.com/agent/auth");
         assert_eq!(
             asm["agent_auth"]["identity_types_supported"],
-            json!(["anonymous", "identity_assertion"])
+            json!(["anonymous", "identity_assertion", "service_auth"])
         );
         assert_eq!(
             asm["agent_auth"]["identity_assertion"]["assertion_types_supported"],
             json!(["urn:ietf:params:oauth:token-type:id-jag", "verified_email"])
         );
         assert_eq!(asm["agent_auth"]["events_supported"], json!([REVOKED_EVENT]));
+    }
+
+    /// SPEC-v0.7 2.2's document, member for member: both generations, every
+    /// flow on, default settings, no introspection secret.
+    #[test]
+    fn both_generations_make_the_documented_metadata() {
+        let asm = authorization_server(&Config::new("https://api.example.com", Settings::default()));
+        assert_eq!(
+            asm,
+            json!({
+                "issuer": "https://api.example.com",
+                "resource": "https://api.example.com/api/",
+                "authorization_servers": ["https://api.example.com"],
+                "scopes_supported": ["api.read", "api.write"],
+                "bearer_methods_supported": ["header"],
+                "token_endpoint": "https://api.example.com/oauth2/token",
+                "revocation_endpoint": "https://api.example.com/oauth2/revoke",
+                "grant_types_supported": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+                "jwks_uri": "https://api.example.com/.well-known/jwks.json",
+                "agent_auth": {
+                    "skill": "https://api.example.com/auth.md",
+                    "register_uri": "https://api.example.com/agent/auth",
+                    "claim_uri": "https://api.example.com/agent/auth/claim",
+                    "revocation_uri": "https://api.example.com/agent/auth/revoke",
+                    "identity_endpoint": "https://api.example.com/agent/identity",
+                    "claim_endpoint": "https://api.example.com/agent/identity/claim",
+                    "events_endpoint": "https://api.example.com/agent/event/notify",
+                    "identity_types_supported": ["anonymous", "identity_assertion", "service_auth"],
+                    "anonymous": { "credential_types_supported": ["api_key"] },
+                    "identity_assertion": {
+                        "assertion_types_supported": [
+                            "urn:ietf:params:oauth:token-type:id-jag",
+                            "verified_email"
+                        ],
+                        "credential_types_supported": ["access_token", "api_key"]
+                    },
+                    "events_supported": [REVOKED_EVENT]
+                }
+            })
+        );
+        // v0.7 off: the v0.1 document exactly, as before this generation.
+        let settings = Settings {
+            v0_7_enabled: false,
+            ..Settings::default()
+        };
+        let v0_1 = authorization_server(&Config::new("https://api.example.com", settings));
+        assert_eq!(v0_1["revocation_endpoint"], "https://api.example.com/oauth/revoke");
+        for gone in ["token_endpoint", "grant_types_supported", "jwks_uri"] {
+            assert!(v0_1.get(gone).is_none(), "{gone}");
+        }
+        for gone in ["identity_endpoint", "claim_endpoint", "events_endpoint"] {
+            assert!(v0_1["agent_auth"].get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(
+            v0_1["agent_auth"]["identity_types_supported"],
+            json!(["anonymous", "identity_assertion"])
+        );
     }
 
     #[test]
@@ -129,7 +229,7 @@ mod tests {
         let asm = authorization_server(&config);
         assert_eq!(
             asm["agent_auth"]["identity_types_supported"],
-            json!(["identity_assertion"])
+            json!(["identity_assertion", "service_auth"])
         );
         assert!(asm["agent_auth"].get("anonymous").is_none());
         assert!(!auth_md(&config).contains("\"type\":\"anonymous\""));
@@ -137,12 +237,23 @@ mod tests {
             anonymous_enabled: false,
             id_jag_enabled: false,
             verified_email_enabled: false,
+            service_auth_enabled: false,
             ..Settings::default()
         };
-        let asm = authorization_server(&Config::new("https://api.example.com", settings));
+        let asm = authorization_server(&Config::new("https://api.example.com", settings.clone()));
         assert_eq!(asm["agent_auth"]["identity_types_supported"], json!([]));
         assert!(asm["agent_auth"].get("identity_assertion").is_none());
-        assert_eq!(asm["agent_auth"]["events_supported"], json!([]));
+        assert_eq!(
+            asm["agent_auth"]["events_supported"],
+            json!([REVOKED_EVENT]),
+            "a provider may still revoke what it asserted"
+        );
+        let only_v0_1 = Settings {
+            v0_7_enabled: false,
+            ..settings
+        };
+        let asm = authorization_server(&Config::new("https://api.example.com", only_v0_1));
+        assert_eq!(asm["agent_auth"]["events_supported"], json!([]), "v0.1 as before");
     }
 
     /// SPEC-v0.7 2.3: a generation switched off leaves the document.

@@ -49,8 +49,12 @@ fn authorization_server_metadata_field_by_field_and_consistent_with_prm() {
     assert_eq!(agent_auth["revocation_uri"], format!("{base}/agent/auth/revoke"));
     assert_eq!(
         agent_auth["identity_types_supported"],
-        json!(["anonymous", "identity_assertion"])
+        json!(["anonymous", "identity_assertion", "service_auth"])
     );
+    assert_eq!(agent_auth["identity_endpoint"], format!("{base}/agent/identity"));
+    assert_eq!(agent_auth["claim_endpoint"], format!("{base}/agent/identity/claim"));
+    assert_eq!(agent_auth["events_endpoint"], format!("{base}/agent/event/notify"));
+    assert_eq!(asm["token_endpoint"], format!("{base}/oauth2/token"));
     assert_eq!(
         agent_auth["identity_assertion"]["assertion_types_supported"],
         json!(["urn:ietf:params:oauth:token-type:id-jag", "verified_email"])
@@ -129,7 +133,7 @@ fn discovery_follows_settings_changed_while_running() {
     server.cli_ok(&["config", "set", "anonymous_enabled", "false"]);
     assert!(server.eventually(Duration::from_secs(3), || {
         server.get("/.well-known/oauth-authorization-server").json()["agent_auth"]["identity_types_supported"]
-            == json!(["identity_assertion"])
+            == json!(["identity_assertion", "service_auth"])
     }));
     assert!(!server.get("/auth.md").body.contains(r#""type":"anonymous""#));
     server

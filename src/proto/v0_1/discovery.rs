@@ -2,49 +2,33 @@
 //! authorization server metadata and the v0.1 steps of `/auth.md`, from the
 //! live configuration. The shared shell is `discovery`.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{ID_JAG_ASSERTION_TYPE, VERIFIED_EMAIL_ASSERTION_TYPE};
 use crate::core::Config;
-use crate::jose::REVOKED_EVENT;
 
-/// The `agent_auth` block: this generation's URLs and the flows on offer.
-pub fn agent_auth(config: &Config) -> Value {
+/// v0.1's members of the `agent_auth` block (SPEC-v0.7 2.2, 2.3): its
+/// URLs and the `anonymous` object; `identity_assertion` gets
+/// `credential_types_supported`. Returns the assertion types only v0.1
+/// takes (`verified_email`, while it is on).
+pub fn agent_auth_members(config: &Config, agent_auth: &mut Map<String, Value>) -> Vec<&'static str> {
     let site = &config.site;
     let available = config.available();
-    let mut identity_types = Vec::new();
+    agent_auth.insert("register_uri".into(), json!(site.register_uri));
+    agent_auth.insert("claim_uri".into(), json!(site.claim_uri));
+    agent_auth.insert("revocation_uri".into(), json!(site.revocation_uri));
     if available.anonymous {
-        identity_types.push("anonymous");
-    }
-    let mut assertion_types = Vec::new();
-    if available.id_jag {
-        assertion_types.push(ID_JAG_ASSERTION_TYPE);
+        agent_auth.insert("anonymous".into(), json!({ "credential_types_supported": ["api_key"] }));
     }
     if available.verified_email {
-        assertion_types.push(VERIFIED_EMAIL_ASSERTION_TYPE);
+        vec![VERIFIED_EMAIL_ASSERTION_TYPE]
+    } else {
+        vec![]
     }
-    if !assertion_types.is_empty() {
-        identity_types.push("identity_assertion");
-    }
-    let mut agent_auth = json!({
-        "skill": site.skill_uri,
-        "register_uri": site.register_uri,
-        "claim_uri": site.claim_uri,
-        "revocation_uri": site.revocation_uri,
-        "identity_types_supported": identity_types,
-        "events_supported": if available.id_jag { vec![REVOKED_EVENT] } else { vec![] },
-    });
-    if available.anonymous {
-        agent_auth["anonymous"] = json!({ "credential_types_supported": ["api_key"] });
-    }
-    if !assertion_types.is_empty() {
-        agent_auth["identity_assertion"] = json!({
-            "assertion_types_supported": assertion_types,
-            "credential_types_supported": ["access_token", "api_key"],
-        });
-    }
-    agent_auth
 }
+
+/// `identity_assertion.credential_types_supported`, a v0.1 member.
+pub const CREDENTIAL_TYPES: [&str; 2] = ["access_token", "api_key"];
 
 /// The error codes an agent may meet, for the table in `/auth.md`.
 const ERRORS: &[(&str, &str, &str)] = &[

@@ -4,6 +4,7 @@
 //!  mod.rs   POST /agent/identity (the body's four shapes, the nested
 //!           answers) and POST /oauth2/token (the form, the RFC 6749 answer),
 //!           over core's operations
+//!  discovery.rs  its members of the authorization server metadata
 //!  error.rs the oauth envelope (RFC 6749 5.2); the profile envelope is
 //!           v0.1's body (SPEC-v0.7 3)
 //! ```
@@ -11,8 +12,10 @@
 //! Every shape of `POST /agent/identity` is served (anonymous,
 //! `service_auth`, ID-JAG clean match, first link and `login_required`,
 //! refresh), with the claim ceremony (its pages in `http`) and the token
-//! exchange. Discovery does not advertise the v0.7 endpoints yet (issue 12).
+//! exchange; `discovery.rs` adds this generation's members to the one
+//! authorization server metadata both generations share.
 
+pub mod discovery;
 pub mod error;
 
 use serde::Serialize;
