@@ -125,7 +125,14 @@ pub fn auth_md(config: &Config) -> String {
         site.authorization_server_metadata_uri,
         v0_1::discovery::code_list(&settings.scopes_supported)
     );
+    // The current generation first (SPEC-v0.7 2.5), then the first.
+    if settings.v0_7_enabled {
+        md += &v0_7::discovery::recipe(config);
+    }
     if settings.v0_1_enabled {
+        if settings.v0_7_enabled {
+            md += "# First generation (v0.1)\n\nAgents written for the first generation of the protocol keep working:\n\n";
+        }
         md += &v0_1::discovery::recipe(config);
     }
     md
@@ -278,6 +285,30 @@ mod tests {
             "the PRM fields and issuer stay"
         );
         assert!(!auth_md(&config).contains("POST https://api.example.com/agent/auth"));
+    }
+
+    /// SPEC-v0.7 2.5: the current generation first, then v0.1's recipe; a
+    /// generation that is off is left out.
+    #[test]
+    fn auth_md_describes_the_current_generation_first() {
+        let md = auth_md(&Config::new("https://api.example.com", Settings::default()));
+        let v0_7 = md.find("POST https://api.example.com/agent/identity").unwrap();
+        let v0_1 = md.find("# First generation (v0.1)").unwrap();
+        assert!(v0_7 < v0_1, "{md}");
+        assert!(md.contains("user_code") && md.contains("https://api.example.com/oauth2/token"));
+        let only_v0_1 = Settings {
+            v0_7_enabled: false,
+            ..Settings::default()
+        };
+        let md = auth_md(&Config::new("https://api.example.com", only_v0_1));
+        assert!(!md.contains("/agent/identity") && !md.contains("First generation"));
+        let only_v0_7 = Settings {
+            v0_1_enabled: false,
+            ..Settings::default()
+        };
+        let md = auth_md(&Config::new("https://api.example.com", only_v0_7));
+        assert!(!md.contains("POST https://api.example.com/agent/auth\n") && !md.contains("First generation"));
+        assert!(md.contains("POST https://api.example.com/agent/identity"));
     }
 
     #[test]
