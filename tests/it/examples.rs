@@ -14,33 +14,102 @@ fn example(name: &str) -> PathBuf {
     bin.parent().unwrap().join("examples").join(name)
 }
 
-#[test]
-fn the_agent_example_runs_the_anonymous_flow_end_to_end() {
-    let server = TestServer::start();
+/// Runs the agent example against `server` with `args`; returns its stdout.
+fn run_agent(server: &TestServer, args: &[&str]) -> String {
     let out = Command::new(example("agent"))
         .args(["--api", &format!("{}/api/resource", server.base)])
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("the agent example (built by cargo test)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_agent_example_runs_the_anonymous_flow_of_both_generations() {
+    let server = TestServer::start();
+    let stdout = run_agent(&server, &[]);
     for step in [
         "1. calling",
         "401, WWW-Authenticate: Bearer resource_metadata=",
         "2. protected resource metadata",
         "3. authorization server metadata",
         "4. registering (\"anonymous\"",
-        "6. calling",
+        "6. exchanging the assertion at",
+        "7. calling",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
     assert!(stdout.contains("   200 {"), "{stdout}");
-    // The registration it made is real.
-    assert_eq!(server.events("registration.created").len(), 1);
+    let stdout = run_agent(&server, &["--protocol", "v0.1"]);
+    for step in ["4. registering (\"anonymous\"", "6. calling"] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("   200 {"), "{stdout}");
+    // The registrations it made are real, one per generation.
+    let created = server.events("registration.created");
+    assert_eq!(created.len(), 2);
+    assert_eq!(created.iter().filter(|e| e["generation"] == "v0.7").count(), 1);
+    let help = Command::new(example("agent")).arg("--help").output().unwrap();
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--protocol"));
+}
+
+/// The current generation's `service_auth` with the person's step played
+/// over HTTP: the agent prints the link, the person signs in and confirms,
+/// and types the code the page showed into the agent.
+#[test]
+fn the_agent_example_waits_for_the_person_to_confirm() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let mut agent = Command::new(example("agent"))
+        .args([
+            "--api",
+            &format!("{}/api/resource", server.base),
+            "--email",
+            "pat@example.com",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let link = loop {
+        let line = lines.next().expect("the agent printed the link").unwrap();
+        seen += &line;
+        seen.push('\n');
+        if let Some(at) = line.find("open http") {
+            break line[at + "open ".len()..].trim().to_string();
+        }
+    };
+    let path = link.trim_start_matches(&server.base).to_string();
+    let token = path.split("claim_attempt_token=").nth(1).unwrap().to_string();
+    let mut person = crate::signin::sign_in(&server, "pat@example.com");
+    person.get(&path);
+    let csrf = person.csrf.clone();
+    let page = person.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"));
+    let at = page.body.find(r#"id="user-code">"#).unwrap() + r#"id="user-code">"#.len();
+    let code = &page.body[at..at + 6];
+    writeln!(agent.stdin.take().unwrap(), "{code}").unwrap();
+    for line in lines {
+        seen += &line.unwrap();
+        seen.push('\n');
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut agent.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(agent.wait().unwrap().success(), "{seen}\n{stderr}");
+    assert!(seen.contains("claimed; a refresh token came with it"), "{seen}");
+    assert!(
+        seen.contains("scope api.read api.write") && seen.contains("   200 {"),
+        "{seen}"
+    );
 }
 
 #[test]
