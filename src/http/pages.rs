@@ -34,7 +34,7 @@ h1{margin:0 0 12px;font-size:22px;line-height:1.3}\
 p{margin:0 0 14px}\
 .muted{color:#5b6573;font-size:14px}\
 dl{margin:0 0 20px;font-size:14px;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}\
-dt{color:#5b6573}dd{margin:0;word-break:break-all}\
+dt{color:#5b6573}dd{margin:0;overflow-wrap:anywhere}\
 form{margin:0}\
 label{display:block;font-size:14px;color:#5b6573}\
 input{display:block;width:100%;margin-top:6px;padding:12px 14px;border:1px solid #c9d0da;border-radius:10px;\

@@ -103,3 +103,51 @@ fn a_person_signs_in_with_the_mailed_code_in_chromium() {
     );
     assert!(root.join("target/signin-signed-in.png").exists());
 }
+
+/// SPEC-v0.7 6: a person takes the link an agent handed over, signs in,
+/// authorizes and reads the code off the page in Chromium on a 320 px
+/// screen; the agent completes with it.
+#[test]
+fn a_person_confirms_an_agent_and_reads_its_code_in_chromium() {
+    let server = TestServer::start();
+    let made = server
+        .post_json("/agent/identity", r#"{"type":"service_auth","login_hint":"pat@example.com"}"#)
+        .json();
+    let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/ceremony");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/ceremony.mjs"))
+        .arg(link)
+        .arg(server.outbox_dir())
+        .arg("pat@example.com")
+        .arg(&shots)
+        .current_dir(root.join("tests/browser"))
+        .output()
+        .expect("node (scripts/test installs the browser test's dependencies)");
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    let steps = &result["steps"];
+    assert!(steps["login"]["url"].as_str().unwrap().contains("/login?return_to="), "{steps}");
+    assert_eq!(steps["login"]["prefilled"], "pat@example.com", "the link fills in its address");
+    assert_eq!(steps["confirm"]["url"], link, "back on the link after signing in");
+    assert_eq!(steps["confirm"]["hasCode"], 0, "opening the link showed a code");
+    let text = steps["confirm"]["text"].as_str().unwrap();
+    assert!(text.contains("pat@example.com") && text.contains(made["id"].as_str().unwrap()), "{text}");
+    for step in ["confirm", "code"] {
+        assert!(steps[step]["width"].as_u64().unwrap() <= 320, "{step} overflows: {steps}");
+    }
+    assert_eq!(result["errors"], json!([]), "console errors (a CSP violation would show here)");
+    let code = steps["code"]["value"].as_str().unwrap();
+    let done = server.post_json(
+        "/agent/identity/claim/complete",
+        &json!({ "claim_token": made["claim"]["token"], "user_code": code }).to_string(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.json()["status"], "claimed");
+}

@@ -1,0 +1,59 @@
+// The current generation's claim ceremony as a person meets it, in headless
+// Chromium on a 320 px screen: open the link the agent handed over, get
+// sent to sign in, sign in with the mailed code (read from the file:
+// outbox), come back to the page, press Authorize, read the code. Checks
+// nothing overflows sideways and no script error or CSP violation shows;
+// saves a screenshot of each step. Prints one JSON line for tests/browser.rs.
+//
+// usage: node ceremony.mjs LINK OUTBOX_DIR EMAIL SCREENSHOT_PREFIX
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [link, outbox, email, shots] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+function mailedCode() {
+  let names = [];
+  try { names = readdirSync(outbox).filter((n) => n.endsWith('.eml')); } catch { return null; }
+  for (const name of names) {
+    const text = readFileSync(join(outbox, name), 'utf8');
+    const found = /Your code: (\d{6})/.exec(text);
+    if (found && text.includes(email)) return found[1];
+  }
+  return null;
+}
+
+try {
+  const page = await browser.newPage({ viewport: { width: 320, height: 640 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const wide = () => page.evaluate(() => document.documentElement.scrollWidth);
+  await page.goto(link);
+  const steps = { login: { url: page.url(), prefilled: await page.getByLabel('Email address').inputValue() } };
+  await page.getByRole('button', { name: 'Send me a code' }).click();
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+  let code = null;
+  for (let i = 0; i < 100 && !code; i++) {
+    code = mailedCode();
+    if (!code) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!code) throw new Error('no sign-in code arrived in the outbox');
+  await page.getByLabel('Code').fill(code);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'An AI agent asks to act for you' }).waitFor();
+  steps.confirm = { url: page.url(), text: await page.locator('main').innerText(), width: await wide(),
+    hasCode: await page.locator('#user-code').count() };
+  await page.screenshot({ path: `${shots}-confirm.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Authorize' }).click();
+  await page.locator('#user-code').waitFor();
+  steps.code = { value: (await page.locator('#user-code').textContent()).trim(), width: await wide() };
+  await page.screenshot({ path: `${shots}-code.png`, fullPage: true });
+  console.log(JSON.stringify({ steps, errors }));
+} finally {
+  await browser.close();
+}
