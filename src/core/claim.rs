@@ -154,6 +154,7 @@ pub fn request(ctx: &Ctx<'_>, claim_token: &str, email: &str) -> Result<Requeste
     let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
         let registration = tx
             .registration_by_claim_token_hash(&token_hash)?
+            .filter(|r| r.generation == Generation::V0_1)
             .ok_or(Error::InvalidClaimToken)?;
         let pending = claimable(&registration, v.now_ms)?;
         if registration.kind == RegistrationKind::EmailVerification && registration.email.as_deref() != Some(&email) {
@@ -202,6 +203,10 @@ fn link_state(tx: &dyn Tx, token: &str, now_ms: UnixMs) -> Result<LinkState, Err
     let registration = tx
         .registration(&attempt.registration_id)?
         .ok_or_else(|| Error::Internal("a claim attempt without its registration".into()))?;
+    // A v0.7 link is for the v0.7 pages (SPEC-v0.7 1).
+    if registration.generation != Generation::V0_1 {
+        return Ok(LinkState::Unknown);
+    }
     Ok(match attempt.status {
         AttemptStatus::Superseded => LinkState::Superseded,
         AttemptStatus::Cancelled => LinkState::Cancelled,
@@ -303,6 +308,7 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, otp: &str) -> Result<Completed
     ctx.writer.write(|tx| {
         let registration = tx
             .registration_by_claim_token_hash(&token_hash)?
+            .filter(|r| r.generation == Generation::V0_1)
             .ok_or(Error::InvalidClaimToken)?;
         lifecycle::next(registration.kind, registration.status, Event::Confirmed)?;
         unlapsed(&registration, v.now_ms)?;

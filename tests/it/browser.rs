@@ -111,7 +111,10 @@ fn a_person_signs_in_with_the_mailed_code_in_chromium() {
 fn a_person_confirms_an_agent_and_reads_its_code_in_chromium() {
     let server = TestServer::start();
     let made = server
-        .post_json("/agent/identity", r#"{"type":"service_auth","login_hint":"pat@example.com"}"#)
+        .post_json(
+            "/agent/identity",
+            r#"{"type":"service_auth","login_hint":"pat@example.com"}"#,
+        )
         .json();
     let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -133,16 +136,32 @@ fn a_person_confirms_an_agent_and_reads_its_code_in_chromium() {
     );
     let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     let steps = &result["steps"];
-    assert!(steps["login"]["url"].as_str().unwrap().contains("/login?return_to="), "{steps}");
-    assert_eq!(steps["login"]["prefilled"], "pat@example.com", "the link fills in its address");
+    assert!(
+        steps["login"]["url"].as_str().unwrap().contains("/login?return_to="),
+        "{steps}"
+    );
+    assert_eq!(
+        steps["login"]["prefilled"], "pat@example.com",
+        "the link fills in its address"
+    );
     assert_eq!(steps["confirm"]["url"], link, "back on the link after signing in");
     assert_eq!(steps["confirm"]["hasCode"], 0, "opening the link showed a code");
     let text = steps["confirm"]["text"].as_str().unwrap();
-    assert!(text.contains("pat@example.com") && text.contains(made["id"].as_str().unwrap()), "{text}");
+    assert!(
+        text.contains("pat@example.com") && text.contains(made["id"].as_str().unwrap()),
+        "{text}"
+    );
     for step in ["confirm", "code"] {
-        assert!(steps[step]["width"].as_u64().unwrap() <= 320, "{step} overflows: {steps}");
+        assert!(
+            steps[step]["width"].as_u64().unwrap() <= 320,
+            "{step} overflows: {steps}"
+        );
     }
-    assert_eq!(result["errors"], json!([]), "console errors (a CSP violation would show here)");
+    assert_eq!(
+        result["errors"],
+        json!([]),
+        "console errors (a CSP violation would show here)"
+    );
     let code = steps["code"]["value"].as_str().unwrap();
     let done = server.post_json(
         "/agent/identity/claim/complete",

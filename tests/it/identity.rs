@@ -364,3 +364,44 @@ fn a_claim_request_opens_a_new_link_each_time() {
     server.advance(Duration::from_secs(86_401));
     claim(lapsing["claim"]["token"].as_str().unwrap(), "bob@example.com").assert_error(410, "claim_expired");
 }
+
+/// SPEC-v0.7 1: a registration belongs to its generation; a claim token
+/// (or link) of one is refused by the other's endpoints.
+#[test]
+fn claim_tokens_work_only_in_their_generation() {
+    let server = InProcess::start();
+    let v0_7 = register(&server);
+    let token = v0_7["claim"]["token"].as_str().unwrap();
+    let body = serde_json::json!({ "claim_token": token, "email": "a@example.com" });
+    server
+        .post_json("/agent/auth/claim", &body.to_string())
+        .assert_error(401, "invalid_claim_token");
+    let body = serde_json::json!({ "claim_token": token, "otp": "123456" });
+    server
+        .post_json("/agent/auth/claim/complete", &body.to_string())
+        .assert_error(401, "invalid_claim_token");
+    let v0_1 = server
+        .post_json(
+            "/agent/auth",
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        )
+        .json();
+    let body = serde_json::json!({ "claim_token": v0_1["claim_token"], "user_code": "123456" });
+    server
+        .post_json("/agent/identity/claim/complete", &body.to_string())
+        .assert_error(400, "invalid_claim");
+    // A v0.7 link opened on the v0.1 page is unknown there.
+    let started = server
+        .post_json(
+            "/agent/identity/claim",
+            &serde_json::json!({ "type": "service_auth", "claim_token": token, "login_hint": "a@example.com" })
+                .to_string(),
+        )
+        .json();
+    let link = started["attempt"]["verification_uri"].as_str().unwrap();
+    let attempt = link.split("claim_attempt_token=").nth(1).unwrap();
+    assert_eq!(
+        server.get(&format!("/agent/auth/claim/view?token={attempt}")).status,
+        404
+    );
+}
