@@ -198,6 +198,9 @@ pub struct IdentityClaim<'a> {
     pub signed_in_as: &'a str,
     pub attempt_token: &'a str,
     pub csrf: &'a str,
+    /// Prose above the buttons (SPEC-v0.7 6.2: first time from this
+    /// provider, first agent of this account).
+    pub advisories: &'a [String],
 }
 
 /// The page a claim link opens, signed in as the right person: what the
@@ -215,7 +218,7 @@ pub fn identity_claim(details: &IdentityClaim<'_>) -> Response {
          <p>{agent} registered with {name} and says it acts for you. If you authorize it, it can use {name} \
          with these permissions, and you will get a code to read back to it.</p>\
          <dl><dt>Permissions</dt><dd>{scopes}</dd><dt>Registration</dt><dd>{reg}</dd>\
-         <dt>Signed in as</dt><dd>{who}</dd></dl>\
+         <dt>Signed in as</dt><dd>{who}</dd></dl>{advisories}\
          <form method=\"post\" action=\"{confirm}\">{hidden}<button class=\"primary\" type=\"submit\">Authorize</button></form>\
          <form method=\"post\" action=\"{reject}\">{hidden}<button class=\"quiet\" type=\"submit\">This wasn't me</button></form>",
         agent = e(details.agent),
@@ -223,6 +226,11 @@ pub fn identity_claim(details: &IdentityClaim<'_>) -> Response {
         scopes = e(&details.scopes.join(", ")),
         reg = e(details.registration_id),
         who = e(details.signed_in_as),
+        advisories = details
+            .advisories
+            .iter()
+            .map(|a| format!("<p class=\"muted\">{}</p>", e(a)))
+            .collect::<String>(),
         confirm = Endpoint::ClaimConfirm.path(),
         reject = Endpoint::ClaimRejectPage.path(),
     );

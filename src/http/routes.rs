@@ -689,15 +689,39 @@ fn identity_claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<
     Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
         Ok((_, registration)) => {
             let settings = &deps.config.settings;
-            let agent = match registration.kind {
-                crate::model::RegistrationKind::Anonymous => "An AI agent",
-                crate::model::RegistrationKind::ServiceAuth => "An AI agent you sent here",
-                _ => "An AI agent from a provider you use",
+            // The provider by its trust-list name, never a value from a token.
+            let provider = match conn.pending_link_of(&registration.id)? {
+                Some(link) => {
+                    let name = conn
+                        .provider(&link.iss)?
+                        .and_then(|p| p.name)
+                        .unwrap_or_else(|| link.iss.clone());
+                    Some((link.iss, name))
+                }
+                None => None,
             };
+            let agent = match (&registration.kind, &provider) {
+                (_, Some((_, name))) => format!("An AI agent from {name}"),
+                (crate::model::RegistrationKind::ServiceAuth, _) => "An AI agent you sent here".to_string(),
+                _ => "An AI agent".to_string(),
+            };
+            let mut advisories = Vec::new();
+            if let Some((iss, name)) = &provider
+                && !conn.user_has_delegation_from(&user.id, iss)?
+            {
+                advisories.push(format!("This is the first time {name} asks to act for you here."));
+            }
+            if !conn.user_has_other_agent(&user.id, &registration.id)? {
+                advisories.push("This would be the first agent acting for you here.".to_string());
+            }
             pages::identity_claim(&pages::IdentityClaim {
                 resource_name: &settings.resource_name,
-                agent,
-                scopes: &settings.post_claim_scopes,
+                agent: &agent,
+                advisories: &advisories,
+                scopes: &registration
+                    .scopes
+                    .as_deref()
+                    .map_or_else(|| settings.post_claim_scopes.clone(), crate::model::split_scopes),
                 registration_id: &registration.id,
                 signed_in_as: user.email.as_deref().unwrap_or(&user.id),
                 attempt_token: &token,

@@ -65,6 +65,8 @@ pub trait Delegations {
     /// Raises the provider-clock mark of `(iss, sub)` to a logout token's
     /// `iat` (never lowers it).
     fn mark_revoked_by_provider(&self, iss: &str, sub: &str, iat: UnixSecs) -> Result<()>;
+    /// Whether the user has a delegation from issuer `iss` (in either generation).
+    fn user_has_delegation_from(&self, user_id: &str, iss: &str) -> Result<bool>;
     fn pending_link(&self, iss: &str, sub: &str) -> Result<Option<PendingLink>>;
     fn pending_link_of(&self, registration_id: &str) -> Result<Option<PendingLink>>;
     /// Records a pending link, replacing one of the same `(iss, sub)`.

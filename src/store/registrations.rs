@@ -77,6 +77,8 @@ pub trait Registrations {
     fn mark_claimed(&self, id: &str, user_id: &str, now_ms: UnixMs) -> Result<()>;
     /// A new claim token for a registration (a first link asserted again).
     fn replace_claim_token(&self, id: &str, hash: &SecretHash) -> Result<()>;
+    /// Whether the user has a claimed or active registration other than `except`.
+    fn user_has_other_agent(&self, user_id: &str, except: &str) -> Result<bool>;
     /// Counts one wrong code against the registration; returns the total.
     fn add_claim_failure(&self, id: &str) -> Result<i64>;
     /// Registrations, newest first, optionally of one status; `limit`

@@ -94,6 +94,11 @@ fn an_anonymous_agent_is_claimed_by_the_person_who_signs_in_and_confirms() {
         !page.body.contains(r#"id="user-code""#),
         "opening the link mints nothing"
     );
+    assert!(page.body.contains("This would be the first agent acting for you here."));
+    assert!(
+        !page.body.contains("asks to act for you here"),
+        "no provider behind an anonymous agent"
+    );
     let token = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
     let csrf = pat.csrf.clone();
     let shown = pat.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"));

@@ -967,6 +967,12 @@ fn a_first_link_is_bound_when_the_person_confirms() {
     let mut erin = crate::signin::sign_in(&world.server, "erin@example.com");
     let page = erin.get(&link);
     assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("An AI agent from Dev Provider"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("This is the first time Dev Provider asks to act for you here.")
+    );
+    assert!(page.body.contains("This would be the first agent acting for you here."));
     let csrf = erin.csrf.clone();
     let shown = erin.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"));
     let at = shown.body.find(r#"id="user-code">"#).unwrap() + r#"id="user-code">"#.len();

@@ -23,6 +23,7 @@ pub(crate) const MARK_HERE: &str = "INSERT INTO provider_revocations (iss, sub, 
      ON CONFLICT (iss, sub) DO UPDATE SET revoked_ms = excluded.revoked_ms
      WHERE provider_revocations.revoked_ms IS NULL OR provider_revocations.revoked_ms < excluded.revoked_ms";
 
+pub(crate) const OF_USER_FROM: &str = "SELECT 1 FROM delegations WHERE user_id = ?1 AND iss = ?2 LIMIT 1";
 pub(crate) const PENDING: &str =
     "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE iss = ?1 AND sub = ?2";
 pub(crate) const PENDING_OF: &str =
@@ -38,6 +39,14 @@ fn pending(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingLink> {
 }
 
 impl Delegations for Connection {
+    fn user_has_delegation_from(&self, user_id: &str, iss: &str) -> Result<bool> {
+        Ok(self
+            .prepare_cached(OF_USER_FROM)?
+            .query_row([user_id, iss], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     fn pending_link(&self, iss: &str, sub: &str) -> Result<Option<PendingLink>> {
         Ok(self
             .prepare_cached(PENDING)?

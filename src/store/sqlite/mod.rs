@@ -526,6 +526,8 @@ mod index_tests {
             delegations::OF_REGISTRATION,
             delegations::REVOCATION_MARKS,
             delegations::PENDING,
+            delegations::OF_USER_FROM,
+            registrations::OTHER_AGENT,
             delegations::PENDING_OF,
             assertions::BY_JTI,
             assertions::REFRESH_BY_HASH,

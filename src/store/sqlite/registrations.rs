@@ -109,6 +109,10 @@ pub(super) fn run_for(
     conn.execute(&statement(template, chosen), args.as_slice())
 }
 
+/// The lookup of `user_has_other_agent`, planned by `index_tests`.
+pub(crate) const OTHER_AGENT: &str = "SELECT 1 FROM registrations r WHERE r.user_id = ?1 AND r.id != ?2
+     AND r.status IN ('claimed', 'active') LIMIT 1";
+
 /// The statement of [`Registrations::end_registrations`].
 pub(crate) const END: &str =
     "UPDATE registrations SET status = :status, expires_ms = NULL, updated_ms = :now WHERE id IN ({chosen})";
@@ -164,6 +168,14 @@ impl Registrations for Connection {
                 "UPDATE registrations SET claim_failures = claim_failures + 1 WHERE id = ?1 RETURNING claim_failures",
             )?
             .query_row([id], |r| r.get(0))?)
+    }
+
+    fn user_has_other_agent(&self, user_id: &str, except: &str) -> Result<bool> {
+        Ok(self
+            .prepare_cached(OTHER_AGENT)?
+            .query_row([user_id, except], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     fn replace_claim_token(&self, id: &str, hash: &SecretHash) -> Result<()> {
