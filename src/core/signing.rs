@@ -4,6 +4,8 @@
 //! expired: `retired + assertion_ttl_secs + clock_skew_secs`. The first key
 //! is made on first start. Keys live only in the database.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -54,7 +56,7 @@ pub fn rotate(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<(Strin
 }
 
 /// The key that signs now.
-pub fn current(tx: &dyn Tx) -> Result<SigningKey, Error> {
+pub fn current(tx: &dyn Tx) -> Result<Arc<SigningKey>, Error> {
     let keys = tx.signing_keys()?;
     let current = keys
         .iter()
@@ -79,7 +81,7 @@ pub fn list(tx: &dyn Tx) -> Result<Vec<KeyInfo>, Error> {
 /// The keys `/.well-known/jwks.json` lists and the token endpoint accepts:
 /// the current one first, then each retired key whose assertions may still
 /// be live at `now_ms`.
-pub fn published(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<Vec<SigningKey>, Error> {
+pub fn published(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<Vec<Arc<SigningKey>>, Error> {
     let window = accepted_after_retirement(settings);
     tx.signing_keys()?
         .into_iter()
@@ -99,8 +101,31 @@ fn fresh() -> Result<(String, Vec<u8>), Error> {
     Ok((key.kid().to_string(), pkcs8))
 }
 
-fn load(stored: &StoredSigningKey) -> Result<SigningKey, Error> {
-    SigningKey::from_pkcs8(&stored.pkcs8).map_err(|why| Error::Internal(format!("signing key {}: {why}", stored.kid)))
+/// Keys parsed from their PKCS#8, by `kid` (which names the key material):
+/// parsing validates the key, far dearer than the row read, and would
+/// otherwise run for every assertion signed or checked. A handful of entries,
+/// pruned to the keys still kept.
+static PARSED: Mutex<BTreeMap<String, Arc<SigningKey>>> = Mutex::new(BTreeMap::new());
+
+fn load(stored: &StoredSigningKey) -> Result<Arc<SigningKey>, Error> {
+    let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(key) = parsed.get(&stored.kid) {
+        return Ok(key.clone());
+    }
+    let key = SigningKey::from_pkcs8(&stored.pkcs8)
+        .map_err(|why| Error::Internal(format!("signing key {}: {why}", stored.kid)))?;
+    if key.kid() != stored.kid {
+        return Err(Error::Internal(format!(
+            "signing key {}: its kid does not match its key",
+            stored.kid
+        )));
+    }
+    if parsed.len() >= 16 {
+        parsed.clear();
+    }
+    let key = Arc::new(key);
+    parsed.insert(stored.kid.clone(), key.clone());
+    Ok(key)
 }
 
 #[cfg(test)]

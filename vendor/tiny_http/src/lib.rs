@@ -378,6 +378,12 @@ fn accept_loop(
             }
         };
         pause = FIRST_PAUSE;
+        // An answer goes out in more than one write (head, then body): with
+        // Nagle's algorithm on, the second waits for the client's delayed
+        // ACK of the first, 40 ms on a kept-alive connection.
+        if let connection::Connection::Tcp(tcp) = &sock {
+            let _ = tcp.set_nodelay(true);
+        }
         if open.load(std::sync::atomic::Ordering::Acquire) >= limits.max_connections {
             drop(sock);
             continue;
