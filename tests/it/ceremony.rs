@@ -303,3 +303,51 @@ fn revoking_a_refresh_token_revokes_its_family() {
     let events = server.events("credential.revoked");
     assert_eq!(events[0]["credential_type"], "refresh_token");
 }
+
+/// SPEC-v0.7 6.3, 6.4 on the fixed clock: a link not confirmed within
+/// `claim_attempt_ttl_secs` is `user_code_expired` (ask for a new one), and a
+/// code lives `otp_ttl_secs` from the confirmation, even past the link.
+#[test]
+fn a_late_link_and_a_late_code_are_user_code_expired() {
+    let server = InProcess::start();
+    let (made, link, token) = service_auth(&server, "kai@example.com");
+    let claim_token = made["claim"]["token"].as_str().unwrap().to_string();
+    server.advance(std::time::Duration::from_secs(601));
+    complete(&server, &claim_token, "123456").assert_error(410, "user_code_expired");
+    let mut kai = sign_in(&server, "kai@example.com");
+    assert_eq!(kai.get(&link).status, 410, "the link expired unconfirmed");
+
+    // A new link, confirmed just before it ends: the code outlives the link.
+    let body = json!({ "type": "service_auth", "claim_token": claim_token, "login_hint": "kai@example.com" });
+    let fresh = server.post_json("/agent/identity/claim", &body.to_string()).json();
+    let link = fresh["attempt"]["verification_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&server.base)
+        .to_string();
+    let token2 = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
+    assert_ne!(token2, token);
+    server.advance(std::time::Duration::from_secs(590));
+    kai.get(&link);
+    let csrf = kai.csrf.clone();
+    let code = code_on(
+        &kai.post("/claim/confirm", &format!("claim_attempt_token={token2}&csrf={csrf}"))
+            .body,
+    );
+    server.advance(std::time::Duration::from_secs(300));
+    assert_eq!(
+        complete(&server, &claim_token, &code).status,
+        200,
+        "within otp_ttl_secs of the confirmation"
+    );
+
+    let (made, link, token) = service_auth(&server, "kai@example.com");
+    kai.get(&link);
+    let csrf = kai.csrf.clone();
+    let code = code_on(
+        &kai.post("/claim/confirm", &format!("claim_attempt_token={token}&csrf={csrf}"))
+            .body,
+    );
+    server.advance(std::time::Duration::from_secs(601));
+    complete(&server, made["claim"]["token"].as_str().unwrap(), &code).assert_error(410, "user_code_expired");
+}
