@@ -140,38 +140,47 @@ impl Response {
 /// log reason as [`error_response`], RFC 6749's body, `Retry-After` on a 429.
 pub fn oauth_error_response(err: &Error, request_id: &str) -> Response {
     let (status, code) = wire(err);
-    let mut response = Response::json(status, &crate::proto::v0_7::error::OAuthErrorBody::of(err, request_id))
-        .with_header("Cache-Control", NO_STORE);
-    if let Error::RateLimited { retry_after_secs, .. } = err {
-        response = response.with_header("Retry-After", retry_after_secs.to_string());
-    }
-    response.reason = Some(match err {
-        Error::Internal(detail) | Error::Unavailable(detail) => format!("{code}: {detail}"),
-        _ => format!("{code}: {err}"),
-    });
-    response
+    let body = crate::proto::v0_7::error::OAuthErrorBody::of(err, request_id);
+    refusal(Response::json(status, &body), err, code)
 }
 
 /// A refusal in the Security Event Token envelope (RFC 8935 2.4, SPEC-v0.7 11).
 pub fn set_error_response(err: &Error, request_id: &str) -> Response {
     let body = crate::proto::v0_7::error::SetErrorBody::of(err, request_id);
-    let mut response = Response::json(body.status(), &body).with_header("Cache-Control", NO_STORE);
-    if let Error::RateLimited { retry_after_secs, .. } = err {
-        response = response.with_header("Retry-After", retry_after_secs.to_string());
-    }
-    response.reason = Some(match err {
-        Error::Internal(detail) | Error::Unavailable(detail) | Error::KeysUnavailable(detail) => {
-            format!("{}: {detail}", body.err())
+    refusal(Response::json(body.status(), &body), err, body.err())
+}
+
+/// What every refusal carries whatever its envelope: `no-store`,
+/// `Retry-After` when retrying later helps, and the log's reason (`code`
+/// with the detail the wire does not get).
+fn refusal(response: Response, err: &Error, code: &str) -> Response {
+    let mut response = response.with_header("Cache-Control", NO_STORE);
+    match err {
+        Error::RateLimited { retry_after_secs, .. } => {
+            response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
-        _ => format!("{}: {err}", body.err()),
-    });
+        Error::Unavailable(_) => response = response.with_header("Retry-After", "1"),
+        _ => {}
+    }
+    response.reason = match err {
+        Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
+        Error::Internal(detail)
+        | Error::UpstreamUnavailable(detail)
+        | Error::KeysUnavailable(detail)
+        | Error::ClientIdUnverifiable(detail)
+        | Error::Unavailable(detail) => Some(format!("{code}: {detail}")),
+        // Messages name fields and rules, never secrets: the precise reason
+        // (which JWS rule failed, say) is kept in the log.
+        _ if response.status >= 400 => Some(format!("{code}: {err}")),
+        _ => None,
+    };
     response
 }
 
 pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Response {
     let (status, code) = wire(err);
     let body = ErrorBody::of(err, request_id);
-    let mut response = Response::json(status, &body).with_header("Cache-Control", NO_STORE);
+    let mut response = Response::json(status, &body);
     let metadata = &config.site.resource_metadata_uri;
     match err {
         Error::InvalidToken { presented: false, .. } => {
@@ -192,10 +201,6 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
         }
         Error::MethodNotAllowed { allow } => response = response.with_header("Allow", *allow),
         Error::Unauthorized => response = response.with_header("WWW-Authenticate", "Bearer"),
-        Error::RateLimited { retry_after_secs, .. } => {
-            response = response.with_header("Retry-After", retry_after_secs.to_string())
-        }
-        Error::Unavailable(_) => response = response.with_header("Retry-After", "1"),
         Error::LoginRequired { max_age_secs, .. } => {
             // SPEC-v0.7 4.3: quoted values escape `"` and `\`.
             let description = err.to_string().replace('\\', "\\\\").replace('"', "\\\"");
@@ -206,19 +211,7 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
         }
         _ => {}
     }
-    response.reason = match err {
-        Error::InvalidToken { reason, .. } => Some((*reason).to_string()),
-        Error::Internal(detail)
-        | Error::UpstreamUnavailable(detail)
-        | Error::KeysUnavailable(detail)
-        | Error::ClientIdUnverifiable(detail)
-        | Error::Unavailable(detail) => Some(format!("{code}: {detail}")),
-        // Messages name fields and rules, never secrets: the precise reason
-        // (which JWS rule failed, say) is kept in the log.
-        _ if status >= 400 => Some(format!("{code}: {err}")),
-        _ => None,
-    };
-    response
+    refusal(response, err, code)
 }
 
 /// `application/x-www-form-urlencoded` pairs (a form body or a query

@@ -3,14 +3,10 @@
 // page, and saves a screenshot. Prints one JSON line for tests/browser.rs.
 //
 // usage: node claim.mjs LINK SCREENSHOT.png
-import { chromium } from 'playwright-core';
+import { launch } from './common.mjs';
 
 const [link, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 390, height: 760 } });
   const errors = [];

@@ -5,27 +5,10 @@
 // line for tests/browser.rs.
 //
 // usage: node signin.mjs BASE_URL OUTBOX_DIR EMAIL SCREENSHOT_PREFIX
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, mailedCode } from './common.mjs';
 
 const [base, outbox, email, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-
-function mailedCode() {
-  let names = [];
-  try { names = readdirSync(outbox).filter((n) => n.endsWith('.eml')); } catch { return null; }
-  for (const name of names) {
-    const text = readFileSync(join(outbox, name), 'utf8');
-    const found = /Your code: (\d{6})/.exec(text);
-    if (found && text.includes(email)) return found[1];
-  }
-  return null;
-}
+const browser = await launch();
 
 try {
   const page = await browser.newPage({ viewport: { width: 320, height: 640 } });
@@ -40,12 +23,7 @@ try {
   await page.getByRole('heading', { name: 'Check your email' }).waitFor();
   steps.sent = { width: await wide() };
   await page.screenshot({ path: `${shots}-code.png`, fullPage: true });
-  let code = null;
-  for (let i = 0; i < 100 && !code; i++) {
-    code = mailedCode();
-    if (!code) await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!code) throw new Error('no code arrived in the outbox');
+  const code = await mailedCode(outbox, email);
   await page.getByLabel('Code').fill(code);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Signed in' }).waitFor();

@@ -10,19 +10,16 @@ use std::process::Command;
 use crate::common::{Client, TestServer};
 use serde_json::{Value, json};
 
-#[test]
-fn a_person_reads_the_code_off_the_claim_page_in_chromium() {
-    let server = TestServer::start();
-    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"pat@example.com","requested_credential_type":"access_token"});
-    let reg = server.post_json("/agent/auth", &body.to_string()).json();
-    let mail = server.wait_for_mail(1).remove(0);
+fn as_os<S: AsRef<std::ffi::OsStr> + ?Sized>(arg: &S) -> &std::ffi::OsStr {
+    arg.as_ref()
+}
 
+/// Runs `tests/browser/<script>` with `args` under node; its one JSON line.
+fn run_script(script: &str, args: &[&std::ffi::OsStr]) -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let screenshot = root.join("target/claim-code-page.png");
     let out = Command::new("node")
-        .arg(root.join("tests/browser/claim.mjs"))
-        .arg(mail.link())
-        .arg(&screenshot)
+        .arg(root.join("tests/browser").join(script))
+        .args(args)
         .current_dir(root.join("tests/browser"))
         .output()
         .expect("node (scripts/test installs the browser test's dependencies)");
@@ -32,7 +29,19 @@ fn a_person_reads_the_code_off_the_claim_page_in_chromium() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+}
+
+#[test]
+fn a_person_reads_the_code_off_the_claim_page_in_chromium() {
+    let server = TestServer::start();
+    let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":"pat@example.com","requested_credential_type":"access_token"});
+    let reg = server.post_json("/agent/auth", &body.to_string()).json();
+    let mail = server.wait_for_mail(1).remove(0);
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let screenshot = root.join("target/claim-code-page.png");
+    let result = run_script("claim.mjs", &[as_os(&mail.link()), as_os(&screenshot)]);
     assert_eq!(result["before"]["status"], 200);
     assert_eq!(result["before"]["hasButton"], 1);
     assert_eq!(result["before"]["hasCode"], 0, "opening the link showed a code");
@@ -63,22 +72,15 @@ fn a_person_signs_in_with_the_mailed_code_in_chromium() {
     let server = TestServer::start();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shots = root.join("target/signin");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/signin.mjs"))
-        .arg(&server.base)
-        .arg(server.outbox_dir())
-        .arg("pat@example.com")
-        .arg(&shots)
-        .current_dir(root.join("tests/browser"))
-        .output()
-        .expect("node (scripts/test installs the browser test's dependencies)");
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_script(
+        "signin.mjs",
+        &[
+            as_os(&server.base),
+            as_os(&server.outbox_dir()),
+            as_os(&"pat@example.com"),
+            as_os(&shots),
+        ],
     );
-    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     let steps = &result["steps"];
     assert_eq!(steps["form"]["status"], 200);
     for step in ["form", "sent", "signedIn"] {
@@ -119,22 +121,15 @@ fn a_person_confirms_an_agent_and_reads_its_code_in_chromium() {
     let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shots = root.join("target/ceremony");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/ceremony.mjs"))
-        .arg(link)
-        .arg(server.outbox_dir())
-        .arg("pat@example.com")
-        .arg(&shots)
-        .current_dir(root.join("tests/browser"))
-        .output()
-        .expect("node (scripts/test installs the browser test's dependencies)");
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_script(
+        "ceremony.mjs",
+        &[
+            as_os(&link),
+            as_os(&server.outbox_dir()),
+            as_os(&"pat@example.com"),
+            as_os(&shots),
+        ],
     );
-    let result: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     let steps = &result["steps"];
     assert!(
         steps["login"]["url"].as_str().unwrap().contains("/login?return_to="),

@@ -44,25 +44,15 @@ pub struct SetErrorBody {
 
 impl SetErrorBody {
     pub fn of(err: &Error, request_id: &str) -> SetErrorBody {
-        use crate::jose::Rejection::*;
-        let (status, code) = match err {
-            Error::Assertion(
-                KidUnknown
-                | KidAmbiguous
-                | KidNeeded
-                | NoFittingKey
-                | KeyUnusable(_)
-                | KeyTypeMismatch { .. }
-                | KeyAlgMismatch { .. }
-                | JwksInvalid(_),
-            )
-            | Error::KeysUnavailable(_) => (400, "invalid_key"),
-            Error::Assertion(SignatureInvalid | ExpiredBy { .. }) => (400, "authentication_failed"),
-            Error::Assertion(AudienceMismatch | AudienceNotSingle) => (400, "invalid_audience"),
-            Error::InvalidIssuer(_) => (400, "invalid_issuer"),
-            Error::RateLimited { .. } | Error::Unavailable(_) | Error::Internal(_) | Error::RequestTooLarge { .. } => {
-                wire(err)
+        // From the one mapping: v0.1's `invalid_signature` covers both a bad
+        // signature and no usable key, which RFC 8935 tells apart.
+        let (status, code) = match (err, wire(err)) {
+            (Error::Assertion(crate::jose::Rejection::SignatureInvalid), _) | (_, (_, "expired")) => {
+                (400, "authentication_failed")
             }
+            (_, (_, "invalid_signature")) => (400, "invalid_key"),
+            (_, (_, code @ ("invalid_issuer" | "invalid_audience"))) => (400, code),
+            (_, (status, code)) if status == 413 || status == 429 || status >= 500 => (status, code),
             _ => (400, "invalid_request"),
         };
         SetErrorBody {
