@@ -342,3 +342,10 @@ CREATE TABLE pending_links (
     created_ms      INTEGER NOT NULL,
     UNIQUE (iss, sub)
 );
+
+-- step 13
+-- A provider's revocation ends its delegation (SPEC-v0.7 11): the row stays,
+-- still naming the registration it made, but matching no longer finds it, so
+-- a fresh ID-JAG matches again (usually as a first link). Linking again
+-- reopens the row.
+ALTER TABLE delegations ADD COLUMN ended_ms INTEGER;

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::model::Generation;
+
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -24,7 +26,8 @@ struct Histogram {
 struct Counters {
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
-    registrations: BTreeMap<String, u64>,
+    /// By generation and the registration type its wire names.
+    registrations: BTreeMap<(Generation, &'static str), u64>,
     id_jag_refusals: BTreeMap<&'static str, u64>,
     rate_limited: BTreeMap<&'static str, u64>,
 }
@@ -62,8 +65,8 @@ impl Metrics {
         });
     }
 
-    pub fn registration(&self, registration_type: &str) {
-        self.with(|c| *c.registrations.entry(registration_type.to_string()).or_default() += 1);
+    pub fn registration(&self, generation: Generation, registration_type: &'static str) {
+        self.with(|c| *c.registrations.entry((generation, registration_type)).or_default() += 1);
     }
 
     pub fn id_jag_refusal(&self, code: &'static str) {
@@ -112,17 +115,18 @@ impl Metrics {
             &mut body,
             "authmd_registrations_total",
             "counter",
-            "Successful registration requests, by registration type.",
+            "Successful registration requests, by protocol generation and the registration type its wire names.",
         );
-        for (kind, n) in &c.registrations {
-            let _ = writeln!(body, "{name}{{type=\"{kind}\"}} {n}");
+        for ((generation, kind), n) in &c.registrations {
+            let generation = generation.as_db();
+            let _ = writeln!(body, "{name}{{generation=\"{generation}\",type=\"{kind}\"}} {n}");
         }
         let name = family_then(
             &mut out,
             &mut body,
             "authmd_id_jag_refusals_total",
             "counter",
-            "Refused ID-JAGs and logout tokens, by error code.",
+            "Refused ID-JAGs (both generations), logout tokens and security event tokens, by error code.",
         );
         for (code, n) in &c.id_jag_refusals {
             let _ = writeln!(body, "{name}{{code=\"{code}\"}} {n}");
@@ -175,7 +179,8 @@ mod tests {
         let metrics = Metrics::default();
         metrics.request("register", 200, Duration::from_micros(700));
         metrics.request("register", 429, Duration::from_millis(30));
-        metrics.registration("anonymous");
+        metrics.registration(Generation::V0_1, "anonymous");
+        metrics.registration(Generation::V0_7, "identity_assertion");
         metrics.id_jag_refusal("invalid_signature");
         metrics.rate_limited("anonymous");
         let text = metrics.render(&MailGauges {
@@ -185,7 +190,8 @@ mod tests {
         assert!(text.contains("authmd_http_requests_total{route=\"register\",status=\"429\"} 1"));
         assert!(text.contains("authmd_http_request_duration_seconds_bucket{route=\"register\",le=\"0.001\"} 1"));
         assert!(text.contains("authmd_http_request_duration_seconds_count{route=\"register\"} 2"));
-        assert!(text.contains("authmd_registrations_total{type=\"anonymous\"} 1"));
+        assert!(text.contains("authmd_registrations_total{generation=\"v0.1\",type=\"anonymous\"} 1"));
+        assert!(text.contains("authmd_registrations_total{generation=\"v0.7\",type=\"identity_assertion\"} 1"));
         assert!(text.contains("authmd_mail_outbox_pending 3"));
         // Every sample follows its family's TYPE line.
         let mut seen_type = std::collections::HashSet::new();

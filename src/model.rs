@@ -6,7 +6,7 @@ use std::fmt;
 /// The protocol generation a registration belongs to (SPEC-v0.7 1): its
 /// claim token, assertions and refresh tokens work only on that
 /// generation's endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Generation {
     V0_1,
     V0_7,

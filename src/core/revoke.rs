@@ -94,11 +94,13 @@ pub fn revoke(tx: &dyn Tx, chosen: Selection<'_>, by: &str, now_ms: UnixMs) -> R
 
 /// SPEC.md 6 (a logout token, `TokenKind::Logout`) and SPEC-v0.7 11 (a
 /// Security Event Token, `TokenKind::SecEvent`): a verified token that
-/// carries the assertion-revoked event revokes the live registration of its
-/// delegation `(iss, sub)` in either generation, whichever audience alias it named, and raises
-/// the provider's mark so ID-JAGs it issued up to then are refused. A SET
-/// with other events only spends its `jti`. Returns the number of
-/// credentials revoked.
+/// carries the assertion-revoked event revokes the live registrations of
+/// its delegation `(iss, sub)` in either generation (and a pending first
+/// link), whichever audience alias it named, ends the delegation and raises
+/// the provider's mark so ID-JAGs it issued up to then are refused. A
+/// provider revokes a delegation, not one protocol: a logout token ends it
+/// as a SET does. A SET with other events only spends its `jti`. Returns
+/// the number of credentials revoked.
 pub fn by_provider(ctx: &Ctx<'_>, token: &str, kind: TokenKind) -> Result<usize, Error> {
     let checked: Checked = verify::signed(ctx, token, kind)?.check_client_id(ctx)?;
     let (now_ms, skew_secs, client_ip) = (ctx.now_ms, ctx.config.settings.clock_skew_secs, ctx.client_ip);
@@ -115,11 +117,18 @@ pub fn by_provider(ctx: &Ctx<'_>, token: &str, kind: TokenKind) -> Result<usize,
             sub: Some(&claims.sub),
             client_ip,
         };
-        // Every registration of the delegation, in either generation.
+        // Every registration of the delegation, in either generation, and
+        // a first link still waiting for its person; then the delegation
+        // ends, so a fresh ID-JAG matches again (SPEC-v0.7 11, 4.3).
         let mut credentials = 0;
         for delegation in tx.delegations(&claims.iss, &claims.sub)? {
             credentials += revoke_one(tx, &delegation.registration_id, &by, now_ms)?.unwrap_or(0);
         }
+        if let Some(link) = tx.pending_link(&claims.iss, &claims.sub)? {
+            credentials += revoke_one(tx, &link.registration_id, &by, now_ms)?.unwrap_or(0);
+            tx.delete_pending_link(&link.registration_id)?;
+        }
+        tx.end_delegations(&claims.iss, &claims.sub, now_ms)?;
         Ok(credentials)
     })
 }

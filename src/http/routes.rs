@@ -374,10 +374,15 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
         req,
     )?;
     let refresh = matches!(request, v0_7::IdentityRequest::Refresh { .. });
-    let answer = deps.run(conn, req, |ctx| v0_7::identity(ctx, request))?;
+    let is_id_jag = matches!(request, v0_7::IdentityRequest::IdentityAssertion { .. });
+    let result = deps.run(conn, req, |ctx| v0_7::identity(ctx, request));
+    if let (true, Err(err)) = (is_id_jag, &result) {
+        deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
+    }
+    let answer = result?;
     if !refresh {
         // A refresh registers nothing.
-        deps.metrics.registration(answer.kind());
+        deps.metrics.registration(crate::model::Generation::V0_7, answer.kind());
     }
     let response = Response::json(answer.status(), &answer);
     Ok(match answer.challenge() {
@@ -819,7 +824,8 @@ fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
         deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
     }
     let answer: Registered = result?;
-    deps.metrics.registration(answer.registration_type());
+    deps.metrics
+        .registration(crate::model::Generation::V0_1, answer.registration_type());
     Ok(Response::json(200, &answer))
 }
 

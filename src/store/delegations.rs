@@ -54,10 +54,12 @@ pub struct PendingLink {
 }
 
 pub trait Delegations {
-    /// The delegations of `(iss, sub)`, one per generation that linked it.
+    /// The delegations of `(iss, sub)` in force, one per generation that
+    /// linked it (an ended one is not among them).
     fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>>;
     /// Records the delegation, or points its generation's row at a new
-    /// registration (after the previous one was revoked).
+    /// registration and user (after the previous one was revoked or the
+    /// delegation ended), in force again.
     fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()>;
     /// The `(iss, sub)` behind a registration, if it came from an ID-JAG.
     fn delegation_of(&self, registration_id: &str) -> Result<Option<(String, String)>>;
@@ -72,6 +74,9 @@ pub trait Delegations {
     /// Records a pending link, replacing one of the same `(iss, sub)`.
     fn put_pending_link(&self, link: &PendingLink, now_ms: UnixMs) -> Result<()>;
     fn delete_pending_link(&self, registration_id: &str) -> Result<()>;
+    /// Ends every delegation of `(iss, sub)` (a provider's revocation):
+    /// matching no longer finds them; each row keeps naming its registration.
+    fn end_delegations(&self, iss: &str, sub: &str, now_ms: UnixMs) -> Result<()>;
     /// Raises this server's mark (`revoked_ms`) of every delegation behind
     /// the chosen registrations to `now_ms`.
     fn mark_revoked_here(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<()>;

@@ -59,8 +59,8 @@ pub enum Selection<'a> {
     Registration(&'a str),
     /// The live registrations of a user.
     User(&'a str),
-    /// The live registrations behind every delegation of an issuer, or of
-    /// one of its subjects.
+    /// The live registrations behind every delegation (or first link
+    /// waiting for its person) of an issuer, or of one of its subjects.
     Issuer { iss: &'a str, sub: Option<&'a str> },
     /// Unclaimed or pending registrations past their TTL at the instant
     /// the statement is given ([`Registration::lapsed`]).

@@ -351,3 +351,42 @@ fn a_late_link_and_a_late_code_are_user_code_expired() {
     server.advance(std::time::Duration::from_secs(601));
     complete(&server, made["claim"]["token"].as_str().unwrap(), &code).assert_error(410, "user_code_expired");
 }
+
+/// SPEC-v0.7 9 on the fixed clock: a refresh token lives
+/// `refresh_token_ttl_secs` from its issue; each rotation's token has a
+/// fresh lifetime; a token past its lifetime refreshes nothing, and is no
+/// reuse alarm (the family it belonged to stays as it was).
+#[test]
+fn a_refresh_token_lives_its_ttl_from_issue() {
+    let server = InProcess::start();
+    let ttl = std::time::Duration::from_secs(2_592_000);
+    let done = claimed(&server, "lee@example.com");
+    let first = done["identity"]["refresh_token"]["value"].as_str().unwrap().to_string();
+    server.advance(ttl - std::time::Duration::from_secs(1));
+    let rotated = refresh(&server, &first);
+    assert_eq!(rotated.status, 200, "a second before its end: {}", rotated.body);
+    let second = rotated.json()["identity"]["refresh_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(ttl - std::time::Duration::from_secs(1));
+    let third = refresh(&server, &second);
+    assert_eq!(
+        third.status, 200,
+        "the rotated token's lifetime starts at its issue: {}",
+        third.body
+    );
+    let third = third.json()["identity"]["refresh_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(ttl);
+    refresh(&server, &third).assert_error(400, "invalid_refresh_token");
+    assert!(
+        server.events("refresh_token.reused").is_empty(),
+        "an expired token is no reuse"
+    );
+    // And a spent token past its lifetime: refused, still no alarm.
+    refresh(&server, &first).assert_error(400, "invalid_refresh_token");
+    assert!(server.events("refresh_token.reused").is_empty());
+}

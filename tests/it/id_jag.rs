@@ -1026,3 +1026,87 @@ fn concurrent_v0_7_id_jags_share_one_registration_and_every_assertion_exchanges(
         "{created:?}"
     );
 }
+
+/// SPEC-v0.7 11 and 4.3: a provider's push ends the delegation. A first
+/// link still waiting for its person is revoked with it, and a fresh
+/// ID-JAG afterwards finds no delegation: it matches the account again, as
+/// a first link the person must confirm, on a new registration (v0.1, which
+/// links a verified address without asking, links the same person again).
+/// A logout token ends a delegation as a SET does.
+#[test]
+fn a_push_ends_the_delegation_and_a_fresh_id_jag_matches_again() {
+    let world = World::new();
+    let hana = identity(&world, &world.mint(&world.claims("hana")));
+    assert_eq!(hana.status, 200, "{}", hana.body);
+    let hana = hana.json();
+    let hana_v0_1 = world.register_ok("hana");
+    let hana_user = bearer_ok(&world.server, hana_v0_1["credential"].as_str().unwrap())["user_id"].clone();
+    world.server.cli_ok(&["users", "add", "ivan@example.com"]);
+    let waiting = identity(&world, &world.mint(&world.claims("ivan")));
+    assert_eq!(waiting.status, 401, "{}", waiting.body);
+    let waiting = waiting.json();
+    let jo_v0_1 = world.register_ok("jo");
+
+    for sub in ["hana", "ivan"] {
+        let claims = authmd_dev::secevent_claims(
+            world.issuer(),
+            sub,
+            &world.server.base,
+            now_secs(),
+            json!({ authmd_dev::REVOKED_EVENT: {} }),
+        );
+        let pushed = world.server.request(
+            "POST",
+            "/agent/event/notify",
+            &[("Content-Type", "application/secevent+jwt")],
+            world.key.sign(&authmd_dev::secevent_header(), &claims).as_bytes(),
+        );
+        assert_eq!(pushed.status, 202, "{}", pushed.body);
+    }
+    assert_eq!(world.revoke("jo", now_secs()).status, 200);
+    let revoked: Vec<(Value, Value)> = world
+        .server
+        .events("registration.revoked")
+        .into_iter()
+        .map(|e| (e["registration_id"].clone(), e["sub"].clone()))
+        .collect();
+    for (registration, sub) in [
+        (&hana["id"], "hana"),
+        (&hana_v0_1["registration_id"], "hana"),
+        (&waiting["id"], "ivan"),
+        (&jo_v0_1["registration_id"], "jo"),
+    ] {
+        assert!(
+            revoked.contains(&(registration.clone(), json!(sub))),
+            "{registration} not revoked: {revoked:?}"
+        );
+    }
+    let body = json!({ "claim_token": waiting["claim"]["token"], "user_code": "123456" });
+    world
+        .server
+        .post_json("/agent/identity/claim/complete", &body.to_string())
+        .assert_error(410, "claim_expired");
+
+    // Issued after the pushes (an iat at the push's own second is refused).
+    let fresh = |sub: &str| {
+        let mut claims = world.claims(sub);
+        claims["iat"] = json!(now_secs() + 2);
+        world.mint(&claims)
+    };
+    for (sub, before) in [("hana", &hana["id"]), ("ivan", &waiting["id"]), ("jo", &json!(null))] {
+        let again = identity(&world, &fresh(sub));
+        assert_eq!(again.status, 401, "{sub}: {}", again.body);
+        let again = again.json();
+        assert_eq!(again["error"], "interaction_required", "{sub}: {again}");
+        assert_ne!(&again["id"], before, "{sub}: a revoked registration is never revived");
+    }
+    let v0_1 = world.register(&fresh("hana"), "access_token");
+    assert_eq!(v0_1.status, 200, "{}", v0_1.body);
+    let v0_1 = v0_1.json();
+    assert_ne!(v0_1["registration_id"], hana_v0_1["registration_id"]);
+    assert_eq!(
+        bearer_ok(&world.server, v0_1["credential"].as_str().unwrap())["user_id"],
+        hana_user,
+        "v0.1 links the same person again"
+    );
+}

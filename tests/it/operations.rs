@@ -328,7 +328,10 @@ fn metrics_are_prometheus_text_and_count_what_happened() {
         "1"
     );
     assert_eq!(samples["authmd_http_requests_total{route=\"api\",status=\"401\"}"], "1");
-    assert_eq!(samples["authmd_registrations_total{type=\"anonymous\"}"], "2");
+    assert_eq!(
+        samples["authmd_registrations_total{generation=\"v0.1\",type=\"anonymous\"}"],
+        "2"
+    );
     assert_eq!(samples["authmd_rate_limited_total{flow=\"anonymous\"}"], "1");
     assert_eq!(samples["authmd_id_jag_refusals_total{code=\"invalid_request\"}"], "1");
     assert_eq!(

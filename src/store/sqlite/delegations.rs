@@ -11,8 +11,7 @@ use crate::store::registrations::Selection;
 use crate::time::{UnixMs, UnixSecs};
 
 /// The lookups below, planned by `index_tests`.
-pub(crate) const GET: &str =
-    "SELECT iss, sub, generation, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2";
+pub(crate) const GET: &str = "SELECT iss, sub, generation, user_id, registration_id FROM delegations WHERE iss = ?1 AND sub = ?2 AND ended_ms IS NULL";
 pub(crate) const OF_REGISTRATION: &str = "SELECT iss, sub FROM delegations WHERE registration_id = ?1";
 pub(crate) const REVOCATION_MARKS: &str =
     "SELECT revoked_iat, revoked_ms FROM provider_revocations WHERE iss = ?1 AND sub = ?2";
@@ -71,6 +70,12 @@ impl Delegations for Connection {
         Ok(())
     }
 
+    fn end_delegations(&self, iss: &str, sub: &str, now_ms: UnixMs) -> Result<()> {
+        self.prepare_cached("UPDATE delegations SET ended_ms = ?3 WHERE iss = ?1 AND sub = ?2 AND ended_ms IS NULL")?
+            .execute(params![iss, sub, now_ms])?;
+        Ok(())
+    }
+
     fn delete_pending_link(&self, registration_id: &str) -> Result<()> {
         self.prepare_cached("DELETE FROM pending_links WHERE registration_id = ?1")?
             .execute([registration_id])?;
@@ -91,13 +96,12 @@ impl Delegations for Connection {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records the delegation, or points it at a new registration (after the
-    /// previous one was revoked).
     fn put_delegation(&self, delegation: &Delegation, now_ms: UnixMs) -> Result<()> {
         self.prepare_cached(
             "INSERT INTO delegations (iss, sub, generation, user_id, registration_id, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (iss, sub, generation) DO UPDATE SET registration_id = excluded.registration_id",
+             ON CONFLICT (iss, sub, generation) DO UPDATE SET registration_id = excluded.registration_id,
+                 user_id = excluded.user_id, created_ms = excluded.created_ms, ended_ms = NULL",
         )?
         .execute(params![
             delegation.iss,

@@ -63,11 +63,15 @@ fn condition(chosen: Selection<'_>) -> String {
         Selection::Registration(_) => format!("{live} AND r.id = :id"),
         Selection::User(_) => format!("{live} AND r.user_id = :user"),
         Selection::Issuer { sub: None, .. } => {
-            format!("{live} AND r.id IN (SELECT registration_id FROM delegations WHERE iss = :iss)")
+            format!(
+                "{live} AND (r.id IN (SELECT registration_id FROM delegations WHERE iss = :iss)
+                 OR r.id IN (SELECT registration_id FROM pending_links WHERE iss = :iss))"
+            )
         }
-        Selection::Issuer { sub: Some(_), .. } => {
-            format!("{live} AND r.id IN (SELECT registration_id FROM delegations WHERE iss = :iss AND sub = :sub)")
-        }
+        Selection::Issuer { sub: Some(_), .. } => format!(
+            "{live} AND (r.id IN (SELECT registration_id FROM delegations WHERE iss = :iss AND sub = :sub)
+             OR r.id IN (SELECT registration_id FROM pending_links WHERE iss = :iss AND sub = :sub))"
+        ),
         Selection::Lapsed => "r.expires_ms <= :now AND r.status IN ('unclaimed', 'pending_claim')".into(),
     }
 }
