@@ -8,7 +8,10 @@
 //! cargo build --release && cargo run --release --example bench -- id-jag --clients 32 --seconds 10
 //! ```
 //!
-//! Scenarios: `anonymous` (POST /agent/auth), `id-jag` (ES256 ID-JAGs minted
+//! Scenarios: `anonymous` (POST /agent/auth), `identity` (the v0.7
+//! anonymous POST /agent/identity), `token-exchange` (one v0.7 assertion
+//! exchanged at /oauth2/token again and again), `refresh` (a v0.7 refresh
+//! chain per client, each from a claimed agent), `id-jag` (ES256 ID-JAGs minted
 //! beforehand, a new user each; also reports the `jose` verifier alone, the
 //! ring ceiling), `authenticated` (GET /api/resource with an API key),
 //! `gateway` (the same GET to an upstream directly and through `--upstream`),
@@ -213,23 +216,32 @@ fn fill(db: &std::path::Path, count: usize) {
 
 /// Authentication and claim-lookup latency, one client at a time.
 fn lookups(server: &Server, keys: &[(String, String)], seconds: u64) -> (Report, Report) {
-    let auth = drive(&server.base, 1, seconds, &|n| {
+    let auth = drive(&server.base, 1, seconds, &|turn| {
         Some((
             "GET",
             "/api/resource".into(),
             None,
-            Some(keys[n % keys.len()].0.clone()),
+            Some(keys[turn.n % keys.len()].0.clone()),
         ))
     });
-    let claim = drive(&server.base, 1, seconds, &|n| {
-        let body = json!({ "claim_token": keys[n % keys.len()].1, "otp": "000000" }).to_string();
+    let claim = drive(&server.base, 1, seconds, &|turn| {
+        let body = json!({ "claim_token": keys[turn.n % keys.len()].1, "otp": "000000" }).to_string();
         Some(("POST", "/agent/auth/claim/complete".into(), Some(body), None))
     });
     (auth, claim)
 }
 
+/// Where a client stands when it picks its next request: the request's
+/// number across all clients, the client's own number, and the body of its
+/// previous answer (a refresh chain takes its next token from it).
+struct Turn<'a> {
+    n: usize,
+    client: usize,
+    previous: Option<&'a str>,
+}
+
 /// What one client should send next; `None` when it has nothing left.
-type NextRequest<'a> = &'a (dyn Fn(usize) -> Option<(&'static str, String, Option<String>, Option<String>)> + Sync);
+type NextRequest<'a> = &'a (dyn Fn(Turn<'_>) -> Option<(&'static str, String, Option<String>, Option<String>)> + Sync);
 
 struct Report {
     requests: usize,
@@ -244,7 +256,7 @@ fn drive(base: &str, clients: usize, seconds: u64, next: NextRequest<'_>) -> Rep
     let counter = AtomicUsize::new(0);
     let results: Vec<(usize, Vec<u64>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
-            .map(|_| {
+            .map(|client| {
                 let counter = &counter;
                 scope.spawn(move || {
                     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -253,9 +265,15 @@ fn drive(base: &str, clients: usize, seconds: u64, next: NextRequest<'_>) -> Rep
                         .build()
                         .into();
                     let (mut errors, mut latencies) = (0, Vec::new());
+                    let mut previous: Option<String> = None;
                     while Instant::now() < deadline {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
-                        let Some((method, path, body, bearer)) = next(n) else {
+                        let turn = Turn {
+                            n,
+                            client,
+                            previous: previous.as_deref(),
+                        };
+                        let Some((method, path, body, bearer)) = next(turn) else {
                             break;
                         };
                         let url = format!("{base}{path}");
@@ -279,7 +297,7 @@ fn drive(base: &str, clients: usize, seconds: u64, next: NextRequest<'_>) -> Rep
                         };
                         let ok = match result {
                             Ok(mut response) => {
-                                let _ = response.body_mut().read_to_vec();
+                                previous = response.body_mut().read_to_string().ok();
                                 response.status() == 200
                             }
                             Err(_) => false,
@@ -369,13 +387,134 @@ fn start_upstream() -> String {
     url
 }
 
+/// A person at the service's pages, as a browser would be: a cookie jar,
+/// the last form's CSRF token, no redirects followed.
+struct Person {
+    agent: ureq::Agent,
+    base: String,
+    cookies: Vec<(String, String)>,
+    csrf: String,
+}
+
+impl Person {
+    fn new(base: &str) -> Person {
+        Person {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build()
+                .into(),
+            base: base.to_string(),
+            cookies: Vec::new(),
+            csrf: String::new(),
+        }
+    }
+
+    /// GET `path` (or a full URL) or POST `form` to it; the page's text.
+    fn visit(&mut self, path: &str, form: Option<String>) -> String {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let jar = self
+            .cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut response = match form {
+            Some(form) => self
+                .agent
+                .post(&url)
+                .header("Cookie", &jar)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send(form.as_bytes()),
+            None => self.agent.get(&url).header("Cookie", &jar).call(),
+        }
+        .unwrap();
+        for value in response.headers().get_all("set-cookie") {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            self.cookies.push((name.to_string(), value.to_string()));
+        }
+        let page = response.body_mut().read_to_string().unwrap();
+        if let Some(value) = text_after(&page, r#"name="csrf" value=""#, |c| c != '"') {
+            self.csrf = value;
+        }
+        page
+    }
+
+    /// Signs in as `email` with the code the server mailed into `outbox`.
+    fn sign_in(&mut self, email: &str, outbox: &std::path::Path) {
+        self.visit("/login", None);
+        let form = format!("email={}&return_to=%2F&csrf={}", email.replace('@', "%40"), self.csrf);
+        self.visit("/login", Some(form));
+        let code = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                std::fs::read_dir(outbox).ok()?.flatten().find_map(|entry| {
+                    let mail = std::fs::read_to_string(entry.path()).ok()?;
+                    text_after(&mail, "Your code: ", |c| c.is_ascii_digit())
+                })
+            })
+            .expect("the sign-in code in the outbox");
+        let form = format!("code={code}&csrf={}", self.csrf);
+        self.visit("/login/verify", Some(form));
+    }
+}
+
+/// The run of characters satisfying `keep` right after `marker` in `text`.
+fn text_after(text: &str, marker: &str, keep: impl Fn(char) -> bool) -> Option<String> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    Some(rest.chars().take_while(|&c| keep(c)).collect())
+}
+
+fn post_json(base: &str, path: &str, body: &Value) -> Value {
+    let text = ureq::post(&format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A refresh token of an agent that `person` claimed through the
+/// ceremony of SPEC-v0.7 6 (service_auth, the confirm page, the code).
+fn claimed_refresh_token(base: &str, person: &mut Person, email: &str) -> String {
+    let made = post_json(
+        base,
+        "/agent/identity",
+        &json!({"type":"service_auth","login_hint":email}),
+    );
+    let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
+    let attempt = link.split("claim_attempt_token=").nth(1).unwrap();
+    person.visit(link, None);
+    let form = format!("claim_attempt_token={attempt}&csrf={}", person.csrf);
+    let page = person.visit("/claim/confirm", Some(form));
+    let code = text_after(&page, r#"id="user-code">"#, |c| c.is_ascii_digit()).expect("the code on the page");
+    let done = post_json(
+        base,
+        "/agent/identity/claim/complete",
+        &json!({"claim_token": made["claim"]["token"], "user_code": code}),
+    );
+    done["identity"]["refresh_token"]["value"].as_str().unwrap().to_string()
+}
+
 fn main() {
     let o = options().unwrap_or_else(|e| panic!("{e}"));
-    // The gateway scenario needs its upstream before the server starts.
+    // The gateway scenario needs its upstream before the server starts, the
+    // refresh scenario a mail outbox the person reads the sign-in code from.
     let upstream = (o.scenario == "gateway").then(start_upstream);
-    let extra: Vec<&str> = match &upstream {
-        Some(url) => vec!["--upstream", url.as_str()],
-        None => vec![],
+    let outbox = tempfile::tempdir().expect("temp dir");
+    let mail = format!("file:{}", outbox.path().display());
+    let extra: Vec<&str> = match (&upstream, o.scenario.as_str()) {
+        (Some(url), _) => vec!["--upstream", url.as_str()],
+        (None, "refresh") => vec!["--mail", mail.as_str()],
+        (None, _) => vec![],
     };
     let mut server = Server::start(&o.binary, o.workers, &extra);
     match o.scenario.as_str() {
@@ -428,6 +567,27 @@ fn main() {
                 Some(("FORM", "/oauth2/token".into(), Some(form.clone()), None))
             });
             print_report("v0.7 token exchange", &report, &server, o.clients);
+        }
+        "refresh" => {
+            // A refresh chain per client (SPEC-v0.7 9): each rotation spends
+            // the token and answers the next one. The chains come from one
+            // person claiming an agent per client, before the measured window.
+            let mut person = Person::new(&server.base);
+            person.sign_in("bench@example.com", outbox.path());
+            let first: Vec<String> = (0..o.clients)
+                .map(|_| claimed_refresh_token(&server.base, &mut person, "bench@example.com"))
+                .collect();
+            let report = drive(&server.base, o.clients, o.seconds, &|turn| {
+                let token = match turn.previous {
+                    None => first[turn.client].clone(),
+                    Some(answer) => serde_json::from_str::<Value>(answer).ok()?["identity"]["refresh_token"]["value"]
+                        .as_str()?
+                        .to_string(),
+                };
+                let body = json!({"type":"refresh","refresh_token":token}).to_string();
+                Some(("POST", "/agent/identity".into(), Some(body), None))
+            });
+            print_report("v0.7 refresh rotation", &report, &server, o.clients);
         }
         "authenticated" => {
             let key = anonymous_key(&server);
@@ -495,9 +655,9 @@ fn main() {
                 .send(warm.as_bytes());
             assert!(answer.is_ok(), "the warm-up registration failed: {answer:?}");
             let tokens = &tokens[..tokens.len() - 1];
-            let report = drive(&server.base, o.clients, o.seconds, &|n| {
+            let report = drive(&server.base, o.clients, o.seconds, &|turn| {
                 tokens
-                    .get(n)
+                    .get(turn.n)
                     .map(|body| ("POST", "/agent/auth".to_string(), Some(body.clone()), None))
             });
             print_report(
@@ -584,12 +744,12 @@ fn main() {
                     percentile(&full.latencies_us, 0.99) / percentile(&empty.latencies_us, 0.99),
                 );
             }
-            let loaded = drive(&server.base, o.clients, o.seconds, &|n| {
+            let loaded = drive(&server.base, o.clients, o.seconds, &|turn| {
                 Some((
                     "GET",
                     "/api/resource".into(),
                     None,
-                    Some(keys[n % keys.len()].0.clone()),
+                    Some(keys[turn.n % keys.len()].0.clone()),
                 ))
             });
             print_report(
@@ -632,7 +792,7 @@ fn main() {
             );
         }
         other => panic!(
-            "unknown scenario {other:?}: anonymous, identity, token-exchange, id-jag, authenticated, gateway, scale, revoke-all, commit-rate"
+            "unknown scenario {other:?}: anonymous, identity, token-exchange, refresh, id-jag, authenticated, gateway, scale, revoke-all, commit-rate"
         ),
     }
 }
