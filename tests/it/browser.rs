@@ -191,3 +191,75 @@ fn a_person_confirms_an_agent_and_reads_its_code_in_chromium() {
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.json()["status"], "claimed");
 }
+
+/// SPEC-v0.7 6.2 gate 6: signed in as b@, a person opens a link for a@.
+/// The page answers 403, names the account the link is for and offers to
+/// switch; switching (sign out, sign in as a@) lands on the confirm page.
+/// Both are accounts made ahead of time, with just-in-time provisioning off.
+#[test]
+fn a_link_for_another_account_offers_to_switch_to_it_in_chromium() {
+    let sink = SmtpSink::start(free_port());
+    let server = server_mailing_to(&sink);
+    server.set("jit_provisioning", "false");
+    for email in ["a@example.com", "b@example.com"] {
+        server.cli_ok(&["users", "add", email]);
+    }
+    let made = service_auth(&server, "a@example.com");
+    let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/wrong-account");
+    let args = [
+        as_os(&server.base),
+        as_os(link),
+        as_os("b@example.com"),
+        as_os("a@example.com"),
+        as_os(&shots),
+    ];
+    let result = run_script("wrong-account.mjs", &args, Some(&sink));
+    let steps = &result["steps"];
+    assert_eq!(steps["wrong"]["status"], 403, "{steps}");
+    let wrong = steps["wrong"]["text"].as_str().unwrap();
+    assert!(wrong.contains("a@example.com"), "names the link's account: {wrong}");
+    assert!(
+        steps["login"]["url"].as_str().unwrap().contains("/login?return_to="),
+        "{steps}"
+    );
+    assert_eq!(steps["login"]["prefilled"], "a@example.com", "{steps}");
+    assert_eq!(steps["confirm"]["url"], link, "back on the link after switching");
+    assert_eq!(steps["confirm"]["offersAuthorize"], 1, "{steps}");
+    assert!(
+        steps["confirm"]["text"].as_str().unwrap().contains("a@example.com"),
+        "{steps}"
+    );
+    assert_fits_and_quiet(&result, &["wrong", "login", "confirm"], &[("403 (Forbidden)", link)]);
+}
+
+/// SPEC-v0.7 6.2: "This wasn't me" asks a second time and changes nothing
+/// until confirmed; then the service_auth registration is rejected, the
+/// link no longer offers to authorize, and the agent's completion is
+/// refused with 410 claim_expired (6.4).
+#[test]
+fn this_wasnt_me_asks_twice_then_turns_the_agent_away_in_chromium() {
+    let sink = SmtpSink::start(free_port());
+    let server = server_mailing_to(&sink);
+    let made = service_auth(&server, "pat@example.com");
+    let link = made["claim"]["attempt"]["verification_uri"].as_str().unwrap();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reject");
+    let args = [as_os(link), as_os("pat@example.com"), as_os(&shots)];
+    let result = run_script("reject.mjs", &args, Some(&sink));
+    let steps = &result["steps"];
+    assert_eq!(steps["stillOpen"]["status"], 200, "the first press cancelled: {steps}");
+    assert_eq!(steps["stillOpen"]["offersAuthorize"], 1, "{steps}");
+    assert_eq!(steps["after"]["status"], 410, "{steps}");
+    assert_eq!(steps["after"]["offersAuthorize"], 0, "{steps}");
+    assert_fits_and_quiet(&result, &["ask", "rejected", "after"], &[("410 (Gone)", link)]);
+
+    let rejected = server.events("claim.rejected");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["registration_status"], "rejected");
+    server
+        .post_json(
+            "/agent/identity/claim/complete",
+            &json!({ "claim_token": made["claim"]["token"], "user_code": "123456" }).to_string(),
+        )
+        .assert_error(410, "claim_expired");
+}
