@@ -662,7 +662,13 @@ fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::cerem
             410,
             name,
             "This link was replaced",
-            "The agent asked for a newer link, or this one was cancelled. Use the newest one.",
+            "The agent asked for a newer link. Use the newest one.",
+        ),
+        Link::Cancelled => pages::notice(
+            410,
+            name,
+            "You turned this agent away",
+            "You said this wasn't you, so the agent cannot act for you with this link. Nothing more to do.",
         ),
         Link::Expired => pages::notice(410, name, "This link has expired", "Ask the agent for a new link."),
         Link::Claimed => pages::notice(
@@ -671,9 +677,9 @@ fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::cerem
             "Already confirmed",
             "This agent was already confirmed. Nothing more to do.",
         ),
-        Link::WrongAccount { expected } => {
+        Link::WrongAccount { expected, signed_in } => {
             let here = format!("{}?{}", req.path, req.query.as_deref().unwrap_or_default());
-            pages::wrong_account(name, &expected, csrf, &here)
+            pages::wrong_account(name, &expected, &signed_in, csrf, &here)
         }
     }
 }
@@ -764,11 +770,9 @@ fn identity_claim_confirm(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resu
     let token = form_value(&form, "claim_attempt_token");
     Ok(
         match deps.run(conn, req, |ctx| crate::core::ceremony::confirm(ctx, &token, &user))? {
-            Ok((code, expires_ms)) => pages::identity_code(
-                &deps.config.settings.resource_name,
-                &code,
-                &crate::time::rfc3339(expires_ms),
-            ),
+            Ok((code, expires_ms)) => {
+                pages::identity_code(&deps.config.settings.resource_name, &code, &human_time(expires_ms))
+            }
             Err(crate::core::ceremony::Closed::Claimed) => pages::notice(
                 409,
                 &deps.config.settings.resource_name,

@@ -19,7 +19,7 @@ try {
   const wrong = await page.goto(link);
   const steps = { wrong: { status: wrong.status(), text: await page.locator('main').innerText(), width: await width() } };
   await page.screenshot({ path: `${shots}-wrong.png`, fullPage: true });
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out and switch account' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   steps.login = { url: page.url(), prefilled: await page.getByLabel('Email address').inputValue(), width: await width() };
   await page.screenshot({ path: `${shots}-login.png`, fullPage: true });

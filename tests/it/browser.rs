@@ -41,7 +41,10 @@ fn run_script(script: &str, args: &[&OsStr], sink: Option<&SmtpSink>) -> Value {
     });
     let mut stdin = child.stdin.take();
     let mut result = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
         let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{script} printed {line:?}: {e}"));
         match value["codeFor"].as_str() {
             Some(email) => {
@@ -88,7 +91,9 @@ fn assert_fits_and_quiet(result: &Value, steps: &[&str], refused: &[(&str, &str)
     }
     let expected: Vec<String> = refused
         .iter()
-        .map(|(status, url)| format!("Failed to load resource: the server responded with a status of {status} at {url}"))
+        .map(|(status, url)| {
+            format!("Failed to load resource: the server responded with a status of {status} at {url}")
+        })
         .collect();
     assert_eq!(result["errors"], json!(expected), "console errors");
 }
@@ -218,7 +223,10 @@ fn a_link_for_another_account_offers_to_switch_to_it_in_chromium() {
     let steps = &result["steps"];
     assert_eq!(steps["wrong"]["status"], 403, "{steps}");
     let wrong = steps["wrong"]["text"].as_str().unwrap();
-    assert!(wrong.contains("a@example.com"), "names the link's account: {wrong}");
+    assert!(
+        wrong.contains("signed in as b@example.com") && wrong.contains("this link is for a@example.com"),
+        "names both accounts: {wrong}"
+    );
     assert!(
         steps["login"]["url"].as_str().unwrap().contains("/login?return_to="),
         "{steps}"
@@ -234,7 +242,7 @@ fn a_link_for_another_account_offers_to_switch_to_it_in_chromium() {
 }
 
 /// SPEC-v0.7 6.2: "This wasn't me" asks a second time and changes nothing
-/// until confirmed; then the service_auth registration is rejected, the
+/// until confirmed (going back shows the confirm page as it was); then the service_auth registration is rejected, the
 /// link no longer offers to authorize, and the agent's completion is
 /// refused with 410 claim_expired (6.4).
 #[test]
@@ -247,10 +255,17 @@ fn this_wasnt_me_asks_twice_then_turns_the_agent_away_in_chromium() {
     let args = [as_os(link), as_os("pat@example.com"), as_os(&shots)];
     let result = run_script("reject.mjs", &args, Some(&sink));
     let steps = &result["steps"];
-    assert_eq!(steps["stillOpen"]["status"], 200, "the first press cancelled: {steps}");
-    assert_eq!(steps["stillOpen"]["offersAuthorize"], 1, "{steps}");
+    let ask = steps["ask"]["text"].as_str().unwrap();
+    assert!(ask.contains("Nothing changes until you press it"), "{ask}");
+    assert_eq!(steps["back"]["url"], link, "{steps}");
+    assert_eq!(
+        steps["back"]["offersAuthorize"], 1,
+        "the first press cancelled: {steps}"
+    );
     assert_eq!(steps["after"]["status"], 410, "{steps}");
     assert_eq!(steps["after"]["offersAuthorize"], 0, "{steps}");
+    let after = steps["after"]["text"].as_str().unwrap();
+    assert!(after.contains("You turned this agent away"), "{after}");
     assert_fits_and_quiet(&result, &["ask", "rejected", "after"], &[("410 (Gone)", link)]);
 
     let rejected = server.events("claim.rejected");
