@@ -279,11 +279,7 @@ pub fn confirm_identity_reject(resource_name: &str, attempt_token: &str, csrf: &
          <button class=\"danger\" type=\"submit\">Yes, this wasn't me</button></form>\
          <p class=\"muted after\">Nothing changes until you press it. <a href=\"{back}\">Go back</a></p>",
         reject = Endpoint::ClaimRejectPage.path(),
-        back = escape(&format!(
-            "{}?claim_attempt_token={}",
-            Endpoint::ClaimPage.path(),
-            crate::url::percent_encode(attempt_token)
-        )),
+        back = escape(&crate::site::verification_path(attempt_token)),
         token = escape(attempt_token),
         csrf = escape(csrf),
     );

@@ -653,7 +653,7 @@ fn identity_claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Res
 }
 
 /// The page a v0.7 claim link opens, and the answer to a link not open.
-fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
+fn identity_link_page(deps: &Deps<'_>, token: &str, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
     use crate::core::ceremony::Closed as Link;
     let name = &deps.config.settings.resource_name;
     match closed {
@@ -677,10 +677,14 @@ fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::cerem
             "Already confirmed",
             "This agent was already confirmed. Nothing more to do.",
         ),
-        Link::WrongAccount { expected, signed_in } => {
-            let here = format!("{}?{}", req.path, req.query.as_deref().unwrap_or_default());
-            pages::wrong_account(name, &expected, &signed_in, csrf, &here)
-        }
+        // Back to the link itself, also from a press of one of its forms.
+        Link::WrongAccount { expected, signed_in } => pages::wrong_account(
+            name,
+            &expected,
+            &signed_in,
+            csrf,
+            &crate::site::verification_path(token),
+        ),
     }
 }
 
@@ -739,7 +743,7 @@ fn identity_claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<
                 csrf: &csrf,
             })
         }
-        Err(closed) => identity_link_page(deps, req, closed, &csrf),
+        Err(closed) => identity_link_page(deps, &token, closed, &csrf),
     })
 }
 
@@ -779,7 +783,7 @@ fn identity_claim_confirm(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resu
                 "Already confirmed",
                 "This agent was already confirmed.",
             ),
-            Err(other) => identity_link_page(deps, req, other, &csrf),
+            Err(other) => identity_link_page(deps, &token, other, &csrf),
         },
     )
 }
@@ -795,7 +799,7 @@ fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resul
     if form_value(&form, "confirm") != "yes" {
         return Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
             Ok(_) => pages::confirm_identity_reject(name, &token, &csrf),
-            Err(closed) => identity_link_page(deps, req, closed, &csrf),
+            Err(closed) => identity_link_page(deps, &token, closed, &csrf),
         });
     }
     Ok(
@@ -806,7 +810,7 @@ fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resul
                 "The agent was turned away",
                 "It cannot act for you with this link.",
             ),
-            Err(other) => identity_link_page(deps, req, other, &csrf),
+            Err(other) => identity_link_page(deps, &token, other, &csrf),
         },
     )
 }
