@@ -179,7 +179,7 @@ impl Site {
 
     /// The `verification_uri` of a v0.7 claim attempt (SPEC-v0.7 6.2).
     pub fn verification_uri(&self, attempt_token: &str) -> String {
-        format!("{}?claim_attempt_token={attempt_token}", self.url(Endpoint::ClaimPage))
+        format!("{}{}", self.issuer, verification_path(attempt_token))
     }
 
     /// Is `path` (no query) under the guarded API?
@@ -195,6 +195,12 @@ impl Site {
                 .strip_prefix(PRM_PATH)
                 .is_some_and(|rest| rest.trim_end_matches('/') == self.resource_path.trim_end_matches('/'))
     }
+}
+
+/// The path (and query) of a v0.7 claim attempt's page: its
+/// `verification_uri` without the origin.
+pub fn verification_path(attempt_token: &str) -> String {
+    format!("{}?claim_attempt_token={attempt_token}", Endpoint::ClaimPage.path())
 }
 
 #[cfg(test)]

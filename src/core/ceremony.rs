@@ -29,13 +29,16 @@ use crate::time::UnixMs;
 /// Why a v0.7 claim link is not open for the person who opened it (SPEC-v0.7 6.2).
 pub enum Closed {
     Unknown,
-    /// Superseded by a newer link, or cancelled.
+    /// Superseded by a newer link.
     Replaced,
+    /// Turned away by the person ("This wasn't me").
+    Cancelled,
     Expired,
     Claimed,
     /// Signed in as another account than the one the link is for.
     WrongAccount {
         expected: String,
+        signed_in: String,
     },
 }
 
@@ -60,7 +63,8 @@ pub fn link(read: &dyn Tx, token: &str, user: &User, now_ms: UnixMs) -> Result<R
         Status::Expired | Status::Locked | Status::Rejected | Status::Revoked
     ) || registration.lapsed(now_ms);
     Ok(match attempt.status {
-        AttemptStatus::Superseded | AttemptStatus::Cancelled => Err(Closed::Replaced),
+        AttemptStatus::Superseded => Err(Closed::Replaced),
+        AttemptStatus::Cancelled => Err(Closed::Cancelled),
         AttemptStatus::Completed => Err(Closed::Claimed),
         _ if registration.status == Status::Claimed => Err(Closed::Claimed),
         AttemptStatus::Closed => Err(Closed::Expired),
@@ -73,6 +77,7 @@ pub fn link(read: &dyn Tx, token: &str, user: &User, now_ms: UnixMs) -> Result<R
         {
             Err(Closed::WrongAccount {
                 expected: attempt.email.clone(),
+                signed_in: user.email.clone().unwrap_or_else(|| user.id.clone()),
             })
         }
         AttemptStatus::Open => Ok((Box::new(attempt), Box::new(registration))),

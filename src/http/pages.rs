@@ -47,6 +47,7 @@ button{width:100%;border:0;border-radius:10px;padding:14px 18px;font-family:inhe
 .after{margin-top:14px}\
 .code{margin:8px 0 16px;padding:18px 8px;border-radius:12px;background:#f0f4ff;text-align:center;\
 font:700 40px/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.18em;color:#12214d}\
+@media (max-width:400px){body{padding:12px}main{padding:24px 20px}dl{grid-template-columns:1fr;gap:0}dd{margin-bottom:8px}}\
 ";
 
 /// The Content-Security-Policy of every page: nothing but this stylesheet,
@@ -249,15 +250,18 @@ pub fn identity_code(resource_name: &str, code: &str, expires: &str) -> Response
     page(200, resource_name, "Your code", &body)
 }
 
-/// Signed in as someone the link is not for: who it is for, and a way out.
-pub fn wrong_account(resource_name: &str, expected: &str, csrf: &str, return_to: &str) -> Response {
+/// Signed in as someone the link is not for: who is signed in, who the
+/// link is for, and the way to switch.
+pub fn wrong_account(resource_name: &str, expected: &str, signed_in: &str, csrf: &str, return_to: &str) -> Response {
     let body = format!(
         "<h1>This link is for another account</h1>\
-         <p>It is for <strong>{expected}</strong>. Sign out, then sign in with that address.</p>\
+         <p>You are signed in as <strong>{signed_in}</strong>, but this link is for <strong>{expected}</strong>.</p>\
+         <p>To go on, sign out, then sign in as {expected}. You will come back here.</p>\
          <form method=\"post\" action=\"{logout}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
-         <button class=\"primary\" type=\"submit\">Sign out</button></form>",
+         <button class=\"primary\" type=\"submit\">Sign out and switch account</button></form>",
         expected = escape(expected),
+        signed_in = escape(signed_in),
         logout = Endpoint::Logout.path(),
         csrf = escape(csrf),
         return_to = escape(return_to),
@@ -272,8 +276,10 @@ pub fn confirm_identity_reject(resource_name: &str, attempt_token: &str, csrf: &
          <form method=\"post\" action=\"{reject}\">\
          <input type=\"hidden\" name=\"claim_attempt_token\" value=\"{token}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-         <button class=\"danger\" type=\"submit\">Yes, this wasn't me</button></form>",
+         <button class=\"danger\" type=\"submit\">Yes, this wasn't me</button></form>\
+         <p class=\"muted after\">Nothing changes until you press it. <a href=\"{back}\">Go back</a></p>",
         reject = Endpoint::ClaimRejectPage.path(),
+        back = escape(&crate::site::verification_path(attempt_token)),
         token = escape(attempt_token),
         csrf = escape(csrf),
     );

@@ -653,7 +653,7 @@ fn identity_claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Res
 }
 
 /// The page a v0.7 claim link opens, and the answer to a link not open.
-fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
+fn identity_link_page(deps: &Deps<'_>, token: &str, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
     use crate::core::ceremony::Closed as Link;
     let name = &deps.config.settings.resource_name;
     match closed {
@@ -662,7 +662,13 @@ fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::cerem
             410,
             name,
             "This link was replaced",
-            "The agent asked for a newer link, or this one was cancelled. Use the newest one.",
+            "The agent asked for a newer link. Use the newest one.",
+        ),
+        Link::Cancelled => pages::notice(
+            410,
+            name,
+            "You turned this agent away",
+            "You said this wasn't you, so the agent cannot act for you with this link. Nothing more to do.",
         ),
         Link::Expired => pages::notice(410, name, "This link has expired", "Ask the agent for a new link."),
         Link::Claimed => pages::notice(
@@ -671,10 +677,14 @@ fn identity_link_page(deps: &Deps<'_>, req: &Request, closed: crate::core::cerem
             "Already confirmed",
             "This agent was already confirmed. Nothing more to do.",
         ),
-        Link::WrongAccount { expected } => {
-            let here = format!("{}?{}", req.path, req.query.as_deref().unwrap_or_default());
-            pages::wrong_account(name, &expected, csrf, &here)
-        }
+        // Back to the link itself, also from a press of one of its forms.
+        Link::WrongAccount { expected, signed_in } => pages::wrong_account(
+            name,
+            &expected,
+            &signed_in,
+            csrf,
+            &crate::site::verification_path(token),
+        ),
     }
 }
 
@@ -733,7 +743,7 @@ fn identity_claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<
                 csrf: &csrf,
             })
         }
-        Err(closed) => identity_link_page(deps, req, closed, &csrf),
+        Err(closed) => identity_link_page(deps, &token, closed, &csrf),
     })
 }
 
@@ -764,18 +774,16 @@ fn identity_claim_confirm(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resu
     let token = form_value(&form, "claim_attempt_token");
     Ok(
         match deps.run(conn, req, |ctx| crate::core::ceremony::confirm(ctx, &token, &user))? {
-            Ok((code, expires_ms)) => pages::identity_code(
-                &deps.config.settings.resource_name,
-                &code,
-                &crate::time::rfc3339(expires_ms),
-            ),
+            Ok((code, expires_ms)) => {
+                pages::identity_code(&deps.config.settings.resource_name, &code, &human_time(expires_ms))
+            }
             Err(crate::core::ceremony::Closed::Claimed) => pages::notice(
                 409,
                 &deps.config.settings.resource_name,
                 "Already confirmed",
                 "This agent was already confirmed.",
             ),
-            Err(other) => identity_link_page(deps, req, other, &csrf),
+            Err(other) => identity_link_page(deps, &token, other, &csrf),
         },
     )
 }
@@ -791,7 +799,7 @@ fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resul
     if form_value(&form, "confirm") != "yes" {
         return Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
             Ok(_) => pages::confirm_identity_reject(name, &token, &csrf),
-            Err(closed) => identity_link_page(deps, req, closed, &csrf),
+            Err(closed) => identity_link_page(deps, &token, closed, &csrf),
         });
     }
     Ok(
@@ -802,7 +810,7 @@ fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resul
                 "The agent was turned away",
                 "It cannot act for you with this link.",
             ),
-            Err(other) => identity_link_page(deps, req, other, &csrf),
+            Err(other) => identity_link_page(deps, &token, other, &csrf),
         },
     )
 }

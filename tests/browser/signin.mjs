@@ -1,33 +1,29 @@
 // Signs in at authmd as a person would, in headless Chromium on a 320 px
-// wide screen: the form, the mailed code (read from the file: outbox), the
-// signed-in page. Checks nothing overflows sideways and no script error or
-// CSP violation shows; saves a screenshot of each step. Prints one JSON
-// line for tests/browser.rs.
+// wide screen: the form, the mailed code, the signed-in page. Checks
+// nothing overflows sideways and no script error or CSP violation shows;
+// saves a screenshot of each step. Prints one JSON line for
+// tests/it/browser.rs.
 //
-// usage: node signin.mjs BASE_URL OUTBOX_DIR EMAIL SCREENSHOT_PREFIX
-import { launch, mailedCode } from './common.mjs';
+// usage: node signin.mjs BASE_URL EMAIL SCREENSHOT_PREFIX
+import { launch, mailedCode, phonePage } from './common.mjs';
 
-const [base, outbox, email, shots] = process.argv.slice(2);
+const [base, email, shots] = process.argv.slice(2);
 const browser = await launch();
 
 try {
-  const page = await browser.newPage({ viewport: { width: 320, height: 640 } });
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  const wide = () => page.evaluate(() => document.documentElement.scrollWidth);
+  const { page, errors, width } = await phonePage(browser);
   const form = await page.goto(`${base}/login?return_to=%2F`);
-  const steps = { form: { status: form.status(), width: await wide() } };
+  const steps = { form: { status: form.status(), width: await width() } };
   await page.screenshot({ path: `${shots}-form.png`, fullPage: true });
   await page.getByLabel('Email address').fill(email);
   await page.getByRole('button', { name: 'Send me a code' }).click();
   await page.getByRole('heading', { name: 'Check your email' }).waitFor();
-  steps.sent = { width: await wide() };
+  steps.sent = { width: await width() };
   await page.screenshot({ path: `${shots}-code.png`, fullPage: true });
-  const code = await mailedCode(outbox, email);
-  await page.getByLabel('Code').fill(code);
+  await page.getByLabel('Code').fill(await mailedCode(email));
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Signed in' }).waitFor();
-  steps.signedIn = { url: page.url(), text: await page.locator('main').innerText(), width: await wide() };
+  steps.signedIn = { url: page.url(), text: await page.locator('main').innerText(), width: await width() };
   await page.screenshot({ path: `${shots}-signed-in.png`, fullPage: true });
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();

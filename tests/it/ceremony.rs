@@ -185,6 +185,28 @@ fn this_wasnt_me_rejects_a_service_auth_registration_after_asking_twice() {
     assert!(server.events("otp.generated").is_empty());
 }
 
+/// Signed in as another account by the time they press a button, the
+/// person still gets the wrong-account page, and its sign-out comes back
+/// to the link, not to the form's endpoint.
+#[test]
+fn a_press_from_another_account_switches_back_to_the_link() {
+    let server = InProcess::start();
+    let (_, link, token) = service_auth(&server, "lee@example.com");
+    let mut kim = sign_in(&server, "kim@example.com");
+    kim.get(&link);
+    for path in ["/claim/confirm", "/claim/reject"] {
+        let csrf = kim.csrf.clone();
+        let wrong = kim.post(path, &format!("claim_attempt_token={token}&csrf={csrf}"));
+        assert_eq!(wrong.status, 403, "{}", wrong.body);
+        assert!(
+            wrong.body.contains(&format!(r#"name="return_to" value="{link}""#)),
+            "{path}: {}",
+            wrong.body
+        );
+    }
+    assert!(server.events("otp.generated").is_empty());
+}
+
 /// A `service_auth` registration has no identity until the person confirms;
 /// then its assertion carries their address and the post-claim scopes.
 #[test]

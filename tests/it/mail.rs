@@ -1,100 +1,11 @@
 //! Mail through a real SMTP server process on loopback (Python's aiosmtpd,
 //! which `scripts/test` installs), the durable outbox, and the other transports.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::smtp::{SmtpSink, free_port};
 use crate::common::{Client, TestServer, cli, parse_mail};
 use serde_json::json;
-
-/// aiosmtpd delivering into a Maildir.
-struct SmtpSink {
-    child: Child,
-    maildir: tempfile::TempDir,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl SmtpSink {
-    /// aiosmtpd as it comes: no STARTTLS, no AUTH.
-    fn start(port: u16) -> SmtpSink {
-        let maildir = tempfile::tempdir().unwrap();
-        let mut command = Command::new("python3");
-        command
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(maildir.path().join("box"));
-        SmtpSink::spawn(command, maildir, port)
-    }
-
-    /// No STARTTLS, but AUTH offered in clear and any password accepted
-    /// (`tests/smtp_plaintext_auth.py`).
-    fn start_plaintext_auth(port: u16) -> SmtpSink {
-        let maildir = tempfile::tempdir().unwrap();
-        let mut command = Command::new("python3");
-        command
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_plaintext_auth.py"))
-            .args(["127.0.0.1", &port.to_string()])
-            .arg(maildir.path().join("box"));
-        SmtpSink::spawn(command, maildir, port)
-    }
-
-    fn spawn(mut command: Command, maildir: tempfile::TempDir, port: u16) -> SmtpSink {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpSink { child, maildir, port }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let new = self.maildir.path().join("box/new");
-        std::fs::read_dir(new)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// AUTH mechanisms the server was sent (plaintext-auth server only).
-    fn auth_seen(&self) -> String {
-        std::fs::read_to_string(self.maildir.path().join("box.auth")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, count: usize, limit: Duration) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        while self.messages().len() < count && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.messages()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn register_email(server: &TestServer, email: &str) -> serde_json::Value {
     let body = json!({"type":"identity_assertion","assertion_type":"verified_email","assertion":email,"requested_credential_type":"api_key"});

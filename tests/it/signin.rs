@@ -73,11 +73,6 @@ impl<'a, C: Client> Browser<'a, C> {
     }
 }
 
-fn code_in(mail: &crate::common::Mail) -> String {
-    let at = mail.text.find("Your code: ").expect("a code in the mail") + "Your code: ".len();
-    mail.text[at..at + 6].to_string()
-}
-
 #[test]
 fn a_person_signs_in_with_a_mailed_code_and_signs_out() {
     let server = InProcess::start();
@@ -117,7 +112,7 @@ fn a_person_signs_in_with_a_mailed_code_and_signs_out() {
     assert!(sent.body.contains("If this address can sign in"), "{}", sent.body);
     let mail = server.wait_for_mail(1);
     assert_eq!(mail[0].to, "pat@example.com");
-    let code = code_in(&mail[0]);
+    let code = mail[0].signin_code();
 
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let csrf = browser.csrf.clone();
@@ -211,7 +206,7 @@ fn unknown_addresses_get_the_same_answer_and_codes_burn_after_five_tries() {
         ["known@example.com"],
         "a code only for the address that can sign in"
     );
-    let code = code_in(&mail[0]);
+    let code = mail[0].signin_code();
 
     for _ in 0..5 {
         let csrf = known.csrf.clone();
@@ -234,7 +229,7 @@ fn unknown_addresses_get_the_same_answer_and_codes_burn_after_five_tries() {
         &format!("email=known%40example.com&return_to=%2F&csrf={csrf}"),
     );
     let mail = server.wait_for_mail(2);
-    let code = code_in(mail.iter().last().unwrap());
+    let code = mail.iter().last().unwrap().signin_code();
     server.advance(Duration::from_secs(601));
     let csrf = late.csrf.clone();
     assert_eq!(
@@ -286,7 +281,7 @@ pub fn sign_in<'a, C: Client>(server: &'a C, email: &str) -> Browser<'a, C> {
     );
     assert_eq!(sent.status, 200, "{}", sent.body);
     let mail = server.wait_for_mail(before + 1);
-    let code = code_in(mail.iter().rev().find(|m| m.to == email).unwrap());
+    let code = mail.iter().rev().find(|m| m.to == email).unwrap().signin_code();
     let csrf = browser.csrf.clone();
     assert_eq!(
         browser

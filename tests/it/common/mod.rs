@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod smtp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -558,6 +560,12 @@ impl Mail {
 
     pub fn token(&self) -> String {
         self.link().split("token=").nth(1).unwrap().to_string()
+    }
+
+    /// The six digits of a sign-in mail (SPEC-v0.7 7.1).
+    pub fn signin_code(&self) -> String {
+        let at = self.text.find("Your code: ").expect("a code in the mail") + "Your code: ".len();
+        self.text[at..at + 6].to_string()
     }
 }
 
