@@ -788,12 +788,7 @@ fn a_security_event_token_push_revokes_the_delegation() {
 
 /// SPEC-v0.7 4.3 for `POST /agent/identity`.
 fn identity(world: &World, token: &str) -> Reply {
-    let body = json!({
-        "type": "identity_assertion",
-        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
-        "assertion": token,
-    });
-    world.server.post_json("/agent/identity", &body.to_string())
+    crate::common::identity_assertion(&world.server, token)
 }
 
 fn exchange(world: &World, assertion: &str) -> Value {

@@ -12,11 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::common::{Client, InProcess, Reply};
+use crate::common::{Client, InProcess, Reply, identity_assertion};
 use authmd::time::UnixMs;
 use authmd_dev::{JWKS_PATH, JwksServer};
-
-const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 
 fn vectors() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/jws.json");
@@ -51,16 +49,11 @@ fn server_at(file: &Value, provider: &JwksServer, now: i64) -> InProcess {
 fn register(server: &InProcess, token: &str) -> Reply {
     let body = json!({
         "type": "identity_assertion",
-        "assertion_type": ID_JAG,
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
         "assertion": token,
         "requested_credential_type": "access_token",
     });
     server.post_json("/agent/auth", &body.to_string())
-}
-
-fn identity(server: &InProcess, token: &str) -> Reply {
-    let body = json!({ "type": "identity_assertion", "assertion_type": ID_JAG, "assertion": token });
-    server.post_json("/agent/identity", &body.to_string())
 }
 
 fn revoke(server: &InProcess, token: &str) -> Reply {
@@ -110,7 +103,7 @@ fn login_required(reply: &Reply) -> Result<(), String> {
 fn id_jag_case(file: &Value, provider: &JwksServer, case: &Value, expect: &[&str]) -> Result<(), String> {
     let server = server_at(file, provider, case["now"].as_i64().unwrap());
     let token = case["token"].as_str().unwrap();
-    let v0_7 = identity(&server, token);
+    let v0_7 = identity_assertion(&server, token);
     let v0_1 = register(&server, token);
     if expect.contains(&"ok") {
         login_required(&v0_7).map_err(|e| format!("v0.7: {e}"))?;

@@ -501,6 +501,16 @@ impl Drop for TestServer {
     }
 }
 
+/// SPEC-v0.7 4.3: an ID-JAG presented at `POST /agent/identity`.
+pub fn identity_assertion(server: &impl Client, token: &str) -> Reply {
+    let body = serde_json::json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": token,
+    });
+    server.post_json("/agent/identity", &body.to_string())
+}
+
 pub fn cli(db: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--db")
