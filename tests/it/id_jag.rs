@@ -906,6 +906,28 @@ fn a_stale_login_is_login_required_and_consumes_nothing() {
     assert_eq!(world.register(&world.mint(&old), "access_token").status, 200);
 }
 
+/// SPEC-v0.7 4.3: a v0.1 refusal keeps its code on v0.7 even when the
+/// login is stale too. A `client_id` that can never be accepted was
+/// answered `login_required`, sending the agent to make its person sign in
+/// again for a token that would be refused anyway.
+#[test]
+fn a_bad_client_id_is_invalid_client_id_even_with_a_stale_login() {
+    let world = World::new();
+    let stale = |client_id: &str| {
+        let mut claims = world.claims("hana");
+        claims["client_id"] = json!(client_id);
+        claims["auth_time"] = json!(null);
+        identity(&world, &world.mint(&claims))
+    };
+    stale("agent-42").assert_error(400, "invalid_client_id");
+    world
+        .server
+        .cli_ok(&["provider", "add", world.issuer(), "--client-id", "agent-app-1"]);
+    stale(world.issuer()).assert_error(400, "invalid_client_id");
+    // The pinned one, still with the stale login: only now is a login the trouble.
+    assert_eq!(stale("agent-app-1").json()["error"], "login_required");
+}
+
 /// SPEC-v0.7 4.3: an ID-JAG whose verified email names an existing account
 /// with no delegation is a first link: a 401 challenge with a claim block
 /// pinned to that account; the person confirms, the agent completes, and
