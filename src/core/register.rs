@@ -475,9 +475,12 @@ fn first_link(
     })
 }
 
-/// Signature, claims, scope narrowing, `auth_time` (when `max_auth_age_secs`
-/// is given) and `client_id`: everything an ID-JAG is checked against before
-/// its transaction, in that order.
+/// Signature, claims, scope narrowing, `client_id`, `auth_time` (when
+/// `max_auth_age_secs` is given) and a `client_id` metadata document:
+/// everything an ID-JAG is checked against before its transaction, in that
+/// order. A stale login is `login_required` only for a token a fresh login
+/// would make acceptable, and is told before a document is fetched (which
+/// records the jti).
 fn checked_assertion(
     ctx: &Ctx<'_>,
     assertion: &str,
@@ -489,6 +492,7 @@ fn checked_assertion(
     let settings = &ctx.config.settings;
     let signed = verify::signed(ctx, assertion, TokenKind::IdJag)?;
     let scopes = granted_scopes(&settings.id_jag_scopes, signed.claims().scope.as_deref())?;
+    signed.check_client_id_shape()?;
     if let Some(max_age_secs) = max_auth_age_secs {
         fresh_login(signed.claims(), ctx.now_ms, max_age_secs, settings.clock_skew_secs)?;
     }

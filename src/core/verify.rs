@@ -87,6 +87,16 @@ impl Signed {
         self.verified.claims()
     }
 
+    /// The `client_id` rules that need no fetch (present, the pinned one,
+    /// the issuer or a document URL): a caller may refuse on them before
+    /// rules of its own, as no fresh login could mend them.
+    pub fn check_client_id_shape(&self) -> Result<(), Error> {
+        if self.kind == TokenKind::IdJag {
+            client_id_document(&self.provider, self.verified.claims())?;
+        }
+        Ok(())
+    }
+
     /// SPEC.md 4.3 for an ID-JAG (a logout token names no client): a
     /// `client_id` that is a metadata document is fetched only after its
     /// jti is recorded, so a replay never makes authmd fetch.

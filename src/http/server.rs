@@ -422,6 +422,8 @@ impl Running {
     /// queued, and returns once they have, or after `grace`.
     pub fn shutdown(self, grace: Duration) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // The mail thread would notice only at its next idle poll (500 ms).
+        let _ = self.shared.mail_wake.try_send(());
         self.server.stop_accepting();
         for _ in 0..self.threads.len() {
             self.server.unblock();

@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::common::{Client, InProcess};
+use crate::common::{Client, InProcess, Reply};
 use crate::signin::{Browser, sign_in};
 
 fn claims_of(assertion: &str) -> Value {
@@ -14,7 +14,8 @@ fn claims_of(assertion: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
-fn exchange(server: &InProcess, assertion: &str) -> crate::common::Reply {
+/// SPEC-v0.7 8: the RFC 7523 exchange of a service assertion for an access token.
+pub(crate) fn exchange(server: &impl Client, assertion: &str) -> Reply {
     server.request(
         "POST",
         "/oauth2/token",
@@ -23,20 +24,20 @@ fn exchange(server: &InProcess, assertion: &str) -> crate::common::Reply {
     )
 }
 
-fn complete(server: &InProcess, claim_token: &str, code: &str) -> crate::common::Reply {
+fn complete(server: &impl Client, claim_token: &str, code: &str) -> Reply {
     let body = json!({ "claim_token": claim_token, "user_code": code });
     server.post_json("/agent/identity/claim/complete", &body.to_string())
 }
 
 /// A `service_auth` registration for `email`: the answer, its link's path
 /// and its attempt token.
-fn service_auth(server: &InProcess, email: &str) -> (Value, String, String) {
+fn service_auth(server: &impl Client, email: &str) -> (Value, String, String) {
     let body = json!({ "type": "service_auth", "login_hint": email });
     let made = server.post_json("/agent/identity", &body.to_string()).json();
     let link = made["claim"]["attempt"]["verification_uri"]
         .as_str()
         .unwrap()
-        .trim_start_matches(&server.base)
+        .trim_start_matches(server.base())
         .to_string();
     let token = link.split("claim_attempt_token=").nth(1).unwrap().to_string();
     (made, link, token)
@@ -226,10 +227,15 @@ fn a_service_auth_agent_gets_its_first_identity_at_the_claim() {
     assert_eq!(exchange(&server, assertion).json()["scope"], "api.read api.write");
 }
 
-/// A claimed registration: (its claim answer, the server).
+/// A claimed registration: its claim answer.
 fn claimed(server: &InProcess, email: &str) -> Value {
+    claimed_by(server, &mut sign_in(server, email), email)
+}
+
+/// A `service_auth` registration for `email`, claimed by `person`, who is
+/// signed in as `email`: the claim answer, with the first refresh token.
+pub(crate) fn claimed_by<C: Client>(server: &C, person: &mut Browser<'_, C>, email: &str) -> Value {
     let (made, link, token) = service_auth(server, email);
-    let mut person = sign_in(server, email);
     person.get(&link);
     let csrf = person.csrf.clone();
     let code = code_on(
@@ -240,7 +246,8 @@ fn claimed(server: &InProcess, email: &str) -> Value {
     complete(server, made["claim"]["token"].as_str().unwrap(), &code).json()
 }
 
-fn refresh(server: &InProcess, token: &str) -> crate::common::Reply {
+/// SPEC-v0.7 4.4: `type: refresh` at `/agent/identity`.
+pub(crate) fn refresh(server: &impl Client, token: &str) -> Reply {
     server.post_json(
         "/agent/identity",
         &json!({ "type": "refresh", "refresh_token": token }).to_string(),

@@ -788,12 +788,7 @@ fn a_security_event_token_push_revokes_the_delegation() {
 
 /// SPEC-v0.7 4.3 for `POST /agent/identity`.
 fn identity(world: &World, token: &str) -> Reply {
-    let body = json!({
-        "type": "identity_assertion",
-        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
-        "assertion": token,
-    });
-    world.server.post_json("/agent/identity", &body.to_string())
+    crate::common::identity_assertion(&world.server, token)
 }
 
 fn exchange(world: &World, assertion: &str) -> Value {
@@ -909,6 +904,28 @@ fn a_stale_login_is_login_required_and_consumes_nothing() {
     let mut old = world.claims("frank");
     old["auth_time"] = json!(now_secs() - 100_000);
     assert_eq!(world.register(&world.mint(&old), "access_token").status, 200);
+}
+
+/// SPEC-v0.7 4.3: a v0.1 refusal keeps its code on v0.7 even when the
+/// login is stale too. A `client_id` that can never be accepted was
+/// answered `login_required`, sending the agent to make its person sign in
+/// again for a token that would be refused anyway.
+#[test]
+fn a_bad_client_id_is_invalid_client_id_even_with_a_stale_login() {
+    let world = World::new();
+    let stale = |client_id: &str| {
+        let mut claims = world.claims("hana");
+        claims["client_id"] = json!(client_id);
+        claims["auth_time"] = json!(null);
+        identity(&world, &world.mint(&claims))
+    };
+    stale("agent-42").assert_error(400, "invalid_client_id");
+    world
+        .server
+        .cli_ok(&["provider", "add", world.issuer(), "--client-id", "agent-app-1"]);
+    stale(world.issuer()).assert_error(400, "invalid_client_id");
+    // The pinned one, still with the stale login: only now is a login the trouble.
+    assert_eq!(stale("agent-app-1").json()["error"], "login_required");
 }
 
 /// SPEC-v0.7 4.3: an ID-JAG whose verified email names an existing account

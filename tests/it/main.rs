@@ -23,3 +23,4 @@ mod mail;
 mod malformed;
 mod operations;
 mod signin;
+mod vectors;

@@ -400,15 +400,34 @@ impl InProcess {
 
     /// With these settings stored before it starts (rate limits at their defaults otherwise).
     pub fn start_with(trust_proxy: bool, settings: &[(&str, &str)]) -> InProcess {
+        InProcess::launch(None, authmd::time::SystemClock.now(), trust_proxy, settings)
+    }
+
+    /// Serving as `base_url` (its issuer and audience; [`Client::base`] stays
+    /// the loopback address), its clock standing at `now`, rate limits off
+    /// and these settings: for tokens minted for another service at another
+    /// time, such as the shared vectors.
+    pub fn start_at(base_url: &str, now: authmd::time::UnixMs, settings: &[(&str, &str)]) -> InProcess {
+        let mut all = rate_limits_off();
+        all.extend_from_slice(settings);
+        InProcess::launch(Some(base_url.to_string()), now, false, &all)
+    }
+
+    fn launch(
+        base_url: Option<String>,
+        now: authmd::time::UnixMs,
+        trust_proxy: bool,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("authmd.db");
         authmd::configure(&db, settings).expect("configure the database");
-        let clock = Arc::new(authmd::time::FixedClock::at(authmd::time::SystemClock.now()));
+        let clock = Arc::new(authmd::time::FixedClock::at(now));
         let ticker = Arc::new(authmd::time::ManualTicker::default());
         let running = authmd::start_server(authmd::ServerOptions {
             db_path: db,
             listen: "127.0.0.1:0".into(),
-            base_url: None,
+            base_url,
             workers: 4,
             clock: clock.clone(),
             ticker: ticker.clone(),
@@ -420,7 +439,7 @@ impl InProcess {
         })
         .expect("start authmd in process");
         InProcess {
-            base: running.base_url.clone(),
+            base: format!("http://{}", running.local_addr),
             dir,
             clock,
             ticker,
@@ -482,6 +501,16 @@ impl Drop for TestServer {
             eprintln!("---- authmd stderr ----\n{}", self.stderr());
         }
     }
+}
+
+/// SPEC-v0.7 4.3: an ID-JAG presented at `POST /agent/identity`.
+pub fn identity_assertion(server: &impl Client, token: &str) -> Reply {
+    let body = serde_json::json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": token,
+    });
+    server.post_json("/agent/identity", &body.to_string())
 }
 
 pub fn cli(db: &Path, args: &[&str]) -> Output {
