@@ -70,7 +70,7 @@ pub mod internals {
         pub use crate::store::{Tx, connect, write};
     }
     pub use crate::email::normalize as normalize_email;
-    pub use crate::http::form_pairs;
+    pub use crate::http::{cookie_value, form_pairs};
     pub use crate::proto::v0_1::{Request as V0_1Request, wire as v0_1_wire};
     pub use crate::secrets::hash;
     pub use crate::time::parse_rfc3339;

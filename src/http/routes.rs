@@ -417,16 +417,14 @@ fn error_page(err: &Error, deps: &Deps<'_>) -> Response {
     page
 }
 
-/// The value of cookie `name`, if the request carries it.
+/// The value of cookie `name`, if the request carries it: the first of
+/// its `Cookie` headers that does ([`super::cookie_value`]).
 fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers
         .iter()
         .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
-        .filter(|v| !v.is_empty())
+        .find_map(|(_, v)| super::cookie_value(v, name))
+        .map(str::to_string)
 }
 
 /// `Set-Cookie` for `name` (SPEC-v0.7 7.2): `Secure` exactly when the base
