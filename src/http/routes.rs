@@ -402,7 +402,8 @@ fn identity_claim(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respo
 /// `invalid_request`, not 415 (the OAuth envelope knows no such code).
 fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let form = oauth_form(req)?;
-    let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &form))?;
+    let request = v0_7::TokenRequest::from_form(&form)?;
+    let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &request))?;
     Ok(Response::json(200, &answer))
 }
 
@@ -955,11 +956,8 @@ fn introspect(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response,
 /// 200 whether or not anything was revoked, so it reveals nothing.
 fn oauth_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let form = oauth_form(req)?;
-    let token = form_value(&form, "token");
-    if token.is_empty() {
-        return Err(Error::InvalidRequest("`token` is required".into()));
-    }
-    deps.run(conn, req, |ctx| revoke::self_revoke(ctx, &token))?;
+    let token = v0_7::revocation_token(&form)?;
+    deps.run(conn, req, |ctx| revoke::self_revoke(ctx, token))?;
     Ok(Response::text(200, "text/plain; charset=utf-8", String::new()))
 }
 
