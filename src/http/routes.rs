@@ -439,8 +439,19 @@ fn set_cookie(deps: &Deps<'_>, name: &str, value: &str, max_age_secs: u64) -> St
     format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}")
 }
 
+/// A 303 to `location`, a path of this origin. A header carries visible
+/// ASCII only (the edge drops any other, which left a `return_to` such as
+/// `/café` with a 303 to nowhere, issue 12), so every other byte is
+/// percent-encoded, as a browser encodes a path it sends.
 fn see_other(location: &str) -> Response {
-    Response::text(303, "text/plain; charset=utf-8", String::new()).with_header("Location", location.to_string())
+    let location: String = location
+        .bytes()
+        .map(|b| match b {
+            0x21..=0x7e => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Response::text(303, "text/plain; charset=utf-8", String::new()).with_header("Location", location)
 }
 
 /// The signed-in user and the hash of their session cookie, if any.
