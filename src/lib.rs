@@ -69,9 +69,11 @@ pub mod internals {
         pub use crate::store::registrations::NewRegistration;
         pub use crate::store::{Tx, connect, write};
     }
+    pub use crate::core::signin::safe_return_to;
     pub use crate::email::normalize as normalize_email;
-    pub use crate::http::form_pairs;
+    pub use crate::http::{cookie_value, form_pairs};
     pub use crate::proto::v0_1::{Request as V0_1Request, wire as v0_1_wire};
+    pub use crate::proto::v0_7::{TokenRequest, revocation_token};
     pub use crate::secrets::hash;
     pub use crate::time::parse_rfc3339;
     pub use crate::url::{HttpUrl, percent_decode};

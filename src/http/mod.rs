@@ -226,3 +226,120 @@ pub fn form_pairs(text: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The value of cookie `name` in one `Cookie` header value (RFC 6265 5.4:
+/// `name=value` pairs separated by `;`): the first such pair with a
+/// non-empty value, whitespace around name and value trimmed and one pair
+/// of surrounding double quotes dropped (the quoted `cookie-value` of RFC
+/// 6265 4.1.1). Names are case-sensitive; a pair without `=` names nothing.
+/// A duplicate later in the header is ignored, as a browser sends the most
+/// specific cookie first.
+pub fn cookie_value<'a>(header_value: &'a str, name: &str) -> Option<&'a str> {
+    header_value
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(n, _)| n.trim() == name)
+        .map(|(_, v)| {
+            let v = v.trim();
+            v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v)
+        })
+        .find(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_value;
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name() {
+        let header = "theme=dark; authmd_session=abc; authmd_login=def";
+        assert_eq!(cookie_value(header, "authmd_session"), Some("abc"));
+        assert_eq!(cookie_value(header, "authmd_login"), Some("def"));
+        assert_eq!(cookie_value(header, "theme"), Some("dark"));
+        assert_eq!(cookie_value(header, "missing"), None);
+        assert_eq!(cookie_value(header, "AUTHMD_SESSION"), None, "names are case-sensitive");
+        assert_eq!(cookie_value(header, "authmd"), None, "no prefix match");
+        assert_eq!(cookie_value("xauthmd_session=abc", "authmd_session"), None);
+    }
+
+    #[test]
+    fn spaces_around_names_and_values_are_trimmed() {
+        assert_eq!(cookie_value("  authmd_session = abc  ", "authmd_session"), Some("abc"));
+        assert_eq!(
+            cookie_value("a=1;authmd_session=abc;b=2", "authmd_session"),
+            Some("abc")
+        );
+        assert_eq!(
+            cookie_value("a=1 ;\tauthmd_session=abc\t; b=2", "authmd_session"),
+            Some("abc")
+        );
+        assert_eq!(
+            cookie_value("authmd_session=a b", "authmd_session"),
+            Some("a b"),
+            "inner space kept"
+        );
+    }
+
+    #[test]
+    fn one_pair_of_double_quotes_is_dropped() {
+        assert_eq!(cookie_value(r#"authmd_session="abc""#, "authmd_session"), Some("abc"));
+        assert_eq!(
+            cookie_value(r#"authmd_session=""abc"""#, "authmd_session"),
+            Some(r#""abc""#)
+        );
+        assert_eq!(
+            cookie_value(r#"authmd_session="abc"#, "authmd_session"),
+            Some(r#""abc"#),
+            "unbalanced: as sent"
+        );
+        assert_eq!(
+            cookie_value(r#"authmd_session="""#, "authmd_session"),
+            None,
+            "quoted empty is empty"
+        );
+        assert_eq!(cookie_value(r#"authmd_session="; b=1"#, "authmd_session"), Some("\""));
+    }
+
+    #[test]
+    fn the_first_non_empty_duplicate_wins() {
+        assert_eq!(
+            cookie_value("authmd_session=one; authmd_session=two", "authmd_session"),
+            Some("one")
+        );
+        assert_eq!(
+            cookie_value("authmd_session=; authmd_session=two", "authmd_session"),
+            Some("two")
+        );
+        assert_eq!(
+            cookie_value("authmd_session=\"\"; authmd_session=two", "authmd_session"),
+            Some("two")
+        );
+    }
+
+    #[test]
+    fn empty_and_nameless_pairs_name_nothing() {
+        for header in [
+            "",
+            ";",
+            ";;;",
+            " ",
+            "=",
+            "==",
+            "=abc",
+            "authmd_session",
+            "authmd_session;",
+            "authmd_session=",
+        ] {
+            assert_eq!(cookie_value(header, "authmd_session"), None, "{header:?}");
+        }
+        assert_eq!(
+            cookie_value("authmd_session; authmd_session=abc", "authmd_session"),
+            Some("abc")
+        );
+        assert_eq!(
+            cookie_value("authmd_session==abc=", "authmd_session"),
+            Some("=abc="),
+            "split at the first `=`"
+        );
+    }
+}

@@ -402,7 +402,8 @@ fn identity_claim(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respo
 /// `invalid_request`, not 415 (the OAuth envelope knows no such code).
 fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let form = oauth_form(req)?;
-    let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &form))?;
+    let request = v0_7::TokenRequest::from_form(&form)?;
+    let answer = deps.run(conn, req, |ctx| v0_7::token(ctx, &request))?;
     Ok(Response::json(200, &answer))
 }
 
@@ -417,16 +418,14 @@ fn error_page(err: &Error, deps: &Deps<'_>) -> Response {
     page
 }
 
-/// The value of cookie `name`, if the request carries it.
+/// The value of cookie `name`, if the request carries it: the first of
+/// its `Cookie` headers that does ([`super::cookie_value`]).
 fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers
         .iter()
         .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
-        .filter(|v| !v.is_empty())
+        .find_map(|(_, v)| super::cookie_value(v, name))
+        .map(str::to_string)
 }
 
 /// `Set-Cookie` for `name` (SPEC-v0.7 7.2): `Secure` exactly when the base
@@ -440,8 +439,19 @@ fn set_cookie(deps: &Deps<'_>, name: &str, value: &str, max_age_secs: u64) -> St
     format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}")
 }
 
+/// A 303 to `location`, a path of this origin. A header carries visible
+/// ASCII only (the edge drops any other, which left a `return_to` such as
+/// `/café` with a 303 to nowhere, issue 12), so every other byte is
+/// percent-encoded, as a browser encodes a path it sends.
 fn see_other(location: &str) -> Response {
-    Response::text(303, "text/plain; charset=utf-8", String::new()).with_header("Location", location.to_string())
+    let location: String = location
+        .bytes()
+        .map(|b| match b {
+            0x21..=0x7e => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Response::text(303, "text/plain; charset=utf-8", String::new()).with_header("Location", location)
 }
 
 /// The signed-in user and the hash of their session cookie, if any.
@@ -965,11 +975,8 @@ fn introspect(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response,
 /// 200 whether or not anything was revoked, so it reveals nothing.
 fn oauth_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let form = oauth_form(req)?;
-    let token = form_value(&form, "token");
-    if token.is_empty() {
-        return Err(Error::InvalidRequest("`token` is required".into()));
-    }
-    deps.run(conn, req, |ctx| revoke::self_revoke(ctx, &token))?;
+    let token = v0_7::revocation_token(&form)?;
+    deps.run(conn, req, |ctx| revoke::self_revoke(ctx, token))?;
     Ok(Response::text(200, "text/plain; charset=utf-8", String::new()))
 }
 

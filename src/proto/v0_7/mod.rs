@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!  mod.rs   POST /agent/identity (the body's four shapes, the nested
-//!           answers) and POST /oauth2/token (the form, the RFC 6749 answer),
-//!           over core's operations
+//!           answers), POST /oauth2/token (the form, the RFC 6749 answer)
+//!           and the form of POST /oauth2/revoke, over core's operations
 //!  discovery.rs  its members of the authorization server metadata
 //!  error.rs the oauth envelope (RFC 6749 5.2); the profile envelope is
 //!           v0.1's body (SPEC-v0.7 3)
@@ -378,31 +378,57 @@ struct RefreshToken {
 /// RFC 7523's grant type, the only one the token endpoint takes.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// `POST /oauth2/token` (SPEC-v0.7 8): the form's parameters, each at most
-/// once (RFC 6749 3.2).
-pub fn token(ctx: &Ctx<'_>, form: &[(String, String)]) -> Result<TokenAnswer, Error> {
-    let one = |name: &str| -> Result<Option<&str>, Error> {
-        let mut values = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        match (values.next(), values.next()) {
-            (_, Some(_)) if name == "resource" => Err(Error::InvalidTarget),
-            (_, Some(_)) => Err(Error::InvalidRequest(format!("`{name}` is given more than once"))),
-            (value, None) => Ok(value),
+/// The form of `POST /oauth2/token` (SPEC-v0.7 8), each parameter at most
+/// once (RFC 6749 3.2); others, `scope` included, are ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest<'a> {
+    pub assertion: &'a str,
+    pub resource: Option<&'a str>,
+}
+
+impl<'a> TokenRequest<'a> {
+    pub fn from_form(form: &'a [(String, String)]) -> Result<TokenRequest<'a>, Error> {
+        let one = |name: &str| -> Result<Option<&'a str>, Error> {
+            let mut values = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            match (values.next(), values.next()) {
+                (_, Some(_)) if name == "resource" => Err(Error::InvalidTarget),
+                (_, Some(_)) => Err(Error::InvalidRequest(format!("`{name}` is given more than once"))),
+                (value, None) => Ok(value),
+            }
+        };
+        if one("grant_type")? != Some(JWT_BEARER) {
+            return Err(Error::UnsupportedGrantType);
         }
-    };
-    if one("grant_type")? != Some(JWT_BEARER) {
-        return Err(Error::UnsupportedGrantType);
+        let assertion = one("assertion")?
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| Error::InvalidRequest("`assertion` is required".into()))?;
+        Ok(TokenRequest {
+            assertion,
+            resource: one("resource")?,
+        })
     }
-    let assertion = one("assertion")?
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| Error::InvalidRequest("`assertion` is required".into()))?;
-    let resource = one("resource")?;
-    let issued = token::exchange(ctx, assertion, resource)?;
+}
+
+/// `POST /oauth2/token` (SPEC-v0.7 8).
+pub fn token(ctx: &Ctx<'_>, request: &TokenRequest<'_>) -> Result<TokenAnswer, Error> {
+    let issued = token::exchange(ctx, request.assertion, request.resource)?;
     Ok(TokenAnswer {
         access_token: issued.minted.secret().to_string(),
         token_type: "Bearer",
         expires_in: ctx.config.settings.access_token_ttl_secs,
         scope: issued.scopes.join(" "),
     })
+}
+
+/// The token of a `POST /oauth2/revoke` form (RFC 7009 2.1, SPEC-v0.7 10):
+/// required; `token_type_hint` and anything else are ignored, as the token
+/// is known by its prefix.
+pub fn revocation_token(form: &[(String, String)]) -> Result<&str, Error> {
+    form.iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::InvalidRequest("`token` is required".into()))
 }
 
 /// RFC 6749 5.1.
