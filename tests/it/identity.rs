@@ -113,7 +113,7 @@ fn an_anonymous_agent_registers_and_exchanges_its_assertion_for_access_tokens() 
     assert_eq!(server.events("token.issued")[0]["scope"], "api.read");
 
     // RFC 7009 at either name: an empty 200 whatever the token, and the
-    // token named stops working; `token` itself is required.
+    // token named stops working; `token` itself is required, once.
     let second = again["access_token"].as_str().unwrap();
     for path in ["/oauth2/revoke", "/oauth/revoke"] {
         let reply = post_form(&server, path, &format!("token={second}&token_type_hint=whatever"));
@@ -132,6 +132,13 @@ fn an_anonymous_agent_registers_and_exchanges_its_assertion_for_access_tokens() 
         400,
         "invalid_request",
     );
+    // RFC 6749 3.1: a parameter given twice is refused, revoking neither.
+    assert_oauth_error(
+        &post_form(&server, "/oauth2/revoke", &format!("token={access}&token={second}")),
+        400,
+        "invalid_request",
+    );
+    assert_eq!(server.get_with_token("/api/resource", access).status, 200);
     assert_eq!(
         server.events("credential.revoked").len(),
         1,

@@ -286,7 +286,7 @@ fn a_return_to_beyond_ascii_is_percent_encoded_in_the_redirect() {
     let csrf = lee.csrf.clone();
     let form = format!("email=lee%40example.com&return_to=%2Fcaf%C3%A9&csrf={csrf}");
     assert_eq!(lee.post("/login", &form).status, 200);
-    let code = code_in(server.wait_for_mail(2).last().unwrap());
+    let code = server.wait_for_mail(2).last().unwrap().signin_code();
     let csrf = lee.csrf.clone();
     let signed_in = lee.post("/login/verify", &format!("code={code}&csrf={csrf}"));
     assert_eq!(

@@ -388,13 +388,9 @@ pub struct TokenRequest<'a> {
 
 impl<'a> TokenRequest<'a> {
     pub fn from_form(form: &'a [(String, String)]) -> Result<TokenRequest<'a>, Error> {
-        let one = |name: &str| -> Result<Option<&'a str>, Error> {
-            let mut values = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
-            match (values.next(), values.next()) {
-                (_, Some(_)) if name == "resource" => Err(Error::InvalidTarget),
-                (_, Some(_)) => Err(Error::InvalidRequest(format!("`{name}` is given more than once"))),
-                (value, None) => Ok(value),
-            }
+        let one = |name: &str| match once(form, name) {
+            Err(_) if name == "resource" => Err(Error::InvalidTarget),
+            other => other,
         };
         if one("grant_type")? != Some(JWT_BEARER) {
             return Err(Error::UnsupportedGrantType);
@@ -421,14 +417,22 @@ pub fn token(ctx: &Ctx<'_>, request: &TokenRequest<'_>) -> Result<TokenAnswer, E
 }
 
 /// The token of a `POST /oauth2/revoke` form (RFC 7009 2.1, SPEC-v0.7 10):
-/// required; `token_type_hint` and anything else are ignored, as the token
-/// is known by its prefix.
+/// required, once; `token_type_hint` and anything else are ignored, as the
+/// token is known by its prefix.
 pub fn revocation_token(form: &[(String, String)]) -> Result<&str, Error> {
-    form.iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.as_str())
+    once(form, "token")?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::InvalidRequest("`token` is required".into()))
+}
+
+/// The value of form parameter `name`, if given: RFC 6749 3.1 (which RFC
+/// 7009 follows) forbids giving a parameter more than once.
+fn once<'a>(form: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, Error> {
+    let mut values = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    match (values.next(), values.next()) {
+        (_, Some(_)) => Err(Error::InvalidRequest(format!("`{name}` is given more than once"))),
+        (value, None) => Ok(value),
+    }
 }
 
 /// RFC 6749 5.1.
