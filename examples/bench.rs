@@ -17,7 +17,9 @@
 //! `gateway` (the same GET to an upstream directly and through `--upstream`),
 //! `scale` (authentication and claim lookups on an empty database, then after
 //! filling `--count` registrations; the database size),
-//! `revoke-all` (fills `--count` registrations, then times `authmd revoke --all`).
+//! `revoke-all` (fills `--count` registrations, then times `authmd revoke --all`),
+//! `commit-rate` (one writer, one row and one fsync per commit: the ceiling
+//! group commit has to beat).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -504,6 +506,156 @@ fn claimed_refresh_token(base: &str, person: &mut Person, email: &str) -> String
     done["identity"]["refresh_token"]["value"].as_str().unwrap().to_string()
 }
 
+/// The ceiling group commit has to beat: one writer, one small row per
+/// transaction, one fsync per commit (WAL, synchronous=FULL), for `seconds`.
+fn commit_rate(db: &std::path::Path, seconds: u64) -> f64 {
+    let conn = authmd::internals::store::connect(db).unwrap();
+    conn.execute_batch("CREATE TABLE bench_commits (n INTEGER)").unwrap();
+    let t0 = Instant::now();
+    let mut commits = 0;
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        conn.execute("INSERT INTO bench_commits (n) VALUES (?1)", [commits])
+            .unwrap();
+        commits += 1;
+    }
+    let rate = commits as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "single-writer commit rate: {rate:.0} commits/s ({commits} in {:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
+    rate
+}
+
+/// An agent provider on loopback publishing one ES256 key.
+struct Provider {
+    jwks: JwksServer,
+    key: SigningKey,
+}
+
+impl Provider {
+    fn start() -> Provider {
+        let jwks = JwksServer::start("127.0.0.1:0").unwrap();
+        let key = SigningKey::generate(Alg::Es256, "bench");
+        jwks.publish(&[&key], "public, max-age=86400");
+        Provider { jwks, key }
+    }
+
+    /// An ID-JAG about `sub` for the service at `audience`, logged in and
+    /// issued now, expiring `lifetime_secs` from now.
+    fn id_jag(&self, sub: &str, audience: &str, lifetime_secs: u64) -> String {
+        let mut claims = authmd_dev::id_jag_claims(&self.jwks.base_url, sub, audience, now_secs());
+        claims["exp"] = json!(now_secs() + lifetime_secs as i64);
+        self.key.sign(&authmd_dev::id_jag_header(), &claims)
+    }
+}
+
+/// The verifier alone, one thread, ES256 ID-JAGs parsed and verified for
+/// 2 s: the ring ceiling per core.
+fn verify_rate(provider: &Provider) -> f64 {
+    let audience = "https://service.example";
+    let tokens: Vec<String> = (0..2000)
+        .map(|n| provider.id_jag(&format!("user-{n}"), audience, 300))
+        .collect();
+    let jwks = Jwks::parse(json!({ "keys": [provider.key.public_jwk()] }).to_string().as_bytes()).unwrap();
+    let policy = Policy {
+        audiences: vec![audience.to_string()],
+        clock_skew_secs: 60,
+        max_assertion_lifetime_secs: 3600,
+        logout_lifetime_without_exp_secs: 300,
+    };
+    let t0 = Instant::now();
+    let mut verified = 0;
+    while t0.elapsed() < Duration::from_secs(2) {
+        for token in &tokens {
+            let unverified = jose::parse(token, TokenKind::IdJag).unwrap();
+            jose::verify(unverified, &jwks, &policy, UnixSecs::new(now_secs())).unwrap();
+            verified += 1;
+        }
+    }
+    let rate = verified as f64 / t0.elapsed().as_secs_f64();
+    println!("jose alone: {rate:.0} ES256 parse+verify per second on one thread");
+    rate
+}
+
+const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
+
+/// SPEC.md 4's ID-JAG registration body.
+fn v0_1_id_jag(assertion: String) -> Value {
+    json!({"type":"identity_assertion","assertion_type":ID_JAG,"assertion":assertion,"requested_credential_type":"access_token"})
+}
+
+/// Enough ID-JAGs for a run at this rate: none of its clients runs out.
+const ID_JAGS_PER_SECOND: usize = 5_000;
+
+/// ID-JAG registrations at `path`, a new user each, with bodies made by
+/// `body`. The ID-JAGs are minted before the measured window, and one is
+/// registered first, so the provider's keys are cached as in steady state
+/// (a cold burst gets 503s while one fetch runs).
+fn id_jag_registrations(
+    server: &Server,
+    provider: &Provider,
+    path: &'static str,
+    body: fn(String) -> Value,
+    o: &Options,
+) -> Report {
+    server.cli(&["provider", "add", &provider.jwks.base_url]);
+    let count = (o.seconds as usize * ID_JAGS_PER_SECOND).max(1000);
+    let minting = Instant::now();
+    let bodies: Vec<String> = (0..count)
+        .map(|n| body(provider.id_jag(&format!("user-{n}"), &server.base, 300 + o.seconds)).to_string())
+        .collect();
+    eprintln!(
+        "minted {count} ES256 ID-JAGs in {:.1} s",
+        minting.elapsed().as_secs_f64()
+    );
+    let (warm, bodies) = bodies.split_last().expect("at least one");
+    let answer = ureq::post(&format!("{}{path}", server.base))
+        .header("Content-Type", "application/json")
+        .send(warm.as_bytes());
+    assert!(answer.is_ok(), "the warm-up registration failed: {answer:?}");
+    drive(&server.base, o.clients, o.seconds, &|turn| {
+        bodies
+            .get(turn.n)
+            .map(|body| ("POST", path.to_string(), Some(body.clone()), None))
+    })
+}
+
+fn anonymous_registrations(server: &Server, o: &Options) -> Report {
+    let body = register_body();
+    drive(&server.base, o.clients, o.seconds, &|_| {
+        Some(("POST", "/agent/auth".into(), Some(body.clone()), None))
+    })
+}
+
+const TOKEN_PATH: &str = "/oauth2/token";
+
+/// The token request exchanging a v0.7 assertion (SPEC-v0.7 8).
+fn exchange_form(assertion: &str) -> String {
+    format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}")
+}
+
+/// `count` anonymous registrations: an API key and a claim token each.
+fn registered_keys(server: &Server, count: usize) -> Vec<(String, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    (0..count)
+        .map(|_| {
+            let text = agent
+                .post(&format!("{}/agent/auth", server.base))
+                .header("Content-Type", "application/json")
+                .send(register_body().as_bytes())
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap();
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            (
+                reply["credential"].as_str().unwrap().to_string(),
+                reply["claim_token"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn main() {
     let o = options().unwrap_or_else(|e| panic!("{e}"));
     // The gateway scenario needs its upstream before the server starts, the
@@ -536,10 +688,7 @@ fn main() {
             );
         }
         "anonymous" => {
-            let body = register_body();
-            let report = drive(&server.base, o.clients, o.seconds, &|_| {
-                Some(("POST", "/agent/auth".into(), Some(body.clone()), None))
-            });
+            let report = anonymous_registrations(&server, &o);
             print_report("anonymous registration", &report, &server, o.clients);
         }
         "identity" => {
@@ -561,10 +710,9 @@ fn main() {
                 .unwrap();
             let registered: Value = serde_json::from_str(&text).unwrap();
             let assertion = registered["identity"]["assertion"].as_str().unwrap().to_string();
-            let form =
-                format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}");
+            let form = exchange_form(&assertion);
             let report = drive(&server.base, o.clients, o.seconds, &|_| {
-                Some(("FORM", "/oauth2/token".into(), Some(form.clone()), None))
+                Some(("FORM", TOKEN_PATH.into(), Some(form.clone()), None))
             });
             print_report("v0.7 token exchange", &report, &server, o.clients);
         }
@@ -597,69 +745,9 @@ fn main() {
             print_report("authenticated GET /api/resource", &report, &server, o.clients);
         }
         "id-jag" => {
-            let provider = JwksServer::start("127.0.0.1:0").unwrap();
-            let key = SigningKey::generate(Alg::Es256, "bench");
-            provider.publish(&[&key], "public, max-age=86400");
-            server.cli(&["provider", "add", &provider.base_url]);
-            let count = (o.seconds as usize * 6000).max(1000);
-            let minting = Instant::now();
-            let tokens: Vec<String> = (0..count)
-                .map(|n| {
-                    let claims = authmd_dev::id_jag_claims(&provider.base_url, &format!("user-{n}"), &server.base, now_secs());
-                    let token = key.sign(&authmd_dev::id_jag_header(), &claims);
-                    json!({"type":"identity_assertion","assertion_type":"urn:ietf:params:oauth:token-type:id-jag","assertion":token,"requested_credential_type":"access_token"}).to_string()
-                })
-                .collect();
-            eprintln!(
-                "minted {count} ES256 ID-JAGs in {:.1} s",
-                minting.elapsed().as_secs_f64()
-            );
-
-            // The verifier alone, one thread: the ring ceiling per core.
-            let jwks = Jwks::parse(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes()).unwrap();
-            let policy = Policy {
-                audiences: vec![server.base.clone()],
-                clock_skew_secs: 60,
-                max_assertion_lifetime_secs: 3600,
-                logout_lifetime_without_exp_secs: 300,
-            };
-            let raw: Vec<String> = tokens
-                .iter()
-                .take(2000)
-                .map(|b| {
-                    serde_json::from_str::<Value>(b).unwrap()["assertion"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
-                .collect();
-            let t0 = Instant::now();
-            let mut verified = 0;
-            while t0.elapsed() < Duration::from_secs(2) {
-                for token in &raw {
-                    let unverified = jose::parse(token, TokenKind::IdJag).unwrap();
-                    jose::verify(unverified, &jwks, &policy, UnixSecs::new(now_secs())).unwrap();
-                    verified += 1;
-                }
-            }
-            println!(
-                "jose alone: {:.0} ES256 parse+verify per second on one thread",
-                verified as f64 / t0.elapsed().as_secs_f64()
-            );
-
-            // One registration first, so the provider's keys are cached as in
-            // steady state (a cold burst gets 503s while one fetch runs).
-            let warm = &tokens[tokens.len() - 1];
-            let answer = ureq::post(&format!("{}/agent/auth", server.base))
-                .header("Content-Type", "application/json")
-                .send(warm.as_bytes());
-            assert!(answer.is_ok(), "the warm-up registration failed: {answer:?}");
-            let tokens = &tokens[..tokens.len() - 1];
-            let report = drive(&server.base, o.clients, o.seconds, &|turn| {
-                tokens
-                    .get(turn.n)
-                    .map(|body| ("POST", "/agent/auth".to_string(), Some(body.clone()), None))
-            });
+            let provider = Provider::start();
+            verify_rate(&provider);
+            let report = id_jag_registrations(&server, &provider, "/agent/auth", v0_1_id_jag, &o);
             print_report(
                 "ID-JAG registration (ES256, new user each)",
                 &report,
@@ -668,42 +756,10 @@ fn main() {
             );
         }
         "commit-rate" => {
-            // The ceiling group commit has to beat: one writer, one small
-            // row per transaction, one fsync per commit (WAL, synchronous=FULL).
-            let conn = authmd::internals::store::connect(&server.db).unwrap();
-            conn.execute_batch("CREATE TABLE bench_commits (n INTEGER)").unwrap();
-            let t0 = Instant::now();
-            let mut commits = 0;
-            while t0.elapsed() < Duration::from_secs(o.seconds) {
-                conn.execute("INSERT INTO bench_commits (n) VALUES (?1)", [commits])
-                    .unwrap();
-                commits += 1;
-            }
-            println!(
-                "single-writer commit rate: {:.0} commits/s ({commits} in {:.1} s)",
-                commits as f64 / t0.elapsed().as_secs_f64(),
-                t0.elapsed().as_secs_f64()
-            );
+            commit_rate(&server.db, o.seconds);
         }
         "scale" => {
-            let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-            let keys: Vec<(String, String)> = (0..50)
-                .map(|_| {
-                    let text = agent
-                        .post(&format!("{}/agent/auth", server.base))
-                        .header("Content-Type", "application/json")
-                        .send(register_body().as_bytes())
-                        .unwrap()
-                        .body_mut()
-                        .read_to_string()
-                        .unwrap();
-                    let reply: Value = serde_json::from_str(&text).unwrap();
-                    (
-                        reply["credential"].as_str().unwrap().to_string(),
-                        reply["claim_token"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+            let keys = registered_keys(&server, 50);
             let (auth_empty, claim_empty) = lookups(&server, &keys, o.seconds);
             print_report("empty: authenticate (1 client)", &auth_empty, &server, 1);
             print_report("empty: claim lookup (1 client)", &claim_empty, &server, 1);
