@@ -269,6 +269,14 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .spawn(move || reload_settings(&reload_shared))
             .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
     );
+    let checkpointed = shared.clone();
+    let conn = store::connect(&options.db_path).map_err(StartError::Database)?;
+    threads.push(
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || checkpoint(&checkpointed, &conn))
+            .map_err(|e| StartError::Config(format!("cannot start the checkpoint thread: {e}")))?,
+    );
     let watched = shared.clone();
     threads.push(
         std::thread::Builder::new()
@@ -336,6 +344,17 @@ fn watch_database(shared: &Shared) {
             *shared.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
             false
         }
+    });
+}
+
+/// Copies the WAL into the database file beside the writes, off every
+/// request's path (`store::Writer::checkpoint`).
+fn checkpoint(shared: &Shared, conn: &rusqlite::Connection) {
+    every(shared, POLL_EVERY, || {
+        if let Err(e) = shared.writer.checkpoint(conn) {
+            log::warn(&format!("checkpoint: {e}"));
+        }
+        true
     });
 }
 

@@ -419,3 +419,55 @@ fn a_second_server_on_the_same_file_refuses_to_start() {
     assert!(stderr.contains("in use by another `authmd serve`"), "{stderr}");
     assert_healthy(&server);
 }
+
+/// Reads one answer off a kept-alive connection (headers and a
+/// Content-Length body).
+fn read_one(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return text,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("no answer on a kept-alive connection ({e}); got {text:?}"),
+        }
+    }
+}
+
+/// Before: the connection threads' pool queued a burst of new connections
+/// behind its few idle threads, which each then served one kept-alive
+/// connection until it closed, so the others were never answered while
+/// those stayed open. Now every connection of a burst gets its thread.
+#[test]
+fn a_burst_of_kept_alive_connections_is_served_all_at_once() {
+    let server = TestServer::start();
+    let mut held: Vec<TcpStream> = (0..24).map(|_| connect(&server)).collect();
+    for stream in &mut held {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    for (n, stream) in held.iter_mut().enumerate() {
+        let answer = read_one(stream);
+        assert_eq!(statuses(&answer), vec![200], "connection {n}: {answer}");
+    }
+    // And again on every one of them, all still open.
+    for stream in &mut held {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    for (n, stream) in held.iter_mut().enumerate() {
+        assert_eq!(statuses(&read_one(stream)), vec![200], "connection {n}, again");
+    }
+}

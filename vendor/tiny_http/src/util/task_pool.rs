@@ -69,7 +69,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // authmd patch: a new thread unless an idle one is left for this
+        // task. Upstream counted idle threads only, which stay counted until
+        // they wake: a burst of connections queued behind them, and each
+        // waited until a kept-alive connection ahead of it closed.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             // authmd patch: a thread that cannot be started drops its task
             // (upstream panicked the accept thread).
             drop(queue);
