@@ -112,8 +112,14 @@ struct Durability {
 impl Writer {
     pub fn open(path: &Path) -> Result<Writer, OpenError> {
         let conn = super::connect(path)?;
-        conn.execute_batch(&format!("PRAGMA cache_size = -{}", super::WRITER_CACHE_KIB))
-            .map_err(|e| OpenError(format!("cannot size the writer's cache: {e}")))?;
+        // Each request's savepoint keeps the pages it changes in a
+        // sub-journal, in memory: on disk it cost a write per page per
+        // request (it is only ever read to roll one request back).
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY",
+            super::WRITER_CACHE_KIB
+        ))
+        .map_err(|e| OpenError(format!("cannot prepare the writer's connection: {e}")))?;
         let writer = Writer::new(conn);
         writer.lock().file = Some(super::FileIdentity::of(path)?);
         Ok(writer)
