@@ -102,7 +102,7 @@ pub struct Writer {
 struct Durability {
     /// The WAL file (`None` for a database without one on disk).
     wal: Option<PathBuf>,
-    file: Option<(std::fs::File, (u64, u64))>,
+    file: Option<std::sync::Arc<std::fs::File>>,
     durable_through: u64,
     syncing: bool,
     /// Why a sync failed: from then on nothing is written.
@@ -342,21 +342,16 @@ impl Writer {
     }
 }
 
-/// The WAL file, opened once and again if it was replaced (SQLite makes a
-/// new one only when every connection closed, which the writer's never does).
-fn wal_file(sync: &mut Durability) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::MetadataExt;
-    let path = sync.wal.clone().expect("a WAL to sync");
-    let meta = std::fs::metadata(&path).map_err(|e| format!("{SYNC_FAILED}: {}: {e}", path.display()))?;
-    let id = (meta.dev(), meta.ino());
-    match &sync.file {
-        Some((file, known)) if *known == id => file.try_clone().map_err(|e| format!("{SYNC_FAILED}: {e}")),
-        _ => {
-            let file = std::fs::File::open(&path).map_err(|e| format!("{SYNC_FAILED}: {}: {e}", path.display()))?;
-            sync.file = Some((file.try_clone().map_err(|e| format!("{SYNC_FAILED}: {e}"))?, id));
-            Ok(file)
-        }
+/// The WAL file, opened at the first sync. It stays the same file while
+/// the writer's connection is open: SQLite deletes a WAL only when its last
+/// connection closes.
+fn wal_file(sync: &mut Durability) -> Result<std::sync::Arc<std::fs::File>, String> {
+    if let Some(file) = &sync.file {
+        return Ok(file.clone());
     }
+    let path = sync.wal.clone().expect("a WAL to sync");
+    let file = std::fs::File::open(&path).map_err(|e| format!("{SYNC_FAILED}: {}: {e}", path.display()))?;
+    Ok(sync.file.insert(std::sync::Arc::new(file)).clone())
 }
 
 #[cfg(test)]
