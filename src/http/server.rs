@@ -113,8 +113,11 @@ impl Shared {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Why the server must stop: its database file is gone, or the disk
+    /// refused to sync it.
     fn fatal(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let gone = self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        gone.or_else(|| self.writer.failure())
     }
 }
 

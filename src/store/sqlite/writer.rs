@@ -174,7 +174,7 @@ impl Writer {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut state = self.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
-        if let Some(why) = self.sync_failure() {
+        if let Some(why) = self.failure() {
             return Err(store::Error::Unavailable(why).into());
         }
         let batch = match state.open {
@@ -291,8 +291,9 @@ impl Writer {
         }
     }
 
-    /// Why writes are refused for good, if a sync failed.
-    fn sync_failure(&self) -> Option<String> {
+    /// Why writes are refused for good, if a sync failed: the server
+    /// should stop, so that it restarts and recovers from the file.
+    pub fn failure(&self) -> Option<String> {
         self.sync.lock().unwrap_or_else(|e| e.into_inner()).failed.clone()
     }
 
