@@ -376,3 +376,72 @@ fn acknowledged_registrations_survive_kills_at_many_points() {
         );
     }
 }
+
+/// Issue 13: SIGKILL cannot lose what the page cache holds, so the kills
+/// above do not show that the WAL is synced before an answer leaves (power
+/// loss would). This does, from the system calls: the worker that answers a
+/// registration first writes its batch to the WAL, then `fdatasync`s it,
+/// then sends the answer. Traced with strace (`scripts/test` installs it).
+#[test]
+fn an_answer_leaves_only_after_its_writes_are_synced() {
+    let server = TestServer::start();
+    let trace = server.dir.path().join("trace");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-tt", "-e", "trace=pwrite64,fdatasync,fsync,sendto", "-o"])
+        .arg(&trace)
+        .args(["-p", &server.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace (scripts/test installs it)");
+    let mut attached = String::new();
+    let mut stderr = std::io::BufReader::new(strace.stderr.take().unwrap());
+    while !attached.contains("attached") {
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut attached).unwrap() > 0,
+            "strace: {attached}"
+        );
+    }
+    let reply = server.post_json(
+        "/agent/auth",
+        r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let credential = reply.json()["credential"].as_str().unwrap().to_string();
+    // The answer is on its way once the client has it; let strace write it down.
+    let sent = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("sendto(") && l.contains("HTTP/1.1 200"))
+    };
+    assert!(server.eventually(Duration::from_secs(10), || sent(
+        &std::fs::read_to_string(&trace).unwrap_or_default()
+    )));
+    Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status()
+        .unwrap();
+    strace.wait().unwrap();
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let answer = text
+        .lines()
+        .position(|l| l.contains("sendto(") && l.contains("HTTP/1.1 200"))
+        .expect("the answer's send");
+    let worker = text.lines().nth(answer).unwrap().split_whitespace().next().unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .take(answer)
+        .filter(|l| l.split_whitespace().next() == Some(worker))
+        .collect();
+    let wrote = calls
+        .iter()
+        .rposition(|l| l.contains("pwrite64("))
+        .expect("the batch written to the WAL by the answering worker");
+    assert!(
+        calls[wrote..]
+            .iter()
+            .any(|l| l.contains("fdatasync(") || l.contains("fsync(")),
+        "the answer left before the WAL was synced:\n{}",
+        calls.join("\n")
+    );
+    assert_eq!(server.get_with_token("/api/resource", &credential).status, 200);
+}
