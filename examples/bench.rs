@@ -842,19 +842,19 @@ fn write_path(o: &Options) {
     let every: fn(&Done) -> bool = |_| true;
     let fresh = || Server::start(&o.binary, o.workers, &[]);
     let mut rows = Vec::new();
+    // Prints a flow's report and keeps its row for the summary.
+    let record =
+        |rows: &mut Vec<Row>, (name, report, server): (&'static str, &Report, &Server), pace, ceiling, target| {
+            print_report(name, report, server, o.clients);
+            rows.push(Row::new(name, report, pace, ceiling, target));
+        };
 
     let name = "v0.1 anonymous registration";
     let (auth, claim, registrations) = {
         let server = fresh();
         let report = anonymous_registrations(&server, o);
-        print_report(name, &report, &server, o.clients);
-        rows.push(Row::new(
-            name,
-            &report,
-            Pace::of(&report, "registrations", every),
-            commits,
-            1.5,
-        ));
+        let pace = Pace::of(&report, "registrations", every);
+        record(&mut rows, (name, &report, &server), pace, commits, 1.5);
         let keys = registered_keys(&server, 50);
         let (auth, claim) = lookups(&server, &keys, o.seconds.min(3));
         print_report("  then authenticate (1 client)", &auth, &server, 1);
@@ -873,24 +873,17 @@ fn write_path(o: &Options) {
     ] {
         let server = fresh();
         let report = id_jag_registrations(&server, &provider, path, body, o);
-        print_report(name, &report, &server, o.clients);
-        rows.push(Row::new(
-            name,
-            &report,
-            Pace::of(&report, "registrations", every),
-            verifies,
-            0.25,
-        ));
+        let pace = Pace::of(&report, "registrations", every);
+        record(&mut rows, (name, &report, &server), pace, verifies, 0.25);
     }
 
     {
         let name = "v0.7 anonymous + token exchange";
         let server = fresh();
         let report = anonymous_exchanges(&server, o);
-        print_report(name, &report, &server, o.clients);
         // A pair is complete when its exchange is answered.
         let pace = Pace::of(&report, "pairs", |d| d.ok && d.path == TOKEN_PATH);
-        rows.push(Row::new(name, &report, pace, commits, 1.0));
+        record(&mut rows, (name, &report, &server), pace, commits, 1.0);
     }
 
     println!(
