@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::detail;
 use crate::error::Error;
+use crate::jose::Jwks;
 use crate::jose::sign::{self, SigningKey};
 use crate::model::EventName;
 use crate::settings::Settings;
@@ -88,6 +89,28 @@ pub fn published(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<Vec
         .filter(|k| k.retired_ms.is_none_or(|retired| retired + window > now_ms))
         .map(|k| load(&k))
         .collect()
+}
+
+/// The published keys as a key set to verify against, parsed once per set
+/// of keys (a `kid` names its key material): the token endpoint checks every
+/// exchange against it.
+pub fn published_jwks(tx: &dyn Tx, settings: &Settings, now_ms: UnixMs) -> Result<Arc<Jwks>, Error> {
+    static PARSED_SET: Mutex<Option<(Vec<String>, Arc<Jwks>)>> = Mutex::new(None);
+    let keys = published(tx, settings, now_ms)?;
+    let kids: Vec<String> = keys.iter().map(|k| k.kid().to_string()).collect();
+    let mut parsed = PARSED_SET.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((known, jwks)) = parsed.as_ref()
+        && *known == kids
+    {
+        return Ok(jwks.clone());
+    }
+    let set = json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() });
+    let jwks = Arc::new(
+        Jwks::parse(set.to_string().as_bytes())
+            .map_err(|_| Error::Internal("the published keys do not parse".into()))?,
+    );
+    *parsed = Some((kids, jwks.clone()));
+    Ok(jwks)
 }
 
 /// How long a retired key's assertions can still be valid.

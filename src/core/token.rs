@@ -10,7 +10,7 @@ use serde_json::json;
 use super::issue::{Exchanged, Grant, Minted, issue};
 use super::{Ctx, detail, signing};
 use crate::error::Error;
-use crate::jose::{self, Claims, Jwks, Policy, TokenKind};
+use crate::jose::{self, Claims, Policy, TokenKind};
 use crate::model::{CredentialType, EventName, Generation, RegistrationKind, Status};
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
@@ -60,13 +60,7 @@ fn verified(ctx: &Ctx<'_>, assertion: &str) -> Result<Claims, Error> {
     if unverified.issuer() != Some(site.issuer.as_str()) {
         return Err(Error::InvalidGrant("it was not issued by this service"));
     }
-    let keys = signing::published(ctx.conn, settings, ctx.now_ms)?;
-    let jwks = Jwks::parse(
-        json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
-            .to_string()
-            .as_bytes(),
-    )
-    .map_err(|_| Error::Internal("the published keys do not parse".into()))?;
+    let jwks = signing::published_jwks(ctx.conn, settings, ctx.now_ms)?;
     let policy = Policy {
         audiences: vec![site.issuer.clone()],
         clock_skew_secs: settings.clock_skew_secs,
