@@ -383,22 +383,13 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn register_body() -> String {
-    json!({"type":"anonymous","requested_credential_type":"api_key"}).to_string()
+fn register_body() -> Value {
+    json!({"type":"anonymous","requested_credential_type":"api_key"})
 }
 
 /// An API key with api.read, registered anonymously.
 fn anonymous_key(server: &Server) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let reply: Value = agent
-        .post(&format!("{}/agent/auth", server.base))
-        .header("Content-Type", "application/json")
-        .send(register_body().as_bytes())
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .map(|text| serde_json::from_str(&text).unwrap())
-        .unwrap();
+    let reply = post_json(&server.base, "/agent/auth", &register_body());
     reply["credential"].as_str().unwrap().to_string()
 }
 
@@ -656,7 +647,7 @@ fn id_jag_registrations(
 }
 
 fn anonymous_registrations(server: &Server, o: &Options) -> Report {
-    let body = register_body();
+    let body = register_body().to_string();
     drive(&server.base, o.clients, o.seconds, &|_| {
         Some(("POST", "/agent/auth".into(), Some(body.clone()), None))
     })
@@ -687,18 +678,10 @@ fn anonymous_exchanges(server: &Server, o: &Options) -> Report {
 
 /// `count` anonymous registrations: an API key and a claim token each.
 fn registered_keys(server: &Server, count: usize) -> Vec<(String, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let body = register_body();
     (0..count)
         .map(|_| {
-            let text = agent
-                .post(&format!("{}/agent/auth", server.base))
-                .header("Content-Type", "application/json")
-                .send(register_body().as_bytes())
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .unwrap();
-            let reply: Value = serde_json::from_str(&text).unwrap();
+            let reply = post_json(&server.base, "/agent/auth", &body);
             (
                 reply["credential"].as_str().unwrap().to_string(),
                 reply["claim_token"].as_str().unwrap().to_string(),
@@ -963,14 +946,7 @@ fn main() {
         }
         "token-exchange" => {
             // One anonymous v0.7 assertion, exchanged again and again (SPEC-v0.7 8).
-            let text = ureq::post(&format!("{}/agent/identity", server.base))
-                .header("Content-Type", "application/json")
-                .send(r#"{"type":"anonymous"}"#.as_bytes())
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .unwrap();
-            let registered: Value = serde_json::from_str(&text).unwrap();
+            let registered = post_json(&server.base, "/agent/identity", &json!({"type":"anonymous"}));
             let assertion = registered["identity"]["assertion"].as_str().unwrap().to_string();
             let form = exchange_form(&assertion);
             let report = drive(&server.base, o.clients, o.seconds, &|_| {

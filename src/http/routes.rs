@@ -375,11 +375,7 @@ fn identity(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
     )?;
     let refresh = matches!(request, v0_7::IdentityRequest::Refresh { .. });
     let is_id_jag = matches!(request, v0_7::IdentityRequest::IdentityAssertion { .. });
-    let result = deps.run(conn, req, |ctx| v0_7::identity(ctx, request));
-    if let (true, Err(err)) = (is_id_jag, &result) {
-        deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
-    }
-    let answer = result?;
+    let answer = id_jag_counted(deps, is_id_jag, deps.run(conn, req, |ctx| v0_7::identity(ctx, request)))?;
     if !refresh {
         // A refresh registers nothing.
         deps.metrics.registration(crate::model::Generation::V0_7, answer.kind());
@@ -837,14 +833,19 @@ fn register(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, E
         },
         req,
     )?;
-    let result = deps.run(conn, req, |ctx| v0_1::register(ctx, request));
-    if let (true, Err(err)) = (is_id_jag, &result) {
-        deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
-    }
-    let answer: Registered = result?;
+    let answer: Registered = id_jag_counted(deps, is_id_jag, deps.run(conn, req, |ctx| v0_1::register(ctx, request)))?;
     deps.metrics
         .registration(crate::model::Generation::V0_1, answer.registration_type());
     Ok(Response::json(200, &answer))
+}
+
+/// `result` of a registration, an ID-JAG's refusal counted by its code
+/// (`authmd_id_jag_refusals_total`), in either generation.
+fn id_jag_counted<T>(deps: &Deps<'_>, is_id_jag: bool, result: Result<T, Error>) -> Result<T, Error> {
+    if let (true, Err(err)) = (is_id_jag, &result) {
+        deps.metrics.id_jag_refusal(crate::proto::v0_1::wire(err).1);
+    }
+    result
 }
 
 fn provider_revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
