@@ -81,7 +81,6 @@ struct State {
     /// The batch whose transaction is open, if any.
     open: Option<u64>,
     last_batch: u64,
-    committed_through: u64,
     in_batch: usize,
     /// Recent batches whose COMMIT failed, with why.
     failed: VecDeque<(u64, String)>,
@@ -92,7 +91,8 @@ pub struct Writer {
     committed: Condvar,
     /// Requests waiting for the connection right now.
     queued: AtomicUsize,
-    /// The last batch whose COMMIT returned (what an fdatasync begun now covers).
+    /// The last batch whose COMMIT returned (what an fdatasync begun now
+    /// covers); written under `state`'s lock, so its waiters see it there.
     committed_through: AtomicU64,
     sync: Mutex<Durability>,
     synced: Condvar,
@@ -155,7 +155,6 @@ impl Writer {
                 file: None,
                 open: None,
                 last_batch: 0,
-                committed_through: 0,
                 in_batch: 0,
                 failed: VecDeque::new(),
             }),
@@ -213,7 +212,7 @@ impl Writer {
         if self.queued.load(Ordering::SeqCst) == 0 || state.in_batch >= MAX_BATCH {
             self.commit(&mut state, batch);
         } else {
-            while state.committed_through < batch {
+            while self.committed_through.load(Ordering::SeqCst) < batch {
                 state = self.committed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
@@ -331,7 +330,6 @@ impl Writer {
     fn finish(&self, state: &mut State, batch: u64, committed: Result<(), String>) {
         state.open = None;
         state.in_batch = 0;
-        state.committed_through = batch;
         self.committed_through.store(batch, Ordering::SeqCst);
         if let Err(why) = committed {
             state.failed.push_back((batch, why));
