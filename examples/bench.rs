@@ -26,7 +26,7 @@
 //! registration with its token exchange, each with its first and last
 //! seconds; authentication and claim lookups on the v0.1 anonymous server
 //! after its run; and a table of each flow's ratio to its ceiling beside the
-//! issue's target).
+//! issue's target; `--flow TEXT` runs only the flows whose names contain it).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -46,6 +46,8 @@ struct Options {
     binary: String,
     workers: usize,
     count: usize,
+    /// write-path: only the flows whose names contain this.
+    flow: String,
 }
 
 fn options() -> Result<Options, lexopt::Error> {
@@ -57,6 +59,7 @@ fn options() -> Result<Options, lexopt::Error> {
         binary: "target/release/authmd".into(),
         workers: 16,
         count: 100_000,
+        flow: String::new(),
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -65,6 +68,7 @@ fn options() -> Result<Options, lexopt::Error> {
             Long("binary") => o.binary = parser.value()?.string()?,
             Long("workers") => o.workers = parser.value()?.parse()?,
             Long("count") => o.count = parser.value()?.parse()?,
+            Long("flow") => o.flow = parser.value()?.string()?,
             Value(s) if o.scenario.is_empty() => o.scenario = s.string()?,
             other => return Err(other.unexpected()),
         }
@@ -145,6 +149,92 @@ impl Server {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
             .unwrap_or(0)
+    }
+
+    /// CPU time the server has used so far (user and system, every thread).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime and stime
+        // are the 12th and 13th, in clock ticks (100 a second on Linux).
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    }
+}
+
+/// The machine's CPU time so far, busy and idle (all cores, from
+/// `/proc/stat`): where the idle share shows whether a flow is CPU-bound.
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let busy = ticks.iter().take(8).sum::<u64>() - idle;
+    (busy, idle)
+}
+
+/// The server's and the machine's CPU use, sampled every 100 ms while a
+/// flow runs, counted from when it started.
+struct CpuSamples {
+    started: Instant,
+    samples: Vec<(Duration, Duration, (u64, u64))>,
+}
+
+impl CpuSamples {
+    fn during<T>(server: &Server, run: impl FnOnce() -> T) -> (T, CpuSamples) {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            let sampler = scope.spawn(|| {
+                let mut samples = Vec::new();
+                loop {
+                    samples.push((started.elapsed(), server.cpu(), machine_cpu()));
+                    if done.load(Ordering::SeqCst) {
+                        return CpuSamples { started, samples };
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            let value = run();
+            done.store(true, Ordering::SeqCst);
+            (value, sampler.join().unwrap())
+        })
+    }
+
+    /// The server's CPU time between the samples nearest `from` and `to`
+    /// (counted from `since`), and the machine's idle share over them.
+    fn between(&self, since: Instant, from: Duration, to: Duration) -> (Duration, f64) {
+        let offset = since.saturating_duration_since(self.started);
+        let nearest = |at: Duration| {
+            self.samples
+                .iter()
+                .filter(|(when, _, _)| *when >= offset)
+                .map(|(when, cpu, machine)| (*when - offset, cpu, machine))
+                .min_by_key(|(when, _, _)| when.abs_diff(at))
+                .expect("one sample at least")
+        };
+        let (_, cpu_from, (busy_from, idle_from)) = nearest(from);
+        let (_, cpu_to, (busy_to, idle_to)) = nearest(to);
+        let (busy, idle) = (busy_to - busy_from, idle_to - idle_from);
+        (
+            cpu_to.saturating_sub(*cpu_from),
+            idle as f64 / (busy + idle).max(1) as f64,
+        )
     }
 }
 
@@ -261,6 +351,8 @@ struct Done {
 }
 
 struct Report {
+    /// When the first client started.
+    started: Instant,
     requests: usize,
     errors: usize,
     elapsed: Duration,
@@ -345,6 +437,7 @@ fn drive(base: &str, clients: usize, seconds: u64, next: NextRequest<'_>) -> Rep
     }
     latencies_us.sort_unstable();
     Report {
+        started,
         requests: latencies_us.len(),
         errors: done.iter().filter(|d| !d.ok).count(),
         elapsed,
@@ -699,23 +792,36 @@ struct Pace {
     first: f64,
     last: f64,
     window: Duration,
+    /// The server's CPU time per unit, over the whole run, its first and
+    /// its last window: a falling rate with a steady cost is the machine.
+    cpu_us: [f64; 3],
+    /// The machine's idle share over the run (both cores, the clients' too).
+    idle: f64,
 }
 
 impl Pace {
     /// `counts` says which requests complete one unit.
-    fn of(report: &Report, unit: &'static str, counts: fn(&Done) -> bool) -> Pace {
+    fn of(report: &Report, cpu: &CpuSamples, unit: &'static str, counts: fn(&Done) -> bool) -> Pace {
         // Issue 13's 3 s, less in a run too short for two of them.
         let window = Duration::from_secs(3).min(report.elapsed / 2);
+        let end = report.elapsed;
         let units: Vec<Duration> = report.done.iter().filter(|d| counts(d)).map(|d| d.at).collect();
-        let rate_in = |keep: &dyn Fn(Duration) -> bool| {
-            units.iter().filter(|&&at| keep(at)).count() as f64 / window.as_secs_f64()
+        let count_in = |from: Duration, to: Duration| units.iter().filter(|&&at| at >= from && at < to).count();
+        let cpu_us = |from: Duration, to: Duration| {
+            cpu.between(report.started, from, to).0.as_micros() as f64 / count_in(from, to).max(1) as f64
         };
         Pace {
             unit,
-            whole: units.len() as f64 / report.elapsed.as_secs_f64(),
-            first: rate_in(&|at| at < window),
-            last: rate_in(&|at| at >= report.elapsed - window),
+            whole: units.len() as f64 / end.as_secs_f64(),
+            first: count_in(Duration::ZERO, window) as f64 / window.as_secs_f64(),
+            last: count_in(end - window, end + window) as f64 / window.as_secs_f64(),
             window,
+            cpu_us: [
+                cpu_us(Duration::ZERO, end + window),
+                cpu_us(Duration::ZERO, window),
+                cpu_us(end - window, end + window),
+            ],
+            idle: cpu.between(report.started, Duration::ZERO, end).1,
         }
     }
 
@@ -762,6 +868,12 @@ impl Row {
             pace.last,
             pace.change_pct(),
             percentile(&report.latencies_us, 1.0)
+        );
+        let [whole, first, last] = pace.cpu_us;
+        println!(
+            "  server CPU per {}: {whole:.0} us (first {window:.1} s: {first:.0} us, last: {last:.0} us); machine idle {:.0} %",
+            pace.unit.trim_end_matches('s'),
+            pace.idle * 100.0
         );
         if report.errors > 0 {
             println!("  {} ERRORS: this flow's figures do not count", report.errors);
@@ -832,11 +944,13 @@ fn write_path(o: &Options) {
             rows.push(Row::new(name, report, pace, ceiling, target));
         };
 
+    let chosen = |name: &str| name.contains(&o.flow);
+
     let name = "v0.1 anonymous registration";
-    let (auth, claim, registrations) = {
+    let lookups_after = chosen(name).then(|| {
         let server = fresh();
-        let report = anonymous_registrations(&server, o);
-        let pace = Pace::of(&report, "registrations", every);
+        let (report, cpu) = CpuSamples::during(&server, || anonymous_registrations(&server, o));
+        let pace = Pace::of(&report, &cpu, "registrations", every);
         record(&mut rows, (name, &report, &server), pace, commits, 1.5);
         let keys = registered_keys(&server, 50);
         let (auth, claim) = lookups(&server, &keys, o.seconds.min(3));
@@ -844,7 +958,7 @@ fn write_path(o: &Options) {
         // No code was sent, so every lookup is answered 4xx.
         print_report("  then claim lookup (1 client, refused by design)", &claim, &server, 1);
         (auth, claim, report.requests - report.errors + keys.len())
-    };
+    });
 
     for (name, path, body) in [
         (
@@ -854,18 +968,21 @@ fn write_path(o: &Options) {
         ),
         ("v0.7 ID-JAG registration", "/agent/identity", v0_7_id_jag),
     ] {
+        if !chosen(name) {
+            continue;
+        }
         let server = fresh();
-        let report = id_jag_registrations(&server, &provider, path, body, o);
-        let pace = Pace::of(&report, "registrations", every);
+        let (report, cpu) = CpuSamples::during(&server, || id_jag_registrations(&server, &provider, path, body, o));
+        let pace = Pace::of(&report, &cpu, "registrations", every);
         record(&mut rows, (name, &report, &server), pace, verifies, 0.25);
     }
 
-    {
-        let name = "v0.7 anonymous + token exchange";
+    let name = "v0.7 anonymous + token exchange";
+    if chosen(name) {
         let server = fresh();
-        let report = anonymous_exchanges(&server, o);
+        let (report, cpu) = CpuSamples::during(&server, || anonymous_exchanges(&server, o));
         // A pair is complete when its exchange is answered.
-        let pace = Pace::of(&report, "pairs", |d| d.ok && d.path == TOKEN_PATH);
+        let pace = Pace::of(&report, &cpu, "pairs", |d| d.ok && d.path == TOKEN_PATH);
         record(&mut rows, (name, &report, &server), pace, commits, 1.0);
     }
 
@@ -889,13 +1006,15 @@ fn write_path(o: &Options) {
             row.verdict()
         );
     }
-    println!(
-        "after {registrations} v0.1 registrations: authenticate p50 {:.3} ms p99 {:.3} ms, claim lookup p50 {:.3} ms p99 {:.3} ms (no target within one run: compare with the baseline build's)",
-        percentile(&auth.latencies_us, 0.5),
-        percentile(&auth.latencies_us, 0.99),
-        percentile(&claim.latencies_us, 0.5),
-        percentile(&claim.latencies_us, 0.99),
-    );
+    if let Some((auth, claim, registrations)) = lookups_after {
+        println!(
+            "after {registrations} v0.1 registrations: authenticate p50 {:.3} ms p99 {:.3} ms, claim lookup p50 {:.3} ms p99 {:.3} ms (no target within one run: compare with the baseline build's)",
+            percentile(&auth.latencies_us, 0.5),
+            percentile(&auth.latencies_us, 0.99),
+            percentile(&claim.latencies_us, 0.5),
+            percentile(&claim.latencies_us, 0.99),
+        );
+    }
 }
 
 fn main() {

@@ -145,7 +145,7 @@ impl<'a> Grant<'a> {
     /// An identity assertion admitted in this transaction, for the
     /// registration of its delegation `(iss, sub)`.
     pub fn asserted(
-        _admitted: &'a Admitted,
+        _admitted: &'a Admitted<'_>,
         registration_id: &'a str,
         scopes: &'a [String],
         event: audit::NewEvent<'a>,
@@ -162,6 +162,7 @@ impl<'a> Grant<'a> {
 /// [`Minted`] credential it is made before the write transaction, so the
 /// writer spends no time loading a key or signing; [`issue_assertion`]
 /// records its `jti` inside. The token itself is shown to the agent once.
+#[derive(Clone)]
 pub struct SignedAssertion {
     token: String,
     jti: String,

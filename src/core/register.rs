@@ -367,7 +367,7 @@ pub fn identity_from_assertion(ctx: &Ctx<'_>, assertion: &str) -> Result<Asserte
         )?;
         let email = tx.user(&delegated.user_id)?.and_then(|u| u.email);
         let assertion = if delegated.registration_id == planned.registration_id && email == planned.email {
-            signed
+            signed.clone()
         } else {
             SignedAssertion::sign(tx, site, settings, &delegated.registration_id, email.as_deref(), now_ms)?
         };

@@ -33,7 +33,7 @@ pub fn exchange(ctx: &Ctx<'_>, assertion: &str, resource: Option<&str>) -> Resul
     let now_ms = ctx.now_ms;
     let minted = Minted::new(CredentialType::AccessToken, settings, now_ms);
     let client_ip = ctx.client_ip;
-    ctx.writer.write(|tx| {
+    let scopes = ctx.writer.write(|tx| {
         let exchanged = admit(tx, &claims, now_ms)?;
         let scopes = scopes(ctx, exchanged.registration())?;
         let event = NewEvent {
@@ -48,8 +48,9 @@ pub fn exchange(ctx: &Ctx<'_>, assertion: &str, resource: Option<&str>) -> Resul
             ..Default::default()
         };
         tx.record_event(now_ms, EventName::TokenIssued, issued)?;
-        Ok(AccessToken { minted, scopes })
-    })
+        Ok(scopes)
+    })?;
+    Ok(AccessToken { minted, scopes })
 }
 
 /// Signature and claims, against the keys authmd publishes.

@@ -53,11 +53,11 @@ pub struct Checked {
 /// A token admitted in this transaction: first use of its jti, and (an
 /// assertion) not refused by a revocation mark. The only way to act on an
 /// asserted identity.
-pub struct Admitted {
-    verified: Verified,
+pub struct Admitted<'a> {
+    verified: &'a Verified,
 }
 
-impl Admitted {
+impl Admitted<'_> {
     pub fn claims(&self) -> &Claims {
         self.verified.claims()
     }
@@ -134,7 +134,9 @@ impl Checked {
     /// Replay and revocation, in the transaction that acts on the token.
     /// The provider's mark is on its clock; this server's is compared with
     /// the provider's `iat` only beyond the allowed skew.
-    pub fn admit(self, tx: &dyn Tx, now_ms: UnixMs, clock_skew_secs: u64) -> Result<Admitted, Error> {
+    /// By reference: a transaction the writer runs again (its batch rolled
+    /// back for another's failure) admits the same token again.
+    pub fn admit(&self, tx: &dyn Tx, now_ms: UnixMs, clock_skew_secs: u64) -> Result<Admitted<'_>, Error> {
         let claims = self.verified.claims();
         if !self.jti_recorded
             && !tx.first_use(
@@ -154,7 +156,7 @@ impl Checked {
             return Err(Error::AssertionRevoked);
         }
         Ok(Admitted {
-            verified: self.verified,
+            verified: &self.verified,
         })
     }
 }
