@@ -23,4 +23,5 @@ mod mail;
 mod malformed;
 mod operations;
 mod signin;
+mod store_postgres;
 mod vectors;
