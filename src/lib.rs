@@ -66,6 +66,8 @@ pub mod internals {
     pub mod store {
         pub use crate::store::audit::NewEvent;
         pub use crate::store::credentials::NewCredential;
+        #[cfg(feature = "postgres")]
+        pub use crate::store::postgres;
         pub use crate::store::registrations::NewRegistration;
         pub use crate::store::{Tx, connect, write};
     }

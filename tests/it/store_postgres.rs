@@ -1,7 +1,17 @@
 //! The PostgreSQL store (issue 14) against a real server
-//! (`common::postgres`): for now, the fixture itself.
+//! (`common::postgres`): the fixture itself, and the schema steps.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use ::postgres::{Client, NoTls};
+use authmd::internals::store::postgres as store;
 
 use crate::common::postgres;
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap()
+}
 
 /// Each test gets a database of its own, empty, on a server that syncs
 /// its writes and listens on loopback only.
@@ -19,4 +29,172 @@ fn fixture_hands_out_fresh_databases() {
     assert_eq!(server.psql("postgres", "SHOW listen_addresses").trim(), "127.0.0.1");
     let socket_dir = server.psql("postgres", "SHOW unix_socket_directories");
     assert_eq!(socket_dir.trim(), server.dir().to_str().unwrap());
+}
+
+/// The constraint (or unique index) a refused statement violated.
+fn violated(result: Result<(), ::postgres::Error>) -> String {
+    let error = result.expect_err("the statement should be refused");
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {error}"));
+    db.constraint()
+        .unwrap_or_else(|| panic!("no constraint named: {db}"))
+        .to_string()
+}
+
+/// `(table, column, not null)` of every column of the public schema.
+fn pg_columns(client: &mut Client) -> BTreeSet<(String, String, bool)> {
+    client
+        .query(
+            "SELECT table_name::TEXT, column_name::TEXT, is_nullable = 'NO' FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name <> 'schema_steps'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// The same for the SQLite schema, all its steps applied; a primary key
+/// column counts as NOT NULL (SQLite lets a TEXT key be NULL, a quirk the
+/// store never relies on).
+fn sqlite_columns() -> (BTreeSet<(String, String, bool)>, BTreeSet<String>) {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch(include_str!("../../schema.sql")).unwrap();
+    let mut tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap();
+    let tables: Vec<String> = tables
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut columns = BTreeSet::new();
+    for table in tables {
+        let mut info = db.prepare(&format!("PRAGMA table_info({table})")).unwrap();
+        let rows = info
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(1)?, r.get::<_, bool>(3)? || r.get::<_, i64>(5)? > 0))
+            })
+            .unwrap();
+        for row in rows {
+            let (column, not_null) = row.unwrap();
+            columns.insert((table.clone(), column, not_null));
+        }
+    }
+    let mut indexes = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'")
+        .unwrap();
+    let indexes = indexes
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (columns, indexes)
+}
+
+/// On an empty database every step applies, once, and leaves the tables,
+/// columns (with their nullability) and named indexes that SQLite's steps
+/// leave; the CHECKs the later steps changed hold their new values.
+#[test]
+fn schema_applies_on_an_empty_database_as_sqlite_has_it() {
+    let mut client = connect(&postgres::database());
+    assert_eq!(store::migrate(&mut client).unwrap(), (1..=13).collect::<Vec<u32>>());
+    let steps: Vec<i32> = client
+        .query("SELECT step FROM schema_steps ORDER BY step", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(steps, (1..=13).collect::<Vec<i32>>());
+
+    let (sqlite_columns, sqlite_indexes) = sqlite_columns();
+    assert_eq!(pg_columns(&mut client), sqlite_columns);
+    let pg_indexes: BTreeSet<String> = client
+        .query(
+            "SELECT indexname::TEXT FROM pg_indexes WHERE schemaname = 'public'
+             AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(pg_indexes, sqlite_indexes);
+
+    // Step 9 widened the kind's CHECK; step 8 keyed delegations by generation.
+    client
+        .batch_execute(
+            "INSERT INTO users (id, created_ms) VALUES ('u', 1);
+             INSERT INTO registrations (id, kind, status, created_ms, updated_ms)
+                 VALUES ('r', 'service_auth', 'active', 1, 1);
+             INSERT INTO delegations (iss, sub, generation, user_id, registration_id, created_ms)
+                 VALUES ('i', 's', 'v0.1', 'u', 'r', 1), ('i', 's', 'v0.7', 'u', 'r', 1);",
+        )
+        .unwrap();
+    let refused = client.batch_execute(
+        "INSERT INTO registrations (id, kind, status, created_ms, updated_ms) VALUES ('q', 'other', 'active', 1, 1)",
+    );
+    assert_eq!(violated(refused), "registrations_kind_check");
+    // One current signing key at most (the expression index of step 6).
+    client
+        .batch_execute("INSERT INTO signing_keys (kid, pkcs8, created_ms) VALUES ('a', '\\x00', 1)")
+        .unwrap();
+    let second = client.batch_execute("INSERT INTO signing_keys (kid, pkcs8, created_ms) VALUES ('b', '\\x00', 1)");
+    assert_eq!(violated(second), "signing_keys_one_current");
+}
+
+/// Opening a database at the latest step applies nothing and changes
+/// nothing.
+#[test]
+fn migrating_again_applies_nothing() {
+    let url = postgres::database();
+    let mut client = connect(&url);
+    store::migrate(&mut client).unwrap();
+    let recorded = |client: &mut Client| -> Vec<(i32, i64)> {
+        client
+            .query("SELECT step, applied_ms FROM schema_steps ORDER BY step", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let before = recorded(&mut client);
+    assert_eq!(store::migrate(&mut connect(&url)).unwrap(), Vec::<u32>::new());
+    assert_eq!(recorded(&mut client), before);
+}
+
+/// Two nodes opening the same fresh database at the same moment apply
+/// every step exactly once between them, and both succeed.
+#[test]
+fn two_nodes_migrating_at_once_apply_each_step_once() {
+    let url = postgres::database();
+    for _ in 0..3 {
+        // Fresh each round: the steps are undone by dropping what they made.
+        let barrier = Arc::new(Barrier::new(2));
+        let nodes: Vec<_> = (0..2)
+            .map(|_| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut client = connect(&url);
+                    barrier.wait();
+                    store::migrate(&mut client).unwrap()
+                })
+            })
+            .collect();
+        let mut applied: Vec<u32> = nodes.into_iter().flat_map(|n| n.join().unwrap()).collect();
+        applied.sort();
+        assert_eq!(applied, (1..=13).collect::<Vec<u32>>());
+        let mut client = connect(&url);
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM schema_steps", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 13);
+        assert_eq!(pg_columns(&mut client), sqlite_columns().0);
+        client
+            .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            .unwrap();
+    }
 }
