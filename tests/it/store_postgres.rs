@@ -1,11 +1,15 @@
 //! The PostgreSQL store (issue 14) against a real server
-//! (`common::postgres`): the fixture itself, and the schema steps.
+//! (`common::postgres`): the fixture itself, the schema steps, opening and
+//! the pool's bounds.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use ::postgres::{Client, NoTls};
 use authmd::internals::store::postgres as store;
+use store::Limits;
 
 use crate::common::postgres;
 
@@ -148,38 +152,39 @@ fn schema_applies_on_an_empty_database_as_sqlite_has_it() {
 /// Opening a database at the latest step applies nothing and changes
 /// nothing.
 #[test]
-fn migrating_again_applies_nothing() {
+fn opening_again_applies_nothing() {
     let url = postgres::database();
-    let mut client = connect(&url);
-    store::migrate(&mut client).unwrap();
-    let recorded = |client: &mut Client| -> Vec<(i32, i64)> {
-        client
+    assert_eq!(
+        store::open(&url).unwrap().steps_applied(),
+        (1..=13).collect::<Vec<u32>>()
+    );
+    let recorded = || -> Vec<(i32, i64)> {
+        connect(&url)
             .query("SELECT step, applied_ms FROM schema_steps ORDER BY step", &[])
             .unwrap()
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect()
     };
-    let before = recorded(&mut client);
+    let before = recorded();
+    assert_eq!(store::open(&url).unwrap().steps_applied(), &[] as &[u32]);
     assert_eq!(store::migrate(&mut connect(&url)).unwrap(), Vec::<u32>::new());
-    assert_eq!(recorded(&mut client), before);
+    assert_eq!(recorded(), before);
 }
 
 /// Two nodes opening the same fresh database at the same moment apply
 /// every step exactly once between them, and both succeed.
 #[test]
-fn two_nodes_migrating_at_once_apply_each_step_once() {
+fn two_nodes_opening_at_once_apply_each_step_once() {
     let url = postgres::database();
     for _ in 0..3 {
-        // Fresh each round: the steps are undone by dropping what they made.
         let barrier = Arc::new(Barrier::new(2));
         let nodes: Vec<_> = (0..2)
             .map(|_| {
                 let (url, barrier) = (url.clone(), barrier.clone());
                 std::thread::spawn(move || {
-                    let mut client = connect(&url);
                     barrier.wait();
-                    store::migrate(&mut client).unwrap()
+                    store::open(&url).unwrap().steps_applied().to_vec()
                 })
             })
             .collect();
@@ -193,8 +198,158 @@ fn two_nodes_migrating_at_once_apply_each_step_once() {
             .get(0);
         assert_eq!(count, 13);
         assert_eq!(pg_columns(&mut client), sqlite_columns().0);
+        // Fresh again for the next round.
         client
             .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
             .unwrap();
     }
+}
+
+fn limits(connections: usize, wait_ms: u64) -> Limits {
+    Limits {
+        connections,
+        wait: Duration::from_millis(wait_ms),
+        ..Limits::default()
+    }
+}
+
+/// The server's connections to `url`'s database made by the pool.
+fn server_connections(url: &str) -> i64 {
+    let database = url.rsplit('/').next().unwrap();
+    connect(url)
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'authmd'",
+            &[&database],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Many threads taking and returning connections never hold more than the
+/// bound between them, nor does the server see more; all of them are
+/// served.
+#[test]
+fn pool_never_hands_out_more_than_its_bound() {
+    let url = postgres::database();
+    let pool = store::open_with(&url, limits(3, 10_000)).unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, held, most) = (pool.clone(), held.clone(), most.clone());
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let mut conn = pool.get().unwrap();
+                    let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    assert!(pool.open_connections() <= 3);
+                    conn.batch_execute("SELECT pg_sleep(0.002)").unwrap();
+                    held.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert!(
+        most.load(Ordering::SeqCst) <= 3,
+        "{} held at once",
+        most.load(Ordering::SeqCst)
+    );
+    assert!(pool.open_connections() <= 3);
+    assert_eq!(server_connections(&url), pool.open_connections() as i64);
+}
+
+/// With every connection in use, a caller gets an error once the wait is
+/// up, not a hang; a connection given back serves the next caller.
+#[test]
+fn pool_waiter_past_the_wait_gets_an_error() {
+    let pool = store::open_with(&postgres::database(), limits(2, 300)).unwrap();
+    let first = pool.get().unwrap();
+    let _second = pool.get().unwrap();
+    let started = Instant::now();
+    let Err(error) = pool.get() else {
+        panic!("a third connection beyond the bound of 2")
+    };
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, authmd::internals::store::Error::Unavailable(_)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("all 2 connections stayed in use"), "{error}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // A caller waiting when one comes back gets it.
+    let waiter = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.get().map(|_| ()).map_err(|e| e.to_string()))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    drop(first);
+    waiter.join().unwrap().unwrap();
+    assert_eq!(pool.open_connections(), 2);
+}
+
+/// The server cancels a statement past the pool's statement timeout.
+#[test]
+fn statements_are_cancelled_past_the_timeout() {
+    let limits = Limits {
+        statement_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let pool = store::open_with(&postgres::database(), limits).unwrap();
+    let started = Instant::now();
+    let error = pool.get().unwrap().batch_execute("SELECT pg_sleep(10)").unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&::postgres::error::SqlState::QUERY_CANCELED),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A server that accepts the connection and then says nothing: opening
+/// fails at the connect timeout instead of waiting forever.
+#[test]
+fn a_silent_server_fails_at_the_connect_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let limits = Limits {
+        connect_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let Err(error) = store::open_with(&format!("postgres://authmd@127.0.0.1:{port}/db"), limits) else {
+        panic!("opened a database on a server that never answered")
+    };
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(error.to_string().contains("no connection within"), "{error}");
+    drop(silent);
+}
+
+/// `sslmode=require` insists on TLS: a server without it is refused, not
+/// used in clear. The fixture's server has no TLS.
+#[test]
+fn sslmode_require_refuses_a_server_without_tls() {
+    let url = format!("{}?sslmode=require", postgres::database());
+    let Err(error) = store::open(&url) else {
+        panic!("connected without TLS")
+    };
+    assert!(error.to_string().contains("TLS"), "{error}");
+}
+
+/// Errors name the server and database, never the URL's password.
+#[test]
+fn open_errors_never_carry_the_password() {
+    let closed = crate::common::smtp::free_port();
+    let Err(error) = store::open(&format!("postgres://authmd:hunter2@127.0.0.1:{closed}/app")) else {
+        panic!("connected to a closed port")
+    };
+    let said = error.to_string();
+    assert!(said.contains(&format!("127.0.0.1:{closed}/app")), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
 }
