@@ -66,8 +66,10 @@ pub mod internals {
     pub mod store {
         pub use crate::store::audit::NewEvent;
         pub use crate::store::credentials::NewCredential;
+        #[cfg(feature = "postgres")]
+        pub use crate::store::postgres;
         pub use crate::store::registrations::NewRegistration;
-        pub use crate::store::{Tx, connect, write};
+        pub use crate::store::{Error, Tx, connect, write};
     }
     pub use crate::core::signin::safe_return_to;
     pub use crate::email::normalize as normalize_email;

@@ -20,6 +20,8 @@ pub mod delegations;
 pub mod documents;
 pub mod local_keys;
 pub mod outbox;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod providers;
 pub mod registrations;
 pub mod replay;

@@ -23,4 +23,6 @@ mod mail;
 mod malformed;
 mod operations;
 mod signin;
+#[cfg(feature = "postgres")]
+mod store_postgres;
 mod vectors;

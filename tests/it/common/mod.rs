@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod postgres;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,240 @@
+//! A bounded pool of PostgreSQL connections: at most
+//! [`Limits::connections`] open at once (in use, idle or still connecting),
+//! a caller waiting at most [`Limits::wait`] for one, and every connection
+//! attempt bounded by [`Limits::connect_timeout`] as a whole.
+//!
+//! The driver's own connect timeout covers only the TCP connect; a server
+//! that accepts and then says nothing would hold the TLS handshake or the
+//! startup forever. So each attempt runs on a thread of its own, which the
+//! caller stops waiting for at the bound. An abandoned attempt keeps its
+//! place in the pool until it ends, so the bound counts it too.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::store::Error;
+
+/// The pool's bounds, each by name.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once, counting those being made.
+    pub connections: usize,
+    /// How long [`Pool::get`] waits for a connection before it fails.
+    pub wait: Duration,
+    /// How long one connection attempt (TCP, TLS, startup, authentication)
+    /// may take.
+    pub connect_timeout: Duration,
+    /// The server cancels any statement running longer (`statement_timeout`).
+    pub statement_timeout: Duration,
+    /// How long sent data may stay unacknowledged, and an idle connection's
+    /// peer silent to keepalives, before the connection counts as dead.
+    pub tcp_user_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connections: 16,
+            wait: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            tcp_user_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The bounded pool; clones share it.
+#[derive(Clone)]
+pub struct Pool(Arc<Shared>);
+
+struct Shared {
+    config: Config,
+    /// `None`: no TLS (the URL did not ask for it).
+    tls: Option<MakeRustlsConnect>,
+    limits: Limits,
+    /// `host:port/database`, for messages (never the password).
+    target: String,
+    state: Mutex<State>,
+    freed: Condvar,
+    steps_applied: OnceLock<Vec<u32>>,
+}
+
+struct State {
+    idle: Vec<Client>,
+    /// In use, idle and being made: never above `limits.connections`.
+    open: usize,
+}
+
+/// A connection taken from the pool; dropping it gives it back.
+pub struct Conn {
+    pool: Pool,
+    client: Option<Client>,
+}
+
+impl Pool {
+    pub(super) fn new(config: Config, tls: Option<MakeRustlsConnect>, limits: Limits, target: String) -> Pool {
+        Pool(Arc::new(Shared {
+            config,
+            tls,
+            limits,
+            target,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+            steps_applied: OnceLock::new(),
+        }))
+    }
+
+    pub(super) fn set_steps_applied(&self, steps: Vec<u32>) {
+        let _ = self.0.steps_applied.set(steps);
+    }
+
+    /// The schema steps this pool's opening applied (none when the
+    /// database was already at the latest).
+    pub fn steps_applied(&self) -> &[u32] {
+        self.0.steps_applied.get().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// Connections open now (in use, idle, or being made).
+    pub fn open_connections(&self) -> usize {
+        self.0.lock().open
+    }
+
+    /// An idle connection, or a new one while fewer than the bound are
+    /// open; otherwise waits up to [`Limits::wait`] for one to come back.
+    pub fn get(&self) -> Result<Conn, Error> {
+        let limits = &self.0.limits;
+        let deadline = Instant::now() + limits.wait;
+        let mut state = self.0.lock();
+        loop {
+            while let Some(client) = state.idle.pop() {
+                if client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(self.conn(client));
+            }
+            if state.open < limits.connections {
+                state.open += 1;
+                drop(state);
+                return self.connect_bounded().map(|client| self.conn(client));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "{}: all {} connections stayed in use for {:?}",
+                    self.0.target, limits.connections, limits.wait
+                )));
+            }
+            state = self
+                .0
+                .freed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn conn(&self, client: Client) -> Conn {
+        Conn {
+            pool: self.clone(),
+            client: Some(client),
+        }
+    }
+
+    /// Makes a connection in the place the caller reserved (`open` counts
+    /// it), waiting at most [`Limits::connect_timeout`]. The place is given
+    /// up when the attempt fails, or, if the caller stopped waiting, when
+    /// the attempt ends.
+    fn connect_bounded(&self) -> Result<Client, Error> {
+        // Zero capacity: a result is either taken by the waiting caller or,
+        // once the caller has gone, refused back to the attempt.
+        let (send, receive) = mpsc::sync_channel(0);
+        let shared = self.0.clone();
+        let attempt = std::thread::Builder::new()
+            .name("postgres-connect".into())
+            .spawn(move || {
+                if let Err(mpsc::SendError(_late)) = send.send(shared.connect()) {
+                    shared.release();
+                }
+            });
+        if let Err(e) = attempt {
+            self.0.release();
+            return Err(Error::Unavailable(format!("cannot start a connection attempt: {e}")));
+        }
+        let limit = self.0.limits.connect_timeout;
+        let failed = |why: String| Error::Unavailable(format!("{}: {why}", self.0.target));
+        match receive.recv_timeout(limit) {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(why)) => {
+                self.0.release();
+                Err(failed(why))
+            }
+            // The attempt gives its place up when it ends.
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(failed(format!("no connection within {limit:?}"))),
+            // The attempt panicked before it could answer.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.0.release();
+                Err(failed("the connection attempt failed".into()))
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One connection fewer is open.
+    fn release(&self) {
+        self.lock().open -= 1;
+        self.freed.notify_one();
+    }
+
+    fn connect(&self) -> Result<Client, String> {
+        let connected = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        connected.map_err(|e| e.to_string())
+    }
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let shared = &self.pool.0;
+        if client.is_closed() {
+            drop(client);
+            shared.release();
+        } else {
+            shared.lock().idle.push(client);
+            shared.freed.notify_one();
+        }
+    }
+}
