@@ -152,11 +152,9 @@ pub struct Completed {
 pub fn complete(ctx: &Ctx<'_>, claim_token: &str, user_code: &str) -> Result<Completed, Error> {
     let (settings, site, now_ms) = (&ctx.config.settings, &ctx.config.site, ctx.now_ms);
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
-    let token_hash = secrets::hash(claim_token);
     let refresh = MintedRefresh::new(settings, now_ms);
     ctx.writer.write(|tx| {
-        let registration = tx
-            .registration_by_claim_token_hash(&token_hash)?
+        let registration = super::claim::registration_by_claim_token(tx, claim_token)?
             .filter(|r| r.generation == Generation::V0_7)
             .ok_or(Error::InvalidClaim)?;
         if registration.status == Status::Claimed {

@@ -71,10 +71,7 @@ pub(super) fn open_attempt(
     email: &str,
 ) -> Result<(String, UnixMs), Error> {
     let attempt_id = secrets::new_id("att_", ctx_values.now_ms);
-    let token = format!(
-        "cat_{}",
-        &secrets::new_claim_token()[secrets::CLAIM_TOKEN_PREFIX.len()..]
-    );
+    let token = format!("cat_{}", secrets::random_secret());
     let expires_ms = ctx_values.now_ms + ctx_values.attempt_ttl;
     tx.open_attempt(&attempts::NewAttempt {
         id: &attempt_id,
@@ -147,13 +144,20 @@ pub struct Requested {
     pub expires_ms: UnixMs,
 }
 
+/// The registration a claim token names, under either key it may be
+/// stored under ([`secrets::find_stored`]).
+pub(super) fn registration_by_claim_token(tx: &dyn Tx, claim_token: &str) -> Result<Option<Registration>, crate::store::Error> {
+    Ok(secrets::find_stored(claim_token, secrets::Shape::ClaimToken, |hash| {
+        tx.registration_by_claim_token_hash(hash)
+    })?
+    .map(|(_, registration)| registration))
+}
+
 pub fn request(ctx: &Ctx<'_>, claim_token: &str, email: &str) -> Result<Requested, Error> {
     let v = ClaimContext::of(ctx);
     let email = crate::email::normalize(email).map_err(Error::InvalidRequest)?;
-    let token_hash = secrets::hash(claim_token);
     let (registration_id, attempt_id, expires_ms, created) = ctx.writer.write(|tx| {
-        let registration = tx
-            .registration_by_claim_token_hash(&token_hash)?
+        let registration = registration_by_claim_token(tx, claim_token)?
             .filter(|r| r.generation == Generation::V0_1)
             .ok_or(Error::InvalidClaimToken)?;
         let pending = claimable(&registration, v.now_ms)?;
@@ -302,12 +306,10 @@ pub fn complete(ctx: &Ctx<'_>, claim_token: &str, otp: &str) -> Result<Completed
     let (otp_max, claim_max) = (settings.otp_max_failures as i64, settings.claim_max_failures as i64);
     let post_claim = settings.post_claim_scopes.clone();
     let config = ctx.config;
-    let token_hash = secrets::hash(claim_token);
     // Failures must be recorded even though the answer is an error, so the
     // transaction returns the refusal as a value and commits.
     ctx.writer.write(|tx| {
-        let registration = tx
-            .registration_by_claim_token_hash(&token_hash)?
+        let registration = registration_by_claim_token(tx, claim_token)?
             .filter(|r| r.generation == Generation::V0_1)
             .ok_or(Error::InvalidClaimToken)?;
         lifecycle::next(registration.kind, registration.status, Event::Confirmed)?;
@@ -438,11 +440,9 @@ pub fn request_identity(
     login_hint: &str,
 ) -> Result<(String, IdentityAttempt), Error> {
     let hint = self::login_hint(login_hint)?;
-    let token_hash = secrets::hash(claim_token);
     let now_ms = ctx.now_ms;
     ctx.writer.write(|tx| {
-        let registration = tx
-            .registration_by_claim_token_hash(&token_hash)?
+        let registration = registration_by_claim_token(tx, claim_token)?
             .filter(|r| r.generation == Generation::V0_7)
             .ok_or(Error::InvalidClaimToken)?;
         match registration.status {

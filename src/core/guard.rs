@@ -134,8 +134,7 @@ pub fn authenticate_token(conn: &dyn Tx, now_ms: UnixMs, token: &str) -> Result<
     if !secrets::credential_checksum_ok(token) {
         return Err(invalid("not a credential issued here (malformed or mistyped)"));
     }
-    let found = conn
-        .credential_by_hash(&secrets::hash(token))?
+    let (_, found) = secrets::find_stored(token, secrets::Shape::Checksummed, |hash| conn.credential_by_hash(hash))?
         .ok_or(invalid("unknown credential"))?;
     let registration = &found.registration;
     if found.revoked_ms.is_some() || registration.status == Status::Revoked {
@@ -266,7 +265,7 @@ mod tests {
         let body = register_at(&conn, dir.path(), &config, t0);
         let key = body["credential"].as_str().unwrap().to_string();
 
-        let unknown = secrets::new_credential("authmd_sk_");
+        let unknown = secrets::new_credential("authmd_sk_", UnixMs::from_millis(0));
         assert_eq!(
             reason(authenticate(&conn, t0, Some(&format!("Bearer {unknown}")))),
             "unknown credential"

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::verify::Admitted;
 use crate::error::Error;
 use crate::model::{CredentialType, EventName, join_scopes};
-use crate::secrets::{self, SecretHash};
+use crate::secrets::{self, SecretHash, Shape};
 use crate::settings::Settings;
 use crate::store::assertions::NewAssertion;
 use crate::store::{Tx, audit, credentials};
@@ -40,10 +40,10 @@ impl Minted {
                 Some(now_ms + Duration::from_secs(settings.access_token_ttl_secs)),
             ),
         };
-        let secret = secrets::new_credential(prefix);
+        let secret = secrets::new_credential(prefix, now_ms);
         Minted {
             id: secrets::new_id("cred_", now_ms),
-            hash: secrets::hash(&secret),
+            hash: secrets::stored_hash(&secret, Shape::Checksummed),
             secret,
             kind,
             expires_ms,
@@ -248,7 +248,7 @@ pub struct MintedRefresh {
 impl MintedRefresh {
     pub fn new(settings: &Settings, now_ms: UnixMs) -> MintedRefresh {
         MintedRefresh {
-            secret: secrets::new_credential(&settings.refresh_token_prefix),
+            secret: secrets::new_credential(&settings.refresh_token_prefix, now_ms),
             expires_ms: now_ms + Duration::from_secs(settings.refresh_token_ttl_secs),
         }
     }
@@ -272,7 +272,7 @@ pub fn issue_refresh(
     now_ms: UnixMs,
 ) -> Result<(), Error> {
     tx.insert_refresh_token(
-        &secrets::hash(&minted.secret),
+        &secrets::stored_hash(&minted.secret, Shape::Checksummed),
         registration_id,
         now_ms,
         minted.expires_ms,

@@ -30,11 +30,11 @@ pub fn refresh(ctx: &Ctx<'_>, token: &str) -> Result<Refreshed, Error> {
     if !token.starts_with(&settings.refresh_token_prefix) || !secrets::credential_checksum_ok(token) {
         return Err(Error::InvalidRefreshToken);
     }
-    let hash = secrets::hash(token);
     let minted = MintedRefresh::new(settings, now_ms);
     ctx.writer
         .write(|tx| {
-            let Some(stored) = tx.refresh_token(&hash)? else {
+            let found = secrets::find_stored(token, secrets::Shape::Checksummed, |hash| tx.refresh_token(hash))?;
+            let Some((hash, stored)) = found else {
                 return Ok(Err(Error::InvalidRefreshToken));
             };
             let Some(registration) = tx

@@ -23,7 +23,7 @@ use super::{Ctx, detail};
 use crate::error::Error;
 use crate::jose::{Claims, TokenKind};
 use crate::model::{CredentialType, EventName, Generation, RegistrationKind, Status};
-use crate::secrets;
+use crate::secrets::{self, Shape};
 use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::audit::NewEvent;
@@ -81,7 +81,7 @@ impl NewAnonymous<'_> {
             kind: RegistrationKind::Anonymous,
             status: Status::Unclaimed,
             user_id: None,
-            claim_token_hash: Some(&secrets::hash(self.claim_token)),
+            claim_token_hash: Some(&secrets::stored_hash(self.claim_token, Shape::ClaimToken)),
             requested_credential_type: requested,
             email: None,
             scopes: None,
@@ -130,7 +130,7 @@ pub fn anonymous(ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
     let key = Minted::new(CredentialType::ApiKey, settings, now_ms);
-    let claim_token = secrets::new_claim_token();
+    let claim_token = secrets::new_claim_token(now_ms);
     let client_ip = ctx.client_ip;
 
     ctx.writer.write(|tx| {
@@ -177,7 +177,7 @@ pub fn anonymous_identity(ctx: &Ctx<'_>) -> Result<AnonymousIdentity, Error> {
     let now_ms = ctx.now_ms;
     let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
-    let claim_token = secrets::new_claim_token();
+    let claim_token = secrets::new_claim_token(now_ms);
     let client_ip = ctx.client_ip;
     let assertion = SignedAssertion::sign(ctx.conn, site, settings, &registration_id, None, now_ms)?;
     ctx.writer.write(|tx| {
@@ -220,7 +220,7 @@ pub fn service_auth(ctx: &Ctx<'_>, login_hint: &str) -> Result<ServiceAuth, Erro
     let now_ms = ctx.now_ms;
     let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
-    let claim_token = secrets::new_claim_token();
+    let claim_token = secrets::new_claim_token(now_ms);
     let attempt = ctx.writer.write(|tx| {
         tx.insert_registration(&NewRegistration {
             id: &registration_id,
@@ -228,7 +228,7 @@ pub fn service_auth(ctx: &Ctx<'_>, login_hint: &str) -> Result<ServiceAuth, Erro
             kind: RegistrationKind::ServiceAuth,
             status: Status::PendingClaim,
             user_id: None,
-            claim_token_hash: Some(&secrets::hash(&claim_token)),
+            claim_token_hash: Some(&secrets::stored_hash(&claim_token, Shape::ClaimToken)),
             requested_credential_type: None,
             email: None,
             scopes: None,
@@ -258,7 +258,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
     let now_ms = ctx.now_ms;
     let expires_ms = now_ms + Duration::from_secs(settings.registration_ttl_secs);
     let registration_id = secrets::new_id("reg_", now_ms);
-    let claim_token = secrets::new_claim_token();
+    let claim_token = secrets::new_claim_token(now_ms);
     let mail = super::claim::ClaimContext::of(ctx);
     ctx.writer.write(|tx| {
         tx.insert_registration(&NewRegistration {
@@ -267,7 +267,7 @@ pub fn verified_email(ctx: &Ctx<'_>, email: &str, requested: CredentialType) -> 
             kind: RegistrationKind::EmailVerification,
             status: Status::PendingClaim,
             user_id: None,
-            claim_token_hash: Some(&secrets::hash(&claim_token)),
+            claim_token_hash: Some(&secrets::stored_hash(&claim_token, Shape::ClaimToken)),
             requested_credential_type: Some(requested),
             email: Some(&email),
             scopes: None,
@@ -408,8 +408,8 @@ fn first_link(
     scopes: &[String],
 ) -> Result<FirstLink, Error> {
     let (settings, now_ms) = (&ctx.config.settings, ctx.now_ms);
-    let claim_token = secrets::new_claim_token();
-    let token_hash = secrets::hash(&claim_token);
+    let claim_token = secrets::new_claim_token(now_ms);
+    let token_hash = secrets::stored_hash(&claim_token, Shape::ClaimToken);
     let waiting = match tx.pending_link(&claims.iss, &claims.sub)? {
         Some(link) => tx
             .registration(&link.registration_id)?

@@ -140,13 +140,14 @@ pub fn self_revoke(ctx: &Ctx<'_>, token: &str) -> Result<(), Error> {
         return Ok(());
     }
     let (now_ms, client_ip) = (ctx.now_ms, ctx.client_ip);
-    let hash = secrets::hash(token);
     let refresh = token.starts_with(&ctx.config.settings.refresh_token_prefix);
+    let shape = secrets::Shape::Checksummed;
     ctx.writer.write(|tx| {
         if refresh {
             // RFC 7009 2.1 (SPEC-v0.7 10): a refresh token takes its family
             // with it, without the reuse alarm.
-            let Some(stored) = tx.refresh_token(&hash)?.filter(|t| t.revoked_ms.is_none()) else {
+            let stored = secrets::find_stored(token, shape, |hash| tx.refresh_token(hash))?;
+            let Some((_, stored)) = stored.filter(|(_, t)| t.revoked_ms.is_none()) else {
                 return Ok(());
             };
             super::refresh::revoke_family(tx, &stored.registration_id, now_ms)?;
@@ -162,7 +163,7 @@ pub fn self_revoke(ctx: &Ctx<'_>, token: &str) -> Result<(), Error> {
             )?;
             return Ok(());
         }
-        let Some(found) = tx.credential_by_hash(&hash)? else {
+        let Some((_, found)) = secrets::find_stored(token, shape, |hash| tx.credential_by_hash(hash))? else {
             return Ok(());
         };
         if found.revoked_ms.is_some() || !tx.revoke_credential(&found.id, now_ms)? {

@@ -215,3 +215,44 @@ fn the_library_guard_decides_expiry_on_its_clock() {
     let refused = guard.check(Some(&bearer), "api.read").unwrap_err();
     assert_eq!(refused.status, 401, "{}", refused.body);
 }
+
+/// Issued secrets are stored under their time and then their hash, so each
+/// new key lands at the end of its index; a database from before they
+/// carried their time keeps them under the plain SHA-256, and such an API
+/// key and claim token still work (the rows are rewritten to that form).
+#[test]
+fn secrets_stored_under_their_plain_hash_still_work() {
+    let server = TestServer::start();
+    let reply = server.post_json("/agent/auth", r#"{"type":"anonymous","requested_credential_type":"api_key"}"#);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let registered = reply.json();
+    let key = registered["credential"].as_str().unwrap().to_string();
+    let claim_token = registered["claim_token"].as_str().unwrap().to_string();
+
+    let conn = authmd::internals::store::connect(&server.db()).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (table, column, secret) in [
+        ("credentials", "token_hash", &key),
+        ("registrations", "claim_token_hash", &claim_token),
+    ] {
+        let stored: Vec<u8> = conn
+            .query_row(&format!("SELECT {column} FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        let made = u64::from_be_bytes(stored[..8].try_into().unwrap());
+        assert!(made <= now_ms && now_ms - made < 60_000, "{table}: keyed by when it was made");
+        assert_eq!(stored[8..], authmd::internals::hash(secret)[..24], "{table}: then by its hash");
+        let plain = authmd::internals::hash(secret);
+        conn.execute(&format!("UPDATE {table} SET {column} = ?1"), [&plain[..]])
+            .unwrap();
+    }
+
+    assert_eq!(server.get_with_token("/api/resource", &key).status, 200);
+    let reply = server.post_json(
+        "/agent/auth/claim",
+        &json!({ "claim_token": claim_token, "email": "alice@example.com" }).to_string(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
