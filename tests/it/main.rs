@@ -24,5 +24,7 @@ mod malformed;
 mod operations;
 mod signin;
 #[cfg(feature = "postgres")]
+mod store_differential;
+#[cfg(feature = "postgres")]
 mod store_postgres;
 mod vectors;

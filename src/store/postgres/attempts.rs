@@ -98,7 +98,7 @@ impl Attempts for PgTx<'_> {
     fn record_attempt_failure(&self, id: &str, burn_at: i64) -> Result<i64> {
         let counted = self.first(
             "UPDATE claim_attempts SET otp_failures = otp_failures + 1,
-                    otp_mac = CASE WHEN otp_failures + 1 >= $2 THEN NULL ELSE otp_mac END
+                    otp_mac = CASE WHEN otp_failures + 1 >= $2::BIGINT THEN NULL ELSE otp_mac END
              WHERE id = $1 AND otp_mac IS NOT NULL RETURNING otp_failures",
             &[&id, &burn_at],
         )?;

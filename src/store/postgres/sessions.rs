@@ -109,7 +109,7 @@ impl Sessions for PgTx<'_> {
         let hash = &presession_hash[..];
         let counted = self.first(
             "UPDATE signins SET failures = failures + 1,
-                    code_mac = CASE WHEN failures + 1 >= $2 THEN NULL ELSE code_mac END
+                    code_mac = CASE WHEN failures + 1 >= $2::BIGINT THEN NULL ELSE code_mac END
              WHERE presession_hash = $1 AND code_mac IS NOT NULL RETURNING failures",
             &[&hash, &burn_at],
         )?;
