@@ -27,4 +27,6 @@ mod signin;
 mod store_differential;
 #[cfg(feature = "postgres")]
 mod store_postgres;
+#[cfg(feature = "postgres")]
+mod store_two_nodes;
 mod vectors;
