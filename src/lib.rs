@@ -69,7 +69,13 @@ pub mod internals {
         #[cfg(feature = "postgres")]
         pub use crate::store::postgres;
         pub use crate::store::registrations::NewRegistration;
-        pub use crate::store::{Error, Tx, connect, write};
+        pub use crate::store::{Error, Tx, connect, open, write};
+        /// Every table's interface and rows, for the tests that drive both
+        /// backends through `&dyn Tx`.
+        pub use crate::store::{
+            assertions, attempts, audit, credentials, delegations, documents, local_keys, outbox, providers,
+            registrations, replay, sessions, settings, signing_keys, users,
+        };
     }
     pub use crate::core::signin::safe_return_to;
     pub use crate::email::normalize as normalize_email;

@@ -24,5 +24,9 @@ mod malformed;
 mod operations;
 mod signin;
 #[cfg(feature = "postgres")]
+mod store_differential;
+#[cfg(feature = "postgres")]
 mod store_postgres;
+#[cfg(feature = "postgres")]
+mod store_two_nodes;
 mod vectors;

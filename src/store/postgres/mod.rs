@@ -1,8 +1,18 @@
 //! The PostgreSQL store (issue 14, DESIGN.md "Growing past one machine"):
-//! for now its groundwork: [`open`] a `postgres://` URL into a bounded
-//! [`Pool`] (`pool.rs`), with TLS when the URL asks for it, applying the
-//! schema steps (`schema/postgres.sql`). The table traits of `store::Tx`
-//! are not implemented here yet, and no flow reaches this module.
+//! [`open`] a `postgres://` URL into a bounded [`Pool`] (`pool.rs`), with
+//! TLS when the URL asks for it, applying the schema steps
+//! (`schema/postgres.sql`); and the store interface (`store::Tx`)
+//! implemented on one transaction of it, [`PgTx`], one file per table (the
+//! same names as the interface's files). [`Pool::write`] runs a closure in
+//! one transaction (retrying it on a serialization failure or deadlock),
+//! [`Pool::read`] in a read-only snapshot. No flow reaches this module yet.
+//!
+//! Race-freedom: SQLite has one writer, so a read-then-write inside one
+//! transaction can never interleave with another. Here several nodes write
+//! at once under READ COMMITTED, so every rule that relied on the single
+//! writer is carried by one statement (a unique constraint with
+//! `ON CONFLICT`, an `UPDATE ... WHERE <the check> RETURNING`, a row lock);
+//! each table's file says, beside the statement, what makes it safe.
 //!
 //! TLS: `sslmode=require` connects over rustls (the ring provider, the
 //! webpki-roots CA set, the host name checked); any other mode connects
@@ -15,18 +25,37 @@
 //! (the `schema_steps` table), applies the rest and records them in that one
 //! transaction. A second node waits for the lock, then finds them done.
 
+mod assertions;
+mod attempts;
+mod audit;
+mod credentials;
+mod delegations;
+mod documents;
+mod local_keys;
+mod outbox;
 mod pool;
+mod providers;
+mod registrations;
+mod replay;
+mod sessions;
+mod settings;
+mod signing_keys;
+mod users;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::config::{Host, SslMode};
-use postgres::{Client, Config};
+use postgres::error::SqlState;
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, Config, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-pub use self::pool::{Conn, Limits, Pool};
-use crate::store::OpenError;
+pub use self::pool::{Conn, Limits, Pool, SERIALIZATION_RETRIES};
+use crate::store::{self, OpenError, Tx};
+use crate::time::{UnixMs, UnixSecs};
 
 const SCHEMA: &str = include_str!("../../../schema/postgres.sql");
 
@@ -169,6 +198,165 @@ pub fn migrate(client: &mut Client) -> Result<Vec<u32>, String> {
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(applied)
+}
+
+/// One statement parameter.
+pub(crate) type Param<'p> = &'p (dyn ToSql + Sync);
+
+/// One transaction of the store: what [`Pool::write`] and [`Pool::read`]
+/// hand their closure. The table traits take `&self`, the driver `&mut`:
+/// hence the cell (a transaction is used by one thread at a time).
+pub struct PgTx<'c> {
+    tx: RefCell<Transaction<'c>>,
+    /// A write transaction (row locks may be taken) or a read-only one.
+    writing: bool,
+    /// The first statement that failed: PostgreSQL aborts the transaction
+    /// there, so it must not commit whatever the closure answers.
+    failed: Cell<Option<Failure>>,
+}
+
+/// How a statement inside a [`PgTx`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A serialization failure or a deadlock: running the whole
+    /// transaction again may succeed.
+    Retryable,
+    Other,
+}
+
+impl<'c> PgTx<'c> {
+    pub(crate) fn new(tx: Transaction<'c>, writing: bool) -> PgTx<'c> {
+        PgTx {
+            tx: RefCell::new(tx),
+            writing,
+            failed: Cell::new(None),
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failed.get()
+    }
+
+    pub(crate) fn into_inner(self) -> Transaction<'c> {
+        self.tx.into_inner()
+    }
+
+    /// Whether row locks may be taken (`FOR UPDATE` is refused in a
+    /// read-only transaction).
+    pub(crate) fn writing(&self) -> bool {
+        self.writing
+    }
+
+    fn noted(&self, err: postgres::Error) -> store::Error {
+        if self.failed.get().is_none() {
+            self.failed.set(Some(if retryable(&err) {
+                Failure::Retryable
+            } else {
+                Failure::Other
+            }));
+        }
+        error(&err)
+    }
+
+    pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
+        self.tx.borrow_mut().query(sql, params).map_err(|e| self.noted(e))
+    }
+
+    /// The first row, if any (as SQLite's `query_row(..).optional()`).
+    pub(crate) fn first(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// The first row; none is a failure (as SQLite's `query_row`).
+    pub(crate) fn one(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Row> {
+        self.first(sql, params)?
+            .ok_or_else(|| store::Error::Failed("the statement returned no row".into()))
+    }
+
+    pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
+        let changed = self.tx.borrow_mut().execute(sql, params).map_err(|e| self.noted(e))?;
+        Ok(changed as usize)
+    }
+}
+
+/// A serialization failure or deadlock: the transaction may be run again.
+pub(crate) fn retryable(err: &postgres::Error) -> bool {
+    matches!(err.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// A driver error as the store's: the server gone, refusing, shutting
+/// down, out of connections or past a timeout is `Unavailable`, anything
+/// else `Failed`. A server error says its message and SQLSTATE only: its
+/// detail may quote a row's values.
+pub(crate) fn error(err: &postgres::Error) -> store::Error {
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        let why = format!("{} (SQLSTATE {code})", db.message());
+        // 08: connection exception; 53: insufficient resources (too many
+        // connections); 57P: shutting down, cannot connect now; 57014: the
+        // statement timeout; 55P03: a lock timeout.
+        let unavailable = code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+        return if unavailable || code == "57014" || code == "55P03" {
+            store::Error::Unavailable(why)
+        } else {
+            store::Error::Failed(why)
+        };
+    }
+    let io = std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>());
+    if err.is_closed() || io {
+        store::Error::Unavailable(err.to_string())
+    } else {
+        store::Error::Failed(err.to_string())
+    }
+}
+
+/// Typed column reads that fail as the store's error (the driver's `get`
+/// panics on a mismatch).
+pub(crate) trait Columns {
+    fn col<'r, T: FromSql<'r>>(&'r self, index: usize) -> store::Result<T>;
+    /// A BIGINT instant (`*_ms`).
+    fn ms(&self, index: usize) -> store::Result<UnixMs>;
+    fn ms_opt(&self, index: usize) -> store::Result<Option<UnixMs>>;
+    fn secs_opt(&self, index: usize) -> store::Result<Option<UnixSecs>>;
+    /// An INTEGER column (counters), widened.
+    fn int(&self, index: usize) -> store::Result<i64>;
+    /// A text column holding one of the spellings `parse` knows.
+    fn parsed<T>(&self, index: usize, parse: impl FnOnce(&str) -> Option<T>) -> store::Result<T>;
+}
+
+impl Columns for Row {
+    fn col<'r, T: FromSql<'r>>(&'r self, index: usize) -> store::Result<T> {
+        self.try_get(index).map_err(|e| error(&e))
+    }
+
+    fn ms(&self, index: usize) -> store::Result<UnixMs> {
+        self.col::<i64>(index).map(UnixMs::from_millis)
+    }
+
+    fn ms_opt(&self, index: usize) -> store::Result<Option<UnixMs>> {
+        Ok(self.col::<Option<i64>>(index)?.map(UnixMs::from_millis))
+    }
+
+    fn secs_opt(&self, index: usize) -> store::Result<Option<UnixSecs>> {
+        Ok(self.col::<Option<i64>>(index)?.map(UnixSecs::new))
+    }
+
+    fn int(&self, index: usize) -> store::Result<i64> {
+        self.col::<i32>(index).map(i64::from)
+    }
+
+    fn parsed<T>(&self, index: usize, parse: impl FnOnce(&str) -> Option<T>) -> store::Result<T> {
+        let text: &str = self.col(index)?;
+        parse(text).ok_or_else(|| store::Error::Failed(format!("column {index}: unknown value {text:?}")))
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn ping(&self) -> store::Result<()> {
+        self.one("SELECT 1", &[])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,15 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, IsolationLevel, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::store::Error;
+use super::{Failure, PgTx};
+use crate::store::{Error, Tx};
+
+/// How many times [`Pool::write`] runs a transaction that PostgreSQL
+/// aborted as a serialization failure or a deadlock, in all.
+pub const SERIALIZATION_RETRIES: u32 = 5;
 
 /// The pool's bounds, each by name.
 #[derive(Debug, Clone)]
@@ -143,6 +148,79 @@ impl Pool {
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// Runs `work` in one transaction on a pooled connection: commits when
+    /// it answers `Ok`, rolls back when it answers `Err`. A transaction
+    /// PostgreSQL aborted as a serialization failure or deadlock (SQLSTATE
+    /// 40001, 40P01) is rolled back and `work` run again, in all at most
+    /// [`SERIALIZATION_RETRIES`] times, so `work` must do nothing outside
+    /// the transaction it cannot do twice. A statement that failed aborts
+    /// the transaction: it is never committed, even if `work` went on and
+    /// answered `Ok` (SQLite would have kept the other statements).
+    pub fn write<T>(
+        &self,
+        mut work: impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
+    ) -> Result<T, crate::error::Error> {
+        let mut conn = self.get()?;
+        let mut run = 1;
+        loop {
+            let tx = PgTx::new(conn.transaction().map_err(|e| super::error(&e))?, true);
+            let answer = work(&tx);
+            let again = run < SERIALIZATION_RETRIES;
+            match (answer, tx.failure()) {
+                (Ok(value), None) => match tx.into_inner().commit() {
+                    Ok(()) => return Ok(value),
+                    Err(e) if super::retryable(&e) && again => {}
+                    Err(e) => return Err(super::error(&e).into()),
+                },
+                (answer, Some(failure)) => {
+                    let _ = tx.into_inner().rollback();
+                    if failure == Failure::Retryable && again {
+                        // Let the transaction that won finish first.
+                        std::thread::sleep(Duration::from_millis(1 << run));
+                        run += 1;
+                        continue;
+                    }
+                    return match answer {
+                        Err(e) => Err(e),
+                        Ok(_) => Err(Error::Failed(
+                            "a statement failed inside the transaction, so it was rolled back".into(),
+                        )
+                        .into()),
+                    };
+                }
+                (Err(e), None) => {
+                    let _ = tx.into_inner().rollback();
+                    return Err(e);
+                }
+            }
+            run += 1;
+        }
+    }
+
+    /// Runs `work` in one read-only transaction on a pooled connection, on
+    /// one snapshot (REPEATABLE READ: a read-only transaction there never
+    /// fails to serialize). Writes through it are refused by the server.
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&dyn Tx) -> Result<T, crate::error::Error>,
+    ) -> Result<T, crate::error::Error> {
+        let mut conn = self.get()?;
+        let tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| super::error(&e))?;
+        let tx = PgTx::new(tx, false);
+        let answer = work(&tx);
+        let failed = tx.failure().is_some();
+        let _ = tx.into_inner().rollback();
+        match answer {
+            Ok(_) if failed => Err(Error::Failed("a statement failed inside the read".into()).into()),
+            answer => answer,
         }
     }
 
