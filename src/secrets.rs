@@ -175,7 +175,11 @@ pub fn random_secret() -> String {
 
 /// A fresh claim token (`clm_`, the time it was made, 256 bits).
 pub fn new_claim_token(now_ms: UnixMs) -> String {
-    format!("{CLAIM_TOKEN_PREFIX}{}{}", time_chars(now_ms), random_base62(SECRET_CHARS))
+    format!(
+        "{CLAIM_TOKEN_PREFIX}{}{}",
+        time_chars(now_ms),
+        random_base62(SECRET_CHARS)
+    )
 }
 
 /// A fresh identifier such as `reg_...`: not a secret, but unguessable (101
@@ -228,10 +232,16 @@ mod tests {
     fn credentials_carry_prefix_entropy_and_a_valid_checksum() {
         let key = new_credential("authmd_sk_", UnixMs::from_millis(1_800_000_000_000));
         assert!(key.starts_with("authmd_sk_"));
-        assert_eq!(key.len(), "authmd_sk_".len() + TIME_CHARS + SECRET_CHARS + CHECKSUM_CHARS);
+        assert_eq!(
+            key.len(),
+            "authmd_sk_".len() + TIME_CHARS + SECRET_CHARS + CHECKSUM_CHARS
+        );
         assert!(key.bytes().skip(10).all(|b| b.is_ascii_alphanumeric()));
         assert!(credential_checksum_ok(&key));
-        assert_ne!(key, new_credential("authmd_sk_", UnixMs::from_millis(1_800_000_000_000)));
+        assert_ne!(
+            key,
+            new_credential("authmd_sk_", UnixMs::from_millis(1_800_000_000_000))
+        );
     }
 
     #[test]
@@ -271,7 +281,10 @@ mod tests {
     fn looked_up_secrets_are_stored_in_the_order_they_were_made() {
         let at = |ms| UnixMs::from_millis(ms);
         for (shape, make) in [
-            (Shape::Checksummed, &(|ms| new_credential("authmd_sk_", at(ms))) as &dyn Fn(i64) -> String),
+            (
+                Shape::Checksummed,
+                &(|ms| new_credential("authmd_sk_", at(ms))) as &dyn Fn(i64) -> String,
+            ),
             (Shape::Checksummed, &|ms| new_credential("custom", at(ms))),
             (Shape::ClaimToken, &|ms| new_claim_token(at(ms))),
         ] {
@@ -304,7 +317,11 @@ mod tests {
             body + &sum
         });
         for secret in legacy.iter().chain([&format!("clm_{}", random_base62(SECRET_CHARS))]) {
-            let shape = if secret.starts_with("clm_") { Shape::ClaimToken } else { Shape::Checksummed };
+            let shape = if secret.starts_with("clm_") {
+                Shape::ClaimToken
+            } else {
+                Shape::Checksummed
+            };
             let stored = std::collections::HashMap::from([(hash(secret), "found")]);
             let mut probes = 0;
             let found = find_stored(secret, shape, |key| {
@@ -315,7 +332,10 @@ mod tests {
             assert!(probes <= 2);
         }
         let unknown = new_credential("authmd_sk_", UnixMs::from_millis(5));
-        assert_eq!(find_stored(&unknown, Shape::Checksummed, |_| Ok::<Option<()>, ()>(None)), Ok(None));
+        assert_eq!(
+            find_stored(&unknown, Shape::Checksummed, |_| Ok::<Option<()>, ()>(None)),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -146,7 +146,10 @@ pub struct Requested {
 
 /// The registration a claim token names, under either key it may be
 /// stored under ([`secrets::find_stored`]).
-pub(super) fn registration_by_claim_token(tx: &dyn Tx, claim_token: &str) -> Result<Option<Registration>, crate::store::Error> {
+pub(super) fn registration_by_claim_token(
+    tx: &dyn Tx,
+    claim_token: &str,
+) -> Result<Option<Registration>, crate::store::Error> {
     Ok(secrets::find_stored(claim_token, secrets::Shape::ClaimToken, |hash| {
         tx.registration_by_claim_token_hash(hash)
     })?

@@ -223,7 +223,10 @@ fn the_library_guard_decides_expiry_on_its_clock() {
 #[test]
 fn secrets_stored_under_their_plain_hash_still_work() {
     let server = TestServer::start();
-    let reply = server.post_json("/agent/auth", r#"{"type":"anonymous","requested_credential_type":"api_key"}"#);
+    let reply = server.post_json(
+        "/agent/auth",
+        r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+    );
     assert_eq!(reply.status, 200, "{}", reply.body);
     let registered = reply.json();
     let key = registered["credential"].as_str().unwrap().to_string();
@@ -242,8 +245,15 @@ fn secrets_stored_under_their_plain_hash_still_work() {
             .query_row(&format!("SELECT {column} FROM {table}"), [], |r| r.get(0))
             .unwrap();
         let made = u64::from_be_bytes(stored[..8].try_into().unwrap());
-        assert!(made <= now_ms && now_ms - made < 60_000, "{table}: keyed by when it was made");
-        assert_eq!(stored[8..], authmd::internals::hash(secret)[..24], "{table}: then by its hash");
+        assert!(
+            made <= now_ms && now_ms - made < 60_000,
+            "{table}: keyed by when it was made"
+        );
+        assert_eq!(
+            stored[8..],
+            authmd::internals::hash(secret)[..24],
+            "{table}: then by its hash"
+        );
         let plain = authmd::internals::hash(secret);
         conn.execute(&format!("UPDATE {table} SET {column} = ?1"), [&plain[..]])
             .unwrap();
