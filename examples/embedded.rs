@@ -43,7 +43,7 @@ fn main() {
     .expect("configure authmd");
 
     let running = authmd::start_server(ServerOptions {
-        db_path: db.clone().into(),
+        db: authmd::DbTarget::parse(&db),
         listen: authmd_listen,
         base_url: None,
         workers: 4,

@@ -30,10 +30,15 @@ pub use crate::http::server::{Options as ServerOptions, Running, StartError, sta
 /// checked, each change audited; all or none. For a program that configures
 /// authmd before it starts the server.
 pub fn configure(db: &Path, settings: &[(&str, &str)]) -> Result<(), String> {
-    let mut conn = store::open(db).map_err(|e| e.0)?;
+    configure_db(&store::Target::from(db), settings)
+}
+
+/// [`configure`] on either backend: a SQLite file or a PostgreSQL URL.
+pub fn configure_db(db: &store::Target, settings: &[(&str, &str)]) -> Result<(), String> {
+    let mut conn = store::Db::open(db).map_err(|e| e.0)?;
     let now_ms = SystemClock.now();
     let mut refused = None;
-    let written = store::write(&mut conn, |tx| {
+    let written = conn.write(|tx| {
         for (key, value) in settings {
             if let Err(why) = crate::core::configure::set(tx, key, value, now_ms)? {
                 // An error rolls back the settings set before this one.

@@ -44,12 +44,14 @@ mod layout_tests;
 
 pub use cli::{CliError, run as run_cli};
 pub use core::guard::Caller;
-pub use embed::{Guard, Refusal, Running, ServerOptions, StartError, configure, start_server};
+pub use embed::{Guard, Refusal, Running, ServerOptions, StartError, configure, configure_db, start_server};
 pub use error::Error;
 pub use http::server::EdgeLimits;
 pub use mail::Transport as MailTransport;
 pub use settings::keys as setting_keys;
 pub use store::OpenError;
+/// What `--db` names: a SQLite file or a PostgreSQL URL (`ServerOptions::db`).
+pub use store::Target as DbTarget;
 
 /// What the fuzz targets, the benchmark and the integration tests reach
 /// into beyond the facade above. Not a stable interface: it moves with the

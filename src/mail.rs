@@ -21,7 +21,7 @@ use lettre::{Message, SmtpTransport, Transport as _};
 use serde_json::json;
 
 use crate::model::EventName;
-use crate::store::{self, audit, outbox};
+use crate::store::{audit, outbox};
 use crate::time::{Clock, UnixMs, rfc3339};
 use crate::{log, url};
 
@@ -280,7 +280,6 @@ pub struct Policy {
 
 /// The outbox sender thread.
 pub struct Sender {
-    pub db: PathBuf,
     pub transport: Transport,
     pub clock: Arc<dyn Clock>,
     pub policy: Box<dyn Fn() -> Policy + Send>,
@@ -297,11 +296,15 @@ impl Sender {
     pub fn run(self) {
         let mut conn = None;
         while !self.stopping.load(Ordering::SeqCst) {
-            if conn.is_none() {
-                conn = store::connect(&self.db).ok();
-            }
-            if let Some(db) = &conn {
-                self.deliver_due(db);
+            if self.writer.shared() {
+                self.deliver_claimed();
+            } else {
+                if conn.is_none() {
+                    conn = self.writer.reader().ok();
+                }
+                if let Some(db) = &mut conn {
+                    let _ = db.with(|db| self.deliver_due(db));
+                }
             }
             match self.wake.recv_timeout(IDLE_POLL) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -310,6 +313,10 @@ impl Sender {
         }
     }
 
+    /// SQLite: the due messages read on the sender's own connection, each
+    /// sent outside any transaction (the one writer is not held while a
+    /// mail server answers), then marked through the writer. One sender
+    /// per file (the server locks it), so none is taken twice.
     fn deliver_due(&self, conn: &dyn crate::store::Tx) {
         let now_ms = self.clock.now();
         let Ok(due) = conn.due_mail(now_ms, 20) else { return };
@@ -320,47 +327,105 @@ impl Sender {
             let policy = (self.policy)();
             let result = self.transport.send(&policy.from, &message);
             let now_ms = self.clock.now();
+            let outcome = self.writer.write(|tx| mark(tx, &message, &result, &policy, now_ms));
+            self.log(&message, &result, outcome);
+        }
+    }
+
+    /// A database several nodes share: each message is claimed, sent and
+    /// marked in one write transaction (`due_mail` there locks it and every
+    /// other node's skips it), one message per transaction, so each is sent
+    /// by one node. A transaction run again (a deadlock) sends nothing
+    /// twice: what was sent is remembered across runs. A commit that fails
+    /// after the send leaves the message due: it is sent again, as on
+    /// SQLite when the marking fails.
+    fn deliver_claimed(&self) {
+        let mut sent: Vec<(i64, Result<(), String>)> = Vec::new();
+        for _ in 0..20 {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let policy = (self.policy)();
+            let mut taken = None;
             let outcome = self.writer.write(|tx| {
-                match &result {
-                    Ok(()) => tx.mark_mail_sent(message.id, now_ms)?,
-                    Err(why) if message.attempts + 1 >= policy.max_attempts => {
-                        tx.mark_mail_failed(message.id, why, now_ms)?;
-                        tx.record_event(now_ms,
-                            EventName::MailFailed,
-                            audit::NewEvent {
-                                registration_id: message.registration_id.as_deref(),
-                                detail: json!({ "recipient": message.recipient, "attempts": message.attempts + 1, "error": why })
-                                    .as_object()
-                                    .cloned()
-                                    .unwrap_or_default(),
-                                ..Default::default()
-                            },
-                        )?;
+                let Some(message) = tx.due_mail(self.clock.now(), 1)?.into_iter().next() else {
+                    return Ok(false);
+                };
+                let result = match sent.iter().find(|(id, _)| *id == message.id) {
+                    Some((_, result)) => result.clone(),
+                    None => {
+                        let result = self.transport.send(&policy.from, &message);
+                        sent.push((message.id, result.clone()));
+                        result
                     }
-                    Err(why) => {
-                        let delay_secs = policy
-                            .retry_base_secs
-                            .saturating_mul(1 << message.attempts.clamp(0, 20));
-                        tx.mark_mail_retry(message.id, why, now_ms + Duration::from_secs(delay_secs))?;
-                    }
-                }
-                Ok(())
+                };
+                mark(tx, &message, &result, &policy, self.clock.now())?;
+                taken = Some((message, result));
+                Ok(true)
             });
-            match (&result, outcome) {
-                (_, Err(err)) => log::error(&format!("outbox bookkeeping failed: {err:?}"), None),
-                (Ok(()), _) => log::info(&format!(
-                    "mail delivered to {} via {}",
-                    message.recipient,
-                    self.transport.describe()
-                )),
-                (Err(why), _) => log::warn(&format!(
-                    "mail to {} not delivered (attempt {}): {why}",
-                    message.recipient,
-                    message.attempts + 1
-                )),
+            match (taken, outcome) {
+                (_, Ok(false)) => return,
+                (Some((message, result)), outcome) => self.log(&message, &result, outcome.map(|_| ())),
+                (None, Err(err)) => {
+                    log::error(&format!("outbox: cannot take due mail: {err:?}"), None);
+                    return;
+                }
+                (None, Ok(true)) => return,
             }
         }
     }
+
+    fn log(&self, message: &outbox::Pending, result: &Result<(), String>, outcome: Result<(), crate::error::Error>) {
+        match (result, outcome) {
+            (_, Err(err)) => log::error(&format!("outbox bookkeeping failed: {err:?}"), None),
+            (Ok(()), _) => log::info(&format!(
+                "mail delivered to {} via {}",
+                message.recipient,
+                self.transport.describe()
+            )),
+            (Err(why), _) => log::warn(&format!(
+                "mail to {} not delivered (attempt {}): {why}",
+                message.recipient,
+                message.attempts + 1
+            )),
+        }
+    }
+}
+
+/// Records how sending `message` went: sent, to be retried later (the
+/// delay doubling), or failed for good (and audited).
+fn mark(
+    tx: &dyn crate::store::Tx,
+    message: &outbox::Pending,
+    result: &Result<(), String>,
+    policy: &Policy,
+    now_ms: crate::time::UnixMs,
+) -> Result<(), crate::error::Error> {
+    match result {
+        Ok(()) => tx.mark_mail_sent(message.id, now_ms)?,
+        Err(why) if message.attempts + 1 >= policy.max_attempts => {
+            tx.mark_mail_failed(message.id, why, now_ms)?;
+            tx.record_event(
+                now_ms,
+                EventName::MailFailed,
+                audit::NewEvent {
+                    registration_id: message.registration_id.as_deref(),
+                    detail: json!({ "recipient": message.recipient, "attempts": message.attempts + 1, "error": why })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+            )?;
+        }
+        Err(why) => {
+            let delay_secs = policy
+                .retry_base_secs
+                .saturating_mul(1 << message.attempts.clamp(0, 20));
+            tx.mark_mail_retry(message.id, why, now_ms + Duration::from_secs(delay_secs))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

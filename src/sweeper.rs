@@ -14,6 +14,9 @@ use crate::ratelimit::Limiter;
 use crate::store::Writer;
 use crate::time::Clock;
 
+/// The advisory lock expiry runs under on a shared database (any constant
+/// used for nothing else: "expire" in ASCII).
+const EXPIRY_LOCK: i64 = i64::from_be_bytes(*b"\0\0expire");
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Expired access tokens are kept this long (a late presenter still gets
 /// "expired" in the log rather than "unknown").
@@ -47,7 +50,12 @@ impl Sweeper {
     /// One pass; public so tests can run it at a chosen instant.
     pub fn sweep(&self) {
         let now_ms = self.clock.now();
-        match self.writer.write(|tx| crate::core::revoke::expire(tx, now_ms)) {
+        // Nodes sharing a database expire one at a time, so each expiry is
+        // recorded once: the second finds the registrations already ended.
+        match self
+            .writer
+            .write_alone(EXPIRY_LOCK, |tx| crate::core::revoke::expire(tx, now_ms))
+        {
             Ok(0) => {}
             Ok(n) => log::info(&format!("sweeper: {n} unclaimed registrations expired")),
             Err(err) => log::warn(&format!("sweeper: expiring registrations failed: {err}")),

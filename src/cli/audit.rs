@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 use super::{CliError, Command, Context, print, print_lines};
 use crate::model::EventName;
 use crate::store::audit::{Event, Filter};
-use crate::store::prelude::*;
 use crate::time::{Clock, SystemClock, UnixMs, parse_rfc3339, rfc3339};
 
 pub const COMMAND: Command = Command {

@@ -5,8 +5,6 @@
 use super::{CliError, Command, Context, print, print_lines};
 use crate::core::configure;
 use crate::settings::{self, DEFS};
-use crate::store;
-use crate::store::prelude::*;
 use crate::time::{Clock, SystemClock};
 use lexopt::prelude::*;
 
@@ -72,7 +70,7 @@ fn get(ctx: &Context, key: &str) -> Result<(), CliError> {
 fn set(ctx: &Context, key: &str, value: &str) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now();
-    let checked = store::write(&mut conn, |tx| configure::set(tx, key, value, now_ms))?;
+    let checked = conn.write(|tx| configure::set(tx, key, value, now_ms))?;
     let normalized = checked.map_err(CliError::config)?;
     let shown = normalized.map_or_else(|| "its default".to_string(), |v| settings::display(key, &v));
     print(&format!("{key} set to {shown}\n"))

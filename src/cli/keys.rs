@@ -9,8 +9,6 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::core::signing;
 use crate::settings::Settings;
-use crate::store;
-use crate::store::prelude::*;
 use crate::time::{Clock, SystemClock, rfc3339};
 
 pub const COMMAND: Command = Command {
@@ -48,7 +46,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
 }
 
 fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
-    let keys = signing::list(&ctx.open_db()?)?;
+    let keys = signing::list(&*ctx.open_db()?)?;
     let state = |k: &signing::KeyInfo| if k.retired_ms.is_none() { "current" } else { "retired" };
     if as_json {
         return print_lines(keys.iter().map(|k| {
@@ -77,7 +75,7 @@ fn rotate(ctx: &Context) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
     let settings = Settings::from_stored(&conn.stored_settings()?).map_err(CliError::config)?;
     let now_ms = SystemClock.now();
-    let (kid, retired) = store::write(&mut conn, |tx| signing::rotate(tx, &settings, now_ms))?;
+    let (kid, retired) = conn.write(|tx| signing::rotate(tx, &settings, now_ms))?;
     match retired {
         Some(retired) => print(&format!("{kid} is the current signing key; {retired} retired\n")),
         None => print(&format!("{kid} is the current signing key\n")),

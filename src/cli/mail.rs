@@ -9,7 +9,6 @@ use super::{CliError, Command, Context, print};
 use crate::mail::Transport;
 use crate::settings::Settings;
 use crate::store::outbox;
-use crate::store::prelude::*;
 
 pub const COMMAND: Command = Command {
     name: "mail",

@@ -21,7 +21,6 @@ mod users;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
@@ -88,7 +87,8 @@ fn usage() -> String {
     }
     text.push_str(
         "\nglobal options:
-  --db PATH        the database file (env AUTHMD_DB, default ./authmd.db)
+  --db PATH        the database file (env AUTHMD_DB, default ./authmd.db), or a
+                   postgres:// URL (AUTHMD_DB_FILE: a file holding it, password included)
   -h, --help       this text; `authmd COMMAND --help` for a command's own
   -V, --version    print the version
 
@@ -222,13 +222,15 @@ impl Env {
 
 /// What every command gets.
 pub struct Context {
-    pub db: PathBuf,
+    /// `--db`: a SQLite file or a PostgreSQL URL.
+    pub db: crate::store::Target,
     pub env: Env,
 }
 
 impl Context {
-    pub fn open_db(&self) -> Result<rusqlite::Connection, CliError> {
-        Ok(crate::store::open(&self.db)?)
+    /// Opens (creating a SQLite file if needed) and migrates the database.
+    pub fn open_db(&self) -> Result<crate::store::Db, CliError> {
+        Ok(crate::store::Db::open(&self.db)?)
     }
 }
 
@@ -239,10 +241,10 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
         eprintln!("authmd: warning: ignoring unknown environment variable {name}");
     }
     let mut parser = lexopt::Parser::from_args(args);
-    let mut db = env.get("AUTHMD_DB")?.map(PathBuf::from);
+    let mut db = env.get("AUTHMD_DB")?;
     let command = loop {
         match parser.next()? {
-            Some(Long("db")) => db = Some(parser.value()?.into()),
+            Some(Long("db")) => db = Some(parser.value()?.string()?),
             Some(Short('h') | Long("help")) => return print(&usage()),
             Some(Short('V') | Long("version")) => return print(&format!("authmd {}\n", env!("CARGO_PKG_VERSION"))),
             Some(Value(command)) => break command.string()?,
@@ -251,7 +253,7 @@ pub fn run(args: Vec<OsString>) -> Result<(), CliError> {
         }
     };
     let ctx = Context {
-        db: db.unwrap_or_else(|| PathBuf::from("./authmd.db")),
+        db: crate::store::Target::parse(db.as_deref().unwrap_or("./authmd.db")),
         env,
     };
     match COMMANDS.iter().find(|c| c.name == command) {

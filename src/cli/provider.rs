@@ -8,8 +8,7 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::fetch;
 use crate::model::EventName;
-use crate::store::prelude::*;
-use crate::store::{self, audit, providers::Provider};
+use crate::store::{audit, providers::Provider};
 use crate::time::{Clock, SystemClock, rfc3339};
 use crate::url::HttpUrl;
 
@@ -85,7 +84,7 @@ fn add(
     };
     fetch::check_url(&provider.jwks_uri()).map_err(|why| CliError::config(format!("JWKS URI: {why}")))?;
     let mut conn = ctx.open_db()?;
-    let added = store::write(&mut conn, |tx| {
+    let added = conn.write(|tx| {
         let added = tx.upsert_provider(&provider)?;
         tx.record_event(
             now_ms,
@@ -137,7 +136,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 fn remove(ctx: &Context, issuer: &str) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now();
-    let removed = store::write(&mut conn, |tx| {
+    let removed = conn.write(|tx| {
         let removed = tx.remove_provider(issuer)?;
         if removed {
             tx.record_event(

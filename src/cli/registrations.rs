@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::{CliError, Command, Context, print, print_lines};
 use crate::model::Status;
-use crate::store::prelude::*;
 use crate::store::registrations::Registration;
 use crate::time::rfc3339;
 

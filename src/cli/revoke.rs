@@ -6,9 +6,7 @@ use lexopt::prelude::*;
 
 use super::{CliError, Command, Context, print};
 use crate::core::revoke::{self, RevokedBy};
-use crate::store::prelude::*;
 use crate::store::registrations::Selection;
-use crate::store::{self};
 use crate::time::{Clock, SystemClock};
 
 pub const COMMAND: Command = Command {
@@ -58,7 +56,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mut conn = ctx.open_db()?;
     let now_ms = SystemClock.now();
     if let Some(id) = registration {
-        let revoked = store::write(&mut conn, |tx| {
+        let revoked = conn.write(|tx| {
             let Some(found) = tx.registration(&id)? else {
                 return Ok(Err(format!("no registration {id}")));
             };
@@ -88,7 +86,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         },
         _ => Selection::All,
     };
-    let revoked = store::write(&mut conn, |tx| revoke::revoke(tx, selection, "operator", now_ms))?;
+    let revoked = conn.write(|tx| revoke::revoke(tx, selection, "operator", now_ms))?;
     print(&format!(
         "revoked {} registrations and {} credentials\n",
         revoked.registrations, revoked.credentials

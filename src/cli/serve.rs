@@ -122,7 +122,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
     let running = server::start(Options {
-        db_path: ctx.db.clone(),
+        db: ctx.db.clone(),
         listen: listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
         base_url,
         workers,
@@ -145,7 +145,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     log::info(&format!(
         "listening on {} with {workers} workers, database {}, mail {}{}",
         running.local_addr,
-        ctx.db.display(),
+        ctx.db,
         mail.describe(),
         if allow_loopback_fetch {
             ", fetching from loopback addresses allowed (development)"

@@ -7,8 +7,6 @@ use lexopt::prelude::*;
 use serde_json::json;
 
 use super::{CliError, Command, Context, print, print_lines};
-use crate::store;
-use crate::store::prelude::*;
 use crate::time::{Clock, SystemClock, rfc3339};
 
 pub const COMMAND: Command = Command {
@@ -82,7 +80,7 @@ fn revoke(ctx: &Context, user: Option<&str>) -> Result<(), CliError> {
     {
         return Err(CliError::failure(format!("no user {id}")));
     }
-    let ended = store::write(&mut conn, |tx| Ok(tx.delete_sessions(user)?))?;
+    let ended = conn.write(|tx| Ok(tx.delete_sessions(user)?))?;
     let noun = if ended == 1 { "session" } else { "sessions" };
     print(&format!("ended {ended} {noun}\n"))
 }

@@ -7,8 +7,7 @@ use serde_json::json;
 use super::{CliError, Command, Context, print, print_lines};
 use crate::email;
 use crate::secrets;
-use crate::store::prelude::*;
-use crate::store::{self, users::User};
+use crate::store::users::User;
 use crate::time::{Clock, SystemClock, rfc3339};
 
 pub const COMMAND: Command = Command {
@@ -68,7 +67,7 @@ fn add(ctx: &Context, address: &str, name: Option<String>) -> Result<(), CliErro
         name,
         created_ms: now_ms,
     };
-    let added = store::write(&mut conn, |tx| {
+    let added = conn.write(|tx| {
         if tx.user_by_email(&address)?.is_some() {
             return Ok(false);
         }

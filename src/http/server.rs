@@ -19,7 +19,7 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -32,7 +32,6 @@ use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::settings::Settings;
-use crate::store::prelude::*;
 use crate::store::{self, OpenError};
 use crate::time::{Clock, Ticker};
 use crate::{log, secrets};
@@ -44,7 +43,8 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Options {
-    pub db_path: PathBuf,
+    /// The SQLite file, or the PostgreSQL database (`--db`).
+    pub db: store::Target,
     pub listen: String,
     /// `None`: `http://<bound address>`.
     pub base_url: Option<String>,
@@ -100,10 +100,10 @@ struct Shared {
     clock: Arc<dyn Clock>,
     ticker: Arc<dyn Ticker>,
     base_url: String,
-    db_path: PathBuf,
     mail_wake: std::sync::mpsc::SyncSender<()>,
     stopping: Arc<AtomicBool>,
-    db_file: store::FileIdentity,
+    /// The SQLite file the server opened (none on PostgreSQL).
+    db_file: Option<store::FileIdentity>,
     /// Set when the database file is gone: the server answers 503 and exits.
     fatal: std::sync::Mutex<Option<String>>,
 }
@@ -130,7 +130,8 @@ pub struct Running {
     threads: Vec<JoinHandle<()>>,
     /// Held (an exclusive `flock`) until the server is gone; dropped last,
     /// since closing a descriptor of the file drops SQLite's locks too.
-    _lock: std::fs::File,
+    /// None on PostgreSQL, which several nodes share.
+    _lock: Option<std::fs::File>,
 }
 
 #[derive(Debug)]
@@ -151,21 +152,34 @@ impl std::fmt::Display for StartError {
 
 /// Opens (creating and migrating) the database, binds, and starts the workers.
 pub fn start(options: Options) -> Result<Running, StartError> {
-    let mut conn = store::open(&options.db_path).map_err(StartError::Database)?;
+    let workers = options.workers.max(1);
+    let mut conn = store::Db::open(&options.db).map_err(StartError::Database)?;
     let stored = conn.stored_settings().map_err(|e| StartError::Config(e.to_string()))?;
     let settings = Settings::from_stored(&stored)
         .map_err(|why| StartError::Config(format!("stored settings are invalid: {why}")))?;
-    let lock = lock_database(&options.db_path)?;
+    let lock = options.db.path().map(lock_database).transpose()?;
     // The first start makes the key that signs assertions (SPEC-v0.7 5.3)
     // and the ones pages' codes and forms are keyed with, so reads never write.
     let now_ms = options.clock.now();
-    store::write(&mut conn, |tx| {
+    conn.write(|tx| {
         crate::core::signin::ensure_keys(tx, now_ms)?;
         crate::core::signing::ensure_current(tx, now_ms)
     })
     .map_err(|e| StartError::Database(store::OpenError(format!("cannot make the signing key: {e}"))))?;
     drop(conn);
-    let db_file = store::FileIdentity::of(&options.db_path).map_err(StartError::Database)?;
+    let (writer, db_file) = match &options.db {
+        store::Target::Sqlite(path) => (
+            store::Writer::open(path).map_err(StartError::Database)?,
+            Some(store::FileIdentity::of(path).map_err(StartError::Database)?),
+        ),
+        #[cfg(feature = "postgres")]
+        store::Target::Postgres(url) => (
+            store::Writer::open_postgres(url, workers).map_err(StartError::Database)?,
+            None,
+        ),
+        #[cfg(not(feature = "postgres"))]
+        store::Target::Postgres(_) => unreachable!("store::Db::open refused it"),
+    };
 
     let listener = std::net::TcpListener::bind(&options.listen)
         .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", options.listen)))?;
@@ -176,7 +190,6 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         Some(url) => url,
         None => format!("http://{local_addr}"),
     };
-    let workers = options.workers.max(1);
     let max_connections = connection_limit(options.edge.max_connections, workers)?;
     let (mail_wake, wake) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
@@ -190,11 +203,10 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         trust_proxy: options.trust_proxy,
         upstream: options.upstream,
         upstream_client: crate::upstream::Client::default(),
-        writer: Arc::new(crate::store::Writer::open(&options.db_path).map_err(StartError::Database)?),
+        writer: Arc::new(writer),
         clock: options.clock,
         ticker: options.ticker,
         base_url: base_url.clone(),
-        db_path: options.db_path.clone(),
         mail_wake,
         stopping: Arc::new(AtomicBool::new(false)),
         db_file,
@@ -219,7 +231,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
 
     let mut threads = Vec::new();
     for n in 0..workers {
-        let conn = store::connect(&options.db_path).map_err(StartError::Database)?;
+        let conn = shared.writer.reader().map_err(StartError::Database)?;
         let (server, shared) = (server.clone(), shared.clone());
         let thread = std::thread::Builder::new()
             .name(format!("worker-{n}"))
@@ -229,7 +241,6 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     }
     let policy_shared = shared.clone();
     let sender = crate::mail::Sender {
-        db: options.db_path.clone(),
         transport: options.mail,
         clock: shared.clock.clone(),
         policy: Box::new(move || {
@@ -272,21 +283,24 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             .spawn(move || reload_settings(&reload_shared))
             .map_err(|e| StartError::Config(format!("cannot start the settings thread: {e}")))?,
     );
-    let checkpointed = shared.clone();
-    let conn = store::connect(&options.db_path).map_err(StartError::Database)?;
-    threads.push(
-        std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || checkpoint(&checkpointed, &conn))
-            .map_err(|e| StartError::Config(format!("cannot start the checkpoint thread: {e}")))?,
-    );
-    let watched = shared.clone();
-    threads.push(
-        std::thread::Builder::new()
-            .name("database-watch".into())
-            .spawn(move || watch_database(&watched))
-            .map_err(|e| StartError::Config(format!("cannot start the database watch: {e}")))?,
-    );
+    // SQLite's own: the WAL checkpoints, and the file watched.
+    if let Some(path) = options.db.path() {
+        let checkpointed = shared.clone();
+        let conn = store::connect(path).map_err(StartError::Database)?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || checkpoint(&checkpointed, &conn))
+                .map_err(|e| StartError::Config(format!("cannot start the checkpoint thread: {e}")))?,
+        );
+        let watched = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("database-watch".into())
+                .spawn(move || watch_database(&watched))
+                .map_err(|e| StartError::Config(format!("cannot start the database watch: {e}")))?,
+        );
+    }
     Ok(Running {
         base_url,
         local_addr,
@@ -337,7 +351,8 @@ fn connection_limit(requested: Option<usize>, workers: usize) -> Result<usize, S
 /// server opened? If not, every acknowledged write from now on would be lost
 /// with the unlinked file, so the server refuses them and stops.
 fn watch_database(shared: &Shared) {
-    every(shared, DATABASE_CHECK_EVERY, || match shared.db_file.check() {
+    let Some(db_file) = &shared.db_file else { return };
+    every(shared, DATABASE_CHECK_EVERY, || match db_file.check() {
         Ok(()) => true,
         Err(why) => {
             log::error(
@@ -352,7 +367,7 @@ fn watch_database(shared: &Shared) {
 
 /// Copies the WAL into the database file beside the writes, off every
 /// request's path (`store::Writer::checkpoint`).
-fn checkpoint(shared: &Shared, conn: &rusqlite::Connection) {
+fn checkpoint(shared: &Shared, conn: &store::sqlite::Connection) {
     every(shared, POLL_EVERY, || {
         if let Err(e) = shared.writer.checkpoint(conn) {
             log::warn(&format!("checkpoint: {e}"));
@@ -431,8 +446,10 @@ impl Running {
     /// Loads the settings now, rather than within the next 2 seconds (for
     /// programs that change them and go on at once, such as tests).
     pub fn reload_settings(&self) -> Result<(), String> {
-        let conn = store::connect(&self.shared.db_path).map_err(|e| e.to_string())?;
-        load_settings(&conn, &self.shared)
+        let mut reader = self.shared.writer.reader().map_err(|e| e.to_string())?;
+        reader
+            .with(|conn| load_settings(conn, &self.shared))
+            .map_err(|e| e.to_string())?
     }
 
     /// Why the server must stop on its own (its database file is gone), once it must.
@@ -464,7 +481,7 @@ impl Running {
     }
 }
 
-fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connection) {
+fn work(server: &tiny_http::Server, shared: &Shared, mut conn: store::Reader) {
     loop {
         // Stopping: serve what is still arriving (a body being uploaded is
         // in flight too) and what was queued, then stop. A request is queued
@@ -483,7 +500,7 @@ fn work(server: &tiny_http::Server, shared: &Shared, mut conn: rusqlite::Connect
     }
 }
 
-fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_http::Request) {
+fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Request) {
     let started = Instant::now();
     let config = shared.config();
     // Gateway requests may carry bodies up to `gateway_max_body_bytes`;
@@ -505,7 +522,7 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         now_ms,
         elapsed: shared.ticker.elapsed(),
         mail_wake: Some(&shared.mail_wake),
-        db_file: Some(&shared.db_file),
+        db_file: shared.db_file.as_ref(),
     };
     let response = catch_unwind(AssertUnwindSafe(|| {
         if let Some(why) = shared
@@ -514,13 +531,16 @@ fn serve_one(shared: &Shared, conn: &mut rusqlite::Connection, mut raw: tiny_htt
         {
             return error_response(&Error::Unavailable(why), &config, &request.id);
         }
-        if request.body == Body::Unread {
-            if let Some(refusal) = routes::refuse_upload(conn, &deps, &request) {
-                return refusal;
+        let answer = reader.with(|conn| {
+            if request.body == Body::Unread {
+                if let Some(refusal) = routes::refuse_upload(conn, &deps, &request) {
+                    return refusal;
+                }
+                request.body = read_body(&mut raw, body_cap(&request.path));
             }
-            request.body = read_body(&mut raw, body_cap(&request.path));
-        }
-        routes::handle(conn, &deps, &request)
+            routes::handle(conn, &deps, &request)
+        });
+        answer.unwrap_or_else(|err| error_response(&Error::from(err), &config, &request.id))
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -655,7 +675,7 @@ fn respond(shared: &Shared, raw: tiny_http::Request, request: &Request, response
 
 /// Loads the settings from the database into the running server; `Err`
 /// keeps the previous ones.
-fn load_settings(conn: &rusqlite::Connection, shared: &Shared) -> Result<(), String> {
+fn load_settings(conn: &dyn store::Tx, shared: &Shared) -> Result<(), String> {
     let stored = conn.stored_settings().map_err(|e| e.to_string())?;
     let settings = Settings::from_stored(&stored)?;
     if shared.config().settings != settings {
@@ -671,10 +691,13 @@ fn reload_settings(shared: &Shared) {
     let mut last_error = None;
     every(shared, SETTINGS_RELOAD_EVERY, || {
         if conn.is_none() {
-            conn = store::connect(&shared.db_path).ok();
+            conn = shared.writer.reader().ok();
         }
-        let Some(db) = &conn else { return true };
-        match load_settings(db, shared) {
+        let Some(db) = &mut conn else { return true };
+        let loaded = db
+            .with(|db| load_settings(db, shared))
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match loaded {
             Ok(()) => last_error = None,
             Err(why) if last_error.as_ref() != Some(&why) => {
                 log::warn(&format!("keeping the previous settings: {why}"));

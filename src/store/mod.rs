@@ -1,11 +1,12 @@
 //! The store interface: what authmd keeps, as typed functions over one
 //! transaction ([`Tx`]), one trait per table, and the rows they take and
 //! give. `core` and the flows see only this module; the SQL lives in one
-//! implementation per database (`sqlite/` today), which is the only code
+//! implementation per database (`sqlite/`, `postgres/`; `db.rs` holds
+//! either behind one type), which is the only code
 //! that names a driver.
 //!
-//! A [`Tx`] is either a write transaction (inside [`sqlite::writer::Writer`]
-//! or [`sqlite::write`]) or a worker's reading connection. Writes are made
+//! A [`Tx`] is either a write transaction (inside [`Writer::write`] or
+//! [`Db::write`]) or a worker's reading connection ([`Reader`]). Writes are made
 //! only through the first; the type does not stop a reader from writing,
 //! the one write path does (`layout_tests`).
 //!
@@ -16,6 +17,7 @@ pub mod assertions;
 pub mod attempts;
 pub mod audit;
 pub mod credentials;
+mod db;
 pub mod delegations;
 pub mod documents;
 pub mod local_keys;
@@ -33,9 +35,9 @@ pub mod users;
 
 use std::fmt;
 
+pub use db::{Db, Reader, Target, Writer};
 #[cfg(test)]
 pub(crate) use sqlite::open_temp;
-pub use sqlite::writer::Writer;
 pub use sqlite::{FileIdentity, OpenError, connect, open, write};
 
 /// Why the store could not do what was asked.

@@ -22,6 +22,8 @@ mod keys;
 mod mail;
 mod malformed;
 mod operations;
+#[cfg(feature = "postgres")]
+mod serve_postgres;
 mod signin;
 #[cfg(feature = "postgres")]
 mod store_differential;

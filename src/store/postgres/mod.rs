@@ -5,7 +5,9 @@
 //! implemented on one transaction of it, [`PgTx`], one file per table (the
 //! same names as the interface's files). [`Pool::write`] runs a closure in
 //! one transaction (retrying it on a serialization failure or deadlock),
-//! [`Pool::read`] in a read-only snapshot. No flow reaches this module yet.
+//! [`Pool::read`] in a read-only snapshot, [`PgTx::reading`] on an
+//! autocommit connection; `store::db` puts them behind the server's
+//! `Writer`, `Reader` and the commands' `Db`.
 //!
 //! Race-freedom: SQLite has one writer, so a read-then-write inside one
 //! transaction can never interleave with another. Here several nodes write
@@ -204,15 +206,28 @@ pub fn migrate(client: &mut Client) -> Result<Vec<u32>, String> {
 pub(crate) type Param<'p> = &'p (dyn ToSql + Sync);
 
 /// One transaction of the store: what [`Pool::write`] and [`Pool::read`]
-/// hand their closure. The table traits take `&self`, the driver `&mut`:
-/// hence the cell (a transaction is used by one thread at a time).
+/// hand their closure; or a reading connection of its own
+/// ([`PgTx::reading`]), each statement in a transaction of its own
+/// (autocommit), as a SQLite worker's reading connection. The table traits
+/// take `&self`, the driver `&mut`: hence the cell (a transaction is used by
+/// one thread at a time).
 pub struct PgTx<'c> {
-    tx: RefCell<Transaction<'c>>,
+    tx: RefCell<Inner<'c>>,
     /// A write transaction (row locks may be taken) or a read-only one.
     writing: bool,
     /// The first statement that failed: PostgreSQL aborts the transaction
     /// there, so it must not commit whatever the closure answers.
     failed: Cell<Option<Failure>>,
+}
+
+/// What a [`PgTx`] runs its statements on. Unboxed: a reading one is made
+/// for each request on PostgreSQL, and lives on the worker's stack.
+#[allow(clippy::large_enum_variant)]
+enum Inner<'c> {
+    Transaction(Transaction<'c>),
+    /// A pooled connection outside any transaction: every statement commits
+    /// on its own, and the connection goes back to its pool on drop.
+    Autocommit(Conn),
 }
 
 /// How a statement inside a [`PgTx`] failed.
@@ -224,10 +239,23 @@ pub(crate) enum Failure {
     Other,
 }
 
+impl PgTx<'static> {
+    /// A reading connection of its own, taken from `pool` (given back when
+    /// this is dropped): each statement commits on its own, no row is
+    /// locked (`due_mail` claims nothing), as on SQLite's reading connection.
+    pub fn reading(pool: &Pool) -> store::Result<PgTx<'static>> {
+        Ok(PgTx {
+            tx: RefCell::new(Inner::Autocommit(pool.get()?)),
+            writing: false,
+            failed: Cell::new(None),
+        })
+    }
+}
+
 impl<'c> PgTx<'c> {
     pub(crate) fn new(tx: Transaction<'c>, writing: bool) -> PgTx<'c> {
         PgTx {
-            tx: RefCell::new(tx),
+            tx: RefCell::new(Inner::Transaction(tx)),
             writing,
             failed: Cell::new(None),
         }
@@ -238,7 +266,10 @@ impl<'c> PgTx<'c> {
     }
 
     pub(crate) fn into_inner(self) -> Transaction<'c> {
-        self.tx.into_inner()
+        match self.tx.into_inner() {
+            Inner::Transaction(tx) => tx,
+            Inner::Autocommit(_) => unreachable!("only a PgTx made by PgTx::new holds a transaction"),
+        }
     }
 
     /// Whether row locks may be taken (`FOR UPDATE` is refused in a
@@ -259,7 +290,11 @@ impl<'c> PgTx<'c> {
     }
 
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
-        self.tx.borrow_mut().query(sql, params).map_err(|e| self.noted(e))
+        let rows = match &mut *self.tx.borrow_mut() {
+            Inner::Transaction(tx) => tx.query(sql, params),
+            Inner::Autocommit(conn) => conn.query(sql, params),
+        };
+        rows.map_err(|e| self.noted(e))
     }
 
     /// The first row, if any (as SQLite's `query_row(..).optional()`).
@@ -274,7 +309,11 @@ impl<'c> PgTx<'c> {
     }
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
-        let changed = self.tx.borrow_mut().execute(sql, params).map_err(|e| self.noted(e))?;
+        let changed = match &mut *self.tx.borrow_mut() {
+            Inner::Transaction(tx) => tx.execute(sql, params),
+            Inner::Autocommit(conn) => conn.execute(sql, params),
+        };
+        let changed = changed.map_err(|e| self.noted(e))?;
         Ok(changed as usize)
     }
 }

@@ -107,6 +107,24 @@ impl Pool {
         self.0.steps_applied.get().map_or(&[], Vec::as_slice)
     }
 
+    /// Another pool on the same database (the same URL, TLS and timeouts)
+    /// with bounds of its own: a server's reads and writes each have one,
+    /// so readers holding connections never starve the writes.
+    pub fn sibling(&self, connections: usize) -> Pool {
+        let limits = Limits {
+            connections,
+            ..self.0.limits.clone()
+        };
+        let pool = Pool::new(self.0.config.clone(), self.0.tls.clone(), limits, self.0.target.clone());
+        pool.set_steps_applied(self.steps_applied().to_vec());
+        pool
+    }
+
+    /// `host:port/database`: never the password.
+    pub fn target(&self) -> &str {
+        &self.0.target
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.0.limits
     }
@@ -161,13 +179,39 @@ impl Pool {
     /// answered `Ok` (SQLite would have kept the other statements).
     pub fn write<T>(
         &self,
+        work: impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
+    ) -> Result<T, crate::error::Error> {
+        self.write_under(None, work)
+    }
+
+    /// [`Pool::write`], the transaction first taking the advisory lock
+    /// `key` (transaction-scoped, waiting for it): two nodes' transactions
+    /// under the same key never overlap, and under READ COMMITTED each
+    /// statement after the lock sees what the previous holder committed.
+    pub fn write_locked<T>(
+        &self,
+        key: i64,
+        work: impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
+    ) -> Result<T, crate::error::Error> {
+        self.write_under(Some(key), work)
+    }
+
+    fn write_under<T>(
+        &self,
+        lock: Option<i64>,
         mut work: impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
     ) -> Result<T, crate::error::Error> {
         let mut conn = self.get()?;
         let mut run = 1;
         loop {
             let tx = PgTx::new(conn.transaction().map_err(|e| super::error(&e))?, true);
-            let answer = work(&tx);
+            let answer = match lock {
+                Some(key) => tx
+                    .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+                    .map_err(crate::error::Error::from)
+                    .and_then(|_| work(&tx)),
+                None => work(&tx),
+            };
             let again = run < SERIALIZATION_RETRIES;
             match (answer, tx.failure()) {
                 (Ok(value), None) => match tx.into_inner().commit() {

@@ -32,8 +32,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+pub use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Error;
 use crate::store::{self, Tx};

@@ -40,6 +40,15 @@ pub struct TestServer {
     /// `127.0.0.1:0` at first; the bound address after, so a restart keeps
     /// the URL (and with it the audience tokens were minted for).
     listen: String,
+    /// The PostgreSQL database it runs on (`--db URL`); `None`: the SQLite
+    /// file `authmd.db` in `dir`.
+    url: Option<String>,
+}
+
+/// `AUTHMD_TEST_BACKEND=postgres`: every [`TestServer`] runs on a fresh
+/// PostgreSQL database of the fixture's server instead of a SQLite file.
+pub fn postgres_backend() -> bool {
+    std::env::var("AUTHMD_TEST_BACKEND").is_ok_and(|v| v == "postgres")
 }
 
 /// An HTTP answer, read fully.
@@ -83,9 +92,20 @@ impl TestServer {
     /// limits are off, as most tests register more than five times an hour
     /// from one address; [`TestServer::start_rate_limited`] keeps the defaults.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        if postgres_backend() {
+            return TestServer::start_on(&postgres::database(), args, env);
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         authmd::configure(&dir.path().join("authmd.db"), &rate_limits_off()).expect("configure the database");
-        TestServer::start_in(dir, args, env)
+        TestServer::start_in(dir, args, env, None)
+    }
+
+    /// Starts on the PostgreSQL database `url` (rate limits off, as
+    /// [`TestServer::start_with`]), in a temp dir of its own (its outbox):
+    /// several servers on one URL are several nodes on one database.
+    pub fn start_on(url: &str, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        authmd::configure_db(&authmd::DbTarget::parse(url), &rate_limits_off()).expect("configure the database");
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env, Some(url.to_string()))
     }
 
     /// Starts the binary through `launcher` (for example `prlimit --nofile=200:200`).
@@ -98,10 +118,11 @@ impl TestServer {
     }
 
     pub fn start_rate_limited(args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env)
+        let url = postgres_backend().then(postgres::database);
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env, url)
     }
 
-    fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+    fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)], url: Option<String>) -> TestServer {
         let mut server = TestServer {
             dir,
             base: String::new(),
@@ -111,6 +132,7 @@ impl TestServer {
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             launcher: Vec::new(),
             listen: "127.0.0.1:0".into(),
+            url,
         };
         server.boot();
         server
@@ -253,7 +275,16 @@ pub trait Client {
     /// answered (a claim mail is queued in the request's own transaction),
     /// whether or not the sender thread delivered them yet.
     fn queued_mail(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let db = self.db();
+        if let Some(name) = db
+            .to_str()
+            .filter(|d| d.starts_with("postgres://"))
+            .and_then(|d| d.rsplit('/').next())
+        {
+            let out = postgres::server().psql(name, "SELECT recipient FROM outbox ORDER BY id");
+            return out.lines().map(str::to_string).collect();
+        }
+        let conn = rusqlite::Connection::open(&db).unwrap();
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         let mut stmt = conn.prepare("SELECT recipient FROM outbox ORDER BY id").unwrap();
         stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
@@ -372,8 +403,12 @@ impl Client for TestServer {
         self.dir.path().join("authmd-outbox")
     }
 
+    /// The SQLite file, or the PostgreSQL URL (as a path: what `--db` takes).
     fn db(&self) -> PathBuf {
-        self.dir.path().join("authmd.db")
+        match &self.url {
+            Some(url) => PathBuf::from(url),
+            None => self.dir.path().join("authmd.db"),
+        }
     }
 
     fn log(&self) -> String {
@@ -426,7 +461,7 @@ impl InProcess {
         let clock = Arc::new(authmd::time::FixedClock::at(now));
         let ticker = Arc::new(authmd::time::ManualTicker::default());
         let running = authmd::start_server(authmd::ServerOptions {
-            db_path: db,
+            db: db.into(),
             listen: "127.0.0.1:0".into(),
             base_url,
             workers: 4,
