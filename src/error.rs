@@ -115,6 +115,11 @@ pub enum Error {
     /// take writes (its file was deleted or replaced under the server), or
     /// enough requests already wait for a provider's keys being fetched.
     Unavailable(String),
+    /// 503 `temporarily_unavailable` (RFC 6749 4.1.2.1's code), with
+    /// `Retry-After`: the database cannot answer now (PostgreSQL unreachable,
+    /// restarting, paused, out of connections or past a timeout; a SQLite
+    /// file deleted under the server). The detail is logged, never sent.
+    DatabaseUnavailable(String),
     /// 500 `server_error`: a bug or a broken database. The detail is logged
     /// with the request id and never sent.
     Internal(String),
@@ -222,6 +227,9 @@ impl fmt::Display for Error {
             }),
             // Which file and what happened stays in the log.
             Error::Unavailable(_) => f.write_str("the service cannot answer this right now; retry in a moment"),
+            Error::DatabaseUnavailable(_) => {
+                f.write_str("the database cannot answer right now; retry after the seconds in Retry-After")
+            }
             // The detail stays in the log; the wire gets only the request id.
             Error::Internal(_) => f.write_str("internal error"),
         }
@@ -229,12 +237,12 @@ impl fmt::Display for Error {
 }
 
 /// The one place a store error becomes an answer: unavailable is a 503
-/// with `Retry-After`, anything else an internal error whose detail stays
+/// `temporarily_unavailable` with `Retry-After`, anything else an internal error whose detail stays
 /// in the log.
 impl From<crate::store::Error> for Error {
     fn from(err: crate::store::Error) -> Error {
         match err {
-            crate::store::Error::Unavailable(why) => Error::Unavailable(why),
+            crate::store::Error::Unavailable(why) => Error::DatabaseUnavailable(why),
             crate::store::Error::Failed(why) => Error::Internal(format!("database: {why}")),
         }
     }
@@ -361,6 +369,7 @@ pub(crate) mod examples {
             Error::Edge(Edge::ExpectationFailed) => Error::Edge(Edge::ExpectationFailed),
             Error::Edge(Edge::HeadersTooLarge(_)) => Error::Edge(Edge::HeadersTooLarge("")),
             Error::Unavailable(_) => Error::Unavailable(String::new()),
+            Error::DatabaseUnavailable(_) => Error::DatabaseUnavailable(String::new()),
             Error::Internal(_) => Error::Internal(String::new()),
         ];
         all.extend(every_rejection().into_iter().map(Error::Assertion));

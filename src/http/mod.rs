@@ -159,7 +159,7 @@ fn refusal(response: Response, err: &Error, code: &str) -> Response {
         Error::RateLimited { retry_after_secs, .. } => {
             response = response.with_header("Retry-After", retry_after_secs.to_string())
         }
-        Error::Unavailable(_) => response = response.with_header("Retry-After", "1"),
+        Error::Unavailable(_) | Error::DatabaseUnavailable(_) => response = response.with_header("Retry-After", "1"),
         _ => {}
     }
     response.reason = match err {
@@ -168,7 +168,8 @@ fn refusal(response: Response, err: &Error, code: &str) -> Response {
         | Error::UpstreamUnavailable(detail)
         | Error::KeysUnavailable(detail)
         | Error::ClientIdUnverifiable(detail)
-        | Error::Unavailable(detail) => Some(format!("{code}: {detail}")),
+        | Error::Unavailable(detail)
+        | Error::DatabaseUnavailable(detail) => Some(format!("{code}: {detail}")),
         // Messages name fields and rules, never secrets: the precise reason
         // (which JWS rule failed, say) is kept in the log.
         _ if response.status >= 400 => Some(format!("{code}: {err}")),

@@ -529,7 +529,7 @@ fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Re
             .fatal()
             .filter(|_| request.path != crate::site::Endpoint::Healthz.path())
         {
-            return error_response(&Error::Unavailable(why), &config, &request.id);
+            return error_response(&Error::DatabaseUnavailable(why), &config, &request.id);
         }
         let answer = reader.with(|conn| {
             if request.body == Body::Unread {

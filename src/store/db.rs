@@ -224,14 +224,17 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// Runs `read` on the connection; `Err` when none could be had (the
-    /// database unreachable, every reading connection in use).
+    /// Runs `read` on the connection; `Err` when none could be had (a
+    /// SQLite connection never fails here). On PostgreSQL the connection is
+    /// taken at `read`'s first statement, so a read that needs none
+    /// (`/healthz`) works with the database unreachable, and one that does
+    /// fails there as `Unavailable`, answered in its route's own envelope.
     pub fn with<T>(&mut self, read: impl FnOnce(&dyn Tx) -> T) -> Result<T, StoreError> {
         match self {
             Reader::Sqlite(conn) => Ok(read(&*conn)),
             #[cfg(feature = "postgres")]
             Reader::Postgres(pool) => {
-                let conn = postgres::PgTx::reading(pool)?;
+                let conn = postgres::PgTx::reading_lazily(pool);
                 Ok(read(&conn))
             }
         }

@@ -377,7 +377,7 @@ fn a_deleted_database_stops_writes_and_the_server() {
         "a write into the deleted file was acknowledged: {}",
         reply.body
     );
-    assert_eq!(reply.json()["error"], "service_unavailable");
+    assert_eq!(reply.json()["error"], "temporarily_unavailable");
     let ready = server.get("/readyz");
     assert_eq!(ready.status, 503, "{}", ready.body);
     let (status, _) = server.stop_after_signal();

@@ -23,6 +23,8 @@ mod mail;
 mod malformed;
 mod operations;
 #[cfg(feature = "postgres")]
+mod pg_faults;
+#[cfg(feature = "postgres")]
 mod serve_postgres;
 mod signin;
 #[cfg(feature = "postgres")]

@@ -31,7 +31,7 @@ pub fn agent_auth_members(config: &Config, agent_auth: &mut Map<String, Value>) 
 pub const CREDENTIAL_TYPES: [&str; 2] = ["access_token", "api_key"];
 
 /// The error codes an agent may meet, for the table in `/auth.md`.
-const ERRORS: &[(&str, &str, &str)] = &[
+pub(crate) const ERRORS: &[(&str, &str, &str)] = &[
     (
         "400",
         "invalid_request",
@@ -72,6 +72,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("413", "request_too_large", "the body is over the size limit"),
     ("415", "unsupported_media_type", "send Content-Type: application/json"),
     ("429", "rate_limited", "wait the number of seconds in Retry-After"),
+    (
+        "503",
+        "temporarily_unavailable",
+        "the database is briefly unreachable: wait the seconds in Retry-After, then retry",
+    ),
     ("5xx", "server_error", "retry later with backoff"),
 ];
 

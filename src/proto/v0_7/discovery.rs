@@ -27,7 +27,7 @@ pub fn agent_auth_members(config: &Config, agent_auth: &mut Map<String, Value>) 
 }
 
 /// The error codes a v0.7 agent may meet, for the table in `/auth.md`.
-const ERRORS: &[(&str, &str, &str)] = &[
+pub(crate) const ERRORS: &[(&str, &str, &str)] = &[
     (
         "400",
         "invalid_request",
@@ -82,6 +82,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "on the API: exchange your assertion again, or start over",
     ),
     ("429", "rate_limited", "wait the number of seconds in Retry-After"),
+    (
+        "503",
+        "temporarily_unavailable",
+        "the database is briefly unreachable: wait the seconds in Retry-After, then retry",
+    ),
 ];
 
 /// The steps of `/auth.md` for the current generation (SPEC-v0.7 2.5):

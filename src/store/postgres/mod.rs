@@ -228,6 +228,10 @@ enum Inner<'c> {
     /// A pooled connection outside any transaction: every statement commits
     /// on its own, and the connection goes back to its pool on drop.
     Autocommit(Conn),
+    /// [`Inner::Autocommit`] once a statement needs it: a request that
+    /// reads nothing (`/healthz`) takes no connection, and one that cannot
+    /// get a connection fails at its first statement, in its own envelope.
+    Pending(Pool),
 }
 
 /// How a statement inside a [`PgTx`] failed.
@@ -250,6 +254,16 @@ impl PgTx<'static> {
             failed: Cell::new(None),
         })
     }
+
+    /// [`PgTx::reading`], taking the connection at the first statement
+    /// (each statement fails `Unavailable` while none can be had).
+    pub fn reading_lazily(pool: &Pool) -> PgTx<'static> {
+        PgTx {
+            tx: RefCell::new(Inner::Pending(pool.clone())),
+            writing: false,
+            failed: Cell::new(None),
+        }
+    }
 }
 
 impl<'c> PgTx<'c> {
@@ -268,7 +282,9 @@ impl<'c> PgTx<'c> {
     pub(crate) fn into_inner(self) -> Transaction<'c> {
         match self.tx.into_inner() {
             Inner::Transaction(tx) => tx,
-            Inner::Autocommit(_) => unreachable!("only a PgTx made by PgTx::new holds a transaction"),
+            Inner::Autocommit(_) | Inner::Pending(_) => {
+                unreachable!("only a PgTx made by PgTx::new holds a transaction")
+            }
         }
     }
 
@@ -289,10 +305,20 @@ impl<'c> PgTx<'c> {
         error(&err)
     }
 
+    /// The cell's contents, a pending connection taken from its pool.
+    fn inner(&self) -> store::Result<std::cell::RefMut<'_, Inner<'c>>> {
+        let mut inner = self.tx.borrow_mut();
+        if let Inner::Pending(pool) = &*inner {
+            *inner = Inner::Autocommit(pool.get()?);
+        }
+        Ok(inner)
+    }
+
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
-        let rows = match &mut *self.tx.borrow_mut() {
+        let rows = match &mut *self.inner()? {
             Inner::Transaction(tx) => tx.query(sql, params),
             Inner::Autocommit(conn) => conn.query(sql, params),
+            Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         rows.map_err(|e| self.noted(e))
     }
@@ -309,9 +335,10 @@ impl<'c> PgTx<'c> {
     }
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
-        let changed = match &mut *self.tx.borrow_mut() {
+        let changed = match &mut *self.inner()? {
             Inner::Transaction(tx) => tx.execute(sql, params),
             Inner::Autocommit(conn) => conn.execute(sql, params),
+            Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         let changed = changed.map_err(|e| self.noted(e))?;
         Ok(changed as usize)

@@ -202,9 +202,36 @@ impl Pool {
         mut work: impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
     ) -> Result<T, crate::error::Error> {
         let mut conn = self.get()?;
+        match self.write_on(&mut conn, lock, &mut work)? {
+            Some(value) => Ok(value),
+            // An idle connection the server cut (a restart, a failover, an
+            // operator): nothing ran on it, so once more on a new one.
+            None => {
+                drop(conn);
+                let mut conn = self.get()?;
+                self.write_on(&mut conn, lock, &mut work)?.ok_or_else(|| {
+                    Error::Unavailable(format!("{}: the connection was cut twice", self.0.target)).into()
+                })
+            }
+        }
+    }
+
+    /// [`Pool::write_under`] on `conn`; `None` when `conn` turned out cut
+    /// before the transaction began.
+    fn write_on<T>(
+        &self,
+        conn: &mut Conn,
+        lock: Option<i64>,
+        work: &mut impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
+    ) -> Result<Option<T>, crate::error::Error> {
         let mut run = 1;
         loop {
-            let tx = PgTx::new(conn.transaction().map_err(|e| super::error(&e))?, true);
+            let tx = match conn.transaction() {
+                Ok(tx) => tx,
+                Err(e) if run == 1 && matches!(super::error(&e), Error::Unavailable(_)) => return Ok(None),
+                Err(e) => return Err(super::error(&e).into()),
+            };
+            let tx = PgTx::new(tx, true);
             let answer = match lock {
                 Some(key) => tx
                     .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
@@ -215,7 +242,7 @@ impl Pool {
             let again = run < SERIALIZATION_RETRIES;
             match (answer, tx.failure()) {
                 (Ok(value), None) => match tx.into_inner().commit() {
-                    Ok(()) => return Ok(value),
+                    Ok(()) => return Ok(Some(value)),
                     Err(e) if super::retryable(&e) && again => {}
                     Err(e) => return Err(super::error(&e).into()),
                 },
@@ -352,8 +379,20 @@ impl Drop for Conn {
         let Some(client) = self.client.take() else { return };
         let shared = &self.pool.0;
         if client.is_closed() {
+            // A broken connection is never handed out again, and neither
+            // are the idle ones made before it broke: a restarted or
+            // failed-over server has cut them all, and each would fail a
+            // request of its own. New ones are made as requests need them.
             drop(client);
+            let stale = {
+                let mut state = shared.lock();
+                let stale = std::mem::take(&mut state.idle);
+                state.open -= stale.len();
+                stale
+            };
+            drop(stale);
             shared.release();
+            shared.freed.notify_all();
         } else {
             shared.lock().idle.push(client);
             shared.freed.notify_one();

@@ -21,6 +21,7 @@
 //! initdb and postgres refuse to run as root: as root, both run as the
 //! system user `authmd-pg` (created here if missing), which owns the temp dir.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -277,5 +278,162 @@ extern "C" fn stop_at_exit() {
             libc::kill(pid, libc::SIGTERM);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
+    }
+}
+
+/// A PostgreSQL server of one test's own, for the fault tests: it can be
+/// stopped, paused (`SIGSTOP`, every process of it), resumed and started
+/// again on the same port and data dir, leaving the process's shared
+/// [`server`] alone. Dropping it stops it (immediate shutdown) and removes
+/// its dir; were the test process killed instead, the postmaster gets
+/// `SIGKILL` (`setpriv --pdeathsig`) and its backends exit after it.
+pub struct Private {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
+    postmaster: Option<std::process::Child>,
+}
+
+impl Private {
+    /// initdb in a temp dir of its own, then [`Private::start`].
+    pub fn new() -> Private {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("authmd-pg-private-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let as_root = is_root();
+        if as_root {
+            let (uid, gid) = server_user();
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the server's temp dir");
+        }
+        let initdb = unprivileged(as_root, &bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
+            .current_dir(&dir)
+            .output()
+            .expect("initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let mut server = Private {
+            port: free_port(),
+            dir,
+            bin,
+            as_root,
+            postmaster: None,
+        };
+        server.start();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server (again) on its port and data dir, and waits until
+    /// it accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.postmaster.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .expect("server log");
+        let mut command = Command::new("setpriv");
+        command.args(["--pdeathsig", "KILL"]);
+        if self.as_root {
+            command.args(["--reuid", SERVER_USER, "--regid", SERVER_USER, "--clear-groups"]);
+        }
+        let child = command
+            .arg("--")
+            .arg(self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
+            .current_dir(&self.dir)
+            // Its own process group, so a pause reaches every backend.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start postgres");
+        self.postmaster = Some(child);
+        let deadline = Instant::now() + START_LIMIT;
+        while !self.accepts() {
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start within {START_LIMIT:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (immediate shutdown: every connection is cut) and
+    /// waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.postmaster.take() {
+            self.signal_group(libc::SIGCONT);
+            // SAFETY: `kill` on the pid of this process's own unreaped child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+            child.wait().expect("wait for postgres");
+        }
+    }
+
+    /// Pauses every process of the server: connections stay open, nothing
+    /// answers on them, new ones are accepted by the kernel and then hang.
+    pub fn pause(&self) {
+        self.signal_group(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal_group(libc::SIGCONT);
+    }
+
+    /// Cuts every client connection (`pg_terminate_backend`), the server
+    /// staying up.
+    pub fn cut_connections(&self) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c"])
+            .arg("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn signal_group(&self, signal: i32) {
+        if let Some(child) = &self.postmaster {
+            // SAFETY: the process group this struct's child leads.
+            unsafe { libc::killpg(child.id() as i32, signal) };
+        }
+    }
+
+    fn accepts(&self) -> bool {
+        Command::new(self.bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string()])
+            .status()
+            .expect("pg_isready")
+            .success()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
