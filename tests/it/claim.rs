@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::{Client, InProcess, Mail, Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -399,14 +400,18 @@ fn this_wasnt_me_cancels_after_confirmation() {
 
 /// The claim attempts of a registration in the database: (status, whether a code is stored).
 fn attempt_rows(server: &TestServer, registration_id: &str) -> Vec<(String, bool)> {
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT status, otp_mac IS NOT NULL FROM claim_attempts WHERE registration_id = ?1 ORDER BY rowid")
-        .unwrap();
-    stmt.query_map([registration_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    let sql = format!(
+        "SELECT status, otp_mac IS NOT NULL AS coded FROM claim_attempts WHERE registration_id = '{registration_id}'
+         ORDER BY created_ms, id"
+    );
+    common::rows(server, &sql)
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["coded"] == true || r["coded"] == 1,
+            )
+        })
         .collect()
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::ceremony::{claimed_by, exchange, refresh};
+use crate::common;
 use crate::common::{Client, Reply, TestServer, identity_assertion};
 use crate::signin::sign_in;
 use authmd_dev::{Alg, JwksServer, SigningKey};
@@ -40,6 +41,11 @@ fn now_secs() -> i64 {
 
 #[test]
 fn acknowledged_registrations_survive_sigkill() {
+    if common::sqlite_only(
+        "the SQLite file's integrity after a kill mid-write (on PostgreSQL the database server keeps what was committed)",
+    ) {
+        return;
+    }
     let mut server = TestServer::start();
     let provider = JwksServer::start("127.0.0.1:0").unwrap();
     let key = SigningKey::generate(Alg::Es256, "k");
@@ -215,6 +221,11 @@ fn v0_7_load(
 /// spent before the kill is refused and is a reuse, which ends the family.
 #[test]
 fn acknowledged_v0_7_flows_survive_sigkill() {
+    if common::sqlite_only(
+        "the SQLite file's integrity after a kill mid-write (on PostgreSQL the database server keeps what was committed)",
+    ) {
+        return;
+    }
     const ACKNOWLEDGED: usize = 120;
     let mut server = TestServer::start();
     let provider = JwksServer::start("127.0.0.1:0").unwrap();
@@ -334,6 +345,11 @@ fn acknowledged_v0_7_flows_survive_sigkill() {
 /// times); every registration answered before any kill still works.
 #[test]
 fn acknowledged_registrations_survive_kills_at_many_points() {
+    if common::sqlite_only(
+        "the SQLite file's integrity after a kill mid-write (on PostgreSQL the database server keeps what was committed)",
+    ) {
+        return;
+    }
     let mut server = TestServer::start();
     let mut acknowledged: Vec<String> = Vec::new();
     for kill_after in [40, 400, 900, 1600, 2700, 4400] {
@@ -384,6 +400,9 @@ fn acknowledged_registrations_survive_kills_at_many_points() {
 /// then sends the answer. Traced with strace (`scripts/test` installs it).
 #[test]
 fn an_answer_leaves_only_after_its_writes_are_synced() {
+    if common::sqlite_only("traces the SQLite writer's sync of the WAL") {
+        return;
+    }
     let server = TestServer::start();
     let trace = server.dir.path().join("trace");
     let mut strace = Command::new("strace")

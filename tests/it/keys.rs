@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::common;
 use crate::common::{Client, TestServer};
 
 fn kids(server: &TestServer) -> Vec<String> {
@@ -28,9 +29,16 @@ fn kids(server: &TestServer) -> Vec<String> {
 
 /// The private keys as the database holds them, in every form a leak could take.
 fn private_forms(server: &TestServer) -> Vec<String> {
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    let mut stmt = conn.prepare("SELECT pkcs8 FROM signing_keys").unwrap();
-    let keys: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let keys: Vec<Vec<u8>> = common::rows(server, "SELECT pkcs8 FROM signing_keys")
+        .iter()
+        .map(|r| {
+            let hex = r["pkcs8"].as_str().unwrap();
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
     keys.iter()
         .flat_map(|k| {
             use base64::Engine;

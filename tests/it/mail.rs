@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common;
 use crate::common::smtp::{SmtpSink, free_port};
 use crate::common::{Client, TestServer, cli, parse_mail};
 use serde_json::json;
@@ -15,13 +16,15 @@ fn register_email(server: &TestServer, email: &str) -> serde_json::Value {
 }
 
 fn outbox_rows(server: &TestServer) -> Vec<(String, Option<String>, i64)> {
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT status, body_text, attempts FROM outbox ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    common::rows(server, "SELECT status, body_text, attempts FROM outbox ORDER BY id")
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["body_text"].as_str().map(str::to_string),
+                r["attempts"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -218,6 +221,9 @@ fn a_delivered_claim_link_leaves_no_trace_in_the_database_file() {
     let token = server.wait_for_mail(1)[0].token();
     assert!(server.eventually(Duration::from_secs(5), || outbox_rows(&server)
         == vec![("sent".to_string(), None, 1)]));
+    if common::sqlite_only("the file and its WAL are searched for the link") {
+        return;
+    }
     let conn = rusqlite::Connection::open(server.db()).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     assert!(

@@ -6,6 +6,7 @@
 //! `return_to` values too, and each answer is checked against its surface's
 //! envelope (SPEC-v0.7 3).
 
+use crate::common;
 use crate::common::{Client, TestServer};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
@@ -766,9 +767,11 @@ fn generated_malformed_v0_7_requests_get_their_surfaces_envelope() {
 
     assert!(!server.stderr().contains("panic"), "a handler panicked");
     assert_eq!(server.get("/healthz").status, 200);
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(integrity, "ok");
+    if !common::postgres_backend() {
+        let conn = rusqlite::Connection::open(server.db()).unwrap();
+        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(integrity, "ok");
+    }
 
     // What was stored before works as before.
     let sentinel_assertion = sentinel["identity"]["assertion"].as_str().unwrap();

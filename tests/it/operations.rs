@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common;
 use crate::common::{BIN, Client, InProcess, TestServer};
 use authmd_dev::{Alg, JwksServer, SigningKey};
 use serde_json::{Value, json};
@@ -96,9 +97,8 @@ fn the_claim_endpoints_are_limited_too() {
 }
 
 fn outbox_count(server: &TestServer) -> i64 {
-    rusqlite::Connection::open(server.db())
-        .unwrap()
-        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+    common::rows(server, "SELECT count(*) AS n FROM outbox")[0]["n"]
+        .as_i64()
         .unwrap()
 }
 

@@ -10,8 +10,10 @@ use std::time::Duration;
 use authmd::internals::hash;
 use authmd::internals::model::{CredentialType, Generation, RegistrationKind, Status};
 use authmd::internals::store::attempts::NewAttempt;
+use authmd::internals::store::delegations::{Delegation, PendingLink};
 use authmd::internals::store::outbox::NewMessage;
 use authmd::internals::store::postgres::{self as pg, Pool};
+use authmd::internals::store::users::User;
 use authmd::internals::store::{NewRegistration, Tx};
 use authmd::time::UnixMs;
 
@@ -206,4 +208,137 @@ fn two_senders_take_each_message_once() {
     assert_eq!(distinct.len(), MESSAGES);
     assert!(taken.iter().all(|t| !t.is_empty()), "both senders took some");
     assert_eq!(nodes.1.read(|tx| Ok(tx.pending_mail_count()?)).unwrap(), 0);
+}
+
+/// What core's ID-JAG write does for a delegation (`core::register`): reads
+/// the delegations of `(iss, sub)` and, finding none of its generation,
+/// matches or provisions the user by email and makes a registration and its
+/// delegation; answers the registration it made, if any.
+fn delegated(tx: &dyn Tx, sub: &str, email: &str, id: &str) -> Result<Option<String>, authmd::Error> {
+    let found = tx.delegations("https://p", sub)?;
+    if found.iter().any(|d| d.generation == Generation::V0_7) {
+        return Ok(None);
+    }
+    // Matching and provisioning take a moment: long enough for the other
+    // node to read too.
+    std::thread::sleep(Duration::from_millis(5));
+    let user_id = match found.first() {
+        Some(d) => d.user_id.clone(),
+        None => provisioned(tx, email, &format!("usr_{id}"))?,
+    };
+    registration(tx, id)?;
+    tx.put_delegation(
+        &Delegation {
+            iss: "https://p".into(),
+            sub: sub.into(),
+            generation: Generation::V0_7,
+            user_id,
+            registration_id: id.into(),
+        },
+        at(0),
+    )?;
+    Ok(Some(id.to_string()))
+}
+
+/// What core's `users::match_user` does: the user of `email`, or a new one.
+fn provisioned(tx: &dyn Tx, email: &str, id: &str) -> Result<String, authmd::Error> {
+    if let Some(user) = tx.user_by_email(email)? {
+        return Ok(user.id);
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    tx.insert_user(&User {
+        id: id.into(),
+        email: Some(email.into()),
+        phone_number: None,
+        name: None,
+        created_ms: at(0),
+    })?;
+    Ok(id.to_string())
+}
+
+/// SPEC-v0.7 4.3: ID-JAGs of one `(iss, sub)` at two nodes at once make one
+/// registration of the delegation (issue 14: the delegation lookup in a
+/// write waits for the other node's; without it every node found none).
+#[test]
+fn one_new_delegation_at_two_nodes_makes_one_registration() {
+    let nodes = two_nodes();
+    for round in 0..10 {
+        let made = race(&nodes, 6, move |pool, i| {
+            let (sub, email, id) = (
+                format!("sub-{round}"),
+                format!("u{round}@example.com"),
+                format!("reg_{round}_{i}"),
+            );
+            pool.write(|tx| delegated(tx, &sub, &email, &id))
+        });
+        let made: Vec<String> = made
+            .into_iter()
+            .filter_map(|m| m.unwrap_or_else(|e| panic!("round {round}: {e}")))
+            .collect();
+        assert_eq!(made.len(), 1, "round {round}: {made:?}");
+        let sub = format!("sub-{round}");
+        let delegations = nodes.1.read(|tx| Ok(tx.delegations("https://p", &sub)?)).unwrap();
+        assert_eq!(delegations.len(), 1);
+        assert_eq!(delegations[0].registration_id, made[0]);
+    }
+}
+
+/// SPEC.md 4.4: two first registrations of one new address at once (two
+/// delegations) make one user, and both are bound to it (the lookup by
+/// email in a write waits for the other node's; without it the second
+/// insert broke the unique index, a 500).
+#[test]
+fn one_new_address_at_two_nodes_makes_one_user() {
+    let nodes = two_nodes();
+    for round in 0..10 {
+        let users = race(&nodes, 6, move |pool, i| {
+            let (sub, id) = (format!("sub-{round}-{i}"), format!("reg_{round}_{i}"));
+            let email = format!("New{round}@Example.com");
+            pool.write(|tx| {
+                delegated(tx, &sub, &email, &id)?;
+                Ok(tx.delegations("https://p", &sub)?[0].user_id.clone())
+            })
+        });
+        let users: BTreeSet<String> = users
+            .into_iter()
+            .map(|u| u.unwrap_or_else(|e| panic!("round {round}: {e}")))
+            .collect();
+        assert_eq!(users.len(), 1, "round {round}: {users:?}");
+    }
+}
+
+/// SPEC-v0.7 4.3: ID-JAGs of one `(iss, sub)` whose address is already an
+/// account, at two nodes at once: one pending link, one registration for it.
+#[test]
+fn one_first_link_at_two_nodes_makes_one_pending_registration() {
+    let nodes = two_nodes();
+    nodes
+        .0
+        .write(|tx| provisioned(tx, "known@example.com", "usr_known"))
+        .unwrap();
+    for round in 0..10 {
+        let made = race(&nodes, 6, move |pool, i| {
+            let (sub, id) = (format!("sub-{round}"), format!("reg_{round}_{i}"));
+            pool.write(|tx| {
+                if !tx.delegations("https://p", &sub)?.is_empty() || tx.pending_link("https://p", &sub)?.is_some() {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                registration(tx, &id)?;
+                let link = PendingLink {
+                    registration_id: id.clone(),
+                    iss: "https://p".into(),
+                    sub: sub.clone(),
+                    user_id: "usr_known".into(),
+                };
+                tx.put_pending_link(&link, at(0))?;
+                Ok(Some(id.clone()))
+            })
+        });
+        let made: Vec<String> = made
+            .into_iter()
+            .filter_map(|m| m.unwrap_or_else(|e| panic!("round {round}: {e}")))
+            .collect();
+        assert_eq!(made.len(), 1, "round {round}: {made:?}");
+    }
 }

@@ -71,9 +71,16 @@ impl Attempts for PgTx<'_> {
         .transpose()
     }
 
+    /// In a write, locks the row until the transaction ends: core reads the
+    /// code, checks a guess against it, then counts a failure. On SQLite the
+    /// one writer keeps the next guess's read after that count; here a guess
+    /// that read the code just before the count that burned it would still
+    /// answer `otp_invalid` (one too many). With the lock, it waits here and
+    /// reads the code burned.
     fn open_attempt_of(&self, registration_id: &str) -> Result<Option<Attempt>> {
+        let lock = if self.writing() { " FOR UPDATE" } else { "" };
         self.first(
-            &format!("SELECT {COLUMNS} FROM claim_attempts WHERE registration_id = $1 AND status = 'open'"),
+            &format!("SELECT {COLUMNS} FROM claim_attempts WHERE registration_id = $1 AND status = 'open'{lock}"),
             &[&registration_id],
         )?
         .map(|r| from_row(&r))

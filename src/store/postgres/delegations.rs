@@ -4,7 +4,7 @@
 
 use postgres::Row;
 
-use super::{Columns, PgTx, registrations};
+use super::{Columns, LockClass, PgTx, registrations};
 use crate::model::Generation;
 use crate::store::Result;
 use crate::store::delegations::*;
@@ -30,8 +30,23 @@ fn pending(row: &Row) -> Result<PendingLink> {
     })
 }
 
+/// The advisory lock key of a delegation `(iss, sub)`: a unit separator
+/// between them (neither an issuer URL nor a `sub` holds one in practice,
+/// and a clash only makes two delegations wait for each other).
+fn key(iss: &str, sub: &str) -> String {
+    format!("{iss}\u{1f}{sub}")
+}
+
 impl Delegations for PgTx<'_> {
+    /// In a write, first locks `(iss, sub)` until the transaction ends:
+    /// core reads the delegations first and decides from them what to make
+    /// (a registration per generation, a user, a pending link). On SQLite
+    /// the one writer keeps a second request's read after the first's
+    /// commit; here two requests under READ COMMITTED would both find none
+    /// and both make one. With the lock, the second waits here, and its
+    /// statements after the lock see what the first committed.
     fn delegations(&self, iss: &str, sub: &str) -> Result<Vec<Delegation>> {
+        self.lock_key(LockClass::Delegation, &key(iss, sub))?;
         self.query(
             "SELECT iss, sub, generation, user_id, registration_id FROM delegations
              WHERE iss = $1 AND sub = $2 AND ended_ms IS NULL ORDER BY generation COLLATE \"C\"",
@@ -115,7 +130,9 @@ impl Delegations for PgTx<'_> {
             .is_some())
     }
 
+    /// Locks `(iss, sub)` in a write, as [`Delegations::delegations`].
     fn pending_link(&self, iss: &str, sub: &str) -> Result<Option<PendingLink>> {
+        self.lock_key(LockClass::Delegation, &key(iss, sub))?;
         self.first(
             "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE iss = $1 AND sub = $2",
             &[&iss, &sub],

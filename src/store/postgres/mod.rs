@@ -15,6 +15,12 @@
 //! writer is carried by one statement (a unique constraint with
 //! `ON CONFLICT`, an `UPDATE ... WHERE <the check> RETURNING`, a row lock);
 //! each table's file says, beside the statement, what makes it safe.
+//! Where core's rule is a read that decides an insert across tables (no
+//! delegation of `(iss, sub)` yet: match or provision a user, make a
+//! registration; no user of this address yet: make one), the read itself
+//! takes a transaction-scoped advisory lock on what it looks up
+//! ([`PgTx::lock_key`]), so a second writer of the same key waits at the
+//! read until the first commits, and then sees its rows.
 //!
 //! TLS: `sslmode=require` connects over rustls (the ring provider, the
 //! webpki-roots CA set, the host name checked); any other mode connects
@@ -234,6 +240,17 @@ enum Inner<'c> {
     Pending(Pool),
 }
 
+/// What a [`PgTx::lock_key`] key names: the first of the two keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LockClass {
+    /// A delegation `(iss, sub)`: its registrations, pending link and user.
+    Delegation = 1,
+    /// A user's (lower-cased) email address.
+    UserEmail = 2,
+    /// A user's phone number.
+    UserPhone = 3,
+}
+
 /// How a statement inside a [`PgTx`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -312,6 +329,21 @@ impl<'c> PgTx<'c> {
             *inner = Inner::Autocommit(pool.get()?);
         }
         Ok(inner)
+    }
+
+    /// In a write transaction, waits for and takes the transaction-scoped
+    /// advisory lock of `key` within `class` (the two-key space, apart from
+    /// the one-key locks of [`SCHEMA_LOCK`] and `Writer::write_alone`); in a
+    /// read, does nothing. Two keys with the same hash only wait for each
+    /// other needlessly.
+    pub(crate) fn lock_key(&self, class: LockClass, key: &str) -> store::Result<()> {
+        if self.writing {
+            self.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&(class as i32), &key],
+            )?;
+        }
+        Ok(())
     }
 
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {

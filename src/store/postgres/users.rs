@@ -1,10 +1,15 @@
 //! The `users` table: people who own registrations. Emails are stored
 //! lower-cased and compared that way (SPEC.md 4.4); the unique indexes on
-//! email and phone keep one user per address across nodes.
+//! email and phone keep one user per address across nodes, and a lookup by
+//! either in a write locks the address until the transaction ends: core
+//! makes a user when the lookup finds none (just-in-time provisioning, a
+//! confirmed claim, a sign-in), so two first registrations of one new
+//! address at once must not both find none. The second waits at the
+//! lookup and then finds the first's user.
 
 use postgres::Row;
 
-use super::{Columns, PgTx};
+use super::{Columns, LockClass, PgTx};
 use crate::store::Result;
 use crate::store::users::*;
 
@@ -42,15 +47,15 @@ impl Users for PgTx<'_> {
     }
 
     fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        self.first(
-            &format!("SELECT {COLUMNS} FROM users WHERE email = $1"),
-            &[&email.to_lowercase()],
-        )?
-        .map(|r| from_row(&r))
-        .transpose()
+        let email = email.to_lowercase();
+        self.lock_key(LockClass::UserEmail, &email)?;
+        self.first(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"), &[&email])?
+            .map(|r| from_row(&r))
+            .transpose()
     }
 
     fn user_by_phone(&self, phone_number: &str) -> Result<Option<User>> {
+        self.lock_key(LockClass::UserPhone, phone_number)?;
         self.first(
             &format!("SELECT {COLUMNS} FROM users WHERE phone_number = $1"),
             &[&phone_number],

@@ -715,3 +715,93 @@ fn decode_qp(text: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+/// Whether the test is about the SQLite file itself (its bytes, its WAL,
+/// the file gone, its lock): under `AUTHMD_TEST_BACKEND=postgres` it is
+/// skipped, saying so in one line, and this answers true.
+pub fn sqlite_only(why: &str) -> bool {
+    let skipped = postgres_backend();
+    if skipped {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    skipped
+}
+
+/// The rows a read-only `sql` (written to run on both SQLite and
+/// PostgreSQL) finds in the server's database, on either backend: each row
+/// a JSON object by column name, a blob as lower-case hex.
+pub fn rows(server: &impl Client, sql: &str) -> Vec<Value> {
+    let db = server.db();
+    if postgres_backend() {
+        let mut conn = pg_conn(&db);
+        let wrapped = format!("SELECT coalesce(json_agg(q), '[]')::text FROM ({sql}) q");
+        let text: String = conn.query_one(wrapped.as_str(), &[]).unwrap().get(0);
+        let Value::Array(rows) = serde_json::from_str(&text).unwrap() else {
+            unreachable!()
+        };
+        // json_agg writes a bytea as "\x<hex>".
+        return rows
+            .into_iter()
+            .map(|mut row| {
+                for value in row.as_object_mut().unwrap().values_mut() {
+                    if let Some(hex) = value.as_str().and_then(|s| s.strip_prefix("\\x")) {
+                        *value = Value::String(hex.to_string());
+                    }
+                }
+                row
+            })
+            .collect();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let names: Vec<String> = stmt.column_names().map(|n| n.to_string()).collect();
+    stmt.query_map([], |r| {
+        let mut row = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            use rusqlite::types::ValueRef;
+            let value = match r.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::from(n),
+                ValueRef::Real(x) => Value::from(x),
+                ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+            };
+            row.insert(name.clone(), value);
+        }
+        Ok(Value::Object(row))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Runs a statement that changes rows (written to run on both backends;
+/// [`blob`] spells a blob literal) in the server's database.
+pub fn execute(server: &impl Client, sql: &str) {
+    let db = server.db();
+    if postgres_backend() {
+        pg_conn(&db).batch_execute(sql).unwrap();
+    } else {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+}
+
+/// A blob literal in the backend's SQL.
+pub fn blob(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if postgres_backend() {
+        format!("'\\x{hex}'::bytea")
+    } else {
+        format!("X'{hex}'")
+    }
+}
+
+/// A connection of its own to the server's PostgreSQL database (its
+/// `--db`, which [`Client::db`] answers as the URL).
+fn pg_conn(db: &Path) -> authmd::internals::store::postgres::Conn {
+    let pool = authmd::internals::store::postgres::open(db.to_str().unwrap()).unwrap();
+    pool.get().unwrap()
+}
