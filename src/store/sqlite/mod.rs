@@ -194,6 +194,12 @@ fn steps() -> Vec<(u32, &'static str)> {
     steps
 }
 
+/// The last step of `schema.sql`: the `user_version` of a database opened
+/// (and so migrated) by this authmd.
+pub fn latest_step() -> u32 {
+    steps().last().map_or(0, |s| s.0)
+}
+
 /// Applies the steps of `schema.sql` above the database's `user_version`, all
 /// in one transaction: a failing step leaves the file as it was.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
