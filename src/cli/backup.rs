@@ -1,5 +1,5 @@
 //! `authmd backup PATH [--force]`: a consistent online copy of the SQLite
-//! database (`store::backup`), safe while a server writes to it. On
+//! database (`store::sqlite::backup`), safe while a server writes to it. On
 //! PostgreSQL this is `pg_dump`'s job.
 
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use lexopt::prelude::*;
 
 use super::progress::Line;
 use super::{CliError, Command, Context, print};
-use crate::store::{Target, backup};
+use crate::store::Target;
+use crate::store::sqlite::backup;
 
 pub const COMMAND: Command = Command {
     name: "backup",

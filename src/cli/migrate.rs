@@ -1,5 +1,5 @@
 //! `authmd migrate --from PATH --to postgres://...`: a SQLite deployment
-//! copied into an empty PostgreSQL database (`store::migrate`), with a
+//! copied into an empty PostgreSQL database (`store::sqlite::migrate`), with a
 //! progress line per table and the row counts checked at the end.
 
 use std::path::PathBuf;
@@ -78,7 +78,7 @@ fn copy(_: &std::path::Path, _: &str, _: bool) -> Result<(), CliError> {
 #[cfg(feature = "postgres")]
 fn copy(from: &std::path::Path, url: &str, as_json: bool) -> Result<(), CliError> {
     use super::progress::Line;
-    use crate::store::migrate::{self, Count, Error};
+    use crate::store::sqlite::migrate::{self, Count, Error};
 
     let shown = Target::Postgres(url.to_string()).to_string();
     let mut line = Line::new(as_json);

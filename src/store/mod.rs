@@ -16,14 +16,11 @@
 pub mod assertions;
 pub mod attempts;
 pub mod audit;
-pub mod backup;
 pub mod credentials;
 mod db;
 pub mod delegations;
 pub mod documents;
 pub mod local_keys;
-#[cfg(feature = "postgres")]
-pub mod migrate;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 pub mod postgres;

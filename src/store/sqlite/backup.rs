@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use super::sqlite;
+use crate::store::sqlite;
 
 /// Pages copied per step (4 MiB at SQLite's default page size).
 pub const PAGES_PER_STEP: i32 = 1024;

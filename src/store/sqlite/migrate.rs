@@ -15,7 +15,9 @@
 //! ids (audit events, outbox), and counts each table before it commits: a
 //! failure or a count that differs leaves the target as it was.
 //!
-//! Not here: the command line, its progress display (`cli/migrate.rs`).
+//! It lives with the SQLite backend, the only modules that name its driver
+//! (`layout_tests`). Not here: the command line and its progress display
+//! (`cli/migrate.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,8 +25,8 @@ use std::path::Path;
 use postgres::types::ToSql;
 use rusqlite::types::Value;
 
-use super::postgres::{self as pg, Limits};
-use super::sqlite;
+use crate::store::postgres::{self as pg, Limits};
+use crate::store::sqlite;
 
 /// Rows per INSERT at most (PostgreSQL allows 65535 parameters in one).
 const ROWS_PER_INSERT: usize = 500;
