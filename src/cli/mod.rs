@@ -7,10 +7,13 @@
 //! configuration, so a service manager stops restarting.
 
 mod audit;
+mod backup;
 mod config;
 mod healthcheck;
 mod keys;
 mod mail;
+mod migrate;
+mod progress;
 mod provider;
 mod registrations;
 mod revoke;
@@ -59,7 +62,7 @@ impl Command {
 }
 
 /// Every command, in the order the top-level usage lists them.
-const COMMANDS: [&Command; 11] = [
+const COMMANDS: [&Command; 13] = [
     &serve::COMMAND,
     &healthcheck::COMMAND,
     &config::COMMAND,
@@ -71,6 +74,8 @@ const COMMANDS: [&Command; 11] = [
     &mail::COMMAND,
     &keys::COMMAND,
     &sessions::COMMAND,
+    &backup::COMMAND,
+    &migrate::COMMAND,
 ];
 
 /// `authmd --help`: built from [`COMMANDS`], so it cannot drift from theirs.

@@ -5,6 +5,7 @@
 mod common;
 
 mod anonymous;
+mod backup;
 mod bad_input;
 mod browser;
 mod ceremony;
@@ -21,6 +22,8 @@ mod identity;
 mod keys;
 mod mail;
 mod malformed;
+#[cfg(feature = "postgres")]
+mod migrate;
 mod operations;
 #[cfg(feature = "postgres")]
 mod pg_faults;

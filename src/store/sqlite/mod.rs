@@ -1,7 +1,8 @@
 //! The SQLite store: opening, migrating, transactions, and the store
 //! interface (`store::Tx`) implemented on a `rusqlite::Connection`, one file
 //! per table (the same names as the interface's files), plus `writer.rs`,
-//! the group commit every server write goes through. All SQL of authmd for
+//! the group commit every server write goes through, `backup.rs` (`authmd
+//! backup`) and `migrate.rs` (`authmd migrate`, the copy into PostgreSQL). All SQL of authmd for
 //! SQLite lives here; the schema is `schema.sql`, applied in numbered steps.
 //!
 //! One SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
@@ -14,10 +15,13 @@
 mod assertions;
 mod attempts;
 mod audit;
+pub mod backup;
 mod credentials;
 mod delegations;
 mod documents;
 mod local_keys;
+#[cfg(feature = "postgres")]
+pub mod migrate;
 mod outbox;
 mod providers;
 mod registrations;
@@ -192,6 +196,12 @@ fn steps() -> Vec<(u32, &'static str)> {
         rest = &after[body_end..];
     }
     steps
+}
+
+/// The last step of `schema.sql`: the `user_version` of a database opened
+/// (and so migrated) by this authmd.
+pub fn latest_step() -> u32 {
+    steps().last().map_or(0, |s| s.0)
 }
 
 /// Applies the steps of `schema.sql` above the database's `user_version`, all

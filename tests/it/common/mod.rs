@@ -100,6 +100,14 @@ impl TestServer {
         TestServer::start_in(dir, args, env, None)
     }
 
+    /// [`TestServer::start_with`] on a SQLite file whatever
+    /// `AUTHMD_TEST_BACKEND` says: for tests of SQLite itself (backup, migrate).
+    pub fn start_sqlite(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        authmd::configure(&dir.path().join("authmd.db"), &rate_limits_off()).expect("configure the database");
+        TestServer::start_in(dir, args, env, None)
+    }
+
     /// Starts on the PostgreSQL database `url` (rate limits off, as
     /// [`TestServer::start_with`]), in a temp dir of its own (its outbox):
     /// several servers on one URL are several nodes on one database.
