@@ -60,6 +60,29 @@ impl fmt::Display for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The numbered steps of a backend's schema file (`-- step N` lines, each
+/// followed by its SQL up to the next): `(n, sql)` in order. Both backends'
+/// files number the same steps.
+pub(crate) fn schema_steps(schema: &'static str, file: &str) -> Vec<(u32, &'static str)> {
+    let mut steps = Vec::new();
+    let mut rest = schema;
+    while let Some(start) = rest.find("-- step ") {
+        let after = &rest[start + "-- step ".len()..];
+        let line_end = after.find('\n').unwrap_or(after.len());
+        let number = after[..line_end]
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{file}: `-- step N` needs a number"));
+        let body_start = (line_end + 1).min(after.len());
+        let body_end = after[body_start..]
+            .find("-- step ")
+            .map_or(after.len(), |i| body_start + i);
+        steps.push((number, &after[body_start..body_end]));
+        rest = &after[body_end..];
+    }
+    steps
+}
+
 /// One transaction (or reading connection) of the store: every table's
 /// functions. Implemented by each backend, used as `&dyn Tx`.
 pub trait Tx:

@@ -143,23 +143,7 @@ fn target(config: &Config) -> String {
 
 /// The numbered steps of `schema/postgres.sql`: `(n, sql)` in order.
 fn steps() -> Vec<(u32, &'static str)> {
-    let mut steps = Vec::new();
-    let mut rest = SCHEMA;
-    while let Some(start) = rest.find("-- step ") {
-        let after = &rest[start + "-- step ".len()..];
-        let line_end = after.find('\n').unwrap_or(after.len());
-        let number = after[..line_end]
-            .trim()
-            .parse()
-            .expect("schema/postgres.sql: `-- step N` needs a number");
-        let body_start = (line_end + 1).min(after.len());
-        let body_end = after[body_start..]
-            .find("-- step ")
-            .map_or(after.len(), |i| body_start + i);
-        steps.push((number, &after[body_start..body_end]));
-        rest = &after[body_end..];
-    }
-    steps
+    crate::store::schema_steps(SCHEMA, "schema/postgres.sql")
 }
 
 /// Applies the schema steps not yet recorded in `schema_steps`, all in one

@@ -179,23 +179,7 @@ fn explain(err: &rusqlite::Error) -> String {
 
 /// The numbered steps of `schema.sql`: `(n, sql)` in order.
 fn steps() -> Vec<(u32, &'static str)> {
-    let mut steps = Vec::new();
-    let mut rest = SCHEMA;
-    while let Some(start) = rest.find("-- step ") {
-        let after = &rest[start + "-- step ".len()..];
-        let line_end = after.find('\n').unwrap_or(after.len());
-        let number = after[..line_end]
-            .trim()
-            .parse()
-            .expect("schema.sql: `-- step N` needs a number");
-        let body_start = (line_end + 1).min(after.len());
-        let body_end = after[body_start..]
-            .find("-- step ")
-            .map_or(after.len(), |i| body_start + i);
-        steps.push((number, &after[body_start..body_end]));
-        rest = &after[body_end..];
-    }
-    steps
+    crate::store::schema_steps(SCHEMA, "schema.sql")
 }
 
 /// The last step of `schema.sql`: the `user_version` of a database opened
