@@ -101,30 +101,8 @@ impl Server {
 
     fn start() -> Server {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("authmd-pg-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let as_root = is_root();
-        if as_root {
-            let (uid, gid) = server_user();
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the server's temp dir");
-        }
+        let (dir, as_root) = new_cluster(&bin, "authmd-pg-");
         let data = dir.join("data");
-        let initdb = unprivileged(as_root, &bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
-            .current_dir(&dir)
-            .output()
-            .expect("initdb");
-        assert!(
-            initdb.status.success(),
-            "initdb: {}{}",
-            String::from_utf8_lossy(&initdb.stdout),
-            String::from_utf8_lossy(&initdb.stderr)
-        );
 
         let port = free_port();
         let log = dir.join("postgres.log");
@@ -281,6 +259,36 @@ extern "C" fn stop_at_exit() {
     }
 }
 
+/// A temp dir (kept: the server's log outlives a failed test) holding a
+/// fresh cluster in `data/`, owned by the server's user when running as
+/// root. Returns the dir and whether the server must drop to that user.
+fn new_cluster(bin: &Path, prefix: &str) -> (PathBuf, bool) {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let as_root = is_root();
+    if as_root {
+        let (uid, gid) = server_user();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the server's temp dir");
+    }
+    let initdb = unprivileged(as_root, &bin.join("initdb"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
+        .current_dir(&dir)
+        .output()
+        .expect("initdb");
+    assert!(
+        initdb.status.success(),
+        "initdb: {}{}",
+        String::from_utf8_lossy(&initdb.stdout),
+        String::from_utf8_lossy(&initdb.stderr)
+    );
+    (dir, as_root)
+}
+
 /// A PostgreSQL server of one test's own, for the fault tests: it can be
 /// stopped, paused (`SIGSTOP`, every process of it), resumed and started
 /// again on the same port and data dir, leaving the process's shared
@@ -299,28 +307,7 @@ impl Private {
     /// initdb in a temp dir of its own, then [`Private::start`].
     pub fn new() -> Private {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("authmd-pg-private-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let as_root = is_root();
-        if as_root {
-            let (uid, gid) = server_user();
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the server's temp dir");
-        }
-        let initdb = unprivileged(as_root, &bin.join("initdb"))
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
-            .current_dir(&dir)
-            .output()
-            .expect("initdb");
-        assert!(
-            initdb.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        );
+        let (dir, as_root) = new_cluster(&bin, "authmd-pg-private-");
         let mut server = Private {
             port: free_port(),
             dir,
