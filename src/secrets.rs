@@ -122,9 +122,13 @@ fn made_ms(secret: &str, shape: Shape) -> Option<u64> {
 /// (8 bytes, big-endian), then the first 24 bytes of its SHA-256; the plain
 /// SHA-256 for one that carries no time.
 pub fn stored_hash(secret: &str, shape: Shape) -> SecretHash {
-    let plain = hash(secret);
+    stored_key(secret, shape, &hash(secret))
+}
+
+/// [`stored_hash`] from the secret's plain SHA-256, computed once.
+fn stored_key(secret: &str, shape: Shape, plain: &SecretHash) -> SecretHash {
     let Some(ms) = made_ms(secret, shape) else {
-        return plain;
+        return *plain;
     };
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&ms.to_be_bytes());
@@ -141,11 +145,11 @@ pub fn find_stored<T, E>(
     shape: Shape,
     mut lookup: impl FnMut(&SecretHash) -> Result<Option<T>, E>,
 ) -> Result<Option<(SecretHash, T)>, E> {
-    let stored = stored_hash(secret, shape);
+    let plain = hash(secret);
+    let stored = stored_key(secret, shape, &plain);
     if let Some(found) = lookup(&stored)? {
         return Ok(Some((stored, found)));
     }
-    let plain = hash(secret);
     if plain == stored {
         return Ok(None);
     }
