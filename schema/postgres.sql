@@ -312,3 +312,15 @@ CREATE TABLE pending_links (
 -- a fresh ID-JAG matches again (usually as a first link). Linking again
 -- reopens the row.
 ALTER TABLE delegations ADD COLUMN ended_ms BIGINT;
+
+-- step 14
+-- Rate-limit windows kept in the database, for nodes that share it (SPEC.md
+-- 9, SPEC-v0.7 15): a fixed-window counter per bucket and client, its
+-- window begun by the first request it counts. A SQLite node, alone on its
+-- file, counts in memory and leaves this table empty.
+CREATE TABLE rate_windows (
+    key        TEXT PRIMARY KEY,
+    started_ms BIGINT NOT NULL,
+    requests   BIGINT NOT NULL
+);
+CREATE INDEX rate_windows_by_start ON rate_windows (started_ms);

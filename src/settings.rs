@@ -394,7 +394,7 @@ pub const DEFS: &[Def] = &[
         key: "rate_limit.window_secs",
         kind: SECS,
         default: Some("3600"),
-        doc: "length of the sliding rate-limit window",
+        doc: "length of the rate-limit window (sliding on SQLite; on PostgreSQL fixed, begun by a client's first request)",
     },
     Def {
         key: "auth_md_path",

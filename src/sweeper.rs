@@ -69,6 +69,12 @@ impl Sweeper {
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }
-        self.limiter.prune(self.ticker.elapsed(), (self.window_secs)());
+        let at = crate::ratelimit::Now {
+            elapsed: self.ticker.elapsed(),
+            wall: now_ms,
+        };
+        if let Err(err) = self.limiter.prune(at, (self.window_secs)()) {
+            log::warn(&format!("sweeper: pruning rate-limit windows failed: {err}"));
+        }
     }
 }

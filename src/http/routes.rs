@@ -18,7 +18,7 @@ use crate::metrics::{MailGauges, Metrics};
 use crate::proto::v0_1::{self, Registered, Request as Registration};
 use crate::proto::v0_1::{json_object, required_str};
 use crate::proto::v0_7;
-use crate::ratelimit::{Bucket, Limiter};
+use crate::ratelimit::{Bucket, Limiter, Refused};
 use crate::site::Endpoint;
 use crate::store;
 use crate::time::{UnixMs, rfc3339};
@@ -251,14 +251,25 @@ impl<'a> Deps<'a> {
     fn limit(&self, bucket: Bucket, req: &Request) -> Result<(), Error> {
         let ip = req.client_ip.map(|ip| ip.to_string());
         self.limiter
-            .check(bucket, ip.as_deref(), self.elapsed, &self.config.settings.rate_limits)
-            .map_err(|refused| {
-                self.metrics.rate_limited(bucket.name());
-                Error::RateLimited {
-                    retry_after_secs: refused.retry_after_secs,
-                    flow: bucket.name(),
-                }
-            })
+            .check(bucket, ip.as_deref(), self.at(), &self.config.settings.rate_limits)
+            .map_err(|refused| self.refused(refused, bucket))
+    }
+
+    /// The request's instant, as the rate limiter takes it.
+    fn at(&self) -> crate::ratelimit::Now {
+        crate::ratelimit::Now {
+            elapsed: self.elapsed,
+            wall: self.now_ms,
+        }
+    }
+
+    /// The error a refusal answers with, counted in the metrics when it is a
+    /// limit.
+    fn refused(&self, refused: Refused, bucket: Bucket) -> Error {
+        if let Refused::Limited { .. } = refused {
+            self.metrics.rate_limited(bucket.name());
+        }
+        refused.into_error(bucket)
     }
 
     fn ctx<'c>(&'c self, conn: &'c dyn Tx, client_ip: Option<&'c str>) -> Ctx<'c> {
@@ -558,11 +569,8 @@ fn login(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Erro
     let email = form_value(&form, "email");
     let ip = req.client_ip.map(|ip| ip.to_string());
     deps.limiter
-        .check_signin(ip.as_deref(), &email, deps.elapsed, &deps.config.settings.rate_limits)
-        .map_err(|refused| Error::RateLimited {
-            retry_after_secs: refused.retry_after_secs,
-            flow: Bucket::Signin.name(),
-        })?;
+        .check_signin(ip.as_deref(), &email, deps.at(), &deps.config.settings.rate_limits)
+        .map_err(|refused| deps.refused(refused, Bucket::Signin))?;
     let name = &deps.config.settings.resource_name;
     let csrf = signin::csrf_token(conn, &presession, deps.now_ms)?;
     match deps.run(conn, req, |ctx| {

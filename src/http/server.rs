@@ -192,18 +192,24 @@ pub fn start(options: Options) -> Result<Running, StartError> {
     };
     let max_connections = connection_limit(options.edge.max_connections, workers)?;
     let (mail_wake, wake) = std::sync::mpsc::sync_channel(1);
+    let writer = Arc::new(writer);
+    // Nodes sharing a database share its rate-limit windows (`ratelimit`).
+    let limiter = match writer.shared() {
+        true => Limiter::in_database(writer.clone()),
+        false => Limiter::default(),
+    };
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(Config::new(&base_url, settings))),
         keys: KeyCache::new(
             crate::fetch::Fetcher::new(options.allow_loopback_fetch),
             options.ticker.clone(),
         ),
-        limiter: Arc::new(Limiter::default()),
+        limiter: Arc::new(limiter),
         metrics: Metrics::default(),
         trust_proxy: options.trust_proxy,
         upstream: options.upstream,
         upstream_client: crate::upstream::Client::default(),
-        writer: Arc::new(writer),
+        writer,
         clock: options.clock,
         ticker: options.ticker,
         base_url: base_url.clone(),

@@ -16,7 +16,7 @@
 //! are precise ([`Rejection`]) and fold into SPEC.md codes in one place,
 //! [`Rejection::code`].
 
-mod b64;
+pub(crate) mod b64;
 mod claims;
 pub mod json;
 mod jwk;

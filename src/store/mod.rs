@@ -25,6 +25,7 @@ pub mod outbox;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod providers;
+pub mod rate_windows;
 pub mod registrations;
 pub mod replay;
 pub mod sessions;
@@ -95,6 +96,7 @@ pub trait Tx:
     + local_keys::LocalKeys
     + outbox::Outbox
     + providers::Providers
+    + rate_windows::RateWindows
     + registrations::Registrations
     + replay::Replay
     + sessions::Sessions
@@ -121,6 +123,7 @@ pub mod prelude {
     pub use super::local_keys::LocalKeys as _;
     pub use super::outbox::Outbox as _;
     pub use super::providers::Providers as _;
+    pub use super::rate_windows::RateWindows as _;
     pub use super::registrations::Registrations as _;
     pub use super::replay::Replay as _;
     pub use super::sessions::Sessions as _;

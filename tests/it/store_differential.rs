@@ -347,6 +347,19 @@ fn script(tx: &dyn Tx) -> Vec<String> {
     call!(l, tx.prune_replay(at(10_000)));
     call!(l, tx.prune_replay(at(10_000) + store::replay::PRUNE_MARGIN));
 
+    // rate_windows: a window fills, ends, begins again; a clock a window
+    // behind begins one too; pruning by start.
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_000_000), 60_000, 2));
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_030_000), 60_000, 2));
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_059_999), 60_000, 2));
+    call!(l, tx.count_in_window("anonymous/global", at(1_059_999), 60_000, 1));
+    call!(l, tx.count_in_window("anonymous/global", at(1_059_999), 60_000, 1));
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_060_000), 60_000, 2));
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_000_000), 60_000, 2));
+    call!(l, tx.count_in_window("anonymous/ip/a", at(1_000_001), 60_000, u64::MAX));
+    call!(l, tx.prune_rate_windows(at(1_000_000)));
+    call!(l, tx.prune_rate_windows(at(1_060_000)));
+
     // sessions and sign-ins
     let (s1, s2, s3) = (hash("session-1"), hash("session-2"), hash("session-3"));
     for (id, user_id, created) in [(&s1, "usr_1", 100), (&s2, "usr_2", 200), (&s3, "usr_1", 300)] {

@@ -13,6 +13,9 @@ use store::Limits;
 
 use crate::common::postgres;
 
+/// The last step of schema/postgres.sql (and schema.sql).
+const LATEST_STEP: u32 = 14;
+
 fn connect(url: &str) -> Client {
     Client::connect(url, NoTls).unwrap()
 }
@@ -104,14 +107,17 @@ fn sqlite_columns() -> (BTreeSet<(String, String, bool)>, BTreeSet<String>) {
 #[test]
 fn schema_applies_on_an_empty_database_as_sqlite_has_it() {
     let mut client = connect(&postgres::database());
-    assert_eq!(store::migrate(&mut client).unwrap(), (1..=13).collect::<Vec<u32>>());
+    assert_eq!(
+        store::migrate(&mut client).unwrap(),
+        (1..=LATEST_STEP).collect::<Vec<u32>>()
+    );
     let steps: Vec<i32> = client
         .query("SELECT step FROM schema_steps ORDER BY step", &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(steps, (1..=13).collect::<Vec<i32>>());
+    assert_eq!(steps, (1..=LATEST_STEP as i32).collect::<Vec<i32>>());
 
     let (sqlite_columns, sqlite_indexes) = sqlite_columns();
     assert_eq!(pg_columns(&mut client), sqlite_columns);
@@ -156,7 +162,7 @@ fn opening_again_applies_nothing() {
     let url = postgres::database();
     assert_eq!(
         store::open(&url).unwrap().steps_applied(),
-        (1..=13).collect::<Vec<u32>>()
+        (1..=LATEST_STEP).collect::<Vec<u32>>()
     );
     let recorded = || -> Vec<(i32, i64)> {
         connect(&url)
@@ -190,13 +196,13 @@ fn two_nodes_opening_at_once_apply_each_step_once() {
             .collect();
         let mut applied: Vec<u32> = nodes.into_iter().flat_map(|n| n.join().unwrap()).collect();
         applied.sort();
-        assert_eq!(applied, (1..=13).collect::<Vec<u32>>());
+        assert_eq!(applied, (1..=LATEST_STEP).collect::<Vec<u32>>());
         let mut client = connect(&url);
         let count: i64 = client
             .query_one("SELECT count(*) FROM schema_steps", &[])
             .unwrap()
             .get(0);
-        assert_eq!(count, 13);
+        assert_eq!(count, i64::from(LATEST_STEP));
         assert_eq!(pg_columns(&mut client), sqlite_columns().0);
         // Fresh again for the next round.
         client

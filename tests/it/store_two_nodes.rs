@@ -342,3 +342,62 @@ fn one_first_link_at_two_nodes_makes_one_pending_registration() {
         assert_eq!(made.len(), 1, "round {round}: {made:?}");
     }
 }
+
+/// SPEC-v0.7 4.3: a person confirms a first link on one node (the link read
+/// by its registration, then bound as a delegation) while an ID-JAG for the
+/// same `(iss, sub)` matches on the other. The ID-JAG's transaction begins
+/// once the confirmation has read the link, and must see the delegation the
+/// confirmation then binds, not the link it replaces (which would make the
+/// ID-JAG a first link again, and its registration wait on a person who has
+/// already confirmed).
+#[test]
+fn an_id_jag_during_a_first_link_confirmation_sees_the_bound_delegation() {
+    let nodes = two_nodes();
+    nodes
+        .0
+        .write(|tx| {
+            provisioned(tx, "known@example.com", "usr_known")?;
+            registration(tx, "reg_link")?;
+            let link = PendingLink {
+                registration_id: "reg_link".into(),
+                iss: "https://p".into(),
+                sub: "s".into(),
+                user_id: "usr_known".into(),
+            };
+            tx.put_pending_link(&link, at(0))?;
+            Ok(())
+        })
+        .unwrap();
+    let (read, reading) = std::sync::mpsc::channel();
+    let confirming = {
+        let pool = nodes.0.clone();
+        std::thread::spawn(move || {
+            pool.write(|tx| {
+                let link = tx.pending_link_of("reg_link")?.expect("the pending link");
+                let _ = read.send(());
+                // The rest of the confirmation, slower than the other node.
+                std::thread::sleep(Duration::from_millis(300));
+                let delegation = Delegation {
+                    iss: link.iss,
+                    sub: link.sub,
+                    generation: Generation::V0_7,
+                    user_id: link.user_id,
+                    registration_id: link.registration_id,
+                };
+                tx.put_delegation(&delegation, at(1))?;
+                tx.delete_pending_link("reg_link")?;
+                Ok(())
+            })
+        })
+    };
+    reading.recv().unwrap();
+    let seen = nodes
+        .1
+        .write(|tx| Ok((tx.delegations("https://p", "s")?, tx.pending_link("https://p", "s")?)))
+        .unwrap();
+    confirming.join().unwrap().unwrap();
+    let (delegations, pending) = seen;
+    assert_eq!(delegations.len(), 1, "{delegations:?}");
+    assert_eq!(delegations[0].registration_id, "reg_link");
+    assert!(pending.is_none(), "{pending:?}");
+}

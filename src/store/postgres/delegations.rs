@@ -141,13 +141,28 @@ impl Delegations for PgTx<'_> {
         .transpose()
     }
 
+    /// In a write, locks the link's `(iss, sub)` as [`Delegations::delegations`]
+    /// does, and reads the link again under the lock: the person confirming
+    /// a first link binds its delegation (`core::ceremony`) while an ID-JAG
+    /// for the same `(iss, sub)` may be matching on another node. Under the
+    /// lock one of the two goes first, and the other sees what it did: the
+    /// ID-JAG finds the delegation bound, or the confirmation finds the link
+    /// as the ID-JAG left it.
     fn pending_link_of(&self, registration_id: &str) -> Result<Option<PendingLink>> {
-        self.first(
-            "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE registration_id = $1",
-            &[&registration_id],
-        )?
-        .map(|r| pending(&r))
-        .transpose()
+        let read = || {
+            self.first(
+                "SELECT registration_id, iss, sub, user_id FROM pending_links WHERE registration_id = $1",
+                &[&registration_id],
+            )?
+            .map(|r| pending(&r))
+            .transpose()
+        };
+        let Some(link) = read()? else { return Ok(None) };
+        if !self.writing {
+            return Ok(Some(link));
+        }
+        self.lock_key(LockClass::Delegation, &key(&link.iss, &link.sub))?;
+        read()
     }
 
     /// One pending link per `(iss, sub)` by its unique constraint.

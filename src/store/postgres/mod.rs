@@ -43,6 +43,7 @@ mod local_keys;
 mod outbox;
 mod pool;
 mod providers;
+mod rate_windows;
 mod registrations;
 mod replay;
 mod sessions;

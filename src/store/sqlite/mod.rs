@@ -24,6 +24,7 @@ mod local_keys;
 pub mod migrate;
 mod outbox;
 mod providers;
+mod rate_windows;
 mod registrations;
 mod replay;
 mod sessions;
@@ -529,6 +530,8 @@ mod index_tests {
             sessions::SESSION,
             sessions::SIGNIN,
             replay::FIRST_USE,
+            rate_windows::COUNT,
+            rate_windows::PRUNE,
             providers::BY_ISSUER,
             documents::GET,
             attempts::BY_TOKEN_HASH.as_str(),
