@@ -14,11 +14,13 @@ use crate::store::Target;
 pub const COMMAND: Command = Command {
     name: "migrate",
     uses_db: false,
-    synopsis: &["migrate --from PATH --to URL [--json]"],
+    synopsis: &["migrate --from PATH [--to URL] [--json]"],
     summary: "SQLite deployment into PostgreSQL (empty target)",
     details: "\
 Copies the SQLite database at PATH into the PostgreSQL database at URL
-(postgres://user:password@host:port/database[?sslmode=require]): every table
+(postgres://user:password@host:port/database[?sslmode=require]; without
+--to, the database of --db or AUTHMD_DB, so AUTHMD_DB_FILE keeps the
+password out of the command line, where other users can read it): every table
 of the schema, the signing keys and the OTP and local keys included, audit
 event and outbox ids kept (the sequences continue after them), each value
 exactly (BLOB as BYTEA, INTEGER as BIGINT, NULL as NULL).
@@ -55,14 +57,17 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             other => return Err(other.unexpected().into()),
         }
     }
-    let (Some(from), Some(to)) = (from, to) else {
+    let Some(from) = from else {
         return Err(CliError::usage(COMMAND.usage()));
     };
-    let _ = ctx;
-    match Target::parse(&to) {
+    let to = match to {
+        Some(to) => Target::parse(&to),
+        None => ctx.db.clone(),
+    };
+    match to {
         Target::Postgres(url) => copy(&from, &url, as_json),
         Target::Sqlite(_) => Err(CliError::usage(format!(
-            "--to takes a postgres:// URL\n\n{}",
+            "--to (or else --db, AUTHMD_DB) takes a postgres:// URL\n\n{}",
             COMMAND.usage()
         ))),
     }

@@ -303,7 +303,7 @@ fn json_counts_help_and_bad_arguments() {
     assert!(help.status.success());
     let help = text(&help.stdout);
     assert!(
-        help.contains("--from PATH --to URL") && help.contains("empty"),
+        help.contains("--from PATH [--to URL]") && help.contains("empty"),
         "{help}"
     );
 
@@ -315,4 +315,38 @@ fn json_counts_help_and_bad_arguments() {
     );
     let not_a_url = migrate(&server.db(), "/tmp/x.db", &[]);
     assert_eq!(not_a_url.status.code(), Some(2));
+}
+
+/// Without `--to`, the target is the database of `--db` / `AUTHMD_DB`, so
+/// `AUTHMD_DB_FILE` keeps the URL (its password) off the command line.
+#[test]
+fn the_target_may_come_from_authmd_db_file() {
+    let mut server = TestServer::start_sqlite(&[], &[]);
+    server.register_anonymous();
+    server.stop();
+    let url = postgres::database();
+    let file = server.dir.path().join("db-url");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["migrate", "--from"])
+        .arg(server.db())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AUTHMD_DB_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("counts verified"), "{}", text(&out.stdout));
+    let tables = postgres_columns(&url);
+    assert_eq!(postgres_dump(&url, &tables)["registrations"].len(), 1);
+
+    // Neither --to nor a postgres:// --db: a usage error.
+    let out = std::process::Command::new(BIN)
+        .args(["migrate", "--from"])
+        .arg(server.db())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("postgres://"), "{}", text(&out.stderr));
 }
