@@ -163,8 +163,7 @@ fn a_configured_base_url_and_resource_are_used_everywhere() {
     let mut server = TestServer::start_with(&["--base-url", "https://api.example.net/"], &[]);
     assert_eq!(server.base, "https://api.example.net");
     // The test talks to the socket; the documents speak of the public URL.
-    assert!(server.eventually(Duration::from_secs(3), || server.stderr().contains("listening on")));
-    server.base = format!("http://{}", listening_addr(&server));
+    server.base = format!("http://{}", server.listening_addr());
     let asm = server.get("/.well-known/oauth-authorization-server").json();
     assert_eq!(asm["issuer"], "https://api.example.net");
     assert_eq!(asm["resource"], "https://api.example.net/api/");
@@ -173,22 +172,6 @@ fn a_configured_base_url_and_resource_are_used_everywhere() {
         challenge.header("www-authenticate"),
         Some(r#"Bearer resource_metadata="https://api.example.net/.well-known/oauth-protected-resource/api/""#)
     );
-}
-
-/// The bound address, from the server's own start-up log line.
-fn listening_addr(server: &TestServer) -> String {
-    let stderr = server.stderr();
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("listening on"))
-        .expect("listening log line");
-    line.split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// SPEC-v0.7 1: a generation switched off answers 404 at its places and

@@ -13,6 +13,8 @@ mod claim;
 mod claim_states;
 mod cli;
 mod crash;
+#[cfg(feature = "postgres")]
+mod cross_node;
 mod discovery;
 mod edge;
 mod examples;

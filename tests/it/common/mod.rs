@@ -43,6 +43,9 @@ pub struct TestServer {
     /// The PostgreSQL database it runs on (`--db URL`); `None`: the SQLite
     /// file `authmd.db` in `dir`.
     url: Option<String>,
+    /// Whether `serve` gets `--db`; `false`: its environment names the
+    /// database (`AUTHMD_DB_FILE`), and only the CLI helpers use `url`.
+    db_arg: bool,
 }
 
 /// `AUTHMD_TEST_BACKEND=postgres`: every [`TestServer`] runs on a fresh
@@ -116,6 +119,18 @@ impl TestServer {
         TestServer::start_in(tempfile::tempdir().expect("temp dir"), args, env, Some(url.to_string()))
     }
 
+    /// [`TestServer::start_on`] without `--db` on the server's command line:
+    /// `env` names the database (`AUTHMD_DB_FILE`, a file holding `url`).
+    /// The CLI helpers still pass `--db url`.
+    pub fn start_db_from_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        authmd::configure_db(&authmd::DbTarget::parse(url), &rate_limits_off()).expect("configure the database");
+        let mut server =
+            TestServer::unstarted(tempfile::tempdir().expect("temp dir"), args, env, Some(url.to_string()));
+        server.db_arg = false;
+        server.boot();
+        server
+    }
+
     /// Starts the binary through `launcher` (for example `prlimit --nofile=200:200`).
     pub fn start_under(launcher: &[&str], args: &[&str]) -> TestServer {
         let mut server = TestServer::start_with(args, &[]);
@@ -131,7 +146,13 @@ impl TestServer {
     }
 
     fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)], url: Option<String>) -> TestServer {
-        let mut server = TestServer {
+        let mut server = TestServer::unstarted(dir, args, env, url);
+        server.boot();
+        server
+    }
+
+    fn unstarted(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)], url: Option<String>) -> TestServer {
+        TestServer {
             dir,
             base: String::new(),
             child: None,
@@ -141,9 +162,8 @@ impl TestServer {
             launcher: Vec::new(),
             listen: "127.0.0.1:0".into(),
             url,
-        };
-        server.boot();
-        server
+            db_arg: true,
+        }
     }
 
     fn boot(&mut self) {
@@ -155,9 +175,10 @@ impl TestServer {
                 command
             }
         };
+        if self.db_arg {
+            command.arg("--db").arg(self.db());
+        }
         command
-            .arg("--db")
-            .arg(self.db())
             .args(["serve", "--listen", &self.listen, "--workers", "4"])
             .args(&self.extra_args)
             .current_dir(self.dir.path())
@@ -201,6 +222,24 @@ impl TestServer {
             "the server did not reload its settings; stderr:\n{}",
             self.stderr()
         );
+    }
+
+    /// The address the server bound, from its start-up log line: the one to
+    /// talk to when `--base-url` names another (a load balancer's, say).
+    pub fn listening_addr(&self) -> String {
+        let logged = || self.stderr().lines().any(|l| l.contains(" listening on "));
+        assert!(
+            self.eventually(Duration::from_secs(5), logged),
+            "no start-up log line; stderr:\n{}",
+            self.stderr()
+        );
+        let stderr = self.stderr();
+        let line = stderr.lines().find(|l| l.contains(" listening on ")).unwrap();
+        line.split(" listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap()
+            .to_string()
     }
 
     /// Everything the server wrote to stderr so far.
@@ -810,6 +849,13 @@ pub fn blob(bytes: &[u8]) -> String {
 /// A connection of its own to the server's PostgreSQL database (its
 /// `--db`, which [`Client::db`] answers as the URL).
 fn pg_conn(db: &Path) -> authmd::internals::store::postgres::Conn {
-    let pool = authmd::internals::store::postgres::open(db.to_str().unwrap()).unwrap();
+    pg_connection(db.to_str().unwrap())
+}
+
+/// A connection of its own to the PostgreSQL database `url`, whatever
+/// `AUTHMD_TEST_BACKEND` says: for tests that hold locks or read
+/// PostgreSQL's own views (`pg_stat_activity`).
+pub fn pg_connection(url: &str) -> authmd::internals::store::postgres::Conn {
+    let pool = authmd::internals::store::postgres::open(url).unwrap();
     pool.get().unwrap()
 }
