@@ -4,6 +4,11 @@
 //! talk to. A crate of its own (a dev-dependency), so it is no part of
 //! authmd's library: authmd only verifies. It signs independently of
 //! authmd's verifier (its own JWS encoding on `ring`).
+//!
+//! Beside it, [`postgres`]: a real PostgreSQL server in a temp dir, shared
+//! by the tests of the PostgreSQL store and the benchmark tool.
+
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
