@@ -323,6 +323,43 @@ impl Private {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Appends `lines` to the data dir's `postgresql.conf` and restarts the
+    /// server, so they hold from now on (and after any later restart).
+    pub fn configure(&mut self, lines: &str) {
+        use std::io::Write;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("data").join("postgresql.conf"))
+            .expect("postgresql.conf");
+        writeln!(conf, "\n{lines}").expect("write postgresql.conf");
+        drop(conf);
+        self.stop();
+        self.start();
+    }
+
+    /// Turns TLS on (`ssl = on`) with `cert_pem` (the server's certificate,
+    /// then any intermediates) and its `key_pem`, and restarts. Clients may
+    /// still connect without TLS (trust on every `host` line).
+    pub fn enable_tls(&mut self, cert_pem: &[u8], key_pem: &[u8]) {
+        self.install("server.crt", cert_pem, 0o644);
+        // postgres refuses a key that others may read, or that its user
+        // does not own.
+        self.install("server.key", key_pem, 0o600);
+        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'");
+    }
+
+    /// Writes `name` into the data dir with `mode`, owned by the server's user.
+    fn install(&self, name: &str, contents: &[u8], mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("data").join(name);
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if self.as_root {
+            let (uid, gid) = server_user();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown to the server's user");
+        }
+    }
+
     /// Starts the server (again) on its port and data dir, and waits until
     /// it accepts connections.
     pub fn start(&mut self) {
