@@ -115,6 +115,20 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Writes `name` into the data dir with `mode`, owned by the server's
+    /// user (postgres refuses a key file that others may read or that its
+    /// user does not own).
+    pub fn install(&self, name: &str, contents: &[u8], mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("data").join(name);
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if self.as_root {
+            let (uid, gid) = server_user();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown to the server's user");
+        }
+    }
+
     /// Runs `sql` in `database` with psql (stopping at the first error) and
     /// returns what it printed, unaligned and without headers.
     pub fn psql(&self, database: &str, sql: &str) -> String {
@@ -269,6 +283,20 @@ impl Server {
             .expect("start postgres");
         self.postmaster = Some(child);
         self.cluster.wait_until_accepting();
+    }
+
+    /// Appends `lines` to the data dir's `postgresql.conf` and restarts the
+    /// server, so they hold from now on (and after any later restart).
+    pub fn configure(&mut self, lines: &str) {
+        use std::io::Write;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.cluster.dir.join("data").join("postgresql.conf"))
+            .expect("postgresql.conf");
+        writeln!(conf, "\n{lines}").expect("write postgresql.conf");
+        drop(conf);
+        self.stop();
+        self.start();
     }
 
     /// Stops the server (immediate shutdown: every connection is cut) and

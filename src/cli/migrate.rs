@@ -18,12 +18,13 @@ pub const COMMAND: Command = Command {
     summary: "SQLite deployment into PostgreSQL (empty target)",
     details: "\
 Copies the SQLite database at PATH into the PostgreSQL database at URL
-(postgres://user:password@host:port/database[?sslmode=require]; without
---to, the database of --db or AUTHMD_DB, so AUTHMD_DB_FILE keeps the
-password out of the command line, where other users can read it): every table
-of the schema, the signing keys and the OTP and local keys included, audit
-event and outbox ids kept (the sequences continue after them), each value
-exactly (BLOB as BYTEA, INTEGER as BIGINT, NULL as NULL).
+(postgres://user:password@host:port/database[?sslmode=verify-full&sslrootcert=CA],
+TLS as for --db: see the README; without --to, the database of --db or
+AUTHMD_DB, so AUTHMD_DB_FILE keeps the password out of the command line,
+where other users can read it): every table of the schema, the signing
+keys and the OTP and local keys included, audit event and outbox ids kept
+(the sequences continue after them), each value exactly (BLOB as BYTEA,
+INTEGER as BIGINT, NULL as NULL).
 
 The source is opened as every command opens it (its schema steps applied)
 and read in one snapshot: a server still writing to it changes nothing the

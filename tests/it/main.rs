@@ -30,6 +30,8 @@ mod operations;
 #[cfg(feature = "postgres")]
 mod pg_faults;
 #[cfg(feature = "postgres")]
+mod pg_tls;
+#[cfg(feature = "postgres")]
 mod serve_postgres;
 mod signin;
 #[cfg(feature = "postgres")]

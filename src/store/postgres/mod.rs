@@ -22,10 +22,11 @@
 //! ([`PgTx::lock_key`]), so a second writer of the same key waits at the
 //! read until the first commits, and then sees its rows.
 //!
-//! TLS: `sslmode=require` connects over rustls (the ring provider, the
-//! webpki-roots CA set, the host name checked); any other mode connects
-//! without TLS. `prefer` (the driver's default) is treated as `disable`, as
-//! a verifying client cannot fall back quietly when the certificate fails.
+//! TLS (`tls.rs`): rustls on the ring provider, as the URL's `sslmode` and
+//! `sslrootcert` ask: `require` and `verify-full` check the chain and the
+//! host name, `verify-ca` the chain to `sslrootcert` only, `prefer` (the
+//! default) encrypts when the server offers it and checks nothing,
+//! `disable` never encrypts.
 //!
 //! Every node opens the same database, so the steps must be applied once
 //! however many nodes start together: a node takes a transaction-scoped
@@ -49,18 +50,17 @@ mod replay;
 mod sessions;
 mod settings;
 mod signing_keys;
+mod tls;
 mod users;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Config, Row, Transaction};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use self::pool::{Conn, Limits, Pool, SERIALIZATION_RETRIES};
 use crate::store::{self, OpenError, Tx};
@@ -84,18 +84,15 @@ pub fn open(url: &str) -> Result<Pool, OpenError> {
 
 /// [`open`] with the pool's bounds given.
 pub fn open_with(url: &str, limits: Limits) -> Result<Pool, OpenError> {
+    let (url, wanted) = tls::split(url).map_err(|e| OpenError(format!("the database URL: {e}")))?;
     // The driver's parse errors name the option, never its value.
     let mut config: Config = url
         .parse()
         .map_err(|e| OpenError(format!("the database URL does not parse: {e}")))?;
     let target = target(&config);
-    let tls = match config.get_ssl_mode() {
-        SslMode::Require => Some(tls().map_err(|e| OpenError(format!("{target}: TLS: {e}")))?),
-        _ => {
-            config.ssl_mode(SslMode::Disable);
-            None
-        }
-    };
+    let tls = wanted.tls().map_err(|e| OpenError(format!("{target}: TLS: {e}")))?;
+    config.ssl_mode(tls.ssl_mode);
+    let probe = config.clone();
     let options = format!(
         "{} -c statement_timeout={}",
         config.get_options().unwrap_or_default(),
@@ -110,24 +107,14 @@ pub fn open_with(url: &str, limits: Limits) -> Result<Pool, OpenError> {
     if config.get_application_name().is_none() {
         config.application_name("authmd");
     }
-    let pool = Pool::new(config, tls, limits, target.clone());
-    let mut conn = pool.get().map_err(|e| OpenError(e.to_string()))?;
+    let pool = Pool::new(config, tls.connector.clone(), limits, target.clone());
+    let mut conn = pool
+        .get()
+        .map_err(|e| OpenError(tls.explain(e.to_string(), &target, &probe, pool.limits().connect_timeout)))?;
     let applied = migrate(&mut conn).map_err(|e| OpenError(format!("{target}: {e}")))?;
     drop(conn);
     pool.set_steps_applied(applied);
     Ok(pool)
-}
-
-/// rustls on the ring provider, verifying against Mozilla's roots.
-fn tls() -> Result<MakeRustlsConnect, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
 }
 
 /// `host:port/database` of a URL, for messages: never its password.

@@ -81,6 +81,22 @@ impl Private {
         self.server.cluster().url("postgres")
     }
 
+    /// Appends `lines` to the data dir's `postgresql.conf` and restarts the
+    /// server, so they hold from now on (and after any later restart).
+    pub fn configure(&mut self, lines: &str) {
+        self.server.configure(lines);
+    }
+
+    /// Turns TLS on (`ssl = on`) with `cert_pem` (the server's certificate,
+    /// then any intermediates) and its `key_pem`, and restarts. Clients may
+    /// still connect without TLS (trust on every `host` line).
+    pub fn enable_tls(&mut self, cert_pem: &[u8], key_pem: &[u8]) {
+        let cluster = self.server.cluster();
+        cluster.install("server.crt", cert_pem, 0o644);
+        cluster.install("server.key", key_pem, 0o600);
+        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'");
+    }
+
     /// Starts the server (again) on its port and data dir, and waits until
     /// it accepts connections.
     pub fn start(&mut self) {
