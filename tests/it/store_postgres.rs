@@ -359,3 +359,53 @@ fn open_errors_never_carry_the_password() {
     assert!(said.contains(&format!("127.0.0.1:{closed}/app")), "{said}");
     assert!(!said.contains("hunter2"), "{said}");
 }
+
+/// Each SQL text is prepared once per connection and its statement reused
+/// (one round trip, no parse or plan, on every later run), through commits
+/// and rollbacks alike; a statement that fails is prepared again.
+#[test]
+fn statements_are_prepared_once_per_connection() {
+    use authmd::internals::store::Tx;
+    use authmd::time::UnixMs;
+    let pool = store::open_with(
+        &postgres::database(),
+        Limits {
+            connections: 1,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    let at = UnixMs::from_millis;
+    for n in 0..5 {
+        let jti = format!("j{n}");
+        let answer: Result<(), authmd::Error> = pool.write(|tx: &dyn Tx| {
+            assert!(tx.first_use("https://p", &jti, at(2_000), at(1_000))?);
+            // Every other transaction rolls back.
+            match n % 2 {
+                0 => Ok(()),
+                _ => Err(authmd::Error::InvalidRequest("roll back".into())),
+            }
+        });
+        assert_eq!(answer.is_ok(), n % 2 == 0, "{answer:?}");
+    }
+    let mut conn = pool.get().unwrap();
+    let prepared: Vec<String> = conn
+        .query(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO seen_jtis%'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(prepared.len(), 1, "{prepared:?}");
+    drop(conn);
+    // Committed twice and thrice rolled back: the rolled back ones' rows are gone.
+    let kept: i64 = pool
+        .get()
+        .unwrap()
+        .query_one("SELECT count(*) FROM seen_jtis", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 3);
+}

@@ -50,6 +50,7 @@ mod replay;
 mod sessions;
 mod settings;
 mod signing_keys;
+mod statements;
 mod tls;
 mod users;
 
@@ -202,7 +203,8 @@ pub struct PgTx<'c> {
 /// for each request on PostgreSQL, and lives on the worker's stack.
 #[allow(clippy::large_enum_variant)]
 enum Inner<'c> {
-    Transaction(Transaction<'c>),
+    /// With the statements prepared on its connection.
+    Transaction(Transaction<'c>, &'c mut statements::Statements),
     /// A pooled connection outside any transaction: every statement commits
     /// on its own, and the connection goes back to its pool on drop.
     Autocommit(Conn),
@@ -256,9 +258,9 @@ impl PgTx<'static> {
 }
 
 impl<'c> PgTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>, writing: bool) -> PgTx<'c> {
+    pub(crate) fn new(tx: Transaction<'c>, statements: &'c mut statements::Statements, writing: bool) -> PgTx<'c> {
         PgTx {
-            tx: RefCell::new(Inner::Transaction(tx)),
+            tx: RefCell::new(Inner::Transaction(tx, statements)),
             writing,
             failed: Cell::new(None),
         }
@@ -270,7 +272,7 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn into_inner(self) -> Transaction<'c> {
         match self.tx.into_inner() {
-            Inner::Transaction(tx) => tx,
+            Inner::Transaction(tx, _) => tx,
             Inner::Autocommit(_) | Inner::Pending(_) => {
                 unreachable!("only a PgTx made by PgTx::new holds a transaction")
             }
@@ -320,8 +322,11 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
         let rows = match &mut *self.inner()? {
-            Inner::Transaction(tx) => tx.query(sql, params),
-            Inner::Autocommit(conn) => conn.query(sql, params),
+            Inner::Transaction(tx, statements) => statements.query(tx, sql, params),
+            Inner::Autocommit(conn) => {
+                let (client, statements) = conn.parts();
+                statements.query(client, sql, params)
+            }
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         rows.map_err(|e| self.noted(e))
@@ -340,8 +345,11 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
         let changed = match &mut *self.inner()? {
-            Inner::Transaction(tx) => tx.execute(sql, params),
-            Inner::Autocommit(conn) => conn.execute(sql, params),
+            Inner::Transaction(tx, statements) => statements.execute(tx, sql, params),
+            Inner::Autocommit(conn) => {
+                let (client, statements) = conn.parts();
+                statements.execute(client, sql, params)
+            }
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         let changed = changed.map_err(|e| self.noted(e))?;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, Config, IsolationLevel, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::statements::Statements;
 use super::{Failure, PgTx};
 use crate::store::{Error, Tx};
 
@@ -70,7 +71,8 @@ struct Shared {
 }
 
 struct State {
-    idle: Vec<Client>,
+    /// Each with the statements prepared on it.
+    idle: Vec<(Client, Statements)>,
     /// In use, idle and being made: never above `limits.connections`.
     open: usize,
 }
@@ -79,6 +81,7 @@ struct State {
 pub struct Conn {
     pool: Pool,
     client: Option<Client>,
+    statements: Statements,
 }
 
 impl Pool {
@@ -141,17 +144,19 @@ impl Pool {
         let deadline = Instant::now() + limits.wait;
         let mut state = self.0.lock();
         loop {
-            while let Some(client) = state.idle.pop() {
+            while let Some((client, statements)) = state.idle.pop() {
                 if client.is_closed() {
                     state.open -= 1;
                     continue;
                 }
-                return Ok(self.conn(client));
+                return Ok(self.conn(client, statements));
             }
             if state.open < limits.connections {
                 state.open += 1;
                 drop(state);
-                return self.connect_bounded().map(|client| self.conn(client));
+                return self
+                    .connect_bounded()
+                    .map(|client| self.conn(client, Statements::default()));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -226,12 +231,13 @@ impl Pool {
     ) -> Result<Option<T>, crate::error::Error> {
         let mut run = 1;
         loop {
-            let tx = match conn.transaction() {
+            let (client, statements) = conn.parts();
+            let tx = match client.transaction() {
                 Ok(tx) => tx,
                 Err(e) if run == 1 && matches!(super::error(&e), Error::Unavailable(_)) => return Ok(None),
                 Err(e) => return Err(super::error(&e).into()),
             };
-            let tx = PgTx::new(tx, true);
+            let tx = PgTx::new(tx, statements, true);
             let answer = match lock {
                 Some(key) => tx
                     .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
@@ -279,13 +285,14 @@ impl Pool {
         work: impl FnOnce(&dyn Tx) -> Result<T, crate::error::Error>,
     ) -> Result<T, crate::error::Error> {
         let mut conn = self.get()?;
-        let tx = conn
+        let (client, statements) = conn.parts();
+        let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .map_err(|e| super::error(&e))?;
-        let tx = PgTx::new(tx, false);
+        let tx = PgTx::new(tx, statements, false);
         let answer = work(&tx);
         let failed = tx.failure().is_some();
         let _ = tx.into_inner().rollback();
@@ -295,10 +302,11 @@ impl Pool {
         }
     }
 
-    fn conn(&self, client: Client) -> Conn {
+    fn conn(&self, client: Client, statements: Statements) -> Conn {
         Conn {
             pool: self.clone(),
             client: Some(client),
+            statements,
         }
     }
 
@@ -361,6 +369,17 @@ impl Shared {
     }
 }
 
+impl Conn {
+    /// The client and the statements prepared on it, apart: a transaction
+    /// borrows the one, its statements the other.
+    pub(super) fn parts(&mut self) -> (&mut Client, &mut Statements) {
+        (
+            self.client.as_mut().expect("present until dropped"),
+            &mut self.statements,
+        )
+    }
+}
+
 impl Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -394,7 +413,8 @@ impl Drop for Conn {
             shared.release();
             shared.freed.notify_all();
         } else {
-            shared.lock().idle.push(client);
+            let statements = std::mem::take(&mut self.statements);
+            shared.lock().idle.push((client, statements));
             shared.freed.notify_one();
         }
     }
