@@ -1,7 +1,8 @@
 //! The PostgreSQL store (issue 14, DESIGN.md "Growing past one machine"):
 //! [`open`] a `postgres://` URL into a bounded [`Pool`] (`pool.rs`), with
 //! TLS when the URL asks for it, applying the schema steps
-//! (`schema/postgres.sql`); and the store interface (`store::Tx`)
+//! (`schema/postgres.sql`), each round trip on its connections bounded by a
+//! watchdog (`watchdog.rs`); and the store interface (`store::Tx`)
 //! implemented on one transaction of it, [`PgTx`], one file per table (the
 //! same names as the interface's files). [`Pool::write`] runs a closure in
 //! one transaction (retrying it on a serialization failure or deadlock),
@@ -49,6 +50,7 @@ mod sessions;
 mod settings;
 mod signing_keys;
 mod users;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -62,6 +64,7 @@ use postgres::{Client, Config, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use self::pool::{Conn, Limits, Pool, SERIALIZATION_RETRIES};
+use self::watchdog::Watch;
 use crate::store::{self, OpenError, Tx};
 use crate::time::{UnixMs, UnixSecs};
 
@@ -214,7 +217,8 @@ pub struct PgTx<'c> {
 /// for each request on PostgreSQL, and lives on the worker's stack.
 #[allow(clippy::large_enum_variant)]
 enum Inner<'c> {
-    Transaction(Transaction<'c>),
+    /// With its connection's watch (`watchdog.rs`).
+    Transaction(Transaction<'c>, Watch),
     /// A pooled connection outside any transaction: every statement commits
     /// on its own, and the connection goes back to its pool on drop.
     Autocommit(Conn),
@@ -268,9 +272,9 @@ impl PgTx<'static> {
 }
 
 impl<'c> PgTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>, writing: bool) -> PgTx<'c> {
+    fn new(tx: Transaction<'c>, writing: bool, watch: Watch) -> PgTx<'c> {
         PgTx {
-            tx: RefCell::new(Inner::Transaction(tx)),
+            tx: RefCell::new(Inner::Transaction(tx, watch)),
             writing,
             failed: Cell::new(None),
         }
@@ -282,7 +286,7 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn into_inner(self) -> Transaction<'c> {
         match self.tx.into_inner() {
-            Inner::Transaction(tx) => tx,
+            Inner::Transaction(tx, _) => tx,
             Inner::Autocommit(_) | Inner::Pending(_) => {
                 unreachable!("only a PgTx made by PgTx::new holds a transaction")
             }
@@ -332,8 +336,8 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
         let rows = match &mut *self.inner()? {
-            Inner::Transaction(tx) => tx.query(sql, params),
-            Inner::Autocommit(conn) => conn.query(sql, params),
+            Inner::Transaction(tx, watch) => watch.round_trip(|| tx.query(sql, params)),
+            Inner::Autocommit(conn) => conn.round_trip(|client| client.query(sql, params)),
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         rows.map_err(|e| self.noted(e))
@@ -352,8 +356,8 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
         let changed = match &mut *self.inner()? {
-            Inner::Transaction(tx) => tx.execute(sql, params),
-            Inner::Autocommit(conn) => conn.execute(sql, params),
+            Inner::Transaction(tx, watch) => watch.round_trip(|| tx.execute(sql, params)),
+            Inner::Autocommit(conn) => conn.round_trip(|client| client.execute(sql, params)),
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         let changed = changed.map_err(|e| self.noted(e))?;
