@@ -5,6 +5,11 @@
 //! and `Retry-After`, each answer within [`BOUND`]; when the database is
 //! back the same process answers again. And a node killed mid-load loses
 //! nothing it acknowledged.
+//!
+//! A server stopped whole ([`freeze`]: `SIGSTOP` to every process of it)
+//! is the hard case: its kernel still acknowledges, so an open connection
+//! hangs with no error, and only the pool's watchdog
+//! (`src/store/postgres/watchdog.rs`) ends the wait.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,6 +17,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use authmd::internals::store::Tx;
+use authmd::internals::store::postgres as store;
 
 use crate::common::{Client, Reply, TestServer, postgres};
 
@@ -139,9 +147,9 @@ fn a_stopped_database_answers_503_and_the_node_recovers_when_it_restarts() {
     assert_recovered(&server, &held, "restarted again");
 }
 
-/// Every process of the server stopped: connections stay open and nothing
-/// answers on them, new ones hang after the TCP connect. The pool's
-/// connect timeout bounds a request that needs a new connection.
+/// The postmaster stopped (`Private::pause` reaches it alone: see
+/// [`freeze`]), with no connection open: a new one hangs after the TCP
+/// connect. The pool's connect timeout bounds a request that needs one.
 #[test]
 fn a_paused_database_answers_within_the_bound_and_the_node_recovers() {
     let pg = postgres::Private::new();
@@ -166,6 +174,322 @@ fn a_paused_database_answers_within_the_bound_and_the_node_recovers() {
     assert_eq!(ready.status, 503, "{}", ready.body);
     pg.resume();
     assert_recovered(&server, &held, "resumed");
+}
+
+/// Every process of a server stopped, until dropped ([`freeze`]).
+struct Frozen {
+    postmaster: u32,
+}
+
+/// Stops every process of `pg` (`SIGSTOP`): the postmaster, then each of
+/// its children, the open connections' backends among them. Not
+/// `Private::pause`: each postmaster child is a process group of its own
+/// (`setsid`), so the pause's group signal reaches the postmaster only, and
+/// open connections go on answering. Dropping the answer resumes them all,
+/// on a failed assertion too (`Private`'s own drop, which does not resume
+/// first, would wait for ever on a stopped postmaster).
+fn freeze(pg: &postgres::Private) -> Frozen {
+    let mut client = ::postgres::Client::connect(&pg.url(), ::postgres::NoTls).unwrap();
+    let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let postmaster = parent(backend as u32).expect("the backend's postmaster");
+    drop(client);
+    // The postmaster first: no process starts after its children are listed.
+    signal("-STOP", postmaster);
+    let frozen = Frozen { postmaster };
+    for child in children(postmaster) {
+        signal("-STOP", child);
+    }
+    frozen
+}
+
+impl Frozen {
+    fn thaw(postmaster: u32) {
+        for child in children(postmaster) {
+            signal("-CONT", child);
+        }
+        signal("-CONT", postmaster);
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        Frozen::thaw(self.postmaster);
+    }
+}
+
+/// `call()`, which must not take [`BOUND`] on the server `postmaster`
+/// leads, frozen: should it, the server is thawed then, so the test fails
+/// on the time taken instead of hanging.
+fn bounded<T>(what: &str, postmaster: u32, call: impl FnOnce() -> T) -> T {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let alarm = std::thread::spawn(move || {
+        if finished.recv_timeout(BOUND) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            Frozen::thaw(postmaster);
+        }
+    });
+    let started = Instant::now();
+    let value = call();
+    let took = started.elapsed();
+    drop(done);
+    alarm.join().unwrap();
+    assert!(
+        took < BOUND,
+        "{what} took {took:?}: it waited until the server was thawed"
+    );
+    value
+}
+
+/// The parent of process `pid`, from `/proc/<pid>/stat`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| parent(*child) == Some(pid))
+        .collect()
+}
+
+/// Sends `which` to `pid` (a child may have exited meanwhile: not checked).
+fn signal(which: &str, pid: u32) {
+    let _ = Command::new("kill").args([which, &pid.to_string()]).status();
+}
+
+/// The node's connections to `pg` (its pools' open ones).
+fn node_connections(pg: &postgres::Private) -> i64 {
+    let mut client = ::postgres::Client::connect(&pg.url(), ::postgres::NoTls).unwrap();
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'authmd'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// One request over a fresh connection, waiting for the answer longer
+/// than [`BOUND`] (the common client gives up at 10 s, before the
+/// watchdog's default bound), so [`timed`] reports a slow answer as slow
+/// and a hang as no answer at all.
+fn patient(server: &TestServer, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(BOUND + Duration::from_secs(10))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    stream.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let Some((head, body)) = answer.split_once("\r\n\r\n") else {
+        panic!("{method} {path}: no answer ({read:?}); stderr:\n{}", server.stderr())
+    };
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "a length-delimited answer: {head}"
+    );
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Issue 14: the server frozen whole ([`freeze`]) with the node's pooled
+/// connections open. A request on one of them hangs with no error from the
+/// kernel (without the watchdog, for ever); the
+/// watchdog cuts it at the pool's round-trip bound (12 s by default), so
+/// it answers 503 `temporarily_unavailable` with `Retry-After` within
+/// [`BOUND`], `/healthz` stays 200, `/readyz` is 503, and once thawed the
+/// node answers again by itself.
+#[test]
+fn a_frozen_database_with_open_connections_answers_503_within_the_bound() {
+    let pg = postgres::Private::new();
+    let server = TestServer::start_on(&pg.url(), &[], &[]);
+    let held = hold(&server);
+    // Open pooled connections in both pools: requests at once, from several
+    // clients, each needing its own.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    server.register_anonymous();
+                    assert_eq!(server.get_with_token("/api/resource", &held.key).status, 200);
+                    assert_eq!(server.get("/readyz").status, 200);
+                }
+            });
+        }
+    });
+    let open = node_connections(&pg);
+    assert!(open >= 2, "{open} pooled connections open");
+    let frozen = freeze(&pg);
+
+    let health = timed("/healthz", || patient(&server, "GET", "/healthz", &[], ""));
+    assert_eq!(health.status, 200, "{}", health.body);
+    let ready = timed("/readyz", || patient(&server, "GET", "/readyz", &[], ""));
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let retry = |reply: &Reply| assert_eq!(reply.header("retry-after"), Some("1"), "{reply:?}");
+    let register = timed("v0.1 registration", || {
+        patient(
+            &server,
+            "POST",
+            "/agent/auth",
+            &[("Content-Type", "application/json")],
+            r#"{"type":"anonymous","requested_credential_type":"api_key"}"#,
+        )
+    });
+    register.assert_error(503, "temporarily_unavailable");
+    retry(&register);
+    let api = timed("guarded API", || {
+        patient(
+            &server,
+            "GET",
+            "/api/resource",
+            &[("Authorization", &format!("Bearer {}", held.key))],
+            "",
+        )
+    });
+    api.assert_error(503, "temporarily_unavailable");
+    retry(&api);
+    assert!(
+        server.stderr().contains("its connection is cut"),
+        "the watchdog says what it did; stderr:\n{}",
+        server.stderr()
+    );
+    drop(frozen);
+    assert_recovered(&server, &held, "resumed");
+}
+
+/// The watchdog on each kind of round trip, through the pool itself with a
+/// short bound: BEGIN (a write's, a read's), a statement inside a
+/// transaction, COMMIT, and an autocommit statement, each on a connection
+/// open before the server was stopped, fail `Unavailable` within about the
+/// bound; a transaction of many statements that together take longer than
+/// the bound is not cut; and the pool works again once the server is back.
+#[test]
+fn the_watchdog_bounds_each_round_trip_not_the_transaction() {
+    let pg = postgres::Private::new();
+    let round_trip = Duration::from_secs(1);
+    let limits = store::Limits {
+        connections: 2,
+        connect_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_millis(500),
+        round_trip_timeout: round_trip,
+        ..store::Limits::default()
+    };
+    let pool = store::open_with(&pg.url(), limits).unwrap();
+    assert!(pool.get().unwrap().is_watched(), "a TCP connection is watched");
+
+    // Many statements, longer than the bound in all: untouched.
+    let started = Instant::now();
+    pool.write(|tx| {
+        for _ in 0..6 {
+            tx.ping()?;
+            std::thread::sleep(round_trip / 4);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(started.elapsed() > round_trip);
+
+    // One pool per case, each with idle connections from before, used (a
+    // used connection has a statement's Close queued, and the driver's
+    // client waits for its answer when dropped: the pool shuts the idle
+    // ones down before it drops them after a cut, or that drop would hang).
+    let cases: Vec<(&str, store::Pool)> = ["write's BEGIN", "read's BEGIN", "a statement", "COMMIT", "autocommit"]
+        .into_iter()
+        .map(|case| {
+            let pool = pool.sibling(3);
+            let used: Vec<_> = (0..3).map(|_| store::PgTx::reading(&pool).unwrap()).collect();
+            for tx in &used {
+                tx.ping().unwrap();
+            }
+            drop(used);
+            assert_eq!(pool.open_connections(), 3);
+            (case, pool)
+        })
+        .collect();
+    let mut frozen = Some(freeze(&pg));
+    // The same postmaster however often a case thaws and freezes it.
+    let postmaster = frozen.as_ref().unwrap().postmaster;
+    for (case, pool) in &cases {
+        let started = Instant::now();
+        let error = bounded(case, postmaster, || match *case {
+            "write's BEGIN" => pool.write(|tx| tx.ping().map_err(Into::into)),
+            "read's BEGIN" => pool.read(|tx| tx.ping().map_err(Into::into)),
+            // BEGIN answered before the freeze; the statement after it hangs.
+            "a statement" => {
+                frozen = None;
+                pool.write(|tx| {
+                    tx.ping()?;
+                    frozen = Some(freeze(&pg));
+                    tx.ping().map_err(Into::into)
+                })
+            }
+            "COMMIT" => {
+                frozen = None;
+                pool.write(|tx| {
+                    tx.ping()?;
+                    frozen = Some(freeze(&pg));
+                    Ok(())
+                })
+            }
+            "autocommit" => store::PgTx::reading_lazily(pool).ping().map_err(Into::into),
+            _ => unreachable!(),
+        })
+        .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(error, authmd::Error::DatabaseUnavailable(_)),
+            "{case}: {error:?}"
+        );
+        assert!(took < round_trip + Duration::from_secs(2), "{case}: {took:?}");
+        // The cut connection is not handed out again: a new one is made,
+        // and waits its connect timeout, as the server is still stopped.
+        let error = pool.read(|tx| tx.ping().map_err(Into::into)).unwrap_err();
+        assert!(
+            format!("{error:?}").contains("no connection within"),
+            "{case}: {error:?}"
+        );
+    }
+    drop(frozen);
+    let back = Instant::now() + Duration::from_secs(10);
+    while pool.write(|tx| tx.ping().map_err(Into::into)).is_err() {
+        assert!(Instant::now() < back, "the pool never works again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Over a unix socket the server sees no inet endpoints, so the watchdog
+/// cannot tell the socket: the connection works, unwatched.
+#[test]
+fn a_unix_socket_connection_works_unwatched() {
+    let url = postgres::database();
+    let database = url.rsplit('/').next().unwrap();
+    let server = postgres::server();
+    let socket = format!(
+        "postgres://postgres@/{database}?host={}&port={}&sslmode=disable",
+        server.dir().display(),
+        server.port
+    );
+    let pool = store::open(&socket).unwrap();
+    assert!(!pool.get().unwrap().is_watched());
+    pool.write(|tx| tx.ping().map_err(Into::into)).unwrap();
 }
 
 /// Every connection cut under a running node (`pg_terminate_backend`):

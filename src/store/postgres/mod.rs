@@ -1,7 +1,8 @@
 //! The PostgreSQL store (issue 14, DESIGN.md "Growing past one machine"):
 //! [`open`] a `postgres://` URL into a bounded [`Pool`] (`pool.rs`), with
 //! TLS when the URL asks for it, applying the schema steps
-//! (`schema/postgres.sql`); and the store interface (`store::Tx`)
+//! (`schema/postgres.sql`), each round trip on its connections bounded by a
+//! watchdog (`watchdog.rs`); and the store interface (`store::Tx`)
 //! implemented on one transaction of it, [`PgTx`], one file per table (the
 //! same names as the interface's files). [`Pool::write`] runs a closure in
 //! one transaction (retrying it on a serialization failure or deadlock),
@@ -53,6 +54,7 @@ mod signing_keys;
 mod statements;
 mod tls;
 mod users;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -64,6 +66,7 @@ use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Config, Row, Transaction};
 
 pub use self::pool::{Conn, Limits, Pool, SERIALIZATION_RETRIES};
+use self::watchdog::Watch;
 use crate::store::{self, OpenError, Tx};
 use crate::time::{UnixMs, UnixSecs};
 
@@ -203,8 +206,9 @@ pub struct PgTx<'c> {
 /// for each request on PostgreSQL, and lives on the worker's stack.
 #[allow(clippy::large_enum_variant)]
 enum Inner<'c> {
-    /// With the statements prepared on its connection.
-    Transaction(Transaction<'c>, &'c mut statements::Statements),
+    /// With its connection's watch (`watchdog.rs`) and the statements
+    /// prepared on it.
+    Transaction(Transaction<'c>, Watch, &'c mut statements::Statements),
     /// A pooled connection outside any transaction: every statement commits
     /// on its own, and the connection goes back to its pool on drop.
     Autocommit(Conn),
@@ -258,9 +262,9 @@ impl PgTx<'static> {
 }
 
 impl<'c> PgTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>, statements: &'c mut statements::Statements, writing: bool) -> PgTx<'c> {
+    fn new(tx: Transaction<'c>, statements: &'c mut statements::Statements, writing: bool, watch: Watch) -> PgTx<'c> {
         PgTx {
-            tx: RefCell::new(Inner::Transaction(tx, statements)),
+            tx: RefCell::new(Inner::Transaction(tx, watch, statements)),
             writing,
             failed: Cell::new(None),
         }
@@ -272,7 +276,7 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn into_inner(self) -> Transaction<'c> {
         match self.tx.into_inner() {
-            Inner::Transaction(tx, _) => tx,
+            Inner::Transaction(tx, _, _) => tx,
             Inner::Autocommit(_) | Inner::Pending(_) => {
                 unreachable!("only a PgTx made by PgTx::new holds a transaction")
             }
@@ -322,11 +326,8 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn query(&self, sql: &str, params: &[Param<'_>]) -> store::Result<Vec<Row>> {
         let rows = match &mut *self.inner()? {
-            Inner::Transaction(tx, statements) => statements.query(tx, sql, params),
-            Inner::Autocommit(conn) => {
-                let (client, statements) = conn.parts();
-                statements.query(client, sql, params)
-            }
+            Inner::Transaction(tx, watch, statements) => watch.round_trip(|| statements.query(tx, sql, params)),
+            Inner::Autocommit(conn) => conn.round_trip(|client, statements| statements.query(client, sql, params)),
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         rows.map_err(|e| self.noted(e))
@@ -345,11 +346,8 @@ impl<'c> PgTx<'c> {
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param<'_>]) -> store::Result<usize> {
         let changed = match &mut *self.inner()? {
-            Inner::Transaction(tx, statements) => statements.execute(tx, sql, params),
-            Inner::Autocommit(conn) => {
-                let (client, statements) = conn.parts();
-                statements.execute(client, sql, params)
-            }
+            Inner::Transaction(tx, watch, statements) => watch.round_trip(|| statements.execute(tx, sql, params)),
+            Inner::Autocommit(conn) => conn.round_trip(|client, statements| statements.execute(client, sql, params)),
             Inner::Pending(_) => unreachable!("taken by `inner`"),
         };
         let changed = changed.map_err(|e| self.noted(e))?;

@@ -8,8 +8,14 @@
 //! startup forever. So each attempt runs on a thread of its own, which the
 //! caller stops waiting for at the bound. An abandoned attempt keeps its
 //! place in the pool until it ends, so the bound counts it too.
+//!
+//! Once made, every round trip on a connection through [`Pool::write`],
+//! [`Pool::read`] and `PgTx` is bounded by [`Limits::round_trip_timeout`]
+//! (`watchdog.rs`): a connection the watchdog cut is dropped, never given
+//! out again.
 
 use std::ops::{Deref, DerefMut};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,6 +24,7 @@ use postgres::{Client, Config, IsolationLevel, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::statements::Statements;
+use super::watchdog::{self, Watch};
 use super::{Failure, PgTx};
 use crate::store::{Error, Tx};
 
@@ -37,6 +44,13 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// The server cancels any statement running longer (`statement_timeout`).
     pub statement_timeout: Duration,
+    /// How long one round trip on a pooled connection (a statement, BEGIN,
+    /// COMMIT, ROLLBACK) may go unanswered before the watchdog cuts the
+    /// connection (`watchdog.rs`): for a server that cannot answer at all,
+    /// not even with its own timeout's error. Longer than
+    /// `statement_timeout`, so a slow statement is cancelled by the server
+    /// first and its connection kept.
+    pub round_trip_timeout: Duration,
     /// How long sent data may stay unacknowledged, and an idle connection's
     /// peer silent to keepalives, before the connection counts as dead.
     pub tcp_user_timeout: Duration,
@@ -49,6 +63,7 @@ impl Default for Limits {
             wait: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            round_trip_timeout: Duration::from_secs(10 + 2),
             tcp_user_timeout: Duration::from_secs(20),
         }
     }
@@ -71,8 +86,9 @@ struct Shared {
 }
 
 struct State {
-    /// Each with the statements prepared on it.
-    idle: Vec<(Client, Statements)>,
+    /// Each with its watch (the watch holds the socket open, so the two
+    /// go together) and the statements prepared on it.
+    idle: Vec<(Client, Watch, Statements)>,
     /// In use, idle and being made: never above `limits.connections`.
     open: usize,
 }
@@ -81,6 +97,7 @@ struct State {
 pub struct Conn {
     pool: Pool,
     client: Option<Client>,
+    watch: Watch,
     statements: Statements,
 }
 
@@ -144,19 +161,19 @@ impl Pool {
         let deadline = Instant::now() + limits.wait;
         let mut state = self.0.lock();
         loop {
-            while let Some((client, statements)) = state.idle.pop() {
+            while let Some((client, watch, statements)) = state.idle.pop() {
                 if client.is_closed() {
                     state.open -= 1;
                     continue;
                 }
-                return Ok(self.conn(client, statements));
+                return Ok(self.conn(client, watch, statements));
             }
             if state.open < limits.connections {
                 state.open += 1;
                 drop(state);
                 return self
                     .connect_bounded()
-                    .map(|client| self.conn(client, Statements::default()));
+                    .map(|(client, watch)| self.conn(client, watch, Statements::default()));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -229,31 +246,40 @@ impl Pool {
         lock: Option<i64>,
         work: &mut impl FnMut(&dyn Tx) -> Result<T, crate::error::Error>,
     ) -> Result<Option<T>, crate::error::Error> {
+        let watch = conn.watch.clone();
         let mut run = 1;
         loop {
             let (client, statements) = conn.parts();
-            let tx = match client.transaction() {
+            let begun = {
+                let _trip = watch.begin();
+                client.transaction()
+            };
+            let tx = match begun {
                 Ok(tx) => tx,
-                Err(e) if run == 1 && matches!(super::error(&e), Error::Unavailable(_)) => return Ok(None),
+                // Unless the watchdog cut it: that server is not answering,
+                // and a new connection would only add its connect timeout.
+                Err(e) if run == 1 && !watch.was_cut() && matches!(super::error(&e), Error::Unavailable(_)) => {
+                    return Ok(None);
+                }
                 Err(e) => return Err(super::error(&e).into()),
             };
-            let tx = PgTx::new(tx, statements, true);
-            let answer = match lock {
+            let tx = PgTx::new(tx, statements, true, watch.clone());
+            let (tx, answer) = work_on(tx, &watch, |tx| match lock {
                 Some(key) => tx
                     .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
                     .map_err(crate::error::Error::from)
-                    .and_then(|_| work(&tx)),
-                None => work(&tx),
-            };
+                    .and_then(|_| work(tx)),
+                None => work(tx),
+            });
             let again = run < SERIALIZATION_RETRIES;
             match (answer, tx.failure()) {
-                (Ok(value), None) => match tx.into_inner().commit() {
+                (Ok(value), None) => match watch.round_trip(|| tx.into_inner().commit()) {
                     Ok(()) => return Ok(Some(value)),
                     Err(e) if super::retryable(&e) && again => {}
                     Err(e) => return Err(super::error(&e).into()),
                 },
                 (answer, Some(failure)) => {
-                    let _ = tx.into_inner().rollback();
+                    let _ = watch.round_trip(|| tx.into_inner().rollback());
                     if failure == Failure::Retryable && again {
                         // Let the transaction that won finish first.
                         std::thread::sleep(Duration::from_millis(1 << run));
@@ -269,7 +295,7 @@ impl Pool {
                     };
                 }
                 (Err(e), None) => {
-                    let _ = tx.into_inner().rollback();
+                    let _ = watch.round_trip(|| tx.into_inner().rollback());
                     return Err(e);
                 }
             }
@@ -285,27 +311,31 @@ impl Pool {
         work: impl FnOnce(&dyn Tx) -> Result<T, crate::error::Error>,
     ) -> Result<T, crate::error::Error> {
         let mut conn = self.get()?;
+        let watch = conn.watch.clone();
         let (client, statements) = conn.parts();
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(|e| super::error(&e))?;
-        let tx = PgTx::new(tx, statements, false);
-        let answer = work(&tx);
+        let begun = {
+            let _trip = watch.begin();
+            client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+        };
+        let tx = PgTx::new(begun.map_err(|e| super::error(&e))?, statements, false, watch.clone());
+        let (tx, answer) = work_on(tx, &watch, |tx| work(tx));
         let failed = tx.failure().is_some();
-        let _ = tx.into_inner().rollback();
+        let _ = watch.round_trip(|| tx.into_inner().rollback());
         match answer {
             Ok(_) if failed => Err(Error::Failed("a statement failed inside the read".into()).into()),
             answer => answer,
         }
     }
 
-    fn conn(&self, client: Client, statements: Statements) -> Conn {
+    fn conn(&self, client: Client, watch: Watch, statements: Statements) -> Conn {
         Conn {
             pool: self.clone(),
             client: Some(client),
+            watch,
             statements,
         }
     }
@@ -314,7 +344,7 @@ impl Pool {
     /// it), waiting at most [`Limits::connect_timeout`]. The place is given
     /// up when the attempt fails, or, if the caller stopped waiting, when
     /// the attempt ends.
-    fn connect_bounded(&self) -> Result<Client, Error> {
+    fn connect_bounded(&self) -> Result<(Client, Watch), Error> {
         // Zero capacity: a result is either taken by the waiting caller or,
         // once the caller has gone, refused back to the attempt.
         let (send, receive) = mpsc::sync_channel(0);
@@ -333,7 +363,7 @@ impl Pool {
         let limit = self.0.limits.connect_timeout;
         let failed = |why: String| Error::Unavailable(format!("{}: {why}", self.0.target));
         match receive.recv_timeout(limit) {
-            Ok(Ok(client)) => Ok(client),
+            Ok(Ok(made)) => Ok(made),
             Ok(Err(why)) => {
                 self.0.release();
                 Err(failed(why))
@@ -360,12 +390,43 @@ impl Shared {
         self.freed.notify_one();
     }
 
-    fn connect(&self) -> Result<Client, String> {
+    /// A new connection, and its watch.
+    fn connect(&self) -> Result<(Client, Watch), String> {
         let connected = match &self.tls {
             Some(tls) => self.config.connect(tls.clone()),
             None => self.config.connect(NoTls),
         };
-        connected.map_err(|e| e.to_string())
+        let mut client = connected.map_err(|e| e.to_string())?;
+        let watch = watchdog::watch(&mut client, self.limits.round_trip_timeout, &self.target)?;
+        Ok((client, watch))
+    }
+}
+
+/// `work(&tx)`, answering `tx` back; should `work` panic, `tx` is rolled
+/// back as a bounded round trip before the panic goes on (dropped, the
+/// driver's transaction would roll back unbounded).
+fn work_on<'c, T>(tx: PgTx<'c>, watch: &Watch, work: impl FnOnce(&PgTx<'c>) -> T) -> (PgTx<'c>, T) {
+    match panic::catch_unwind(AssertUnwindSafe(|| work(&tx))) {
+        Ok(answer) => (tx, answer),
+        Err(panicked) => {
+            let _ = watch.round_trip(|| tx.into_inner().rollback());
+            panic::resume_unwind(panicked)
+        }
+    }
+}
+
+impl Conn {
+    /// `call` on the client, as one round trip bounded by the watchdog.
+    pub(super) fn round_trip<T>(&mut self, call: impl FnOnce(&mut Client, &mut Statements) -> T) -> T {
+        let client = self.client.as_mut().expect("present until dropped");
+        let statements = &mut self.statements;
+        self.watch.round_trip(|| call(client, statements))
+    }
+
+    /// Whether the watchdog bounds this connection's round trips (not over
+    /// a unix socket, nor through address translation: `watchdog.rs`).
+    pub fn is_watched(&self) -> bool {
+        self.watch.is_watched()
     }
 }
 
@@ -393,28 +454,41 @@ impl DerefMut for Conn {
     }
 }
 
+/// Drops a connection that will not be used again, its socket shut down
+/// first when it is watched. The driver's client, dropped, waits for the
+/// answers to what it still has to send (a used statement's Close, queued
+/// until the next call), and a server that cannot answer would hold that
+/// drop for ever. An unwatched one is dropped as it is.
+fn discard(client: Client, watch: Watch) {
+    watch.shut();
+    drop(client);
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else { return };
+        let watch = std::mem::take(&mut self.watch);
         let shared = &self.pool.0;
-        if client.is_closed() {
+        if client.is_closed() || watch.was_cut() {
             // A broken connection is never handed out again, and neither
             // are the idle ones made before it broke: a restarted or
             // failed-over server has cut them all, and each would fail a
             // request of its own. New ones are made as requests need them.
-            drop(client);
+            discard(client, watch);
             let stale = {
                 let mut state = shared.lock();
                 let stale = std::mem::take(&mut state.idle);
                 state.open -= stale.len();
                 stale
             };
-            drop(stale);
+            for (client, watch, _statements) in stale {
+                discard(client, watch);
+            }
             shared.release();
             shared.freed.notify_all();
         } else {
             let statements = std::mem::take(&mut self.statements);
-            shared.lock().idle.push((client, statements));
+            shared.lock().idle.push((client, watch, statements));
             shared.freed.notify_one();
         }
     }
