@@ -442,9 +442,13 @@ fn the_url_comes_from_authmd_db_file_and_its_password_shows_nowhere() {
     // A file naming a database that is not there, or the wrong password.
     let (no_database, _) = url_file("no-database", PASSWORD, "nodes_gone");
     let (wrong_password, _) = url_file("wrong-password", WRONG_PASSWORD, "nodes");
-    for (file, target) in [
-        (&no_database, format!("127.0.0.1:{port}/nodes_gone")),
-        (&wrong_password, format!("127.0.0.1:{port}/nodes")),
+    for (file, target, why) in [
+        (&no_database, format!("127.0.0.1:{port}/nodes_gone"), "does not exist"),
+        (
+            &wrong_password,
+            format!("127.0.0.1:{port}/nodes"),
+            "password authentication failed",
+        ),
     ] {
         for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["registrations", "list"]] {
             let out = with_db_file(file, args);
@@ -456,6 +460,10 @@ fn the_url_comes_from_authmd_db_file_and_its_password_shows_nowhere() {
             assert!(
                 stderr.contains(&target),
                 "{args:?} on {file:?}: the error names {target}: {stderr}"
+            );
+            assert!(
+                stderr.contains(why),
+                "{args:?} on {file:?}: the server's reason: {stderr}"
             );
             for secret in [PASSWORD, WRONG_PASSWORD] {
                 assert!(

@@ -396,7 +396,10 @@ impl Shared {
             Some(tls) => self.config.connect(tls.clone()),
             None => self.config.connect(NoTls),
         };
-        let mut client = connected.map_err(|e| e.to_string())?;
+        // The server's own words (its message and SQLSTATE: "database ... does
+        // not exist", "password authentication failed") or the cause of a
+        // failed TLS handshake: the driver's own text is only a summary.
+        let mut client = connected.map_err(|e| why_not_connected(&e))?;
         let watch = watchdog::watch(&mut client, self.limits.round_trip_timeout, &self.target)?;
         Ok((client, watch))
     }
@@ -492,4 +495,21 @@ impl Drop for Conn {
             shared.freed.notify_one();
         }
     }
+}
+
+/// Why a connection attempt failed: the server's message and SQLSTATE, or
+/// the driver's summary and its causes (never the password, which neither
+/// holds).
+fn why_not_connected(err: &postgres::Error) -> String {
+    if err.as_db_error().is_some() {
+        let (Error::Unavailable(why) | Error::Failed(why)) = super::error(err);
+        return why;
+    }
+    let mut why = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(next) = cause {
+        why = format!("{why}: {next}");
+        cause = next.source();
+    }
+    why
 }
