@@ -265,14 +265,13 @@ impl Wanted {
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
         let (config, roots) = match check {
-            Check::Nothing => {
-                let verifier = Unverified(provider);
-                let config = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier));
-                (config, Roots::Public)
-            }
-            Check::Chain(roots) => {
-                let verifier = ChainOnly {
-                    roots: Arc::new(trust_anchors(&roots)?),
+            Check::Nothing | Check::Chain(_) => {
+                let (anchors, roots) = match check {
+                    Check::Chain(roots) => (Some(Arc::new(trust_anchors(&roots)?)), roots),
+                    _ => (None, Roots::Public),
+                };
+                let verifier = ChainOrNothing {
+                    roots: anchors,
                     provider,
                 };
                 let config = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier));
@@ -291,9 +290,9 @@ impl Wanted {
 
 /// What a connector checks of the server's certificate.
 enum Check {
-    /// `prefer`: nothing ([`Unverified`]).
+    /// `prefer`: nothing ([`ChainOrNothing`] without roots).
     Nothing,
-    /// `verify-ca`: the chain ([`ChainOnly`]).
+    /// `verify-ca`: the chain ([`ChainOrNothing`] with them).
     Chain(Roots),
     /// `require`, `verify-full`: the chain and the host name (rustls' own).
     Full(Roots),
@@ -397,56 +396,19 @@ impl Tls {
     }
 }
 
-/// `prefer`'s check: none of the certificate (see the module's notes). The
-/// handshake's signature is still checked against it, so what SCRAM's
-/// channel binding binds to is the key of the one who answered.
+/// The certificate check of `prefer` (`roots: None`: none of the
+/// certificate, see the module's notes) and of `verify-ca` (the chain up to
+/// one of `roots`: validity, key usage for a server; not the host name).
+/// Either way the handshake's signature is checked against the
+/// certificate, so what SCRAM's channel binding binds to is the key of the
+/// one who answered.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`'s check: the chain up to one of `roots` (validity, key
-/// usage for a server), and not the host name.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct ChainOrNothing {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ChainOrNothing {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -455,9 +417,11 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        let algorithms = self.provider.signature_verification_algorithms.all;
-        verify_server_cert_signed_by_trust_anchor(&cert, &self.roots, intermediates, now, algorithms)?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            let algorithms = self.provider.signature_verification_algorithms.all;
+            verify_server_cert_signed_by_trust_anchor(&cert, roots, intermediates, now, algorithms)?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
