@@ -241,10 +241,11 @@ fn the_provider_example_mints_and_pushes_a_revocation() {
         .stderr(Stdio::null())
         .spawn()
         .expect("the provider example");
+    // Kept open to the end: the provider prints more lines after the first,
+    // and a closed pipe would end it (a failed print panics).
+    let mut banner = BufReader::new(provider.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(provider.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    banner.read_line(&mut first).unwrap();
     let issuer = first
         .split_whitespace()
         .nth(2)
@@ -284,4 +285,5 @@ fn the_provider_example_mints_and_pushes_a_revocation() {
     assert_eq!(server.get_with_token("/api/resource", &credential).status, 401);
     let _ = provider.kill();
     let _ = provider.wait();
+    drop(banner);
 }
