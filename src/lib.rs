@@ -43,6 +43,8 @@ mod url;
 
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod readme_tests;
 
 pub use cli::{CliError, run as run_cli};
 pub use core::guard::Caller;
