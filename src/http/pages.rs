@@ -413,14 +413,14 @@ pub fn home(brand: impl Into<Brand>, visitor: Visitor<'_>) -> Response {
             csrf = escape(csrf),
         ),
         Visitor::SignedOut => format!(
-            "<h1>{name}</h1><p>This service lets AI agents register on your behalf. \
+            "<h1>Welcome</h1><p>{name} lets AI agents register on your behalf. \
              Sign in to confirm an agent or see the ones acting for you.</p>\
              <p><a href=\"{login}\">Sign in</a></p>{agents}",
             name = escape(&brand.name),
             login = Endpoint::Login.path(),
         ),
         Visitor::NoSignIn => format!(
-            "<h1>{name}</h1><p>This service lets AI agents register on your behalf. \
+            "<h1>Welcome</h1><p>{name} lets AI agents register on your behalf. \
              When an agent asks to be linked to you, you get an email with a link to confirm it.</p>{agents}",
             name = escape(&brand.name),
         ),
@@ -500,7 +500,8 @@ pub fn rate_limited(brand: impl Into<Brand>, retry_after_secs: u64, now: UnixMs)
         let text = crate::time::human(now + wait, now);
         let clock = text.split(" (").next().unwrap_or(&text);
         format!(
-            "Please try again in about {span}, after <time datetime=\"{wire}\" class=\"nw\">{clock}</time>.",
+            "Please try again in about <span class=\"nw\">{span}</span>, after \
+             <time datetime=\"{wire}\" class=\"nw\">{clock}</time>.",
             span = escape(&crate::time::span_words(wait)),
             wire = crate::time::rfc3339(now + wait),
             clock = escape(clock),
@@ -578,7 +579,10 @@ mod tests {
     fn a_rate_limit_says_when_in_words() {
         let now = crate::time::parse_rfc3339("2026-12-03T17:21:00Z").unwrap();
         let html = String::from_utf8(rate_limited("API", 3487, now).body).unwrap();
-        assert!(html.contains("in about 58 minutes, after"), "{html}");
+        assert!(
+            html.contains("in about <span class=\"nw\">58 minutes</span>, after"),
+            "{html}"
+        );
         assert!(html.contains(">2026-12-03 18:19 UTC</time>"), "{html}");
         let html = String::from_utf8(rate_limited("API", 20, now).body).unwrap();
         assert!(html.contains("try again in a minute"), "{html}");
