@@ -21,7 +21,7 @@ function measure() {
   const broken = [];
   const outside = [];
   const viewport = document.documentElement.clientWidth;
-  const elements = document.querySelectorAll('time, .addr, button, .who, h1');
+  const elements = document.querySelectorAll('time, .addr, button, .who, h1, dd, .code');
   for (const element of elements) {
     const box = element.getBoundingClientRect();
     if (box.left < 0 || box.right > viewport + 0.5) outside.push(element.textContent);
