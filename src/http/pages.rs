@@ -77,12 +77,26 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// An email address, escaped, that may wrap only before its `@` and
-/// before each `.` (a long address on a narrow screen), never inside a word.
+/// An address longer than this may not fit one 320 px line in bold.
+const LONG_ADDRESS_CHARS: usize = 24;
+
+/// An email address, escaped. A long one may wrap before its `@` and
+/// before each `.` (and after a `-`, as any text), never inside a word; a
+/// short one fits a line and stays as typed, so it can be found in the page.
 pub fn email(address: &str) -> String {
     let escaped = escape(address);
-    let breakable = escaped.replace('@', "<wbr>@").replace('.', "<wbr>.");
-    format!("<span class=\"addr\">{breakable}</span>")
+    let shown = if address.chars().count() > LONG_ADDRESS_CHARS {
+        escaped.replace('@', "<wbr>@").replace('.', "<wbr>.")
+    } else {
+        escaped
+    };
+    format!("<span class=\"addr\">{shown}</span>")
+}
+
+/// An identifier such as a registration id: one unbreakable word, set in a
+/// monospace face small enough that the longest fits a 320 px screen.
+fn id(text: &str) -> String {
+    format!("<span class=\"id\">{}</span>", escape(text))
 }
 
 /// An instant as [`crate::time::human`] says it, in a `<time>` element
@@ -114,6 +128,7 @@ p{margin:0 0 14px}\
 a{color:#1f5eff}\
 .muted{color:#5b6573;font-size:14px}\
 .nw{white-space:nowrap}\
+.id{font:13px/1.7 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}\
 code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f0f2f5;padding:1px 4px;border-radius:4px}\
 .operator{margin:20px 0 0;padding-top:12px;border-top:1px solid #e2e6ec;font-size:13px;color:#5b6573}\
 dl{margin:0 0 20px;font-size:14px;display:grid;grid-template-columns:auto minmax(0,1fr);gap:4px 12px}\
@@ -193,7 +208,7 @@ pub fn claim(details: &ClaimDetails<'_>, token: &str) -> Response {
          <button class=\"quiet\" type=\"submit\">This wasn't me</button></form>",
         name = escape(&details.brand.name),
         email = email(details.email),
-        reg = escape(details.registration_id),
+        reg = id(details.registration_id),
         expires = time(details.expires_ms, details.now),
         token = escape(token),
         view = Endpoint::ClaimView.path(),
@@ -319,7 +334,7 @@ pub fn identity_claim(details: &IdentityClaim<'_>) -> Response {
         agent = e(details.agent),
         name = e(&details.brand.name),
         scopes = e(&details.scopes.join(", ")),
-        reg = e(details.registration_id),
+        reg = id(details.registration_id),
         who = email(details.signed_in_as),
         advisories = details
             .advisories
@@ -542,9 +557,10 @@ mod tests {
     #[test]
     fn addresses_and_times_break_only_between_parts() {
         assert_eq!(
-            email("pat.o'neil@example.com"),
-            "<span class=\"addr\">pat<wbr>.o&#39;neil<wbr>@example<wbr>.com</span>"
+            email("pat.o'neil@mail.example-corp.com"),
+            "<span class=\"addr\">pat<wbr>.o&#39;neil<wbr>@mail<wbr>.example-corp<wbr>.com</span>"
         );
+        assert_eq!(email("pat@example.com"), "<span class=\"addr\">pat@example.com</span>");
         let now = crate::time::parse_rfc3339("2026-12-03T17:21:00Z").unwrap();
         let at = crate::time::parse_rfc3339("2026-12-03T17:30:00Z").unwrap();
         assert_eq!(

@@ -197,7 +197,11 @@ fn the_claim_pages_show_times_in_utc_and_in_words() {
         "{}",
         page.body
     );
-    assert!(page.body.contains(r#"pat<wbr>@example<wbr>.com"#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"<span class="addr">pat@example.com</span>"#),
+        "{}",
+        page.body
+    );
     server.advance(Duration::from_secs(4 * 60));
     assert!(browse(&server, "GET", &link).body.contains("(in 6 minutes)"));
 
