@@ -540,6 +540,10 @@ pub struct RateLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub resource_name: String,
+    /// Whether the operator set `resource_name`: its default ("API") names
+    /// no service a person would recognise, so pages show the base URL's
+    /// host instead while it is unset (`http::pages::Brand`).
+    pub resource_name_set: bool,
     pub resource_logo_uri: Option<String>,
     /// The configured resource URL; see `Site::resource` for the effective one.
     pub resource: Option<String>,
@@ -626,6 +630,7 @@ impl Settings {
         };
         let settings = Settings {
             resource_name: text("resource_name")?,
+            resource_name_set: stored.contains_key("resource_name"),
             resource_logo_uri: raw("resource_logo_uri")?,
             resource: raw("resource")?,
             scopes_supported,
@@ -748,6 +753,20 @@ mod tests {
             }
         }
         Settings::from_stored(&stored)
+    }
+
+    /// Issue 15: "API" set by the operator is their choice; the default is not.
+    #[test]
+    fn an_unset_resource_name_is_told_from_one_set_to_its_default() {
+        let unset = Settings::default();
+        assert_eq!((unset.resource_name.as_str(), unset.resource_name_set), ("API", false));
+        let set = with(&[("resource_name", "API")]).unwrap();
+        assert_eq!((set.resource_name.as_str(), set.resource_name_set), ("API", true));
+        assert!(with(&[("resource_name", "Hobby Notes")]).unwrap().resource_name_set);
+        assert!(
+            !with(&[("resource_name", "")]).unwrap().resource_name_set,
+            "empty resets"
+        );
     }
 
     #[test]

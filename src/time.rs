@@ -214,6 +214,51 @@ pub fn rfc3339(instant: UnixMs) -> String {
     )
 }
 
+/// An instant for people: the minute in UTC and how far it is from `now`
+/// in words, `2026-12-03 17:30 UTC (in 9 minutes)`, `(3 hours ago)`,
+/// `(just now)`. Pages show every time this way: a reader anywhere knows
+/// the zone, and needs no arithmetic to know whether it is soon.
+pub fn human(at: UnixMs, now: UnixMs) -> String {
+    let wire = rfc3339(at);
+    format!("{} {} UTC ({})", &wire[..10], &wire[11..16], relative(at, now))
+}
+
+/// `in 9 minutes`, `3 hours ago`, `just now`: the distance rounded to the
+/// nearest whole unit ([`span_words`]); less than a minute ahead is `in
+/// less than a minute`, less than a minute behind is `just now`.
+fn relative(at: UnixMs, now: UnixMs) -> String {
+    let ahead = at.saturating_since(now);
+    let behind = now.saturating_since(at);
+    if ahead >= Duration::from_secs(60) {
+        format!("in {}", span_words(ahead))
+    } else if behind >= Duration::from_secs(60) {
+        format!("{} ago", span_words(behind))
+    } else if ahead > Duration::ZERO {
+        "in less than a minute".into()
+    } else {
+        "just now".into()
+    }
+}
+
+/// A span in words, rounded to the nearest unit: minutes below an hour,
+/// hours below two days, days beyond (`1 minute`, `58 minutes`, `3 hours`,
+/// `2 days`). Under a minute it is `less than a minute`.
+pub fn span_words(span: Duration) -> String {
+    let secs = span.as_secs();
+    let unit = |count: u64, name: &str| format!("{count} {name}{}", if count == 1 { "" } else { "s" });
+    let minutes = (secs + 30) / 60;
+    let hours = (secs + 1800) / 3600;
+    if secs < 60 {
+        "less than a minute".into()
+    } else if minutes < 60 {
+        unit(minutes, "minute")
+    } else if hours < 48 {
+        unit(hours, "hour")
+    } else {
+        unit((secs + 43_200) / 86_400, "day")
+    }
+}
+
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or an
 /// offset `+HH:MM` / `-HH:MM` (a bare date means midnight UTC).
 pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
@@ -323,6 +368,80 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_for_people_say_the_utc_minute_and_how_far_it_is() {
+        let now = parse_rfc3339("2026-12-03T17:21:00Z").unwrap();
+        let at = |text: &str| parse_rfc3339(text).unwrap();
+        assert_eq!(
+            human(at("2026-12-03T17:30:00Z"), now),
+            "2026-12-03 17:30 UTC (in 9 minutes)"
+        );
+        assert_eq!(
+            human(at("2026-12-03T14:21:00Z"), now),
+            "2026-12-03 14:21 UTC (3 hours ago)"
+        );
+        assert_eq!(human(now, now), "2026-12-03 17:21 UTC (just now)");
+        assert_eq!(
+            human(at("2026-12-03T17:20:30Z"), now),
+            "2026-12-03 17:20 UTC (just now)"
+        );
+        assert_eq!(
+            human(at("2026-12-03T17:21:40Z"), now),
+            "2026-12-03 17:21 UTC (in less than a minute)"
+        );
+        // Singular and plural.
+        assert_eq!(
+            human(at("2026-12-03T17:22:00Z"), now),
+            "2026-12-03 17:22 UTC (in 1 minute)"
+        );
+        assert_eq!(
+            human(at("2026-12-03T17:23:00Z"), now),
+            "2026-12-03 17:23 UTC (in 2 minutes)"
+        );
+        assert_eq!(
+            human(at("2026-12-03T17:20:00Z"), now),
+            "2026-12-03 17:20 UTC (1 minute ago)"
+        );
+        assert_eq!(
+            human(at("2026-12-03T18:21:00Z"), now),
+            "2026-12-03 18:21 UTC (in 1 hour)"
+        );
+        assert_eq!(
+            human(at("2026-12-05T17:21:00Z"), now),
+            "2026-12-05 17:21 UTC (in 2 days)"
+        );
+        assert_eq!(
+            human(at("2026-12-02T17:21:00Z"), now),
+            "2026-12-02 17:21 UTC (24 hours ago)"
+        );
+        assert_eq!(
+            human(at("2026-11-02T17:21:00Z"), now),
+            "2026-11-02 17:21 UTC (31 days ago)"
+        );
+        // The minute shown is the one the instant falls in.
+        assert_eq!(
+            human(at("2026-12-03T17:30:59.999Z"), now),
+            "2026-12-03 17:30 UTC (in 10 minutes)"
+        );
+    }
+
+    #[test]
+    fn spans_round_to_the_nearest_unit() {
+        let words = |secs| span_words(Duration::from_secs(secs));
+        assert_eq!(words(0), "less than a minute");
+        assert_eq!(words(59), "less than a minute");
+        assert_eq!(words(60), "1 minute");
+        assert_eq!(words(89), "1 minute");
+        assert_eq!(words(90), "2 minutes");
+        assert_eq!(words(3487), "58 minutes");
+        assert_eq!(words(3569), "59 minutes");
+        assert_eq!(words(3570), "1 hour");
+        assert_eq!(words(2 * 3600), "2 hours");
+        assert_eq!(words(47 * 3600), "47 hours");
+        assert_eq!(words(48 * 3600), "2 days");
+        assert_eq!(words(30 * 86_400), "30 days");
+    }
 
     #[test]
     fn formats_with_milliseconds() {

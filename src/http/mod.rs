@@ -6,13 +6,14 @@
 //!              accept loop's hooks, settings reload, the database watch
 //!  routes.rs   the route table (path, methods, rate-limit bucket, metric
 //!              label, no-store, handler) and the handlers
-//!  pages.rs    the claim pages people see (no script, CSP, escaped)
+//!  pages.rs    the pages people see (no script, CSP, escaped)
 //!  gateway.rs  which scope a proxied request needs, which headers pass
 //! ```
 //!
 //! Nothing here decides protocol questions: a handler reads the body and
 //! headers, calls the wire module of its generation (`proto::v0_1`) or
-//! `core`, and writes what came back.
+//! `core`, and writes what came back. Whether a refusal is written as JSON
+//! or as a page is decided here too, once: [`wants_html`].
 
 pub mod gateway;
 pub mod pages;
@@ -154,7 +155,10 @@ pub fn set_error_response(err: &Error, request_id: &str) -> Response {
 /// `Retry-After` when retrying later helps, and the log's reason (`code`
 /// with the detail the wire does not get).
 fn refusal(response: Response, err: &Error, code: &str) -> Response {
-    let mut response = response.with_header("Cache-Control", NO_STORE);
+    let mut response = response;
+    if response.header("cache-control").is_none() {
+        response = response.with_header("Cache-Control", NO_STORE);
+    }
     match err {
         Error::RateLimited { retry_after_secs, .. } => {
             response = response.with_header("Retry-After", retry_after_secs.to_string())
@@ -215,6 +219,66 @@ pub fn error_response(err: &Error, config: &Config, request_id: &str) -> Respons
     refusal(response, err, code)
 }
 
+/// Whether the request comes from a person's browser, which names
+/// `text/html` in `Accept` when it opens a page or submits a form (issue
+/// 15): such a request is refused with a page, any other with JSON. A
+/// `text/html` ranked below `application/json` (or `application/*`), or at
+/// `q=0`, is an agent's; `*/*` alone names nothing, and agents keep JSON.
+pub fn wants_html(req: &Request) -> bool {
+    let (mut html, mut json) = (0.0_f32, 0.0_f32);
+    let ranges = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "accept")
+        .flat_map(|(_, v)| v.split(','));
+    for range in ranges {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        match media.as_str() {
+            "text/html" | "application/xhtml+xml" => html = html.max(q),
+            "application/json" | "application/*" => json = json.max(q),
+            _ => {}
+        }
+    }
+    html > 0.0 && html > json
+}
+
+/// The one translation of an error into a page, for a person
+/// ([`wants_html`], or a route whose every answer is a page): the same
+/// status, `Retry-After`, `Allow`, no-store and log reason as the JSON
+/// refusal, in words a person can act on. `path` is the request's, for a
+/// 405 to say what the address is for.
+pub fn error_page(err: &Error, brand: &pages::Brand, now: crate::time::UnixMs, req: &Request) -> Response {
+    let (status, code) = wire(err);
+    let page = match err {
+        Error::NotFound => pages::not_found(brand),
+        Error::MethodNotAllowed { allow } => pages::method_not_allowed(brand, &req.path).with_header("Allow", *allow),
+        Error::RateLimited { retry_after_secs, .. } => pages::rate_limited(brand, *retry_after_secs, now),
+        Error::Internal(_) => pages::notice(
+            status,
+            brand,
+            "Something went wrong",
+            &format!(
+                "This is not your fault. Try again in a moment; if it keeps happening, tell the operator \
+                 this request id: {}.",
+                req.id
+            ),
+        ),
+        Error::Unavailable(_) | Error::DatabaseUnavailable(_) => pages::notice(
+            status,
+            brand,
+            "Try again in a moment",
+            "This service cannot answer right now. Nothing changed.",
+        ),
+        _ => pages::notice(status, brand, "This did not work", &err.to_string()),
+    };
+    refusal(page, err, code)
+}
+
 /// `application/x-www-form-urlencoded` pairs (a form body or a query
 /// string), decoded; malformed escapes decode to nothing rather than fail.
 pub fn form_pairs(text: &str) -> Vec<(String, String)> {
@@ -245,6 +309,47 @@ pub fn cookie_value<'a>(header_value: &'a str, name: &str) -> Option<&'a str> {
             v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v)
         })
         .find(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod negotiation_tests {
+    use super::{Body, Request, wants_html};
+
+    fn accepting(values: &[&str]) -> Request {
+        Request {
+            id: "t".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            query: None,
+            headers: values.iter().map(|v| ("accept".to_string(), v.to_string())).collect(),
+            body: Body::Complete(Vec::new()),
+            client_ip: None,
+        }
+    }
+
+    /// Issue 15: browsers get pages, agents keep JSON.
+    #[test]
+    fn a_browser_names_html_and_an_agent_does_not() {
+        let chromium = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        for browser in [chromium, firefox, "TEXT/HTML", "text/html;level=1"] {
+            assert!(wants_html(&accepting(&[browser])), "{browser}");
+        }
+        assert!(wants_html(&accepting(&["image/webp", "text/html"])), "over two headers");
+        for agent in [
+            "",
+            "*/*",
+            "application/json",
+            "application/json, text/html",
+            "text/html;q=0.5, application/json",
+            "text/html;q=0",
+            "text/*",
+            "application/*, text/html;q=0.9",
+        ] {
+            assert!(!wants_html(&accepting(&[agent])), "{agent:?}");
+        }
+        assert!(!wants_html(&accepting(&[])), "no Accept");
+    }
 }
 
 #[cfg(test)]

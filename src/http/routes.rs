@@ -21,7 +21,7 @@ use crate::proto::v0_7;
 use crate::ratelimit::{Bucket, Limiter, Refused};
 use crate::site::Endpoint;
 use crate::store;
-use crate::time::{UnixMs, rfc3339};
+use crate::time::UnixMs;
 
 /// Where a row answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +292,10 @@ impl<'a> Deps<'a> {
 }
 
 pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
+    // Issue 15: a person's browser is refused with a page wherever an agent
+    // is refused with v0.1's JSON body; the guarded API and the OAuth and
+    // SET endpoints keep their envelopes, which their clients parse.
+    let person = super::wants_html(req);
     let (mut response, label) = match find(req, deps) {
         Ok(row) => {
             let answer = row
@@ -299,11 +303,15 @@ pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
                 .iter()
                 .try_for_each(|bucket| deps.limit(*bucket, req))
                 .and_then(|()| (row.handler)(conn, deps, req));
-            let mut response = answer.unwrap_or_else(|err| match row.envelope {
+            let envelope = match row.envelope {
+                Profile if person && row.at != At::Api => Page,
+                other => other,
+            };
+            let mut response = answer.unwrap_or_else(|err| match envelope {
                 Profile => error_response(&err, deps.config, &req.id),
                 OAuth => super::oauth_error_response(&err, &req.id),
                 Set => super::set_error_response(&err, &req.id),
-                Page => error_page(&err, deps),
+                Page => page_refusal(&err, deps, req),
             });
             if row.envelope == OAuth {
                 response = response.with_header("Pragma", "no-cache");
@@ -318,6 +326,17 @@ pub fn handle(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Response {
             }
             (response, row.label)
         }
+        // `/` is a page for people whichever generations are on; without
+        // v0.7 there is no sign-in to offer.
+        Err((Error::NotFound, _))
+            if person && req.path == Endpoint::Home.path() && Methods::Read.admit(&req.method, false) =>
+        {
+            (
+                pages::home(pages::Brand::of(deps.config), pages::Visitor::NoSignIn),
+                "home",
+            )
+        }
+        Err((err, label)) if person => (page_refusal(&err, deps, req), label),
         Err((err, label)) => (error_response(&err, deps.config, &req.id), label),
     };
     response.headers.push(("X-Content-Type-Options", "nosniff".into()));
@@ -414,15 +433,9 @@ fn token(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Erro
     Ok(Response::json(200, &answer))
 }
 
-/// A refusal met on a page, as a page (a rate limit says when to retry).
-fn error_page(err: &Error, deps: &Deps<'_>) -> Response {
-    let (status, _) = crate::proto::v0_1::wire(err);
-    let name = &deps.config.settings.resource_name;
-    let mut page = pages::notice(status, name, "This did not work", &err.to_string());
-    if let Error::RateLimited { retry_after_secs, .. } = err {
-        page = page.with_header("Retry-After", retry_after_secs.to_string());
-    }
-    page
+/// A refusal met on a page, as a page (`http::error_page`).
+fn page_refusal(err: &Error, deps: &Deps<'_>, req: &Request) -> Response {
+    super::error_page(err, &pages::Brand::of(deps.config), deps.now_ms, req)
 }
 
 /// The value of cookie `name`, if the request carries it: the first of
@@ -488,21 +501,23 @@ fn csrf_matches(
 fn form_expired(deps: &Deps<'_>) -> Response {
     pages::notice(
         403,
-        &deps.config.settings.resource_name,
+        pages::Brand::of(deps.config),
         "This form expired",
-        "Open the page again and retry.",
+        "The page was open too long, or you signed out meanwhile, so nothing was done. \
+         Open the link again and retry.",
     )
 }
 
 /// `GET /` (SPEC-v0.7 7.1).
 fn home(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
-    let name = &deps.config.settings.resource_name;
+    let name = &pages::Brand::of(deps.config);
     Ok(match signed_in(conn, deps, req)? {
         Some((user, binding)) => {
             let csrf = signin::csrf_token(conn, &binding, deps.now_ms)?;
-            pages::home(name, Some((user.email.as_deref().unwrap_or(&user.id), &csrf)))
+            let email = user.email.as_deref().unwrap_or(&user.id);
+            pages::home(name, pages::Visitor::SignedIn { email, csrf: &csrf })
         }
-        None => pages::home(name, None),
+        None => pages::home(name, pages::Visitor::SignedOut),
     })
 }
 
@@ -518,7 +533,7 @@ fn login_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response,
     let email = login_hint_of(conn, &return_to)?.unwrap_or_default();
     let ttl = deps.config.settings.signin_code_ttl_secs;
     Ok(
-        pages::login(200, &deps.config.settings.resource_name, &email, &return_to, &csrf, "").with_header(
+        pages::login(200, pages::Brand::of(deps.config), &email, &return_to, &csrf, "").with_header(
             "Set-Cookie",
             set_cookie(deps, signin::PRESESSION_COOKIE, &presession, ttl),
         ),
@@ -571,7 +586,7 @@ fn login(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Erro
     deps.limiter
         .check_signin(ip.as_deref(), &email, deps.at(), &deps.config.settings.rate_limits)
         .map_err(|refused| deps.refused(refused, Bucket::Signin))?;
-    let name = &deps.config.settings.resource_name;
+    let name = &pages::Brand::of(deps.config);
     let csrf = signin::csrf_token(conn, &presession, deps.now_ms)?;
     match deps.run(conn, req, |ctx| {
         signin::request_code(ctx, &presession, &email, &form_value(&form, "return_to"))
@@ -595,7 +610,7 @@ fn login_verify(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respons
         Ok(checked) => checked,
         Err(refused) => return Ok(refused),
     };
-    let name = &deps.config.settings.resource_name;
+    let name = &pages::Brand::of(deps.config);
     let code = form_value(&form, "code");
     Ok(
         match deps.run(conn, req, |ctx| signin::verify_code(ctx, &presession, code.trim()))? {
@@ -669,7 +684,7 @@ fn identity_claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Res
 /// The page a v0.7 claim link opens, and the answer to a link not open.
 fn identity_link_page(deps: &Deps<'_>, token: &str, closed: crate::core::ceremony::Closed, csrf: &str) -> Response {
     use crate::core::ceremony::Closed as Link;
-    let name = &deps.config.settings.resource_name;
+    let name = &pages::Brand::of(deps.config);
     match closed {
         Link::Unknown => pages::notice(404, name, "This link is not valid", "Ask the agent for a new link."),
         Link::Replaced => pages::notice(
@@ -744,7 +759,7 @@ fn identity_claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<
                 advisories.push("This would be the first agent acting for you here.".to_string());
             }
             pages::identity_claim(&pages::IdentityClaim {
-                resource_name: &settings.resource_name,
+                brand: &pages::Brand::of(deps.config),
                 agent: &agent,
                 advisories: &advisories,
                 scopes: &registration
@@ -789,11 +804,11 @@ fn identity_claim_confirm(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resu
     Ok(
         match deps.run(conn, req, |ctx| crate::core::ceremony::confirm(ctx, &token, &user))? {
             Ok((code, expires_ms)) => {
-                pages::identity_code(&deps.config.settings.resource_name, &code, &human_time(expires_ms))
+                pages::identity_code(pages::Brand::of(deps.config), &code, expires_ms, deps.now_ms)
             }
             Err(crate::core::ceremony::Closed::Claimed) => pages::notice(
                 409,
-                &deps.config.settings.resource_name,
+                pages::Brand::of(deps.config),
                 "Already confirmed",
                 "This agent was already confirmed.",
             ),
@@ -809,7 +824,7 @@ fn identity_claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Resul
         Err(refused) => return Ok(refused),
     };
     let token = form_value(&form, "claim_attempt_token");
-    let name = &deps.config.settings.resource_name;
+    let name = &pages::Brand::of(deps.config);
     if form_value(&form, "confirm") != "yes" {
         return Ok(match crate::core::ceremony::link(conn, &token, &user, deps.now_ms)? {
             Ok(_) => pages::confirm_identity_reject(name, &token, &csrf),
@@ -910,7 +925,7 @@ fn claim_complete(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respo
 fn claim_page(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let token = query_param(req, "token").unwrap_or_default();
     let state = claim::view(&deps.ctx(conn, None), &token)?;
-    Ok(link_page(deps.config, state, &token))
+    Ok(link_page(deps.config, state, &token, deps.now_ms))
 }
 
 /// The page's button: a code to read back to the agent.
@@ -919,14 +934,10 @@ fn claim_page_code(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Resp
     let form = form_body(req)?;
     let token = form_value(&form, "token");
     deps.run(conn, req, |ctx| match claim::mint_code(ctx, &token) {
-        Ok((code, expires_ms)) => Ok(pages::code(
-            &config.settings.resource_name,
-            &code,
-            &human_time(expires_ms),
-        )),
+        Ok((code, expires_ms)) => Ok(pages::code(pages::Brand::of(config), &code, expires_ms, deps.now_ms)),
         Err(Error::ClaimSuperseded | Error::ClaimCompleted | Error::ClaimExpired(_)) => {
             let state = claim::view(ctx, &token)?;
-            Ok(link_page(config, state, &token))
+            Ok(link_page(config, state, &token, deps.now_ms))
         }
         Err(other) => Err(other),
     })
@@ -937,7 +948,7 @@ fn claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respons
     let form = form_body(req)?;
     let token = form_value(&form, "token");
     let confirmed = form_value(&form, "confirm") == "yes";
-    let name = &config.settings.resource_name;
+    let name = &pages::Brand::of(config);
     Ok(
         match deps.run(conn, req, |ctx| claim::reject(ctx, &token, confirmed))? {
             claim::Rejected::NeedsConfirmation => pages::confirm_reject(name, &token),
@@ -947,7 +958,7 @@ fn claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respons
                 "Request cancelled",
                 "The agent was not linked to you and this link no longer works. Nothing else is needed.",
             ),
-            claim::Rejected::NotOpen(state) => link_page(config, state, &token),
+            claim::Rejected::NotOpen(state) => link_page(config, state, &token, deps.now_ms),
         },
     )
 }
@@ -1033,15 +1044,16 @@ fn forward(deps: &Deps<'_>, req: &Request, caller: &guard::Caller, upstream: &st
 }
 
 /// The page a claim link shows in each state (SPEC.md 5.3).
-fn link_page(config: &Config, state: claim::LinkState, token: &str) -> Response {
-    let name = &config.settings.resource_name;
+fn link_page(config: &Config, state: claim::LinkState, token: &str, now: UnixMs) -> Response {
+    let name = &pages::Brand::of(config);
     match state {
         claim::LinkState::Open { attempt, registration } => pages::claim(
             &pages::ClaimDetails {
-                resource_name: name,
+                brand: name,
                 registration_id: &registration.id,
                 email: &attempt.email,
-                expires: &human_time(attempt.expires_ms),
+                expires_ms: attempt.expires_ms,
+                now,
             },
             token,
         ),
@@ -1076,12 +1088,6 @@ fn link_page(config: &Config, state: claim::LinkState, token: &str) -> Response 
             "This request was cancelled. The agent was not linked to you.",
         ),
     }
-}
-
-/// `2026-05-04 13:00 UTC`, for people.
-fn human_time(instant: UnixMs) -> String {
-    let wire = rfc3339(instant);
-    format!("{} {} UTC", &wire[..10], &wire[11..16])
 }
 
 fn query_param(req: &Request, name: &str) -> Option<String> {

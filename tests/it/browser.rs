@@ -22,7 +22,7 @@ fn as_os<S: AsRef<OsStr> + ?Sized>(arg: &S) -> &OsStr {
 /// ends with. Before that, each `{"codeFor": EMAIL}` line it prints is
 /// answered on its stdin with the code from the next mail `sink` received
 /// for EMAIL.
-fn run_script(script: &str, args: &[&OsStr], sink: Option<&SmtpSink>) -> Value {
+pub(crate) fn run_script(script: &str, args: &[&OsStr], sink: Option<&SmtpSink>) -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("node")
         .arg(root.join("tests/browser").join(script))

@@ -27,6 +27,7 @@ mod malformed;
 #[cfg(feature = "postgres")]
 mod migrate;
 mod operations;
+mod pages_for_people;
 #[cfg(feature = "postgres")]
 mod pg_faults;
 #[cfg(feature = "postgres")]
