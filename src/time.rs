@@ -448,3 +448,25 @@ mod tests {
         assert_eq!(clock.now(), UnixMs::from_millis(3_000));
     }
 }
+
+// placeholder for the pages branch's human(); replaced at merge
+/// `2026-12-03 17:30 UTC (3 hours ago)`: an instant for people, to the
+/// minute, with how long ago (or how soon) it is from `now`.
+#[allow(clippy::items_after_test_module)] // at the end so the merge replaces it whole
+pub fn human(at: UnixMs, now: UnixMs) -> String {
+    let wire = rfc3339(at);
+    let secs = (now.millis() - at.millis()) / 1000;
+    let (n, unit) = match secs.unsigned_abs() {
+        s if s < 60 => return format!("{} {} UTC (just now)", &wire[..10], &wire[11..16]),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    let when = if secs >= 0 {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    };
+    format!("{} {} UTC ({when})", &wire[..10], &wire[11..16])
+}

@@ -291,9 +291,11 @@ pub fn home(resource_name: &str, signed_in: Option<(&str, &str)>) -> Response {
     let body = match signed_in {
         Some((email, csrf)) => format!(
             "<h1>Signed in</h1><p>You are signed in as <strong>{email}</strong>.</p>\
+             <p><a href=\"{agents}\">Your agents</a>: the AI agents acting for you, and revoking them.</p>\
              <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button class=\"quiet\" type=\"submit\">Sign out</button></form>",
             email = escape(email),
+            agents = Endpoint::AccountAgents.path(),
             action = Endpoint::Logout.path(),
             csrf = escape(csrf),
         ),
