@@ -80,6 +80,18 @@ pub(super) fn revoke(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Re
     })
 }
 
+/// An id escaped, with a break opportunity every few characters: an id has
+/// no spaces, and in a heading or a bold line it would push a 320 px page
+/// sideways (the stylesheet wraps only `dd`s anywhere).
+fn breakable(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    chars
+        .chunks(8)
+        .map(|chunk| escape(&chunk.iter().collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("<wbr>")
+}
+
 fn refused_page(resource_name: &str, refused: Refused) -> Response {
     let back = format!(
         "<p><a href=\"{}\">Back to your agents</a></p>",
@@ -172,7 +184,7 @@ fn list_page(
     if let Some(id) = revoked {
         body.push_str(&format!(
             "<p id=\"notice\"><strong>Agent {} was revoked.</strong> It has no access any more.</p>",
-            escape(id)
+            breakable(id)
         ));
     }
     body.push_str("<h2 class=\"who\">Active</h2>");
@@ -181,10 +193,10 @@ fn list_page(
     }
     for agent in &live {
         body.push_str(&format!(
-            "<hr>{facts}<form method=\"post\" action=\"{action}\">\
+            "<hr class=\"after\">{facts}<form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"registration_id\" value=\"{id}\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button class=\"danger\" type=\"submit\">Revoke this agent</button></form>",
+             <button class=\"quiet\" type=\"submit\">Revoke this agent</button></form>",
             facts = facts(agent, now_ms),
             action = Endpoint::AccountAgentsRevoke.path(),
             id = escape(&agent.id),
@@ -192,20 +204,23 @@ fn list_page(
         ));
     }
     if !ended.is_empty() {
-        body.push_str("<hr><h2 class=\"who after\">No longer active</h2>");
-        for agent in &ended {
+        body.push_str("<hr class=\"after\"><h2 class=\"who after\">No longer active</h2>");
+        for (n, agent) in ended.iter().enumerate() {
+            if n > 0 {
+                body.push_str("<hr>");
+            }
             body.push_str(&facts(agent, now_ms));
         }
     }
     if listing.cut {
         body.push_str(&format!(
-            "<p class=\"muted\">Showing the newest {} active and {} ended agents only.</p>",
+            "<p class=\"muted after\">Showing the newest {} active and {} ended agents only.</p>",
             account::LIVE_SHOWN,
             account::ENDED_SHOWN
         ));
     }
     body.push_str(&format!(
-        "<p class=\"muted\">Times are UTC. Last use is kept to the minute and shows up here within a minute.</p>\
+        "<p class=\"muted after\">Times are UTC. Last use is kept to the minute and shows up here within a minute.</p>\
          <p><a href=\"{home}\">Home</a></p>",
         home = Endpoint::Home.path()
     ));
@@ -215,7 +230,7 @@ fn list_page(
 /// "Revoke agent X?", asked once more before anything changes.
 fn confirm_page(resource_name: &str, agent: &Agent, csrf: &str, now_ms: UnixMs) -> Response {
     let body = format!(
-        "<h1>Revoke agent {id}?</h1>\
+        "<h1>Revoke agent {heading}?</h1>\
          <p>It loses access at once: its keys and tokens stop working for good. To act for you again it would \
          have to register again, and you would confirm it again.</p>{facts}\
          <form method=\"post\" action=\"{action}\">\
@@ -224,6 +239,7 @@ fn confirm_page(resource_name: &str, agent: &Agent, csrf: &str, now_ms: UnixMs) 
          <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
          <button class=\"danger\" type=\"submit\">Yes, revoke it</button></form>\
          <p class=\"muted after\">Nothing changes until you press it. <a href=\"{back}\">Go back</a></p>",
+        heading = breakable(&agent.id),
         id = escape(&agent.id),
         facts = facts(agent, now_ms),
         action = Endpoint::AccountAgentsRevoke.path(),
