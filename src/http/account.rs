@@ -248,3 +248,47 @@ fn confirm_page(resource_name: &str, agent: &Agent, csrf: &str, now_ms: UnixMs) 
     );
     pages::page(200, resource_name, "Revoke an agent", &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Generation;
+
+    #[test]
+    fn every_value_on_the_pages_is_escaped() {
+        let hostile = Agent {
+            id: "reg_<b>\"x".into(),
+            generation: Generation::V0_7,
+            origin: Origin::Provider {
+                name: "<script>alert(1)</script>".into(),
+                issuer: "https://p.example/\"><i>".into(),
+            },
+            scopes: vec!["<s>".into()],
+            created_ms: UnixMs::from_millis(0),
+            last_used_ms: None,
+            status: Status::Active,
+        };
+        let listing = account::Listing {
+            agents: vec![hostile.clone()],
+            cut: false,
+        };
+        let pages = [
+            list_page(
+                "<API>",
+                "<pat>@example.com",
+                &listing,
+                Some("reg_<b>\"x"),
+                "c\"srf",
+                UnixMs::from_millis(0),
+            ),
+            confirm_page("<API>", &hostile, "c\"srf", UnixMs::from_millis(0)),
+        ];
+        for page in pages {
+            let html = String::from_utf8(page.body).unwrap();
+            for raw in ["<script>", "<b>", "<i>", "<s>", "<pat>", "<API>", "c\"srf"] {
+                assert!(!html.contains(raw), "{raw} unescaped in {html}");
+            }
+            assert!(html.contains("&lt;script&gt;"), "{html}");
+        }
+    }
+}
