@@ -345,3 +345,59 @@ fn a_use_of_the_api_shows_as_last_used() {
     );
     assert!(stored[0]["last_used_ms"].as_i64().is_some(), "{stored:?}");
 }
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An agent from an ID-JAG names its provider by the trust list's name,
+/// and its revocation carries the delegation's `iss` and `sub` besides
+/// `by: user`.
+#[test]
+fn an_agent_from_a_provider_is_shown_by_the_providers_name() {
+    use authmd_dev::{Alg, JwksServer, SigningKey};
+    let server = TestServer::start();
+    let key = SigningKey::generate(Alg::Es256, "k1");
+    let provider = JwksServer::start("127.0.0.1:0").unwrap();
+    provider.publish(&[&key], "public, max-age=3600");
+    server.cli_ok(&["provider", "add", &provider.base_url, "--name", "Dev <Provider>"]);
+    let claims = authmd_dev::id_jag_claims(&provider.base_url, "pat", &server.base, now_secs());
+    let body = json!({
+        "type": "identity_assertion",
+        "assertion_type": "urn:ietf:params:oauth:token-type:id-jag",
+        "assertion": key.sign(&authmd_dev::id_jag_header(), &claims),
+        "requested_credential_type": "api_key",
+    });
+    let made = server.post_json("/agent/auth", &body.to_string());
+    assert_eq!(made.status, 200, "{}", made.body);
+    let made = made.json();
+    let (id, api_key) = (
+        made["registration_id"].as_str().unwrap().to_string(),
+        made["credential"].as_str().unwrap().to_string(),
+    );
+    let mut pat = sign_in(&server, "pat@example.com");
+    let page = pat.get("/account/agents");
+    let facts = facts_of(&page.body, &id).unwrap_or_else(|| panic!("{}", page.body));
+    let named = format!(
+        "How Through Dev &lt;Provider&gt; ({}), an agent provider you use (protocol v0.1)",
+        provider.base_url
+    );
+    assert!(facts.contains(&named), "{facts}");
+    assert!(facts.contains("Status active"), "{facts}");
+    let csrf = pat.csrf.clone();
+    assert_eq!(revoke(&mut pat, &id, true, &csrf).status, 303);
+    assert_eq!(server.get_with_token("/api/resource", &api_key).status, 401);
+    let events = server.events("registration.revoked");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (
+            events[0]["by"].as_str(),
+            events[0]["iss"].as_str(),
+            events[0]["sub"].as_str()
+        ),
+        (Some("user"), Some(provider.base_url.as_str()), Some("pat"))
+    );
+}
