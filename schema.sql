@@ -361,3 +361,15 @@ CREATE TABLE rate_windows (
     requests   INTEGER NOT NULL
 );
 CREATE INDEX rate_windows_by_start ON rate_windows (started_ms);
+
+-- step 15
+-- A person's own page lists the agents acting for them (issue 15): each
+-- registration keeps when its credentials were last used at the guarded API.
+-- Requests do not write it: each node notes uses in memory and writes them
+-- in batches, at most one write per registration and minute, keeping the
+-- later instant (`last_used::LastUsed`), so nodes sharing a database agree.
+-- NULL: never used (or not since this step). The list goes by user, newest
+-- first: the user index gains the creation time, and replaces the old one.
+ALTER TABLE registrations ADD COLUMN last_used_ms INTEGER;
+DROP INDEX registrations_by_user;
+CREATE INDEX registrations_by_user ON registrations (user_id, created_ms) WHERE user_id IS NOT NULL;

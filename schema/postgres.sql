@@ -324,3 +324,11 @@ CREATE TABLE rate_windows (
     requests   BIGINT NOT NULL
 );
 CREATE INDEX rate_windows_by_start ON rate_windows (started_ms);
+
+-- step 15
+-- SQLite's step 15: when a registration's credentials were last used at
+-- the guarded API (written in batches, the later instant kept), and the
+-- user index ordered by creation time.
+ALTER TABLE registrations ADD COLUMN last_used_ms BIGINT;
+DROP INDEX registrations_by_user;
+CREATE INDEX registrations_by_user ON registrations (user_id, created_ms) WHERE user_id IS NOT NULL;

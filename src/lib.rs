@@ -25,6 +25,7 @@ mod fetch;
 mod http;
 mod jose;
 mod keys;
+mod last_used;
 mod log;
 mod mail;
 mod metrics;

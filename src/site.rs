@@ -71,13 +71,16 @@ pub enum Endpoint {
     ClaimRejectPage,
     /// SPEC-v0.7 6.4.
     IdentityClaimComplete,
+    /// A signed-in person's agents (issue 15), and revoking one of them.
+    AccountAgents,
+    AccountAgentsRevoke,
 }
 
 impl Endpoint {
     /// Every endpoint (a test in `http::routes` checks each has its own
     /// path and a route; add a new variant here too).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [Endpoint; 29] = [
+    pub const ALL: [Endpoint; 31] = [
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -107,6 +110,8 @@ impl Endpoint {
         Endpoint::ClaimConfirm,
         Endpoint::ClaimRejectPage,
         Endpoint::IdentityClaimComplete,
+        Endpoint::AccountAgents,
+        Endpoint::AccountAgentsRevoke,
     ];
 
     pub const fn path(self) -> &'static str {
@@ -140,6 +145,8 @@ impl Endpoint {
             Endpoint::ClaimConfirm => "/claim/confirm",
             Endpoint::ClaimRejectPage => "/claim/reject",
             Endpoint::IdentityClaimComplete => "/agent/identity/claim/complete",
+            Endpoint::AccountAgents => "/account/agents",
+            Endpoint::AccountAgentsRevoke => "/account/agents/revoke",
         }
     }
 }

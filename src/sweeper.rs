@@ -2,7 +2,8 @@
 //! TTL become `expired` (recorded once), and what can no longer matter is
 //! pruned: seen jtis a day past their lifetime (`replay::PRUNE_MARGIN`:
 //! a clock jump must not reopen replay), idle rate-limit windows, access
-//! tokens an hour past expiry. Each step is one short transaction, so CLI
+//! tokens an hour past expiry; and the uses of credentials noted since the
+//! last pass are written (`last_used`). Each step is one short transaction, so CLI
 //! commands working on the same file meet at most a brief busy wait.
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Sweeper {
     pub ticker: Arc<dyn crate::time::Ticker>,
     /// Writes go through the server's one writer, like requests'.
     pub writer: Arc<Writer>,
+    /// Uses of credentials noted by the workers, written here in batches.
+    pub last_used: Arc<crate::last_used::LastUsed>,
     /// The rate-limit window, from the live settings.
     pub window_secs: Box<dyn Fn() -> u64 + Send>,
     pub stopping: Arc<AtomicBool>,
@@ -76,5 +79,19 @@ impl Sweeper {
         if let Err(err) = self.limiter.prune(at, (self.window_secs)()) {
             log::warn(&format!("sweeper: pruning rate-limit windows failed: {err}"));
         }
+        flush_last_used(&self.last_used, &self.writer);
+    }
+}
+
+/// Writes the uses of credentials noted since the last flush (`last_used`).
+pub fn flush_last_used(last_used: &crate::last_used::LastUsed, writer: &Writer) {
+    match last_used.flush(writer) {
+        Ok(flushed) if flushed.dropped > 0 => log::warn(&format!(
+            "last use: {} uses not noted, more than {} registrations waiting to be written",
+            flushed.dropped,
+            crate::last_used::MAX_PENDING
+        )),
+        Ok(_) => {}
+        Err(err) => log::warn(&format!("last use: writing it failed (kept for the next try): {err}")),
     }
 }

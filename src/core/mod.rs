@@ -21,6 +21,7 @@
 //! [`revoke`], [`guard`], [`lifecycle`], [`users`]. The wire modules
 //! (`proto::v0_1`, later `proto::v0_7`) call these and shape their answers.
 
+pub mod account;
 pub mod ceremony;
 pub mod claim;
 pub mod configure;

@@ -22,20 +22,35 @@ use crate::time::UnixMs;
 /// Who revoked, for the `registration.revoked` event (SPEC.md 8).
 #[derive(Debug, Clone, Copy)]
 pub struct RevokedBy<'a> {
-    /// `provider` or `operator`.
+    /// `provider`, `operator` or `user`.
     pub by: &'a str,
     pub iss: Option<&'a str>,
     pub sub: Option<&'a str>,
+    /// The person who revoked their own agent (`by: user`), recorded as
+    /// the event's `user_id`.
+    pub user_id: Option<&'a str>,
     pub client_ip: Option<&'a str>,
 }
 
-impl RevokedBy<'_> {
+impl<'a> RevokedBy<'a> {
     pub const OPERATOR: RevokedBy<'static> = RevokedBy {
         by: "operator",
         iss: None,
         sub: None,
+        user_id: None,
         client_ip: None,
     };
+
+    /// A signed-in person, on their own page (`core::account`).
+    pub fn user(user_id: &'a str, client_ip: Option<&'a str>) -> RevokedBy<'a> {
+        RevokedBy {
+            by: "user",
+            iss: None,
+            sub: None,
+            user_id: Some(user_id),
+            client_ip,
+        }
+    }
 }
 
 /// What a revocation changed.
@@ -56,6 +71,10 @@ pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: UnixMs) ->
     }
     let credentials = tx.revoke_credentials_of(chosen, now_ms)?;
     let delegation = tx.delegation_of(id)?;
+    let mut fields = json!({ "by": who.by, "credentials_revoked": credentials });
+    if let Some(user_id) = who.user_id {
+        fields["user_id"] = json!(user_id);
+    }
     let (iss, sub) = match (&who.iss, &delegation) {
         (Some(_), _) | (_, None) => (who.iss, who.sub),
         (None, Some((iss, sub))) => (Some(iss.as_str()), Some(sub.as_str())),
@@ -68,7 +87,7 @@ pub fn revoke_one(tx: &dyn Tx, id: &str, who: &RevokedBy<'_>, now_ms: UnixMs) ->
             client_ip: who.client_ip,
             iss,
             sub,
-            detail: detail(json!({ "by": who.by, "credentials_revoked": credentials })),
+            detail: detail(fields),
             ..Default::default()
         },
     )?;
@@ -115,6 +134,7 @@ pub fn by_provider(ctx: &Ctx<'_>, token: &str, kind: TokenKind) -> Result<usize,
             by: "provider",
             iss: Some(&claims.iss),
             sub: Some(&claims.sub),
+            user_id: None,
             client_ip,
         };
         // Every registration of the delegation, in either generation, and

@@ -421,9 +421,11 @@ pub fn home(brand: impl Into<Brand>, visitor: Visitor<'_>) -> Response {
     let body = match visitor {
         Visitor::SignedIn { email: address, csrf } => format!(
             "<h1>Signed in</h1><p>You are signed in as <strong>{email}</strong>.</p>\
+             <p><a href=\"{account}\">Your agents</a>: the AI agents acting for you, and revoking them.</p>\
              <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button class=\"quiet\" type=\"submit\">Sign out</button></form>",
             email = email(address),
+            account = Endpoint::AccountAgents.path(),
             action = Endpoint::Logout.path(),
             csrf = escape(csrf),
         ),

@@ -23,6 +23,11 @@ use crate::site::Endpoint;
 use crate::store;
 use crate::time::UnixMs;
 
+// The person's own page (issue 15), in its own file; a child of this
+// module, so its handlers use the sign-in helpers here as the others do.
+#[path = "account.rs"]
+mod account;
+
 /// Where a row answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
@@ -163,6 +168,8 @@ const ROUTES: &[Route] = &[
     row(V0_7, Fixed(Endpoint::Login), Post, &[], "login", NoStore, Page, login),
     row(V0_7, Fixed(Endpoint::LoginVerify), Post, &[Claim], "login_verify", NoStore, Page, login_verify),
     row(V0_7, Fixed(Endpoint::Logout), Post, &[Claim], "logout", NoStore, Page, logout),
+    row(V0_7, Fixed(Endpoint::AccountAgents), Read, &[], "account_agents", NoStore, Page, account::agents),
+    row(V0_7, Fixed(Endpoint::AccountAgentsRevoke), Post, &[Claim], "account_agents_revoke", NoStore, Page, account::revoke),
     row(V0_7, Fixed(Endpoint::Token), Post, &[Token], "token", NoStore, OAuth, token),
     row(V0_7, Fixed(Endpoint::EventNotify), Post, &[IdentityAssertion], "event_notify", NoStore, Set, event_notify),
     row(V0_1, Fixed(Endpoint::Register), Post, &[], "register", NoStore, Profile, register),
@@ -236,6 +243,8 @@ pub struct Deps<'a> {
     pub upstream: Option<&'a str>,
     pub upstream_client: &'a crate::upstream::Client,
     pub writer: &'a crate::store::Writer,
+    /// Where a use of a credential at the guarded API is noted.
+    pub last_used: &'a crate::last_used::LastUsed,
     pub metrics: &'a Metrics,
     /// The instant of the request.
     pub now_ms: UnixMs,
@@ -966,6 +975,7 @@ fn claim_reject(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Respons
 /// The guarded API: who the caller is, or (with an upstream) the gateway.
 fn api(conn: &dyn Tx, deps: &Deps<'_>, req: &Request) -> Result<Response, Error> {
     let caller = guard::authenticate(conn, deps.now_ms, req.header("authorization"))?;
+    deps.last_used.record(caller.registration_id(), deps.now_ms);
     match deps.upstream {
         None => {
             caller.require_scope(&deps.config.settings.read_scope)?;
@@ -1227,6 +1237,7 @@ mod tests {
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
             writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
+            last_used: &Default::default(),
             metrics: &Metrics::default(),
             now_ms: UnixMs::from_millis(1_800_000_000_000),
             elapsed: std::time::Duration::ZERO,
@@ -1321,6 +1332,7 @@ mod failure_tests {
             upstream: None,
             upstream_client: &crate::upstream::Client::default(),
             writer: &crate::store::Writer::new(store::connect(&dir.path().join("test.db")).unwrap()),
+            last_used: &Default::default(),
             metrics: &Metrics::default(),
             now_ms: UnixMs::from_millis(1_800_000_000_000),
             elapsed: std::time::Duration::ZERO,

@@ -97,6 +97,8 @@ struct Shared {
     upstream: Option<String>,
     upstream_client: crate::upstream::Client,
     writer: Arc<crate::store::Writer>,
+    /// Uses of credentials at the guarded API, written in batches.
+    last_used: Arc<crate::last_used::LastUsed>,
     clock: Arc<dyn Clock>,
     ticker: Arc<dyn Ticker>,
     base_url: String,
@@ -210,6 +212,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         upstream: options.upstream,
         upstream_client: crate::upstream::Client::default(),
         writer,
+        last_used: Arc::default(),
         clock: options.clock,
         ticker: options.ticker,
         base_url: base_url.clone(),
@@ -273,6 +276,7 @@ pub fn start(options: Options) -> Result<Running, StartError> {
         limiter: shared.limiter.clone(),
         ticker: shared.ticker.clone(),
         writer: shared.writer.clone(),
+        last_used: shared.last_used.clone(),
         window_secs: Box::new(move || window_shared.config().settings.rate_limits.window_secs),
         stopping: shared.stopping.clone(),
     };
@@ -484,6 +488,8 @@ impl Running {
                 log::warn("a worker did not finish within the shutdown grace period");
             }
         }
+        // The uses noted since the sweeper's last flush.
+        crate::sweeper::flush_last_used(&self.shared.last_used, &self.shared.writer);
     }
 }
 
@@ -524,6 +530,7 @@ fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Re
         upstream: shared.upstream.as_deref(),
         upstream_client: &shared.upstream_client,
         writer: &shared.writer,
+        last_used: &shared.last_used,
         metrics: &shared.metrics,
         now_ms,
         elapsed: shared.ticker.elapsed(),

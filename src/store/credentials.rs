@@ -44,4 +44,7 @@ pub trait Credentials {
     fn revoke_credential(&self, id: &str, now_ms: UnixMs) -> Result<bool>;
     /// Revokes every live credential of the chosen registrations; returns how many.
     fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize>;
+    /// The scopes of a registration's newest credential neither revoked
+    /// nor expired at `now_ms`, if any (over the registration index).
+    fn live_scopes_of(&self, registration_id: &str, now_ms: UnixMs) -> Result<Option<String>>;
 }

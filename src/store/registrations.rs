@@ -38,6 +38,9 @@ pub struct Registration {
     pub claim_failures: i64,
     /// v0.7 ID-JAG registrations: the scopes granted, space-separated.
     pub scopes: Option<String>,
+    /// When its credentials were last used at the guarded API, to the
+    /// minute, as last written (`last_used::LastUsed`); `None`: never.
+    pub last_used_ms: Option<UnixMs>,
 }
 
 impl Registration {
@@ -87,4 +90,11 @@ pub trait Registrations {
     /// Moves the chosen registrations to `status` (which ends them: they no
     /// longer expire). Returns how many.
     fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize>;
+    /// A user's registrations, newest first: the live ones ([`Status::LIVE`])
+    /// or the others; `limit` bounds the answer (the user index serves it).
+    fn registrations_of_user(&self, user_id: &str, live: bool, limit: u32) -> Result<Vec<Registration>>;
+    /// Raises each registration's `last_used_ms` to the instant given, never
+    /// lowering it (nodes writing their own uses agree on the latest).
+    /// Returns how many rows changed.
+    fn record_last_used(&self, uses: &[(String, UnixMs)]) -> Result<usize>;
 }

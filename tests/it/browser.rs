@@ -278,3 +278,86 @@ fn this_wasnt_me_asks_twice_then_turns_the_agent_away_in_chromium() {
         )
         .assert_error(410, "claim_expired");
 }
+
+/// A v0.1 anonymous agent claimed by `email` through the mail the sink
+/// received: its registration id and API key.
+fn claimed_by_mail(server: &TestServer, sink: &SmtpSink, email: &str) -> (String, String) {
+    let reg = server.register_anonymous();
+    let asked = server.post_json(
+        "/agent/auth/claim",
+        &json!({ "claim_token": reg["claim_token"], "email": email }).to_string(),
+    );
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    let mail = sink.next_to(email, Duration::from_secs(10));
+    let challenge = server.post_json(
+        "/agent/auth/claim/attempt/challenge",
+        &json!({ "claim_attempt_token": mail.token() }).to_string(),
+    );
+    let otp = challenge.json()["challenge"].as_str().unwrap().to_string();
+    let done = server.post_json(
+        "/agent/auth/claim/complete",
+        &json!({ "claim_token": reg["claim_token"], "otp": otp }).to_string(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let id = reg["registration_id"].as_str().unwrap().to_string();
+    (id, reg["credential"].as_str().unwrap().to_string())
+}
+
+/// Issue 15: signed out, the person's page sends to sign-in and back; the
+/// list shows both agents; revoking one asks once more, then it is
+/// revoked (its key refused at once) and the list says so, on a 320 px
+/// screen without a script error.
+#[test]
+fn a_person_revokes_one_of_their_agents_on_their_page_in_chromium() {
+    let sink = SmtpSink::start(free_port());
+    let server = server_mailing_to(&sink);
+    let (kept, kept_key) = claimed_by_mail(&server, &sink, "pat@example.com");
+    let (gone, gone_key) = claimed_by_mail(&server, &sink, "pat@example.com");
+    assert_eq!(server.get_with_token("/api/resource", &kept_key).status, 200);
+    let used = || {
+        let sql = format!("SELECT last_used_ms FROM registrations WHERE id = '{kept}'");
+        crate::common::rows(&server, &sql)[0]["last_used_ms"].is_i64()
+    };
+    assert!(
+        server.eventually(Duration::from_secs(20), used),
+        "the use was not written"
+    );
+    // Beside the build (CARGO_TARGET_DIR when set), where they are looked at.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let shots = target.join("account");
+    let args = [
+        as_os(&server.base),
+        as_os("pat@example.com"),
+        as_os(&gone),
+        as_os(&shots),
+    ];
+    let result = run_script("account.mjs", &args, Some(&sink));
+    let steps = &result["steps"];
+    assert!(
+        steps["login"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/login?return_to=%2Faccount%2Fagents"),
+        "{steps}"
+    );
+    assert_eq!(steps["list"]["url"], format!("{}/account/agents", server.base));
+    let list = steps["list"]["text"].as_str().unwrap();
+    assert!(list.contains(&kept) && list.contains(&gone), "{list}");
+    assert_eq!(steps["list"]["buttons"], 2, "{steps}");
+    let confirm = steps["confirm"]["text"].as_str().unwrap();
+    assert!(confirm.contains("It loses access at once"), "{confirm}");
+    let revoked = steps["revoked"]["text"].as_str().unwrap();
+    assert!(revoked.contains(&format!("Agent {gone} was revoked.")), "{revoked}");
+    assert_eq!(steps["revoked"]["buttons"], 1, "{steps}");
+    assert_fits_and_quiet(&result, &["login", "list", "confirm", "revoked"], &[]);
+    assert_eq!(server.get_with_token("/api/resource", &gone_key).status, 401);
+    assert_eq!(server.get_with_token("/api/resource", &kept_key).status, 200);
+    let events = server.events("registration.revoked");
+    assert_eq!(
+        (events.len(), events[0]["by"].as_str()),
+        (1, Some("user")),
+        "{events:?}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod account;
 mod anonymous;
 mod backup;
 mod bad_input;

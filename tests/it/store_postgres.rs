@@ -14,7 +14,7 @@ use store::Limits;
 use crate::common::postgres;
 
 /// The last step of schema/postgres.sql (and schema.sql).
-const LATEST_STEP: u32 = 14;
+const LATEST_STEP: u32 = 15;
 
 fn connect(url: &str) -> Client {
     Client::connect(url, NoTls).unwrap()

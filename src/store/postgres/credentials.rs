@@ -78,4 +78,14 @@ impl Credentials for PgTx<'_> {
     fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize> {
         registrations::run_for(self, REVOKE_OF, chosen, now_ms, &[])
     }
+
+    fn live_scopes_of(&self, registration_id: &str, now_ms: UnixMs) -> Result<Option<String>> {
+        self.first(
+            "SELECT scopes FROM credentials WHERE registration_id = $1
+             AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $2) ORDER BY created_ms DESC LIMIT 1",
+            &[&registration_id, &now_ms.millis()],
+        )?
+        .map(|row| row.col(0))
+        .transpose()
+    }
 }

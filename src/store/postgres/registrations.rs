@@ -12,7 +12,7 @@ use crate::store::registrations::*;
 use crate::time::UnixMs;
 
 /// The columns [`from_row`] reads, in order, for a table aliased `r`.
-pub(super) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation, r.scopes";
+pub(super) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation, r.scopes, r.last_used_ms";
 
 pub(super) fn from_row(row: &Row, first: usize) -> Result<Registration> {
     Ok(Registration {
@@ -28,6 +28,7 @@ pub(super) fn from_row(row: &Row, first: usize) -> Result<Registration> {
         claim_failures: row.int(first + 9)?,
         generation: row.parsed(first + 10, Generation::from_db)?,
         scopes: row.col(first + 11)?,
+        last_used_ms: row.ms_opt(first + 12)?,
     })
 }
 
@@ -214,5 +215,33 @@ impl Registrations for PgTx<'_> {
 
     fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize> {
         run_for(self, END, chosen, now_ms, &[&status.as_str()])
+    }
+
+    /// Over the user index `(user_id, created_ms)`, newest first.
+    fn registrations_of_user(&self, user_id: &str, live: bool, limit: u32) -> Result<Vec<Registration>> {
+        let is_live = if live { "IN" } else { "NOT IN" };
+        rows(self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM registrations r WHERE r.user_id = $1 AND r.status {is_live} ({})
+                 ORDER BY r.created_ms DESC, r.id DESC LIMIT $2",
+                live_statuses()
+            ),
+            &[&user_id, &i64::from(limit)],
+        )?)
+    }
+
+    /// One statement per registration, each writing only a later instant
+    /// (`GREATEST` by condition), so two nodes' batches agree on the latest
+    /// whichever commits last, and an unchanged row is not rewritten.
+    fn record_last_used(&self, uses: &[(String, UnixMs)]) -> Result<usize> {
+        let mut changed = 0;
+        for (id, at) in uses {
+            changed += self.execute(
+                "UPDATE registrations SET last_used_ms = $2
+                 WHERE id = $1 AND (last_used_ms IS NULL OR last_used_ms < $2)",
+                &[id, &at.millis()],
+            )?;
+        }
+        Ok(changed)
     }
 }

@@ -27,6 +27,10 @@ pub(crate) static BY_HASH: LazyLock<String> = LazyLock::new(|| {
 pub(crate) const REVOKE_OF: &str =
     "UPDATE credentials SET revoked_ms = :now WHERE revoked_ms IS NULL AND registration_id IN ({chosen})";
 
+/// The statement of `live_scopes_of`, planned by `index_tests`.
+pub(crate) const LIVE_SCOPES_OF: &str = "SELECT scopes FROM credentials WHERE registration_id = ?1
+     AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2) ORDER BY created_ms DESC LIMIT 1";
+
 impl Credentials for Connection {
     fn insert_credential(&self, cred: &NewCredential<'_>) -> Result<()> {
         self.prepare_cached(
@@ -90,5 +94,12 @@ impl Credentials for Connection {
 
     fn revoke_credentials_of(&self, chosen: Selection<'_>, now_ms: UnixMs) -> Result<usize> {
         Ok(registrations::run_for(self, REVOKE_OF, chosen, now_ms, &[])?)
+    }
+
+    fn live_scopes_of(&self, registration_id: &str, now_ms: UnixMs) -> Result<Option<String>> {
+        Ok(self
+            .prepare_cached(LIVE_SCOPES_OF)?
+            .query_row(params![registration_id, now_ms], |r| r.get(0))
+            .optional()?)
     }
 }

@@ -524,6 +524,10 @@ mod index_tests {
             delegations::PENDING,
             delegations::OF_USER_FROM,
             registrations::OTHER_AGENT,
+            registrations::OF_USER_LIVE.as_str(),
+            registrations::OF_USER_ENDED.as_str(),
+            registrations::RECORD_LAST_USED,
+            credentials::LIVE_SCOPES_OF,
             delegations::PENDING_OF,
             assertions::BY_JTI,
             assertions::REFRESH_BY_HASH,
@@ -545,6 +549,20 @@ mod index_tests {
                 .split("; ")
                 .any(|step| step.starts_with("SCAN") && !step.contains("USING"));
             assert!(!scans_a_table, "{sql}\n  plan: {plan}");
+        }
+    }
+
+    /// A person's page reads their registrations newest first off the user
+    /// index, never a status's worth of everyone's, and sorts nothing.
+    #[test]
+    fn a_persons_agents_are_read_in_order_off_the_user_index() {
+        let (_dir, conn) = open_temp();
+        for sql in [&*registrations::OF_USER_LIVE, &*registrations::OF_USER_ENDED] {
+            let plan = plan(&conn, sql);
+            assert!(
+                plan.contains("USING INDEX registrations_by_user") && !plan.contains("TEMP B-TREE"),
+                "{sql}\n  plan: {plan}"
+            );
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::store::registrations::*;
 use crate::time::UnixMs;
 
 /// The columns [`from_row`] reads, in order, for a table aliased `r`.
-pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation, r.scopes";
+pub(crate) const COLUMNS: &str = "r.id, r.kind, r.status, r.user_id, r.created_ms, r.expires_ms, r.updated_ms, r.requested_credential_type, r.email, r.claim_failures, r.generation, r.scopes, r.last_used_ms";
 
 pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registration> {
     Ok(Registration {
@@ -30,6 +30,7 @@ pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Registra
         claim_failures: row.get(first + 9)?,
         generation: super::text_enum(row, first + 10, Generation::from_db)?,
         scopes: row.get(first + 11)?,
+        last_used_ms: row.get(first + 12)?,
     })
 }
 
@@ -44,6 +45,27 @@ pub(crate) static LIST_BY_STATUS: LazyLock<String> = LazyLock::new(|| {
 });
 pub(crate) static LIST_ALL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {COLUMNS} FROM registrations r ORDER BY r.rowid DESC LIMIT ?1"));
+
+/// A user's live registrations, newest first (`registrations_of_user`),
+/// over the user index `(user_id, created_ms)`: planned by `index_tests`.
+/// `+r.status` keeps the status index out of it (it would scan every
+/// registration of a status, whoever's).
+pub(crate) static OF_USER_LIVE: LazyLock<String> = LazyLock::new(|| of_user("IN"));
+/// A user's ended registrations, newest first.
+pub(crate) static OF_USER_ENDED: LazyLock<String> = LazyLock::new(|| of_user("NOT IN"));
+
+fn of_user(is_live: &str) -> String {
+    format!(
+        "SELECT {COLUMNS} FROM registrations r
+         WHERE r.user_id = ?1 AND +r.status {is_live} ({}) ORDER BY r.created_ms DESC LIMIT ?2",
+        live_statuses()
+    )
+}
+
+/// The statement of `record_last_used`, one per registration: it writes
+/// only a later instant, so a row already as late is left unwritten.
+pub(crate) const RECORD_LAST_USED: &str =
+    "UPDATE registrations SET last_used_ms = ?2 WHERE id = ?1 AND (last_used_ms IS NULL OR last_used_ms < ?2)";
 
 /// SQL for "one of the live statuses", written out so the status index serves it.
 fn live_statuses() -> String {
@@ -214,5 +236,22 @@ impl Registrations for Connection {
     fn end_registrations(&self, chosen: Selection<'_>, status: Status, now_ms: UnixMs) -> Result<usize> {
         // expires_ms is cleared so the expiry index only holds live candidates.
         Ok(run_for(self, END, chosen, now_ms, &[(":status", &status.as_str())])?)
+    }
+
+    fn registrations_of_user(&self, user_id: &str, live: bool, limit: u32) -> Result<Vec<Registration>> {
+        let sql = if live { &OF_USER_LIVE } else { &OF_USER_ENDED };
+        let mut stmt = self.prepare_cached(sql)?;
+        Ok(stmt
+            .query_map(params![user_id, limit], |r| from_row(r, 0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn record_last_used(&self, uses: &[(String, UnixMs)]) -> Result<usize> {
+        let mut stmt = self.prepare_cached(RECORD_LAST_USED)?;
+        let mut changed = 0;
+        for (id, at) in uses {
+            changed += stmt.execute(params![id, at])?;
+        }
+        Ok(changed)
     }
 }
