@@ -247,6 +247,16 @@ pub fn wants_html(req: &Request) -> bool {
     html > 0.0 && html > json
 }
 
+/// A refusal made before a route is known (the database gone, a failed
+/// read, a panic): a page for a person's browser, except on the guarded
+/// API, whose clients parse JSON; v0.1's JSON for everyone else.
+pub fn refusal_for(err: &Error, config: &Config, req: &Request, now: crate::time::UnixMs) -> Response {
+    if wants_html(req) && !config.site.is_resource_path(&req.path) {
+        return error_page(err, &pages::Brand::of(config), now, req);
+    }
+    error_response(err, config, &req.id)
+}
+
 /// The one translation of an error into a page, for a person
 /// ([`wants_html`], or a route whose every answer is a page): the same
 /// status, `Retry-After`, `Allow`, no-store and log reason as the JSON

@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, routes};
+use super::{Body, MAX_BODY_BYTES, Request, Response, error_response, refusal_for, routes};
 use crate::core::Config;
 use crate::error::Error;
 use crate::keys::KeyCache;
@@ -542,7 +542,7 @@ fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Re
             .fatal()
             .filter(|_| request.path != crate::site::Endpoint::Healthz.path())
         {
-            return error_response(&Error::DatabaseUnavailable(why), &config, &request.id);
+            return refusal_for(&Error::DatabaseUnavailable(why), &config, &request, now_ms);
         }
         let answer = reader.with(|conn| {
             if request.body == Body::Unread {
@@ -553,7 +553,7 @@ fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Re
             }
             routes::handle(conn, &deps, &request)
         });
-        answer.unwrap_or_else(|err| error_response(&Error::from(err), &config, &request.id))
+        answer.unwrap_or_else(|err| refusal_for(&Error::from(err), &config, &request, now_ms))
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -561,7 +561,7 @@ fn serve_one(shared: &Shared, reader: &mut store::Reader, mut raw: tiny_http::Re
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        error_response(&Error::Internal(format!("panic: {what}")), &config, &request.id)
+        refusal_for(&Error::Internal(format!("panic: {what}")), &config, &request, now_ms)
     });
     respond(shared, raw, &request, response, started);
 }

@@ -103,6 +103,22 @@ fn assert_unavailable(server: &TestServer, held: &Held, when: &str) {
     let api = timed("guarded API", || server.get_with_token("/api/resource", &held.key));
     api.assert_error(503, "temporarily_unavailable");
     retry(&api);
+    // A person on a page gets a page saying so (issue 15), not JSON.
+    let page = timed("a claim page", || {
+        server.request(
+            "GET",
+            "/agent/auth/claim/view?token=cat_unknown",
+            &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+            b"",
+        )
+    });
+    assert_eq!(page.status, 503, "{when}: {}", page.body);
+    assert!(
+        page.header("content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{when}: {page:?}"
+    );
+    assert!(page.body.contains("Try again in a moment"), "{when}: {}", page.body);
+    retry(&page);
 }
 
 /// The node answers again, by itself: `/readyz` 200 within `limit`, then
