@@ -31,6 +31,7 @@ mod operations;
 mod pg_faults;
 #[cfg(feature = "postgres")]
 mod pg_tls;
+mod release;
 #[cfg(feature = "postgres")]
 mod serve_postgres;
 mod signin;
@@ -41,3 +42,4 @@ mod store_postgres;
 #[cfg(feature = "postgres")]
 mod store_two_nodes;
 mod vectors;
+mod vm;
