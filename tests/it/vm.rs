@@ -455,13 +455,18 @@ fn nginx_in_front_with_the_shipped_config() {
     std::fs::write(d.join("main.conf"), main).unwrap();
     let nginx = Running::spawn(
         "nginx",
-        Command::new("nginx")
-            .arg("-p")
-            .arg(d)
-            .arg("-e")
-            .arg("stderr")
-            .arg("-c")
-            .arg(d.join("main.conf")),
+        // Debian's, in /usr/sbin (not on every user's PATH).
+        Command::new(if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        })
+        .arg("-p")
+        .arg(d)
+        .arg("-e")
+        .arg("stderr")
+        .arg("-c")
+        .arg(d.join("main.conf")),
     );
     check_through_the_proxy(&nginx, &authmd, &d.join("authmd.db"), &d.join("cert.pem"), https);
 }
