@@ -29,7 +29,20 @@ fn suite_target() -> PathBuf {
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(root());
+    without_the_suites_cargo_variables(&mut command);
     command
+}
+
+/// What cargo set for this test binary (`CARGO_PKG_*`, `CARGO_CRATE_NAME`,
+/// ...) is not for a nested build: it would only make it differ from
+/// `scripts/release` run by hand.
+fn without_the_suites_cargo_variables(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("CARGO_") && name != "CARGO_HOME" {
+            command.env_remove(name);
+        }
+    }
 }
 
 fn run(command: &mut Command) -> String {
@@ -162,7 +175,9 @@ fn the_release_script_makes_a_verifiable_stripped_tarball() {
     }
     let out = tempfile::tempdir().unwrap();
     let dist = out.path().join("dist");
-    run(Command::new(root().join("scripts/release"))
+    let mut release = Command::new(root().join("scripts/release"));
+    without_the_suites_cargo_variables(&mut release);
+    run(release
         .arg(&dist)
         .current_dir(root())
         .env("CARGO_TARGET_DIR", suite_target()));

@@ -309,12 +309,19 @@ fn check_through_the_proxy(proxy: &Running, authmd: &Running, db: &Path, ca: &Pa
         authmd.stderr()
     );
 
-    let log = authmd.stderr();
-    let registrations: Vec<Value> = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|entry| entry["msg"] == "request" && entry["path"] == "/agent/auth")
-        .collect();
+    // The access line is written after the answer has gone.
+    let registrations = || -> Vec<Value> {
+        authmd
+            .stderr()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["msg"] == "request" && entry["path"] == "/agent/auth")
+            .collect()
+    };
+    wait_for(authmd, "3 access-log lines for /agent/auth", || {
+        registrations().len() >= 3
+    });
+    let (log, registrations) = (authmd.stderr(), registrations());
     assert_eq!(registrations.len(), 3, "access log:\n{log}");
     for entry in &registrations {
         assert_eq!(
