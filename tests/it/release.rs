@@ -70,7 +70,9 @@ fn manifest_version(manifest: &str) -> String {
 #[test]
 fn version_flags_print_the_package_version() {
     for flag in ["--version", "-V"] {
-        let out = Command::new(common::BIN).arg(flag).output().unwrap();
+        // A clean environment: an AUTHMD_* variable (the suite's
+        // AUTHMD_TEST_BACKEND) would get its warning on stderr.
+        let out = Command::new(common::BIN).arg(flag).env_clear().output().unwrap();
         assert!(out.status.success(), "{flag}: {}", out.status);
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
