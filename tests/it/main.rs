@@ -33,6 +33,7 @@ mod pages_for_people;
 mod pg_faults;
 #[cfg(feature = "postgres")]
 mod pg_tls;
+mod release;
 #[cfg(feature = "postgres")]
 mod serve_postgres;
 mod signin;
@@ -43,3 +44,4 @@ mod store_postgres;
 #[cfg(feature = "postgres")]
 mod store_two_nodes;
 mod vectors;
+mod vm;
