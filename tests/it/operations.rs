@@ -274,6 +274,15 @@ fn every_form_of_operator_revocation() {
 fn audit_follow_sees_events_written_after_it_started() {
     let server = TestServer::start();
     let before = server.register_anonymous();
+    /// Killed when dropped, also by a failing assertion: a follower left
+    /// running would hold the test harness's output open.
+    struct Follower(std::process::Child);
+    impl Drop for Follower {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let follow = |extra: &[&str]| {
         let mut follower = Command::new(BIN)
             .arg("--db")
@@ -290,10 +299,10 @@ fn audit_follow_sees_events_written_after_it_started() {
                 let _ = lines.send(serde_json::from_str(&line).unwrap());
             }
         });
-        (follower, rx)
+        (Follower(follower), rx)
     };
 
-    let (mut follower, lines) = follow(&[]);
+    let (follower, lines) = follow(&[]);
     // It may not have read where the log ends yet: register until it prints.
     let mut made_after = Vec::new();
     let first = loop {
@@ -314,16 +323,13 @@ fn audit_follow_sees_events_written_after_it_started() {
         assert!(made_after.contains(&line["registration_id"]), "{line}");
     };
     assert_eq!(next["registration_id"], later["registration_id"]);
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
 
-    let (mut follower, lines) = follow(&["--since", "1h"]);
+    let (_follower, lines) = follow(&["--since", "1h"]);
     let replayed = lines
         .recv_timeout(Duration::from_secs(10))
         .expect("the history since 1h");
     assert_eq!(replayed["registration_id"], before["registration_id"]);
-    let _ = follower.kill();
-    let _ = follower.wait();
 }
 
 #[test]
