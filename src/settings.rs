@@ -693,11 +693,8 @@ impl Settings {
                 token: limit("token")?,
                 window_secs: number("rate_limit.window_secs")?,
             },
-            audit_retention_days: raw("audit_retention_days")?
-                .map(|days| days.parse::<u64>())
-                .transpose()
-                .map_err(|_| "`audit_retention_days` is not a number".to_string())?
-                .filter(|&days| days > 0),
+            // Checked like every value, then read as the sweeper reads it.
+            audit_retention_days: raw("audit_retention_days").map(|_| audit_retention_days(stored))?,
             auth_md_path: raw("auth_md_path")?,
             introspection_secret_hash: raw("introspection_secret")?,
         };
