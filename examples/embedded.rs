@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo run --example embedded -- --db notes.db --authmd-listen 127.0.0.1:8080 --listen 127.0.0.1:3000
+//! cargo run --example embedded -- --authmd-listen 127.0.0.1:0 --listen 127.0.0.1:0   # any free ports
 //! ```
 //!
 //! `GET /api/notes` needs `api.read`, `POST /api/notes` (a note as the body)
@@ -16,6 +17,22 @@ use authmd::{Guard, ServerOptions};
 use lexopt::prelude::*;
 use serde_json::json;
 
+const USAGE: &str = "\
+usage: embedded [--db PATH] [--listen ADDR] [--authmd-listen ADDR]
+
+A notes API guarded in-process by authmd, which runs on a thread of its own.
+  --db PATH             authmd's database (default notes.db)
+  --listen ADDR         the notes API (default 127.0.0.1:3000)
+  --authmd-listen ADDR  authmd's registration server (default 127.0.0.1:8080)
+An ADDR with port 0 takes any free port; both URLs are printed at start.
+";
+
+/// One line on stderr and a non-zero exit: no panic, no backtrace.
+fn fail(status: i32, message: &str) -> ! {
+    eprintln!("embedded: {message}");
+    std::process::exit(status)
+}
+
 fn main() {
     let (mut db, mut authmd_listen, mut listen) = (
         "notes.db".to_string(),
@@ -23,15 +40,31 @@ fn main() {
         "127.0.0.1:3000".to_string(),
     );
     let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next().expect("arguments") {
+    let value = |parser: &mut lexopt::Parser| -> String {
+        parser
+            .value()
+            .ok()
+            .and_then(|v| v.string().ok())
+            .unwrap_or_else(|| fail(2, &format!("a value is needed (see --help)\n{USAGE}")))
+    };
+    while let Some(arg) = parser.next().unwrap_or_else(|e| fail(2, &e.to_string())) {
         match arg {
-            Long("db") => db = parser.value().unwrap().string().unwrap(),
-            Long("authmd-listen") => authmd_listen = parser.value().unwrap().string().unwrap(),
-            Long("listen") => listen = parser.value().unwrap().string().unwrap(),
-            other => panic!("{}", other.unexpected()),
+            Long("db") => db = value(&mut parser),
+            Long("authmd-listen") => authmd_listen = value(&mut parser),
+            Long("listen") => listen = value(&mut parser),
+            Short('h') | Long("help") => {
+                print!("{USAGE}");
+                return;
+            }
+            other => fail(2, &format!("{} (see --help)", other.unexpected())),
         }
     }
-    let api = tiny_http::Server::http(&listen).expect("listen for the notes API");
+    let api = tiny_http::Server::http(&listen).unwrap_or_else(|e| {
+        fail(
+            1,
+            &format!("cannot listen on {listen} for the notes API: {e} (try --listen)"),
+        )
+    });
     let api_url = format!("http://{}", api.server_addr().to_ip().unwrap());
 
     // The notes API is the protected resource authmd advertises.
@@ -40,11 +73,11 @@ fn main() {
         db.as_ref(),
         &[("resource", &resource), ("resource_name", "Hobby Notes")],
     )
-    .expect("configure authmd");
+    .unwrap_or_else(|why| fail(1, &format!("cannot configure authmd in {db}: {why}")));
 
     let running = authmd::start_server(ServerOptions {
         db: authmd::DbTarget::parse(&db),
-        listen: authmd_listen,
+        listen: authmd_listen.clone(),
         base_url: None,
         workers: 4,
         clock: Arc::new(authmd::time::SystemClock),
@@ -55,8 +88,14 @@ fn main() {
         edge: Default::default(),
         allow_loopback_fetch: false,
     })
-    .expect("start authmd");
-    let guard = Guard::open(db.as_ref(), &running.base_url).expect("open the guard");
+    .unwrap_or_else(|err| {
+        fail(
+            1,
+            &format!("cannot start authmd on {authmd_listen}: {err} (try --authmd-listen)"),
+        )
+    });
+    let guard = Guard::open(db.as_ref(), &running.base_url)
+        .unwrap_or_else(|err| fail(1, &format!("cannot open the guard on {db}: {err}")));
     println!("authmd on {}", running.base_url);
     println!("notes API on {api_url}");
 

@@ -131,7 +131,7 @@ fn main() {
                 authmd_dev::JWKS_PATH
             );
             println!(
-                "trust it with: authmd provider add {} --name \"Dev Provider\"",
+                "trust it with: authmd provider add {} --name \"Dev Provider\" --allow-loopback-fetch",
                 server.base_url
             );
             println!("(authmd fetches these keys from 127.0.0.1 only when run with serve --allow-loopback-fetch)");

@@ -70,7 +70,9 @@ pub enum Error {
     MethodNotAllowed { allow: &'static str },
     /// 413 `request_too_large`.
     RequestTooLarge { limit_bytes: usize },
-    /// 415 `unsupported_media_type`; carries what was sent (sanitised).
+    /// 415 `unsupported_media_type`; carries what was sent (sanitised: no
+    /// spaces), for a body that is not JSON followed by a hint in
+    /// parentheses naming what to send.
     UnsupportedMediaType(String),
     /// 502 `upstream_unavailable`: the gateway's upstream refused or broke.
     UpstreamUnavailable(String),
@@ -187,6 +189,14 @@ impl fmt::Display for Error {
             Error::MethodNotAllowed { allow } => write!(f, "this path answers only {allow}"),
             Error::RequestTooLarge { limit_bytes } => {
                 write!(f, "the request body is larger than the limit of {limit_bytes} bytes")
+            }
+            // A body the endpoint takes as something else than JSON (a
+            // logout token, a form) carries its own "(send ...)" hint; the
+            // sanitised type alone has no space, so the hint is unambiguous.
+            // Issue 15: this read "must be application/json, not
+            // application/json (send application/logout+jwt)".
+            Error::UnsupportedMediaType(sent) if sent.contains(" (") => {
+                write!(f, "the body's Content-Type is not accepted here: {sent}")
             }
             Error::UnsupportedMediaType(sent) => {
                 write!(f, "the body must be application/json, not {sent}")
@@ -380,6 +390,17 @@ pub(crate) mod examples {
     fn internal_detail_never_reaches_the_message() {
         let err = Error::Internal("database: disk I/O error at /secret/path".into());
         assert_eq!(err.to_string(), "internal error");
+    }
+
+    /// Issue 15: a JSON body sent where a logout token or a form belongs
+    /// read "must be application/json, not application/json (send ...)".
+    #[test]
+    fn a_media_type_message_names_what_the_endpoint_takes() {
+        let jwt = Error::UnsupportedMediaType("application/json (send application/logout+jwt)".into()).to_string();
+        assert!(!jwt.contains("must be application/json"), "{jwt}");
+        assert!(jwt.contains("send application/logout+jwt"), "{jwt}");
+        let json = Error::UnsupportedMediaType("text/plain".into()).to_string();
+        assert_eq!(json, "the body must be application/json, not text/plain");
     }
 
     /// Issue 10: where authmd fetched from and how it failed stays in the log.

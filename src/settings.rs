@@ -397,6 +397,12 @@ pub const DEFS: &[Def] = &[
         doc: "length of the rate-limit window (sliding on SQLite; on PostgreSQL fixed, begun by a client's first request)",
     },
     Def {
+        key: "audit_retention_days",
+        kind: Kind::Number { min: 0, max: 100 * 365 },
+        default: None,
+        doc: "audit events older than this many days are deleted by the sweeper; unset or 0: kept forever",
+    },
+    Def {
         key: "auth_md_path",
         kind: Kind::Path,
         default: None,
@@ -512,6 +518,16 @@ pub fn display(key: &str, stored: &str) -> String {
     }
 }
 
+/// `audit_retention_days` straight from the stored rows, for the sweeper,
+/// which reads it in its own transaction rather than the server's loaded
+/// settings; `None`: unset, 0 or unreadable (keep everything).
+pub fn audit_retention_days(stored: &BTreeMap<String, String>) -> Option<u64> {
+    stored
+        .get("audit_retention_days")
+        .and_then(|days| days.parse::<u64>().ok())
+        .filter(|&days| days > 0)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub per_ip: u64,
@@ -583,6 +599,8 @@ pub struct Settings {
     pub gateway_max_body_bytes: u64,
     pub upstream_timeout_secs: u64,
     pub rate_limits: RateLimits,
+    /// Days audit events are kept; `None` (unset or 0): forever.
+    pub audit_retention_days: Option<u64>,
     pub auth_md_path: Option<String>,
     /// Hex SHA-256 of the introspection secret.
     pub introspection_secret_hash: Option<String>,
@@ -680,6 +698,8 @@ impl Settings {
                 token: limit("token")?,
                 window_secs: number("rate_limit.window_secs")?,
             },
+            // Checked like every value, then read as the sweeper reads it.
+            audit_retention_days: raw("audit_retention_days").map(|_| audit_retention_days(stored))?,
             auth_md_path: raw("auth_md_path")?,
             introspection_secret_hash: raw("introspection_secret")?,
         };
@@ -789,6 +809,24 @@ mod tests {
         assert_eq!(s.api_key_prefix, "authmd_sk_");
         assert!(s.anonymous_enabled && s.jit_provisioning);
         assert_eq!(s.introspection_secret_hash, None);
+    }
+
+    /// Issue 15: audit retention is off unless set; 0 is off too.
+    #[test]
+    fn audit_retention_is_off_by_default_and_checked() {
+        assert_eq!(Settings::default().audit_retention_days, None);
+        assert_eq!(
+            with(&[("audit_retention_days", "0")]).unwrap().audit_retention_days,
+            None
+        );
+        assert_eq!(
+            with(&[("audit_retention_days", "90")]).unwrap().audit_retention_days,
+            Some(90)
+        );
+        for bad in ["-1", "ninety", "36501", "1.5"] {
+            let err = normalize("audit_retention_days", bad).unwrap_err();
+            assert!(err.contains("whole number from 0 to 36500"), "{bad}: {err}");
+        }
     }
 
     #[test]

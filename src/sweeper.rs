@@ -2,9 +2,13 @@
 //! TTL become `expired` (recorded once), and what can no longer matter is
 //! pruned: seen jtis a day past their lifetime (`replay::PRUNE_MARGIN`:
 //! a clock jump must not reopen replay), idle rate-limit windows, access
-//! tokens an hour past expiry; and the uses of credentials noted since the
-//! last pass are written (`last_used`). Each step is one short transaction, so CLI
-//! commands working on the same file meet at most a brief busy wait.
+//! tokens an hour past expiry, and, with `audit_retention_days` set, audit
+//! events older than that (in batches of [`AUDIT_PRUNE_BATCH_ROWS`], at most
+//! [`AUDIT_PRUNE_BATCHES`] a pass, so a first prune of years of history
+//! never holds the writer long; one log line a pass, no audit event per
+//! row); and the uses of credentials noted since the last pass are written
+//! (`last_used`). Each step is one short transaction, so CLI commands
+//! working on the same file meet at most a brief busy wait.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +22,14 @@ use crate::time::Clock;
 /// The advisory lock expiry runs under on a shared database (any constant
 /// used for nothing else: "expire" in ASCII).
 const EXPIRY_LOCK: i64 = i64::from_be_bytes(*b"\0\0expire");
+/// The advisory lock audit pruning runs under on a shared database, so
+/// two nodes do not delete the same rows at once.
+const AUDIT_PRUNE_LOCK: i64 = i64::from_be_bytes(*b"\0\0\0audit");
+/// Audit events deleted per transaction.
+pub const AUDIT_PRUNE_BATCH_ROWS: u32 = 1000;
+/// Transactions of audit pruning per pass (the rest waits for the next).
+pub const AUDIT_PRUNE_BATCHES: usize = 50;
+const DAY: Duration = Duration::from_secs(86_400);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Expired access tokens are kept this long (a late presenter still gets
 /// "expired" in the log rather than "unknown").
@@ -72,6 +84,7 @@ impl Sweeper {
         {
             log::warn(&format!("sweeper: pruning expired access tokens failed: {err}"));
         }
+        self.prune_audit(now_ms);
         let at = crate::ratelimit::Now {
             elapsed: self.ticker.elapsed(),
             wall: now_ms,
@@ -80,6 +93,43 @@ impl Sweeper {
             log::warn(&format!("sweeper: pruning rate-limit windows failed: {err}"));
         }
         flush_last_used(&self.last_used, &self.writer);
+    }
+
+    /// Audit retention: events recorded more than `audit_retention_days`
+    /// before `now_ms` are deleted, oldest first, a bounded batch per
+    /// transaction. The setting is read in each batch's transaction (the
+    /// stored row, so a change made with `config set` applies at the next pass).
+    fn prune_audit(&self, now_ms: crate::time::UnixMs) {
+        let mut pruned = 0;
+        let mut kept_days = None;
+        for _ in 0..AUDIT_PRUNE_BATCHES {
+            let batch = self.writer.write_alone(AUDIT_PRUNE_LOCK, |tx| {
+                let Some(days) = crate::settings::audit_retention_days(&tx.stored_settings()?) else {
+                    return Ok(None);
+                };
+                let before_ms = now_ms - DAY * u32::try_from(days).unwrap_or(u32::MAX);
+                Ok(Some((days, tx.prune_events(before_ms, AUDIT_PRUNE_BATCH_ROWS)?)))
+            });
+            match batch {
+                Ok(Some((days, deleted))) => {
+                    kept_days = Some(days);
+                    pruned += deleted;
+                    if deleted < AUDIT_PRUNE_BATCH_ROWS as usize {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    log::warn(&format!("sweeper: pruning audit events failed: {err}"));
+                    break;
+                }
+            }
+        }
+        if let (Some(days), 1..) = (kept_days, pruned) {
+            log::info(&format!(
+                "sweeper: {pruned} audit events older than {days} days pruned (audit_retention_days)"
+            ));
+        }
     }
 }
 

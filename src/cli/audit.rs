@@ -18,7 +18,8 @@ pub const COMMAND: Command = Command {
     synopsis: &["audit [--json] [--follow] [--since TIME] [--event NAME]"],
     summary: "print the audit log",
     details: "  --json          one JSON object per line
-  --follow        keep printing new events until interrupted
+  --follow        keep printing new events until interrupted; only events
+                  from now on, unless --since is given too
   --since TIME    only events at or after TIME: RFC 3339 (2026-05-04T13:00:00Z,
                   2026-05-04) or an age such as 30s, 15m, 2h, 7d
   --event NAME    only this event, such as registration.created
@@ -48,10 +49,17 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         }
     }
     let conn = ctx.open_db()?;
+    // Following without --since shows what happens from now on, as `tail
+    // -f` would, rather than first replaying the whole history (issue 15).
+    let after_id = if follow && since_ms.is_none() {
+        conn.last_event_id()?
+    } else {
+        0
+    };
     let mut filter = Filter {
         event,
         since_ms,
-        after_id: 0,
+        after_id,
         limit: Some(PAGE),
     };
     loop {

@@ -19,8 +19,8 @@ pub const COMMAND: Command = Command {
     details: "\
 Copies the SQLite database (--db) to PATH through SQLite's backup API, a few
 megabytes at a time, while a server may keep writing: the copy holds
-everything committed when the backup began. A terminal shows the pages
-copied. The copy is checked (PRAGMA integrity_check, and its schema at this
+everything committed when the backup began. On a terminal, stderr shows
+the pages copied as it goes. The copy is checked (PRAGMA integrity_check, and its schema at this
 authmd's latest step) before it is put at PATH, as one file (no -wal beside
 it); serve it again with `authmd --db PATH serve`.
 
@@ -56,21 +56,28 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
             )));
         }
     };
-    let mut line = Line::new(false);
+    ctx.check_db_exists()?;
+    let mut line = Line::on_stderr();
     let done = backup::backup(source, &path, force, &mut |copied, total| {
-        line.update(&format!("backup: {copied}/{total} pages"));
+        line.update(&progress(copied, total));
     })
     .map_err(|e| match e {
         backup::Error::Open(why) => CliError::config(why),
         other => CliError::failure(other.to_string()),
     })?;
-    line.finish(&format!("backup: {0}/{0} pages", done.pages), false);
+    line.finish(&progress(done.pages, done.pages), false);
     let mib = (done.pages * done.page_size) as f64 / (1024.0 * 1024.0);
     print(&format!(
-        "backed up {} to {} ({} pages, {mib:.1} MiB); integrity_check ok, schema step {}\n",
+        "backed up {} to {} ({}, {mib:.1} MiB); integrity_check ok, schema step {}\n",
         source.display(),
         path.display(),
-        done.pages,
+        super::count(done.pages, "page"),
         done.schema_step
     ))
+}
+
+/// The terminal's progress line: pages and share copied.
+fn progress(copied: u64, total: u64) -> String {
+    let percent = (copied * 100).checked_div(total).unwrap_or(100);
+    format!("backup: {copied}/{total} pages ({percent}%)")
 }

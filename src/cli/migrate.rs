@@ -132,9 +132,10 @@ fn copy(from: &std::path::Path, url: &str, as_json: bool) -> Result<(), CliError
             }
             let rows: u64 = counts.iter().map(|c| c.target).sum();
             print(&format!(
-                "migrated {} into {shown}: {rows} rows in {} tables, counts verified\n",
+                "migrated {} into {shown}: {} in {}, counts verified\n",
                 from.display(),
-                counts.len()
+                super::count(rows, "row"),
+                super::count(counts.len() as u64, "table")
             ))
         }
         Err(Error::Mismatch(counts)) => {

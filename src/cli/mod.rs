@@ -225,6 +225,15 @@ impl Env {
     }
 }
 
+/// A true/false environment variable (unset: false).
+pub fn env_flag(ctx: &Context, name: &str) -> Result<bool, CliError> {
+    match ctx.env.get(name)?.as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(CliError::config(format!("{name} must be true or false, not `{other}`"))),
+    }
+}
+
 /// What every command gets.
 pub struct Context {
     /// `--db`: a SQLite file or a PostgreSQL URL.
@@ -233,9 +242,24 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens (creating a SQLite file if needed) and migrates the database.
+    /// Opens and migrates an existing database. A SQLite file that does not
+    /// exist is refused (EX_CONFIG) rather than created: a mistyped `--db`
+    /// would otherwise answer from a new, empty database. Only `serve`
+    /// creates one.
     pub fn open_db(&self) -> Result<crate::store::Db, CliError> {
+        self.check_db_exists()?;
         Ok(crate::store::Db::open(&self.db)?)
+    }
+
+    /// Refuses a `--db` file that does not exist (PostgreSQL URLs pass).
+    pub fn check_db_exists(&self) -> Result<(), CliError> {
+        match &self.db {
+            crate::store::Target::Sqlite(path) if !path.exists() => Err(CliError::config(format!(
+                "no database at {}: check --db (or AUTHMD_DB); `authmd serve` creates a new one",
+                path.display()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -277,6 +301,11 @@ pub fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// `1 credential`, `2 credentials`: a count with its noun (plural by `s`).
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Prints one line per item.
 pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliError> {
     let mut text = String::new();
@@ -290,6 +319,14 @@ pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: "revoked 1 registration and 1 credentials".
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0, "credential"), "0 credentials");
+        assert_eq!(count(1, "credential"), "1 credential");
+        assert_eq!(count(2, "registration"), "2 registrations");
+    }
 
     /// Regression for issue 11: the top-level usage listed two of `revoke`'s
     /// five forms. Each command's synopsis appears in it, and in its own.

@@ -1,7 +1,9 @@
 //! A progress line for long commands (`migrate`, `backup`): on a terminal
 //! one line rewritten in place (`\r`), elsewhere nothing until a step is
 //! done, which [`Line::finish`] prints as a plain line, so a log keeps one
-//! line per table or file instead of a stream of carriage returns.
+//! line per table or file instead of a stream of carriage returns. A line
+//! on stderr ([`Line::on_stderr`], `backup`'s) is drawn only on a terminal
+//! and leaves stdout to the command's result.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -11,6 +13,8 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Line {
     terminal: bool,
+    /// Drawn on stderr (and only on a terminal), not stdout.
+    stderr: bool,
     drawn: Option<Instant>,
     width: usize,
 }
@@ -20,6 +24,17 @@ impl Line {
     pub fn new(quiet: bool) -> Line {
         Line {
             terminal: !quiet && std::io::stdout().is_terminal(),
+            stderr: false,
+            drawn: None,
+            width: 0,
+        }
+    }
+
+    /// On stderr, when it is a terminal; otherwise nothing at all.
+    pub fn on_stderr() -> Line {
+        Line {
+            terminal: std::io::stderr().is_terminal(),
+            stderr: true,
             drawn: None,
             width: 0,
         }
@@ -41,7 +56,7 @@ impl Line {
         }
         if self.terminal {
             self.draw(text, true);
-        } else {
+        } else if !self.stderr {
             let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
         self.drawn = None;
@@ -51,8 +66,15 @@ impl Line {
     fn draw(&mut self, text: &str, end: bool) {
         let pad = self.width.saturating_sub(text.len());
         self.width = text.len();
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "\r{text}{}{}", " ".repeat(pad), if end { "\n" } else { "" });
-        let _ = out.flush();
+        let line = format!("\r{text}{}{}", " ".repeat(pad), if end { "\n" } else { "" });
+        if self.stderr {
+            let mut out = std::io::stderr().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
     }
 }

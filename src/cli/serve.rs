@@ -121,6 +121,11 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     }
     let mail = crate::mail::Transport::parse(mail.as_deref().unwrap_or(DEFAULT_MAIL)).map_err(CliError::config)?;
 
+    let created = ctx
+        .db
+        .path()
+        .filter(|path| !path.exists())
+        .map(std::path::Path::to_path_buf);
     let running = server::start(Options {
         db: ctx.db.clone(),
         listen: listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -139,6 +144,9 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         StartError::Database(err) => CliError::config(err.0),
     })?;
 
+    if let Some(path) = created {
+        log::info(&format!("created a new database at {}", path.display()));
+    }
     warn_if_unnamed(ctx, &running.base_url);
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;

@@ -81,6 +81,5 @@ fn revoke(ctx: &Context, user: Option<&str>) -> Result<(), CliError> {
         return Err(CliError::failure(format!("no user {id}")));
     }
     let ended = conn.write(|tx| Ok(tx.delete_sessions(user)?))?;
-    let noun = if ended == 1 { "session" } else { "sessions" };
-    print(&format!("ended {ended} {noun}\n"))
+    print(&format!("ended {}\n", super::count(ended as u64, "session")))
 }

@@ -49,6 +49,12 @@ pub trait Audit {
     fn record_event(&self, now_ms: UnixMs, name: EventName, event: NewEvent<'_>) -> Result<()>;
     /// Events matching `filter`, oldest first.
     fn events(&self, filter: &Filter) -> Result<Vec<Event>>;
+    /// The highest event id so far (0: none): where `audit --follow` starts.
+    fn last_event_id(&self) -> Result<i64>;
+    /// Deletes up to `limit` of the oldest events recorded before
+    /// `before_ms` (audit retention, by the sweeper, through the time
+    /// index); returns how many. The caller loops, one transaction a batch.
+    fn prune_events(&self, before_ms: UnixMs, limit: u32) -> Result<usize>;
     /// Records `name` once for each chosen registration, with the `iss` and
     /// `sub` of its delegation if it has one; returns how many.
     fn record_event_for_each(

@@ -186,7 +186,7 @@ fn operator_revocation_of_one_and_of_all() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already revoked"));
     assert!(!server.cli(&["revoke", "--registration", "reg_nope"]).status.success());
 
-    let out = server.cli_ok(&["revoke", "--all"]);
+    let out = server.cli_ok(&["revoke", "--all", "--yes"]);
     assert!(out.contains("revoked 2 registrations"), "{out}");
     for reg in [&b, &c] {
         server

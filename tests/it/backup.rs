@@ -57,6 +57,10 @@ fn a_copy_taken_while_registrations_continue_is_whole_and_consistent() {
 
     // One file, whole, at the latest step, with everything acknowledged before.
     assert!(!server.dir.path().join("copy.db-wal").exists());
+    // It holds the signing keys: its owner's alone, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the copy's mode is {mode:o}");
     let conn = rusqlite::Connection::open(&copy).unwrap();
     let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(verdict, "ok");

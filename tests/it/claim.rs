@@ -421,7 +421,10 @@ fn attempt_rows(server: &TestServer, registration_id: &str) -> Vec<(String, bool
 #[test]
 fn an_open_claim_link_stops_working_after_any_operator_revocation() {
     let server = TestServer::start();
-    for (n, target) in [&["--registration", ""][..], &["--all"][..]].into_iter().enumerate() {
+    for (n, target) in [&["--registration", ""][..], &["--all", "--yes"][..]]
+        .into_iter()
+        .enumerate()
+    {
         let reg = server.register_anonymous();
         let id = reg["registration_id"].as_str().unwrap();
         request_claim(&server, reg["claim_token"].as_str().unwrap(), "olga@example.com");

@@ -16,7 +16,7 @@ fn stderr_of(out: &std::process::Output) -> String {
 #[test]
 fn config_set_refuses_unknown_keys_and_bad_values_with_what_is_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
+    let db = crate::common::new_db(dir.path(), "a.db");
     let cases: &[(&[&str], &str)] = &[
         (
             &["config", "set", "registration_ttl", "60"],
@@ -80,7 +80,7 @@ fn configure_from_the_library_is_all_or_none() {
 #[test]
 fn config_set_get_and_reset() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
+    let db = crate::common::new_db(dir.path(), "a.db");
     assert!(
         cli(&db, &["config", "set", "registration_ttl_secs", "120"])
             .status
@@ -117,7 +117,7 @@ fn config_set_get_and_reset() {
 #[test]
 fn audit_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
+    let db = crate::common::new_db(dir.path(), "a.db");
     let out = cli(&db, &["audit", "--event", "registration.made"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -107,7 +107,7 @@ fn the_log_transport_never_prints_the_link() {
 fn mail_test_reports_success_or_the_failure() {
     let sink = SmtpSink::start(free_port());
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
+    let db = crate::common::new_db(dir.path(), "a.db");
     let out = cli(
         &db,
         &[

@@ -13,6 +13,7 @@ mod ceremony;
 mod claim;
 mod claim_states;
 mod cli;
+mod cli_safety;
 mod crash;
 #[cfg(feature = "postgres")]
 mod cross_node;

@@ -142,8 +142,7 @@ fn audit(db: &Path) -> Vec<Value> {
 #[test]
 fn both_schemas_have_the_same_tables_and_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("authmd.db");
-    assert!(cli(&db, &["config", "list"]).status.success());
+    let db = crate::common::new_db(dir.path(), "authmd.db");
     let url = postgres::database();
     let out = cli(Path::new(&url), &["config", "list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

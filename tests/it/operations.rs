@@ -221,11 +221,11 @@ fn every_form_of_operator_revocation() {
         .unwrap()
         .to_string();
     let out = server.cli_ok(&["revoke", "--user", &user_id]);
-    assert!(out.contains("revoked 1 registrations and 1 credentials"), "{out}");
+    assert!(out.contains("revoked 1 registration and 1 credential\n"), "{out}");
     assert!(!works(&carol) && works(&alice));
 
     let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url, "--subject", "alice"]);
-    assert!(out.contains("revoked 1 registrations"), "{out}");
+    assert!(out.contains("revoked 1 registration and"), "{out}");
     assert!(!works(&alice) && works(&bob));
     // An ID-JAG for alice certainly issued before the revocation (by more
     // than the allowed skew) is refused; a fresh one registers again, even
@@ -247,11 +247,11 @@ fn every_form_of_operator_revocation() {
     ]);
 
     let out = server.cli_ok(&["revoke", "--issuer", &provider.base_url]);
-    assert!(out.contains("revoked 1 registrations"), "{out}");
+    assert!(out.contains("revoked 1 registration and"), "{out}");
     assert!(!works(&bob) && works(&anon));
 
-    let out = server.cli_ok(&["revoke", "--all"]);
-    assert!(out.contains("revoked 1 registrations"), "{out}");
+    let out = server.cli_ok(&["revoke", "--all", "--yes"]);
+    assert!(out.contains("revoked 1 registration and"), "{out}");
     assert!(!works(&anon));
 
     let events = server.events("registration.revoked");
@@ -267,25 +267,69 @@ fn every_form_of_operator_revocation() {
     assert_eq!(server.cli(&["revoke", "--subject", "alice"]).status.code(), Some(2));
 }
 
+/// `audit --follow` prints what lands after it started, and (issue 15) not
+/// the history before it: the first line it prints is a registration made
+/// after it started. With `--since` it replays from then first.
 #[test]
 fn audit_follow_sees_events_written_after_it_started() {
     let server = TestServer::start();
-    server.register_anonymous();
-    let mut follower = Command::new(BIN)
-        .arg("--db")
-        .arg(server.db())
-        .args(["audit", "--follow", "--json", "--event", "registration.created"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let before = server.register_anonymous();
+    /// Killed when dropped, also by a failing assertion: a follower left
+    /// running would hold the test harness's output open.
+    struct Follower(std::process::Child);
+    impl Drop for Follower {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let follow = |extra: &[&str]| {
+        let mut follower = Command::new(BIN)
+            .arg("--db")
+            .arg(server.db())
+            .args(["audit", "--follow", "--json", "--event", "registration.created"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = follower.stdout.take().unwrap();
+        let (lines, rx) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines.send(serde_json::from_str(&line).unwrap());
+            }
+        });
+        (Follower(follower), rx)
+    };
+
+    let (follower, lines) = follow(&[]);
+    // It may not have read where the log ends yet: register until it prints.
+    let mut made_after = Vec::new();
+    let first = loop {
+        made_after.push(server.register_anonymous()["registration_id"].clone());
+        if let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+            break line;
+        }
+        assert!(made_after.len() < 15, "the follower printed nothing");
+    };
+    assert_ne!(first["registration_id"], before["registration_id"], "history replayed");
+    assert!(made_after.contains(&first["registration_id"]), "{first}");
     let later = server.register_anonymous();
-    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_ne!(first["registration_id"], second["registration_id"]);
-    assert_eq!(second["registration_id"], later["registration_id"]);
-    let _ = follower.kill();
-    let _ = follower.wait();
+    let next = loop {
+        let line = lines.recv_timeout(Duration::from_secs(10)).expect("the next event");
+        if line["registration_id"] == later["registration_id"] {
+            break line;
+        }
+        assert!(made_after.contains(&line["registration_id"]), "{line}");
+    };
+    assert_eq!(next["registration_id"], later["registration_id"]);
+    drop(follower);
+
+    let (_follower, lines) = follow(&["--since", "1h"]);
+    let replayed = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the history since 1h");
+    assert_eq!(replayed["registration_id"], before["registration_id"]);
 }
 
 #[test]

@@ -542,6 +542,21 @@ fn script(tx: &dyn Tx) -> Vec<String> {
             limit: None,
         })
     );
+    // audit retention (issue 15): the oldest first, a batch at a time
+    call!(l, tx.last_event_id());
+    call!(l, tx.prune_events(at(250), 1));
+    call!(
+        l,
+        tx.events(&Filter {
+            limit: Some(2),
+            ..Default::default()
+        })
+    );
+    call!(l, tx.prune_events(at(250), 10));
+    call!(l, tx.prune_events(at(250), 10));
+    call!(l, tx.prune_events(at(1_750), 1000));
+    call!(l, tx.events(&Filter::default()));
+    call!(l, tx.last_event_id());
     log.0
 }
 

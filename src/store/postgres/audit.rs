@@ -82,6 +82,20 @@ impl Audit for PgTx<'_> {
         self.query(&sql, &params)?.iter().map(from_row).collect()
     }
 
+    fn last_event_id(&self) -> Result<i64> {
+        self.one("SELECT coalesce(max(id), 0)::BIGINT FROM audit_events", &[])?
+            .col(0)
+    }
+
+    /// The oldest first, through `audit_events_by_time`.
+    fn prune_events(&self, before_ms: UnixMs, limit: u32) -> Result<usize> {
+        self.execute(
+            "DELETE FROM audit_events WHERE id IN
+               (SELECT id FROM audit_events WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)",
+            &[&before_ms.millis(), &i64::from(limit)],
+        )
+    }
+
     fn record_event_for_each(
         &self,
         chosen: Selection<'_>,

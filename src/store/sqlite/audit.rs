@@ -48,6 +48,11 @@ pub(crate) const FOR_EACH: &str = "INSERT INTO audit_events (at_ms, event, regis
      FROM registrations r LEFT JOIN delegations d ON d.registration_id = r.id
      WHERE {where}";
 
+/// The statement of [`Audit::prune_events`] (planned by `index_tests`: the
+/// oldest rows found through `audit_events_by_time`).
+pub(crate) const PRUNE: &str = "DELETE FROM audit_events WHERE id IN
+       (SELECT id FROM audit_events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)";
+
 impl Audit for Connection {
     fn record_event(&self, now_ms: UnixMs, name: EventName, event: NewEvent<'_>) -> Result<()> {
         self.prepare_cached(
@@ -84,6 +89,14 @@ impl Audit for Connection {
         }
         let rows = stmt.query_map(args.as_slice(), from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn last_event_id(&self) -> Result<i64> {
+        Ok(self.query_row("SELECT coalesce(max(id), 0) FROM audit_events", [], |r| r.get(0))?)
+    }
+
+    fn prune_events(&self, before_ms: UnixMs, limit: u32) -> Result<usize> {
+        Ok(self.prepare_cached(PRUNE)?.execute(params![before_ms, limit])?)
     }
 
     fn record_event_for_each(

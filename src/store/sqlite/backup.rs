@@ -92,6 +92,17 @@ fn copy_to(src: &Connection, partial: &Path, progress: &mut dyn FnMut(u64, u64))
         let schema_step: u32 = src
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(failed("reading the schema step"))?;
+        // The copy holds the signing keys: its owner's alone, whatever the
+        // umask (SQLite would create it 0644). An empty file is a new database.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(partial)
+                .map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
+        }
         let mut dst = Connection::open(partial).map_err(|e| Error::Failed(format!("{}: {e}", partial.display())))?;
         let pages = {
             let backup = Backup::new(src, &mut dst).map_err(failed("starting the backup"))?;

@@ -516,6 +516,7 @@ mod index_tests {
             &audit_by_event,
             &audit_following,
             &audit_since,
+            audit::PRUNE,
             users::BY_EMAIL.as_str(),
             users::BY_PHONE.as_str(),
             delegations::GET,

@@ -596,6 +596,9 @@ pub fn identity_assertion(server: &impl Client, token: &str) -> Reply {
     server.post_json("/agent/identity", &body.to_string())
 }
 
+/// Runs `authmd --db DB ARGS`. Like the servers, it may fetch from
+/// loopback addresses: `provider add` checks the tests' providers, which
+/// serve on 127.0.0.1 (issue 15).
 pub fn cli(db: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--db")
@@ -603,8 +606,17 @@ pub fn cli(db: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AUTHMD_ALLOW_LOOPBACK_FETCH", "true")
         .output()
         .expect("run authmd")
+}
+
+/// A new, empty (migrated) SQLite database `name` in `dir`: commands other
+/// than `serve` refuse a file that does not exist (issue 15).
+pub fn new_db(dir: &Path, name: &str) -> PathBuf {
+    let db = dir.join(name);
+    authmd::configure(&db, &[]).expect("create the database");
+    db
 }
 
 fn parse_reply(buf: &[u8]) -> Option<Reply> {
