@@ -3,7 +3,7 @@
 //! credential in-process with [`authmd::Guard`], no proxy in between.
 //!
 //! ```sh
-//! cargo run --example embedded -- --db notes.db --authmd-listen 127.0.0.1:8080 --listen 127.0.0.1:3000
+//! cargo run --example embedded -- --db notes.db --authmd-listen 127.0.0.1:8082 --listen 127.0.0.1:3000
 //! cargo run --example embedded -- --authmd-listen 127.0.0.1:0 --listen 127.0.0.1:0   # any free ports
 //! ```
 //!
@@ -18,12 +18,16 @@ use lexopt::prelude::*;
 use serde_json::json;
 
 const USAGE: &str = "\
-usage: embedded [--db PATH] [--listen ADDR] [--authmd-listen ADDR]
+usage: embedded [--db PATH] [--listen ADDR] [--authmd-listen ADDR] [--mail SPEC]
 
 A notes API guarded in-process by authmd, which runs on a thread of its own.
   --db PATH             authmd's database (default notes.db)
   --listen ADDR         the notes API (default 127.0.0.1:3000)
-  --authmd-listen ADDR  authmd's registration server (default 127.0.0.1:8080)
+  --authmd-listen ADDR  authmd's registration server (default 127.0.0.1:8082, beside
+                        a quickstart server on 8080)
+  --mail SPEC           how authmd sends mail, as `authmd serve --mail` takes it
+                        (default file:./notes-outbox: the sign-in and claim links
+                        are in the .eml files there)
 An ADDR with port 0 takes any free port; both URLs are printed at start.
 ";
 
@@ -34,10 +38,11 @@ fn fail(status: i32, message: &str) -> ! {
 }
 
 fn main() {
-    let (mut db, mut authmd_listen, mut listen) = (
+    let (mut db, mut authmd_listen, mut listen, mut mail) = (
         "notes.db".to_string(),
-        "127.0.0.1:8080".to_string(),
+        "127.0.0.1:8082".to_string(),
         "127.0.0.1:3000".to_string(),
+        "file:./notes-outbox".to_string(),
     );
     let mut parser = lexopt::Parser::from_env();
     let value = |parser: &mut lexopt::Parser| -> String {
@@ -52,6 +57,7 @@ fn main() {
             Long("db") => db = value(&mut parser),
             Long("authmd-listen") => authmd_listen = value(&mut parser),
             Long("listen") => listen = value(&mut parser),
+            Long("mail") => mail = value(&mut parser),
             Short('h') | Long("help") => {
                 print!("{USAGE}");
                 return;
@@ -82,7 +88,7 @@ fn main() {
         workers: 4,
         clock: Arc::new(authmd::time::SystemClock),
         ticker: Arc::new(authmd::time::SystemTicker::default()),
-        mail: authmd::MailTransport::Log,
+        mail: authmd::MailTransport::parse(&mail).unwrap_or_else(|why| fail(2, &format!("--mail {mail}: {why}"))),
         trust_proxy: false,
         upstream: None,
         edge: Default::default(),

@@ -140,6 +140,8 @@ fn the_embedded_example_guards_its_api_in_process() {
             "--listen",
             "127.0.0.1:0",
         ])
+        // Its default mail transport, file:./notes-outbox, lands here.
+        .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -222,6 +224,44 @@ fn the_embedded_example_guards_its_api_in_process() {
         .send(&b"a note"[..])
         .unwrap();
     assert_eq!(write.status(), 403, "an unclaimed key has api.read only");
+
+    // Issue 15: a claim can be finished, since the mail with its link is
+    // kept where a person can open it (the `log` transport dropped it).
+    let claim = agent
+        .post(&format!("{authmd_url}/agent/auth/claim"))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"claim_token": registered["claim_token"], "email": "you@example.com"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(claim.status(), 200);
+    let outbox = dir.path().join("notes-outbox");
+    let started = std::time::Instant::now();
+    let mail = loop {
+        let found = std::fs::read_dir(&outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "eml"));
+        if let Some(found) = found {
+            break std::fs::read_to_string(found.path()).unwrap();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no mail in {}",
+            outbox.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(mail.contains("you@example.com"), "{mail}");
+    assert!(
+        mail.replace("=\r\n", "")
+            .replace("=\n", "")
+            .contains("claim/view?token="),
+        "{mail}"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
