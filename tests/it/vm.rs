@@ -190,6 +190,8 @@ fn authmd_as_the_unit_runs_it(dir: &Path, port: u16, base_url: &str) -> Running 
         .collect();
     assert!(args.iter().any(|a| a == &format!("127.0.0.1:{port}")), "{exec}");
 
+    // Commands other than serve refuse a database that does not exist yet.
+    authmd::configure(&db, &[]).expect("create the database");
     let config = output(Command::new(common::BIN).arg("--db").arg(&db).args([
         "config",
         "set",
