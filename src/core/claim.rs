@@ -114,7 +114,7 @@ impl<'a> ClaimContext<'a> {
             now_ms: ctx.now_ms,
             attempt_ttl: Duration::from_secs(ctx.config.settings.claim_attempt_ttl_secs),
             site: &ctx.config.site,
-            resource_name: &ctx.config.settings.resource_name,
+            resource_name: &ctx.config.shown_name,
             client_ip: ctx.client_ip,
         }
     }

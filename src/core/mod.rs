@@ -49,12 +49,25 @@ use crate::time::UnixMs;
 pub struct Config {
     pub settings: Settings,
     pub site: Site,
+    /// The service's name as people read it, on pages and in mail:
+    /// `resource_name`, or while it is unset the base URL's host (its
+    /// default, "API", names no service a person would recognise; issue 15).
+    pub shown_name: String,
 }
 
 impl Config {
     pub fn new(base_url: &str, settings: Settings) -> Config {
         let site = Site::new(base_url, &settings);
-        Config { settings, site }
+        let shown_name = if settings.resource_name_set {
+            settings.resource_name.clone()
+        } else {
+            crate::url::HttpUrl::parse(&site.issuer).map_or_else(|_| site.issuer.clone(), |url| url.authority)
+        };
+        Config {
+            settings,
+            site,
+            shown_name,
+        }
     }
 
     /// The flows this deployment offers: enabled by the operator and built in

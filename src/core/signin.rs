@@ -100,7 +100,7 @@ pub fn request_code(ctx: &Ctx<'_>, presession: &SecretHash, email: &str, return_
         };
         tx.put_signin(presession, &signin, now_ms)?;
         if mail {
-            let (subject, text, html) = crate::mail::signin_email(&settings.resource_name, &code, expires_ms);
+            let (subject, text, html) = crate::mail::signin_email(&ctx.config.shown_name, &code, expires_ms);
             tx.enqueue_mail(&NewMessage {
                 recipient: &email,
                 subject: &subject,

@@ -25,16 +25,9 @@ pub struct Brand {
 
 impl Brand {
     pub fn of(config: &Config) -> Brand {
-        let settings = &config.settings;
-        if settings.resource_name_set {
-            return Brand::from(settings.resource_name.as_str());
-        }
-        let host = crate::url::HttpUrl::parse(&config.site.issuer)
-            .map(|url| url.authority)
-            .unwrap_or_else(|_| config.site.issuer.clone());
         Brand {
-            name: host,
-            unnamed: true,
+            name: config.shown_name.clone(),
+            unnamed: !config.settings.resource_name_set,
         }
     }
 }

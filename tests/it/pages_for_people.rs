@@ -395,6 +395,23 @@ fn an_unset_resource_name_shows_the_host_and_a_hint_for_the_operator() {
     assert!(!home.body.contains(">API<"), "{}", home.body);
     let prm = server.get("/.well-known/oauth-protected-resource").json();
     assert_eq!(prm["resource_name"], "API", "JSON unchanged");
+    // The mail a person reads names the service as the pages do.
+    let registered = server.post_json(
+        "/agent/auth",
+        r#"{"type":"identity_assertion","assertion_type":"verified_email","assertion":"you@example.com","requested_credential_type":"api_key"}"#,
+    );
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    assert!(
+        server.eventually(Duration::from_secs(10), || !server.outbox().is_empty()),
+        "no mail"
+    );
+    let mail = server.outbox().remove(0);
+    assert_eq!(mail.subject, format!("Confirm the AI agent registered with {host}"));
+    assert!(
+        mail.text.contains(&format!("registered with {host} and")),
+        "{}",
+        mail.text
+    );
 
     server.set("resource_name", "API");
     let home = browse(&server, "GET", "/");
