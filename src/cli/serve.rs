@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use super::{CliError, Command, Context, print};
+use super::{CliError, Command, Context, env_flag, print};
 use crate::http::server::{self, Options, StartError};
 use crate::log;
 use crate::time::SystemClock;
@@ -211,14 +211,6 @@ fn seconds(flag: &str, text: Option<String>, default: Duration) -> Result<Durati
     match text {
         None => Ok(default),
         Some(text) => Ok(Duration::from_secs(number(flag, &text, 1..=3600)? as u64)),
-    }
-}
-
-fn env_flag(ctx: &Context, name: &str) -> Result<bool, CliError> {
-    match ctx.env.get(name)?.as_deref() {
-        None | Some("" | "false" | "0" | "no") => Ok(false),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some(other) => Err(CliError::config(format!("{name} must be true or false, not `{other}`"))),
     }
 }
 

@@ -472,9 +472,7 @@ fn a_wrong_media_type_is_named_with_what_to_send() {
     );
 }
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(BIN).parent().unwrap().join("examples").join(name)
-}
+use crate::examples::example;
 
 /// Issue 15: `--help` on the examples printed a panic; the embedded API
 /// panicked with a backtrace when its port was taken.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use crate::common::{Client, TestServer};
 use serde_json::json;
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let bin = PathBuf::from(crate::common::BIN);
     bin.parent().unwrap().join("examples").join(name)
 }
