@@ -41,6 +41,7 @@ mod sweeper;
 pub mod time;
 mod upstream;
 mod url;
+mod words;
 
 #[cfg(test)]
 mod layout_tests;

@@ -17,6 +17,8 @@ use std::ops::{Add, Sub};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::words::count;
+
 /// An instant on this server's wall clock: milliseconds since the Unix
 /// epoch (negative before it). Arithmetic saturates instead of panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -245,17 +247,16 @@ fn relative(at: UnixMs, now: UnixMs) -> String {
 /// `2 days`). Under a minute it is `less than a minute`.
 pub fn span_words(span: Duration) -> String {
     let secs = span.as_secs();
-    let unit = |count: u64, name: &str| format!("{count} {name}{}", if count == 1 { "" } else { "s" });
     let minutes = (secs + 30) / 60;
     let hours = (secs + 1800) / 3600;
     if secs < 60 {
         "less than a minute".into()
     } else if minutes < 60 {
-        unit(minutes, "minute")
+        count(minutes, "minute")
     } else if hours < 48 {
-        unit(hours, "hour")
+        count(hours, "hour")
     } else {
-        unit((secs + 43_200) / 86_400, "day")
+        count((secs + 43_200) / 86_400, "day")
     }
 }
 

@@ -71,7 +71,7 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
         "backed up {} to {} ({}, {mib:.1} MiB); integrity_check ok, schema step {}\n",
         source.display(),
         path.display(),
-        super::count(done.pages, "page"),
+        crate::words::count(done.pages, "page"),
         done.schema_step
     ))
 }

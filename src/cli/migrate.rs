@@ -134,8 +134,8 @@ fn copy(from: &std::path::Path, url: &str, as_json: bool) -> Result<(), CliError
             print(&format!(
                 "migrated {} into {shown}: {} in {}, counts verified\n",
                 from.display(),
-                super::count(rows, "row"),
-                super::count(counts.len() as u64, "table")
+                crate::words::count(rows, "row"),
+                crate::words::count(counts.len() as u64, "table")
             ))
         }
         Err(Error::Mismatch(counts)) => {

@@ -301,11 +301,6 @@ pub fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// `1 credential`, `2 credentials`: a count with its noun (plural by `s`).
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
 /// Prints one line per item.
 pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliError> {
     let mut text = String::new();
@@ -319,14 +314,6 @@ pub fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Issue 15: "revoked 1 registration and 1 credentials".
-    #[test]
-    fn counts_agree_with_their_nouns() {
-        assert_eq!(count(0, "credential"), "0 credentials");
-        assert_eq!(count(1, "credential"), "1 credential");
-        assert_eq!(count(2, "registration"), "2 registrations");
-    }
 
     /// Regression for issue 11: the top-level usage listed two of `revoke`'s
     /// five forms. Each command's synopsis appears in it, and in its own.

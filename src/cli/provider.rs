@@ -5,13 +5,14 @@
 use lexopt::prelude::*;
 use serde_json::json;
 
-use super::{CliError, Command, Context, count, print, print_lines};
+use super::{CliError, Command, Context, print, print_lines};
 use crate::fetch;
 use crate::jose::Jwks;
 use crate::model::EventName;
 use crate::store::{audit, providers::Provider};
 use crate::time::{Clock, SystemClock, rfc3339};
 use crate::url::HttpUrl;
+use crate::words::count;
 
 pub const COMMAND: Command = Command {
     name: "provider",

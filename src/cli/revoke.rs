@@ -12,11 +12,12 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use lexopt::prelude::*;
 
-use super::{CliError, Command, Context, EX_USAGE, count, print};
+use super::{CliError, Command, Context, EX_USAGE, print};
 use crate::core::revoke::{self, Revoked, RevokedBy};
 use crate::error::Error;
 use crate::store::registrations::Selection;
 use crate::time::{Clock, SystemClock};
+use crate::words::count;
 
 /// Exit status when nothing matched (nothing was revoked), so a script can
 /// tell a typo from a failure.

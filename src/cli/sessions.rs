@@ -81,5 +81,5 @@ fn revoke(ctx: &Context, user: Option<&str>) -> Result<(), CliError> {
         return Err(CliError::failure(format!("no user {id}")));
     }
     let ended = conn.write(|tx| Ok(tx.delete_sessions(user)?))?;
-    print(&format!("ended {}\n", super::count(ended as u64, "session")))
+    print(&format!("ended {}\n", crate::words::count(ended as u64, "session")))
 }

@@ -274,7 +274,10 @@ fn a_target_that_holds_rows_is_refused_and_left_untouched() {
     let out = migrate(&server.db(), &url, &[]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("not empty") && stderr.contains("settings"), "{stderr}");
+    assert!(
+        stderr.contains("not empty") && stderr.contains("settings (1 row)"),
+        "{stderr}"
+    );
     assert_eq!(postgres_dump(&url, &tables), before, "the refused target changed");
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ID_JAG_ASSERTION_TYPE, VERIFIED_EMAIL_ASSERTION_TYPE};
 use crate::core::Config;
+use crate::words::count;
 
 /// v0.1's members of the `agent_auth` block (SPEC-v0.7 2.2, 2.3): its
 /// URLs and the `anonymous` object; `identity_assertion` gets
@@ -171,17 +172,9 @@ pub fn code_list(list: &[String]) -> String {
 
 fn human_secs(secs: u64) -> String {
     match secs {
-        s if s % 86_400 == 0 => plural(s / 86_400, "day"),
-        s if s % 3600 == 0 => plural(s / 3600, "hour"),
-        s if s % 60 == 0 => plural(s / 60, "minute"),
-        s => plural(s, "second"),
-    }
-}
-
-fn plural(n: u64, unit: &str) -> String {
-    if n == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{n} {unit}s")
+        s if s % 86_400 == 0 => count(s / 86_400, "day"),
+        s if s % 3600 == 0 => count(s / 3600, "hour"),
+        s if s % 60 == 0 => count(s / 60, "minute"),
+        s => count(s, "second"),
     }
 }

@@ -59,7 +59,10 @@ impl std::fmt::Display for Error {
         match self {
             Error::Open(why) | Error::Schema(why) | Error::Failed(why) => f.write_str(why),
             Error::NotEmpty(tables) => {
-                let listed: Vec<String> = tables.iter().map(|(t, n)| format!("{t} ({n} rows)")).collect();
+                let listed: Vec<String> = tables
+                    .iter()
+                    .map(|(t, n)| format!("{t} ({})", crate::words::count(*n, "row")))
+                    .collect();
                 write!(
                     f,
                     "the target database is not empty: {}; migrate copies into an empty database only, and left it untouched",
