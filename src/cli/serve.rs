@@ -147,7 +147,9 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
     if let Some(path) = created {
         log::info(&format!("created a new database at {}", path.display()));
     }
-    warn_if_unnamed(ctx, &running.base_url);
+    if running.unnamed() {
+        warn_unnamed(&running.base_url);
+    }
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
     print(&format!("authmd listening on {}\n", running.base_url))?;
@@ -181,19 +183,11 @@ pub fn run(parser: &mut lexopt::Parser, ctx: &Context) -> Result<(), CliError> {
 
 /// Issue 15: while `resource_name` is unset, pages name the service by its
 /// host; one line at start tells the operator how to name it.
-fn warn_if_unnamed(ctx: &Context, base_url: &str) {
-    let unset = ctx
-        .open_db()
-        .ok()
-        .and_then(|db| db.stored_settings().ok())
-        .and_then(|stored| crate::settings::Settings::from_stored(&stored).ok())
-        .is_some_and(|settings| !settings.resource_name_set);
-    if unset {
-        let host = HttpUrl::parse(base_url).map_or_else(|_| base_url.to_string(), |url| url.authority);
-        log::warn(&format!(
-            "resource_name is not set: pages call this service {host}; name it with `authmd config set resource_name NAME`"
-        ));
-    }
+fn warn_unnamed(base_url: &str) {
+    let host = HttpUrl::parse(base_url).map_or_else(|_| base_url.to_string(), |url| url.authority);
+    log::warn(&format!(
+        "resource_name is not set: pages call this service {host}; name it with `authmd config set resource_name NAME`"
+    ));
 }
 
 fn number(flag: &str, text: &str, range: std::ops::RangeInclusive<u64>) -> Result<usize, CliError> {

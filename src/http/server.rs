@@ -462,6 +462,12 @@ impl Running {
             .map_err(|e| e.to_string())?
     }
 
+    /// Whether the settings it serves leave `resource_name` unset (pages
+    /// then name the service by its host).
+    pub fn unnamed(&self) -> bool {
+        !self.shared.config().settings.resource_name_set
+    }
+
     /// Why the server must stop on its own (its database file is gone), once it must.
     pub fn fatal(&self) -> Option<String> {
         self.shared.fatal()
