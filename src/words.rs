@@ -1,5 +1,6 @@
 //! Words for people: the one place a count is given its noun, for the
-//! command line, pages, mail and `/auth.md` alike.
+//! command line, the pages' spans (`time::span_words`) and `/auth.md`'s
+//! durations alike.
 
 /// `1 credential`, `2 credentials`: a count with its noun (plural by `s`).
 pub fn count(n: u64, noun: &str) -> String {
